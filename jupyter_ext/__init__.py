@@ -1,0 +1,22 @@
+"""cellpipe: take a tagged Jupyter notebook to production without a rewrite.
+
+The data path, one subpackage per stage::
+
+    notebook/   cell tags, source analysis, parameters      (what the user wrote)
+    pipeline/   the backend-independent pipeline model      (what to run)
+    snapshot/   content-addressed notebook + data + env     (exactly what ran)
+    runtime/    executes one step; the same code locally and in a pod
+    targets/    local runner | Kubeflow Pipelines | Kubernetes Jobs
+    runs/       run records                                 (what happened)
+    tracking/   MLflow
+    server/     Jupyter server extension for the JupyterLab UI
+    cli/        the ``cellpipe`` command
+
+Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside functions.
+"""
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict]:
+    return [{"module": "jupyter_ext.server"}]
