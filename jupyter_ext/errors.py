@@ -47,7 +47,7 @@ class CellpipeError(Exception):
         where = self.where()
         text = f"{where}: {self.message}" if where else self.message
         if self.hint:
-            text = f"{text.rstrip('.')}. {self.hint}"
+            text = f"{text.rstrip('.')}. {self.hint[:1].upper()}{self.hint[1:]}"
         return text
 
     def to_dict(self) -> dict:

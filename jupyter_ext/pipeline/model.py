@@ -83,7 +83,9 @@ class Pipeline:
     notebook: str  # path of the notebook as given
     steps: list[Step]
     edges: list[Edge] = field(default_factory=list)
-    prelude: list[SourceCell] = field(default_factory=list)  # imports + functions cells, run before every step
+    prelude: list[SourceCell] = field(
+        default_factory=list
+    )  # imports + functions cells, run before every step
     parameters: list[Parameter] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     description: str = ""

@@ -1,0 +1,41 @@
+"""Turn a cell's IPython source into plain Python that ``ast`` can parse.
+
+Magics and ``!shell`` lines are rewritten with IPython's own input transformers. Timing/capture magics
+wrap ordinary code (``%time model.fit(X)``, ``%%time``), so their body is kept as code: otherwise the
+names it reads and defines would be invisible to the data-flow analysis.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import lru_cache
+
+# Magics whose argument is Python code that runs in the user namespace.
+_CODE_LINE_MAGICS = re.compile(r"^(\s*)%(?:time|timeit|prun)\s+(?:-\S+\s+)*(.*)$")
+_CODE_CELL_MAGICS = re.compile(r"^%%(?:time|timeit|capture|prun)\b[^\n]*\n?")
+
+
+@lru_cache(maxsize=1)
+def _transformer():
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager()
+
+
+def to_python(source: str) -> str:
+    """Return plain Python for a cell's source (magics rewritten, code-running magics unwrapped)."""
+    if not any(mark in source for mark in "%!?"):
+        return source  # fast path: most cells are plain Python
+    source = _CODE_CELL_MAGICS.sub("", source, count=1)
+    source = "\n".join(_CODE_LINE_MAGICS.sub(r"\1\2", line) for line in source.splitlines())
+    try:
+        ast.parse(source)
+        return source
+    except SyntaxError:
+        return _transformer().transform_cell(source)
+
+
+def parse(source: str) -> ast.Module:
+    """Parse a cell's IPython source; raises SyntaxError (with a line number) if it is not valid."""
+    return ast.parse(to_python(source))

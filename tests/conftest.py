@@ -1,0 +1,45 @@
+"""Shared fixtures: paths to the test notebooks and a builder for small notebooks written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+
+
+@pytest.fixture
+def notebooks() -> Path:
+    return NOTEBOOKS
+
+
+def make_notebook(path: Path, cells: list, metadata: dict | None = None) -> Path:
+    """Write a notebook. ``cells`` items: a markdown string, or ``(tags, source)`` for a code cell."""
+    built = []
+    for cell in cells:
+        if isinstance(cell, str):
+            built.append(new_markdown_cell(cell))
+        else:
+            tags, source = cell
+            code = new_code_cell(source)
+            if tags:
+                code.metadata["tags"] = list(tags)
+            built.append(code)
+    notebook = new_notebook(cells=built)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata.update(metadata or {})
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture
+def write_notebook(tmp_path: Path):
+    counter = iter(range(1000))
+
+    def write(cells: list, metadata: dict | None = None, name: str | None = None) -> Path:
+        return make_notebook(tmp_path / (name or f"nb{next(counter)}.ipynb"), cells, metadata)
+
+    return write
