@@ -1,0 +1,254 @@
+"""Where a store keeps its bytes: a local directory, or any fsspec filesystem.
+
+Both write through a temporary name and rename into place, so a reader never sees half an object or
+half a manifest. Keys are '/'-separated paths relative to the store root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from jupyter_ext.snapshot.hashing import write_all
+
+TEMP_DIR = "tmp"
+
+
+class TempObject:
+    """A file being written under a temporary name; ``commit`` renames it, leaving it discards it."""
+
+    def __init__(self, backend: Backend, temp_key: str, file: BinaryIO) -> None:
+        self.backend = backend
+        self.temp_key = temp_key
+        self.file = file
+        self.committed = False
+
+    def commit(self, key: str) -> bool:
+        """Move into place under ``key``; False when ``key`` already existed (the temp is dropped)."""
+        self.file.close()
+        created = self.backend.rename_into_place(self.temp_key, key)
+        self.committed = True
+        return created
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(OSError, FileNotFoundError):
+            self.backend.remove(self.temp_key)
+
+
+class Backend:
+    """The operations a :class:`~jupyter_ext.snapshot.store.SnapshotStore` needs from its storage."""
+
+    url: str
+    local: bool
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, key: str) -> int | None:
+        raise NotImplementedError
+
+    def open_read(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes, *, durable: bool = False) -> None:
+        """Write ``key`` whole or not at all, replacing what was there."""
+        with self.temp_object() as temp:
+            write_all(temp.file, memoryview(data))
+            self.replace(temp, key)
+
+    def replace(self, temp: TempObject, key: str) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def temp_object(self) -> Iterator[TempObject]:
+        temp = self.open_temp()
+        try:
+            yield temp
+        finally:
+            if not temp.committed:
+                temp.discard()
+
+    def open_temp(self) -> TempObject:
+        raise NotImplementedError
+
+    def rename_into_place(self, temp_key: str, key: str) -> bool:
+        raise NotImplementedError
+
+    def remove(self, key: str) -> None:
+        raise NotImplementedError
+
+    def list_names(self, directory: str) -> list[str]:
+        """Names directly inside ``directory`` (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def sync_keys(self, keys: list[str]) -> None:
+        """Make committed objects durable before a manifest names them."""
+
+
+class LocalBackend(Backend):
+    local = True
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root = root
+        self.url = url
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.path(key))
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.stat(self.path(key)).st_size
+        except FileNotFoundError:
+            return None
+
+    def open_read(self, key: str) -> BinaryIO:
+        return open(self.path(key), "rb", buffering=0)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def open_temp(self) -> TempObject:
+        directory = self.root / TEMP_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        temp_key = f"{TEMP_DIR}/{os.getpid()}-{uuid.uuid4().hex}"
+        return TempObject(self, temp_key, open(self.path(temp_key), "xb", buffering=0))
+
+    def rename_into_place(self, temp_key: str, key: str) -> bool:
+        target = self.path(key)
+        if target.exists():
+            self.remove(temp_key)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Identical content under a content address, so a concurrent writer of the same key is harmless.
+        os.replace(self.path(temp_key), target)
+        return True
+
+    def replace(self, temp: TempObject, key: str) -> None:
+        temp.file.close()
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(temp.temp_key), target)
+        temp.committed = True
+
+    def write_bytes(self, key: str, data: bytes, *, durable: bool = False) -> None:
+        with self.temp_object() as temp:
+            write_all(temp.file, memoryview(data))
+            if durable:
+                os.fsync(temp.file.fileno())
+            self.replace(temp, key)
+        if durable:
+            _fsync_directory(self.path(key).parent)
+
+    def remove(self, key: str) -> None:
+        os.unlink(self.path(key))
+
+    def list_names(self, directory: str) -> list[str]:
+        try:
+            return os.listdir(self.path(directory))
+        except FileNotFoundError:
+            return []
+
+    def sync_keys(self, keys: list[str]) -> None:
+        directories = set()
+        for key in keys:
+            path = self.path(key)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.add(path.parent)
+        for directory in directories:
+            _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist a rename: the directory entry itself must reach the disk."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the data itself is already synced
+    finally:
+        os.close(fd)
+
+
+class FsspecBackend(Backend):
+    """Any fsspec filesystem: s3://, gs://, memory://, ...
+
+    Objects go to a temporary key and are moved into place, on every filesystem: an fsspec file that is
+    closed while an exception unwinds still uploads what it had, so writing straight to the final key
+    could publish half an object.
+    """
+
+    local = False
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self.path(key)))
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.size(self.path(key)))
+        except FileNotFoundError:
+            return None
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self.fs.open(self.path(key), "rb")
+
+    def read_bytes(self, key: str) -> bytes:
+        return bytes(self.fs.cat_file(self.path(key)))
+
+    def open_temp(self) -> TempObject:
+        temp_key = f"{TEMP_DIR}/{os.getpid()}-{uuid.uuid4().hex}"
+        self.fs.makedirs(self.path(TEMP_DIR), exist_ok=True)
+        return TempObject(self, temp_key, self.fs.open(self.path(temp_key), "wb"))
+
+    def rename_into_place(self, temp_key: str, key: str) -> bool:
+        if self.exists(key):
+            self.remove(temp_key)
+            return False
+        self._move(temp_key, key)
+        return True
+
+    def replace(self, temp: TempObject, key: str) -> None:
+        temp.file.close()
+        self._move(temp.temp_key, key)
+        temp.committed = True
+
+    def _move(self, temp_key: str, key: str) -> None:
+        parent = self.path(key).rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        self.fs.mv(self.path(temp_key), self.path(key))
+
+    def remove(self, key: str) -> None:
+        self.fs.rm(self.path(key))
+
+    def list_names(self, directory: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self.path(directory), detail=False)
+        except FileNotFoundError:
+            return []
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]

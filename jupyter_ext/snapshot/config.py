@@ -1,0 +1,52 @@
+"""Settings read from the environment, each with the variable named where it is used."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from jupyter_ext.errors import SnapshotError
+
+STORE_ENV = "CELLPIPE_STORE"
+MAX_DETECTED_ENV = "CELLPIPE_MAX_DETECTED_BYTES"
+FSYNC_ENV = "CELLPIPE_STORE_FSYNC"
+IMAGE_ENV = "CELLPIPE_IMAGE"
+
+DEFAULT_MAX_DETECTED_BYTES = 1 << 30
+
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str, *, field: str) -> int:
+    """'1073741824', '500M', '2GiB', '1.5g' -> bytes (the 'i' forms are powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise SnapshotError(
+            f"'{text}' is not a size", field=field, hint="Use bytes or a unit, e.g. 500M, 2GiB."
+        )
+    number, unit, binary = match.groups()
+    unit = unit.lower()
+    factor = 1024 ** ("kmgt".index(unit) + 1) if binary and unit else _UNITS[unit]
+    return int(float(number) * factor)
+
+
+def max_detected_bytes() -> int:
+    value = os.environ.get(MAX_DETECTED_ENV)
+    if not value:
+        return DEFAULT_MAX_DETECTED_BYTES
+    return parse_size(value, field=MAX_DETECTED_ENV)
+
+
+def fsync_enabled() -> bool:
+    """Whether new objects reach the disk before the manifest names them (survives a power cut)."""
+    return os.environ.get(FSYNC_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,86 @@
+"""The environment a snapshot ran in: Python, installed packages, kernel, container image, git state."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.snapshot import config
+from jupyter_ext.snapshot.project import git_state
+
+PACKAGES_CACHE_KEY = "cache/packages.json"
+
+
+def capture_environment(
+    notebook: dict[str, Any], project_root: Path, *, packages: list[str] | None = None
+) -> dict[str, Any]:
+    metadata = notebook.get("metadata") or {}
+    kernelspec = metadata.get("kernelspec") or {}
+    language = metadata.get("language_info") or {}
+    return {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "platform": platform.platform(),
+        },
+        # The packages of the Python running cellpipe: the notebook's kernel is expected to be the same
+        # environment (kernel name and language version below let a reader check that).
+        "packages": installed_packages() if packages is None else packages,
+        "kernel": {
+            "name": kernelspec.get("name"),
+            "display_name": kernelspec.get("display_name"),
+            "language": kernelspec.get("language") or language.get("name"),
+            "language_version": language.get("version"),
+        },
+        "image": os.environ.get(config.IMAGE_ENV) or None,
+        "git": git_state(project_root),
+    }
+
+
+def installed_packages() -> list[str]:
+    """``name==version`` for every distribution on sys.path, sorted, one per normalised name."""
+    from importlib import metadata  # imported here: reading ~200 METADATA files is the slow part anyway
+
+    pinned: dict[str, str] = {}
+    for distribution in metadata.distributions():
+        name = distribution.metadata["Name"]
+        if not name:
+            continue
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        pinned.setdefault(key, f"{name}=={distribution.version}")  # first on sys.path wins, as in import
+    return [pinned[key] for key in sorted(pinned)]
+
+
+def packages_fingerprint() -> list[list[Any]]:
+    """Each sys.path directory with its mtime: installing or removing a package adds or removes a
+    *.dist-info directory there, which changes the mtime, so an equal fingerprint means equal packages."""
+    fingerprint: list[list[Any]] = [[sys.executable, 0]]
+    for entry in sys.path:
+        try:
+            fingerprint.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            fingerprint.append([entry, None])
+    return fingerprint
+
+
+def cached_packages(cached: bytes | None) -> tuple[list[str], bytes | None]:
+    """The package list, reusing ``cached`` (from the store) when the fingerprint still matches.
+
+    Returns the list and the bytes to save back (None when the cache was valid).
+    """
+    fingerprint = packages_fingerprint()
+    if cached:
+        try:
+            payload = json.loads(cached)
+            if payload.get("fingerprint") == fingerprint and isinstance(payload.get("packages"), list):
+                return payload["packages"], None
+        except (ValueError, AttributeError):
+            pass
+    packages = installed_packages()
+    return packages, json.dumps({"fingerprint": fingerprint, "packages": packages}).encode()

@@ -1,0 +1,121 @@
+"""Bring a snapshot back as files: the notebook and its data at their paths relative to the project root.
+
+Every object is re-hashed while it is copied out, so a restore is byte-identical or fails. Files are
+written under a temporary name and renamed, so an interrupted restore never leaves a truncated file
+under a real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot.hashing import copy_hashing, write_all
+from jupyter_ext.snapshot.manifest import check_relative_path, manifest_files, short_id
+from jupyter_ext.snapshot.store import SnapshotStore
+
+
+@dataclass
+class Restored:
+    id: str
+    directory: Path
+    notebook: Path  # the restored notebook, inside ``directory``
+    manifest: dict[str, Any]
+    files: int = 0  # data files, the notebook not counted
+    bytes: int = 0
+    external: dict[str, Path] = field(default_factory=dict)  # original absolute path -> restored path
+
+
+def restore(
+    store: SnapshotStore | str | Path,
+    snapshot_id: str,
+    directory: str | Path,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+) -> Restored:
+    """Write a snapshot's notebook and data into ``directory``.
+
+    ``directory`` must be empty or absent unless ``force``; with ``force`` the snapshot's files replace
+    same-named files there and anything else is left alone.
+    """
+    store = store if isinstance(store, SnapshotStore) else SnapshotStore.open(store)
+    full_id = store.resolve(snapshot_id)
+    manifest = store.read_manifest(full_id)
+    target = Path(directory).expanduser().absolute()
+    _check_target(target, force)
+    entries = manifest_files(manifest)
+    paths = [target / check_relative_path(entry["path"], snapshot_id=full_id) for entry in entries]
+    target.mkdir(parents=True, exist_ok=True)
+
+    def copy(item: tuple[dict[str, Any], Path]) -> None:
+        _restore_file(store, item[0], item[1], full_id)
+
+    count = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:
+        list(pool.map(copy, zip(entries, paths, strict=True)))
+
+    data = manifest.get("files", [])
+    return Restored(
+        id=full_id,
+        directory=target,
+        notebook=paths[0],
+        manifest=manifest,
+        files=len(data),
+        bytes=sum(entry["size"] for entry in entries),
+        external={entry["source"]: target / entry["path"] for entry in data if entry.get("source")},
+    )
+
+
+def materialize(
+    store: SnapshotStore | str | Path, snapshot_id: str, directory: str | Path | None = None
+) -> Restored:
+    """A fresh working copy of a snapshot for a re-run: into ``directory`` (empty or absent) or a new
+    temporary directory that the caller owns and removes."""
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix=f"cellpipe-{short_id(snapshot_id)}-")
+    return restore(store, snapshot_id, directory)
+
+
+def _check_target(target: Path, force: bool) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise SnapshotError(
+            f"{target} exists and is not a directory", field="DIR", hint="Choose a directory."
+        )
+    if not force and any(target.iterdir()):
+        raise SnapshotError(
+            f"{target} is not empty",
+            field="DIR",
+            hint="Restore into an empty or new directory, or pass --force to overwrite the snapshot's files "
+            "there (other files are left alone).",
+        )
+
+
+def _restore_file(store: SnapshotStore, entry: dict[str, Any], path: Path, snapshot_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise SnapshotError(f"cannot restore {entry['path']}: {path} is a directory", field="DIR")
+    temp = path.with_name(f".{path.name}.cellpipe-{uuid.uuid4().hex[:8]}")
+    try:
+        with store.open_object(entry["hash"]) as source, open(temp, "xb", buffering=0) as out:
+            digest, size = copy_hashing(source, lambda chunk: write_all(out, chunk))
+        if digest != entry["hash"] or size != entry["size"]:
+            raise SnapshotError(
+                f"object for {entry['path']} is corrupt in the store {store.url}",
+                field=f"snapshot {short_id(snapshot_id)}",
+                hint="Run 'cellpipe snapshots verify' to see what else is damaged.",
+            )
+        os.chmod(temp, entry.get("mode", 0o644) & 0o7777)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()

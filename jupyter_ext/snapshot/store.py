@@ -1,0 +1,447 @@
+"""The content-addressed snapshot store.
+
+Layout (the same on a local disk and behind an fsspec URL)::
+
+    objects/ab/cdef...      each distinct file once, named by its sha256
+    snapshots/<id>.json     one manifest per snapshot; the id is the sha256 of these exact bytes
+    cache/stat.json         the stat cache (see statcache.py)
+    tmp/                    files being written; renamed into objects/ or snapshots/ when complete
+
+Objects are written before the manifest that names them and the manifest is renamed into place last, so
+a snapshot is listed only once everything it needs is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlparse
+
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot import config
+from jupyter_ext.snapshot.backends import Backend, FsspecBackend, LocalBackend
+from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
+from jupyter_ext.snapshot.manifest import canonical_json, is_hex_digest, manifest_files, short_id
+from jupyter_ext.snapshot.project import find_project_root
+
+STORE_DIR = ".cellpipe/store"
+STAT_CACHE_KEY = "cache/stat.json"
+
+# What to install and configure for the usual remote stores, shown when opening one fails.
+REMOTE_HELP = {
+    "s3": ("s3fs", "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws"),
+    "s3a": ("s3fs", "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws"),
+    "gs": (
+        "gcsfs",
+        "credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth application-default login'",
+    ),
+    "gcs": (
+        "gcsfs",
+        "credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth application-default login'",
+    ),
+    "az": ("adlfs", "credentials from AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME/KEY"),
+    "abfs": ("adlfs", "credentials from AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME/KEY"),
+}
+COMMON_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True)
+class PutResult:
+    hash: str
+    size: int
+    new: bool  # False: the store already had these bytes
+
+
+@dataclass
+class StoreCounters:
+    """What this store object did; tests and the benchmark read it to see work that was (not) done."""
+
+    hashed_files: int = 0
+    hashed_bytes: int = 0
+    stored_files: int = 0
+    stored_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    created: str
+    notebook: str
+    files: int
+    bytes: int
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.id)
+
+
+@dataclass
+class VerifyResult:
+    id: str
+    objects: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def default_store_url(notebook_path: str | Path) -> str:
+    """``<project root>/.cellpipe/store``: the notebook's git repository root, else its directory."""
+    return str(find_project_root(notebook_path) / STORE_DIR)
+
+
+def open_store(url: str | Path | None = None, *, notebook_path: str | Path | None = None) -> SnapshotStore:
+    """The store at ``url``, else $CELLPIPE_STORE, else the notebook project's default store."""
+    chosen = url or os.environ.get(config.STORE_ENV)
+    if not chosen:
+        if notebook_path is None:
+            raise SnapshotError(
+                "no snapshot store given",
+                field="--store",
+                hint=f"Pass --store URL or set {config.STORE_ENV}.",
+            )
+        chosen = default_store_url(notebook_path)
+    return SnapshotStore.open(chosen)
+
+
+class SnapshotStore:
+    def __init__(self, backend: Backend, *, fsync: bool | None = None) -> None:
+        self.backend = backend
+        self.fsync = config.fsync_enabled() if fsync is None else fsync
+        self.counters = StoreCounters()
+        self._lock = threading.Lock()  # put_file runs in worker threads
+        self._unsynced: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"SnapshotStore({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def local_root(self) -> Path | None:
+        """The store's directory when it is on the local disk."""
+        return self.backend.root if isinstance(self.backend, LocalBackend) else None
+
+    @classmethod
+    def open(cls, url: str | Path, *, fsync: bool | None = None) -> SnapshotStore:
+        """Open a store by local path, ``file://`` URL or any fsspec URL (``s3://``, ``memory://``...)."""
+        return cls(_open_backend(str(url)), fsync=fsync)
+
+    # -- objects ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def object_key(digest: str) -> str:
+        return f"objects/{digest[:2]}/{digest[2:]}"
+
+    def has(self, digest: str) -> bool:
+        with self._remote_errors():
+            return self.backend.exists(self.object_key(digest))
+
+    def put_bytes(self, data: bytes) -> PutResult:
+        digest = hash_bytes(data)
+        if self.has(digest):
+            return PutResult(digest, len(data), new=False)
+        with self._remote_errors(), self.backend.temp_object() as temp:
+            self._write_chunk(temp.file)(memoryview(data))
+            created = self._commit(temp, digest)
+        return self._stored(digest, len(data), created)
+
+    def put_file(self, path: str | Path, *, on_bytes: Callable[[int], None] | None = None) -> PutResult:
+        """Store a file's bytes under their sha256, reading the file once.
+
+        Errors opening or reading ``path`` propagate as OSError (the caller knows which cell named it);
+        errors writing to the store become SnapshotError.
+        """
+        with open(path, "rb", buffering=0) as source:
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            if not self.backend.local:
+                # Remote: hash first and upload only what the store lacks; re-reading a local file is
+                # far cheaper than sending bytes the store already has.
+                digest, size = copy_hashing(source)
+                self._count_hashed(size)
+                if self.has(digest):
+                    return PutResult(digest, size, new=False)
+                source.seek(0)
+                return self._copy_in(source, on_bytes, count=False)
+            return self._copy_in(source, on_bytes, count=True)
+
+    def _copy_in(self, source: BinaryIO, on_bytes: Callable[[int], None] | None, *, count: bool) -> PutResult:
+        with self._remote_errors(), self.backend.temp_object() as temp:
+            digest, size = copy_hashing(source, self._write_chunk(temp.file), on_bytes=on_bytes)
+            created = self._commit(temp, digest)
+        if count:
+            self._count_hashed(size)
+        return self._stored(digest, size, created)
+
+    def _commit(self, temp: Any, digest: str) -> bool:
+        try:
+            return temp.commit(self.object_key(digest))
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_chunk(self, file: BinaryIO) -> Callable[[memoryview], None]:
+        def write(chunk: memoryview) -> None:
+            try:
+                write_all(file, chunk)
+            except OSError as exc:
+                raise self._write_error(exc) from exc
+
+        return write
+
+    def _write_error(self, exc: OSError) -> SnapshotError:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return SnapshotError(
+                f"the snapshot store {self.url} is full ({exc.strerror}); no snapshot was recorded",
+                hint=f"Free some space or point {config.STORE_ENV} at a larger volume.",
+            )
+        return SnapshotError(
+            f"cannot write to the snapshot store {self.url}: {exc.strerror or exc}",
+            hint=f"Check its permissions or point {config.STORE_ENV} elsewhere.",
+        )
+
+    def _count_hashed(self, size: int) -> None:
+        with self._lock:
+            self.counters.hashed_files += 1
+            self.counters.hashed_bytes += size
+
+    def _stored(self, digest: str, size: int, created: bool) -> PutResult:
+        if created:
+            with self._lock:
+                self.counters.stored_files += 1
+                self.counters.stored_bytes += size
+                if self.fsync:
+                    self._unsynced.append(self.object_key(digest))
+        return PutResult(digest, size, new=created)
+
+    def open_object(self, digest: str) -> BinaryIO:
+        try:
+            with self._remote_errors():
+                return self.backend.open_read(self.object_key(digest))
+        except FileNotFoundError:
+            raise SnapshotError(
+                f"object {digest[:12]} is missing from the store {self.url}",
+                hint="The store is incomplete; run 'cellpipe snapshots verify'.",
+            ) from None
+
+    def object_size(self, digest: str) -> int | None:
+        with self._remote_errors():
+            return self.backend.size(self.object_key(digest))
+
+    def sync(self) -> None:
+        """Flush new objects to disk (when fsync is on) so a manifest never outlives its data."""
+        with self._lock:
+            keys, self._unsynced = self._unsynced, []
+        if keys:
+            self.backend.sync_keys(keys)
+
+    # -- manifests -------------------------------------------------------------------------------------
+
+    def write_manifest(self, manifest: dict[str, Any]) -> str:
+        """Store a manifest (after every object it names) and return the snapshot id."""
+        data = canonical_json(manifest)
+        snapshot_id = hash_bytes(data)
+        self.sync()
+        try:
+            with self._remote_errors():
+                self.backend.write_bytes(f"snapshots/{snapshot_id}.json", data, durable=self.fsync)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        return snapshot_id
+
+    def ids(self) -> list[str]:
+        with self._remote_errors():
+            names = self.backend.list_names("snapshots")
+        return sorted(name[:-5] for name in names if name.endswith(".json") and is_hex_digest(name[:-5]))
+
+    def resolve(self, id_or_prefix: str) -> str:
+        """The full id for a full id or any unique prefix of one."""
+        prefix = id_or_prefix.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            raise SnapshotError(
+                f"'{id_or_prefix}' is not a snapshot id",
+                hint="Ids are hexadecimal; 'cellpipe snapshots list' shows them.",
+            )
+        matches = [snapshot_id for snapshot_id in self.ids() if snapshot_id.startswith(prefix)]
+        if not matches:
+            raise SnapshotError(
+                f"no snapshot '{id_or_prefix}' in the store {self.url}",
+                hint="'cellpipe snapshots list' shows the snapshots it holds.",
+            )
+        if len(matches) > 1:
+            shown = ", ".join(short_id(m) for m in matches[:5])
+            raise SnapshotError(
+                f"'{id_or_prefix}' matches {len(matches)} snapshots ({shown})",
+                hint="Give more characters of the id.",
+            )
+        return matches[0]
+
+    def read_manifest(self, id_or_prefix: str) -> dict[str, Any]:
+        snapshot_id = self.resolve(id_or_prefix)
+        with self._remote_errors():
+            data = self.backend.read_bytes(f"snapshots/{snapshot_id}.json")
+        if hash_bytes(data) != snapshot_id:
+            raise SnapshotError(
+                f"the manifest of snapshot {short_id(snapshot_id)} does not match its id (altered or corrupt)",
+                hint="Take a new snapshot; this one cannot be trusted.",
+            )
+        return json.loads(data)
+
+    def list(self) -> list[SnapshotInfo]:
+        """Every complete snapshot, oldest first."""
+        infos = []
+        for snapshot_id in self.ids():
+            try:
+                manifest = self.read_manifest(snapshot_id)
+            except (SnapshotError, ValueError):
+                continue  # corrupt manifests are reported by verify, not listed as snapshots
+            data = manifest.get("files", [])
+            infos.append(
+                SnapshotInfo(
+                    id=snapshot_id,
+                    created=manifest.get("created", ""),
+                    notebook=manifest["notebook"]["path"],
+                    files=len(data),
+                    bytes=sum(entry["size"] for entry in data),
+                )
+            )
+        return sorted(infos, key=lambda info: (info.created, info.id))
+
+    def verify(self, id_or_prefix: str) -> VerifyResult:
+        """Re-hash every object a snapshot names; problems are listed, not raised."""
+        snapshot_id = self.resolve(id_or_prefix)
+        result = VerifyResult(snapshot_id)
+        try:
+            manifest = self.read_manifest(snapshot_id)
+        except (SnapshotError, ValueError) as exc:
+            result.problems.append(str(exc))
+            return result
+        seen: set[str] = set()
+        for entry in manifest_files(manifest):
+            digest = entry["hash"]
+            if digest in seen:
+                continue
+            seen.add(digest)
+            result.objects += 1
+            try:
+                with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
+                    actual, size = copy_hashing(stream)
+            except FileNotFoundError:
+                result.problems.append(f"{entry['path']}: object {digest[:12]} is missing")
+                continue
+            result.bytes += size
+            if actual != digest:
+                result.problems.append(
+                    f"{entry['path']}: object {digest[:12]} is corrupt (its bytes hash to {actual[:12]})"
+                )
+            elif size != entry["size"]:
+                result.problems.append(
+                    f"{entry['path']}: size {size} differs from the manifest's {entry['size']}"
+                )
+        return result
+
+    # -- small metadata files (caches) -----------------------------------------------------------------
+
+    def load_meta(self, key: str) -> bytes | None:
+        try:
+            with self._remote_errors():
+                return self.backend.read_bytes(key)
+        except OSError:
+            return None  # a missing or unreadable cache is an empty one
+
+    def save_meta(self, key: str, data: bytes) -> None:
+        try:
+            with self._remote_errors():
+                self.backend.write_bytes(key, data)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    @contextlib.contextmanager
+    def _remote_errors(self) -> Iterator[None]:
+        """Turn a remote filesystem's credential/permission failures into one readable error."""
+        if self.backend.local:
+            yield
+            return
+        try:
+            yield
+        except (SnapshotError, FileNotFoundError):
+            raise
+        except Exception as exc:
+            if isinstance(exc, PermissionError) or "credential" in type(exc).__name__.lower():
+                raise _access_error(self.url, exc) from exc
+            raise
+
+
+def _access_error(url: str, exc: BaseException) -> SnapshotError:
+    scheme = _scheme(url) or ""
+    configure = REMOTE_HELP.get(scheme, ("", "the filesystem's credentials"))[1]
+    return SnapshotError(
+        f"cannot access the snapshot store {url}: {type(exc).__name__}: {exc}",
+        field="store",
+        hint=f"Configure {configure}.",
+    )
+
+
+def _scheme(url: str) -> str | None:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else None
+
+
+def _open_backend(url: str) -> Backend:
+    scheme = _scheme(url)
+    if scheme is None:
+        root = Path(url).expanduser().absolute()
+        return _local_backend(root, str(root))
+    if scheme == "file":
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise SnapshotError(
+                f"file URL '{url}' names a host", field="store", hint="Use file:///absolute/path."
+            )
+        root = Path(unquote(parsed.path)).expanduser().absolute()
+        return _local_backend(root, url)
+    return _fsspec_backend(url, scheme)
+
+
+def _local_backend(root: Path, url: str) -> LocalBackend:
+    if root.exists() and not root.is_dir():
+        raise SnapshotError(f"snapshot store '{url}' is a file, not a directory", field="store")
+    return LocalBackend(root, url)
+
+
+def _fsspec_backend(url: str, scheme: str) -> FsspecBackend:
+    import fsspec  # imported here: only remote stores need it
+
+    known = set(fsspec.available_protocols())
+    if scheme not in known:
+        listed = ", ".join(f"{name}://" for name in COMMON_SCHEMES)
+        raise SnapshotError(
+            f"unknown store URL scheme '{scheme}://' in '{url}'",
+            field="store",
+            hint=f"Use a local path or one of {listed} (or another fsspec protocol).",
+        )
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        package, configure = REMOTE_HELP.get(scheme, ("the fsspec implementation for it", "its credentials"))
+        raise SnapshotError(
+            f"store URL '{url}' needs a package that is not installed ({exc})",
+            field="store",
+            hint=f"Install {package} (pip install {package}) and configure {configure}.",
+        ) from None
+    except Exception as exc:  # backends raise their own types for bad URLs and missing credentials
+        raise _access_error(url, exc) from None
+    return FsspecBackend(fs, root, url)
