@@ -1,0 +1,87 @@
+"""Step cache: a step whose inputs are all unchanged is not executed again; its outputs are reused.
+
+The key covers what can change a step's result: its code, the prelude, the values of the parameters it
+reads, the content hashes of its input variables, the kernel and the environment (Python and the
+installed package set). Entries live in ``<data dir>/cache/<key>/`` and are committed with a rename, so
+a crashed step never leaves an entry that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext import __version__
+from jupyter_ext.pipeline.model import Pipeline, Step
+from jupyter_ext.util import sha256_text, write_json_atomic
+
+ENTRY_FILE = "entry.json"
+
+
+@lru_cache(maxsize=1)
+def environment_fingerprint() -> str:
+    from importlib.metadata import distributions
+
+    packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"])
+    return sha256_text(sys.version, __version__, *packages)
+
+
+def step_cache_key(
+    pipeline: Pipeline, step: Step, parameters: dict[str, Any], input_hashes: dict[str, str]
+) -> str:
+    return sha256_text(
+        "cellpipe-step-v1",
+        json.dumps([c.source for c in pipeline.prelude]),
+        json.dumps([c.source for c in step.cells]),
+        json.dumps(
+            {name: parameters.get(name) for name in sorted(step.parameters)}, sort_keys=True, default=repr
+        ),
+        json.dumps(input_hashes, sort_keys=True),
+        json.dumps([step.outputs, step.metrics]),
+        pipeline.kernel,
+        environment_fingerprint(),
+    )
+
+
+class StepCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        entry = self.root / key / ENTRY_FILE
+        if not entry.is_file():
+            return None
+        data = json.loads(entry.read_text())
+        data["outputs_dir"] = str(self.root / key / "outputs")
+        return data
+
+    def staging_dir(self) -> Path:
+        path = self.root / f".staging-{uuid.uuid4().hex}"
+        (path / "outputs").mkdir(parents=True)
+        return path
+
+    def commit(self, staging: Path, key: str, entry: dict[str, Any], *, replace: bool = False) -> Path:
+        """Publish a staged step result under its key; returns the entry's outputs directory.
+
+        ``replace``: the step was executed although an entry may exist (``--no-cache``, ``cache:disabled``):
+        its fresh outputs must win, since downstream steps read them.
+        """
+        write_json_atomic(staging / ENTRY_FILE, entry)
+        final = self.root / key
+        if replace and final.exists():
+            trash = self.root / f".trash-{uuid.uuid4().hex}"
+            final.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            staging.rename(final)
+        except OSError:  # the same key was committed meanwhile by a concurrent run: keep that one
+            shutil.rmtree(staging, ignore_errors=True)
+        return final / "outputs"
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,141 @@
+"""A pool of warm Jupyter kernels, so that a step does not wait for its kernel to start.
+
+Starting a kernel costs about a second; a pipeline of N steps would pay it N times in a row. The pool starts
+kernels ahead of need: while one step runs, the next step's kernel is already starting. Every step still
+gets a fresh kernel (none is reused), so steps stay isolated exactly as in a pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from pathlib import Path
+
+# Kernels started concurrently must not share IPython's sqlite history file (it locks).
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+class KernelPool:
+    def __init__(
+        self, kernel_name: str, cwd: str | Path, size: int, *, warmup: str = "", log: str | Path | None = None
+    ) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = str(cwd)
+        self.size = max(1, size)
+        self.warmup = warmup  # code run silently once the kernel is up (the prelude's imports)
+        self.log = Path(log) if log else None
+        self._ready: asyncio.Queue = asyncio.Queue()
+        self._starting: set[asyncio.Task] = set()
+        self._handed_out: set = set()
+        self._wanted = 0  # kernels still to hand out
+
+    def expect(self, count: int) -> None:
+        """Tell the pool how many kernels will be asked for in total (it never starts more)."""
+        self._wanted = count
+        self._fill()
+
+    def need_fewer(self, count: int = 1) -> None:
+        """Some expected steps will not need a kernel after all (cache hits)."""
+        self._wanted = max(0, self._wanted - count)
+
+    def _fill(self) -> None:
+        while len(self._starting) + self._ready.qsize() < min(self.size, self._wanted):
+            task = asyncio.ensure_future(self._start_one())
+            self._starting.add(task)
+            task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is None:
+            self._ready.put_nowait(task.result())
+
+    async def _start_one(self):
+        from jupyter_client.manager import AsyncKernelManager
+
+        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        try:
+            await km.start_kernel(cwd=self.cwd, extra_arguments=list(KERNEL_ARGS), **self._streams())
+            if self.warmup:
+                await self._run_warmup(km)
+        except BaseException:  # cancelled mid-start: the process may exist already
+            with contextlib.suppress(Exception):
+                if km.has_kernel:
+                    await km.shutdown_kernel(now=True)
+            raise
+        return km
+
+    def _streams(self) -> dict:
+        """Kernel stdout/stderr (start-up chatter) go to the run's log, not the user's terminal."""
+        if self.log is None:
+            return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(self.log, "ab")  # noqa: SIM115 - the kernel process owns it from here
+        return {"stdout": stream, "stderr": stream}
+
+    async def _run_warmup(self, km) -> None:
+        """Import what the prelude imports, so the step's own prelude cell finds the modules loaded.
+
+        Only imports: they are idempotent, so running the real prelude again in the step is unchanged.
+        A failing import is ignored here; the step reports it where it belongs, in its prelude cell.
+        """
+        client = km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            await client.execute_interactive(self.warmup, silent=True, store_history=False, timeout=120)
+        except Exception:
+            pass
+        finally:
+            client.stop_channels()
+
+    async def acquire(self):
+        """A started kernel manager, owned by the caller from now on (it shuts the kernel down)."""
+        if self._wanted <= 0:
+            self._wanted = 1
+        self._fill()
+        while True:
+            if not self._ready.empty():
+                km = self._ready.get_nowait()
+                break
+            failed = [t for t in list(self._starting) if t.done() and t.exception()]
+            if failed:
+                raise failed[0].exception()
+            if not self._starting:
+                self._fill()
+            await asyncio.sleep(0.01)
+        self._wanted -= 1
+        self._handed_out.add(km)
+        self._fill()
+        return km
+
+    async def close(self) -> None:
+        """Stop kernels still warming up or waiting, and any handed-out kernel still alive."""
+        for task in list(self._starting):
+            task.cancel()
+        for task in list(self._starting):
+            with contextlib.suppress(BaseException):
+                await task
+        kms = list(self._handed_out)
+        while not self._ready.empty():
+            kms.append(self._ready.get_nowait())
+        for km in kms:
+            with contextlib.suppress(Exception):
+                if await km.is_alive():
+                    await km.shutdown_kernel(now=True)
+
+
+def import_statements(sources: list[str]) -> str:
+    """The top-level import statements of some cells, as code (magic lines are left out)."""
+    import ast
+
+    from jupyter_ext.notebook.source import to_python
+
+    lines = []
+    for source in sources:
+        try:
+            tree = ast.parse(to_python(source))
+        except SyntaxError:
+            continue
+        lines.extend(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+    return "\n".join(lines)
