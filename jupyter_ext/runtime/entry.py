@@ -1,0 +1,59 @@
+"""Synchronous entry points of the step runtime, for pods and KFP components.
+
+A KFP component or a Kubernetes Job calls :func:`execute_step` with the pipeline model as JSON; it runs the
+same :func:`jupyter_ext.runtime.step.run_step` the local runner uses, in a fresh kernel, and raises
+:class:`StepFailed` (non-zero exit for the pod) when the user's code failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.errors import StepFailed
+from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.runtime.step import StepResult, run_step
+
+
+def execute_step(
+    pipeline: Pipeline | str | dict,
+    step: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    input_dirs: dict[str, str] | None = None,
+    output_dir: str | Path,
+    workdir: str | Path | None = None,
+    notebook_path: str | Path | None = None,
+) -> StepResult:
+    """Run one step to completion; raise :class:`StepFailed` with the cell and exception if it fails."""
+    if isinstance(pipeline, str):
+        pipeline = json.loads(pipeline)
+    if isinstance(pipeline, dict):
+        pipeline = Pipeline.from_dict(pipeline)
+    values = pipeline.defaults()
+    values.update(parameters or {})
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="cellpipe-work-"))
+    notebook_path = Path(notebook_path or Path(output_dir) / f"{step}.ipynb")
+    result = asyncio.run(
+        run_step(
+            pipeline,
+            step,
+            parameters=values,
+            input_dirs=input_dirs or {},
+            output_dir=output_dir,
+            workdir=workdir,
+            notebook_path=notebook_path,
+        )
+    )
+    if result.error is not None:
+        tail = "\n".join(result.error.traceback[-6:])
+        raise StepFailed(
+            f"{result.error.summary()}\n{tail}\nexecuted notebook: {result.notebook}",
+            notebook=pipeline.notebook,
+            cell=result.error.cell,
+            step=step,
+        )
+    return result
