@@ -51,7 +51,7 @@ def execute_step(
     if result.error is not None:
         tail = "\n".join(result.error.traceback[-6:])
         raise StepFailed(
-            f"{result.error.summary()}\n{tail}\nexecuted notebook: {result.notebook}",
+            f"{result.error.message}\n{tail}\nexecuted notebook: {result.notebook}",
             notebook=pipeline.notebook,
             cell=result.error.cell,
             step=step,
