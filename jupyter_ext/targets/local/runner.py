@@ -24,7 +24,7 @@ from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, import_statements
 from jupyter_ext.util import sha256_file
 
-Listener = Callable[[str, str, dict], None]  # (event, step name, step record)
+Listener = Callable[[str, str, dict], None]  # (event, step name or "", the whole run record)
 
 
 @dataclass
@@ -47,8 +47,10 @@ class LocalRunner:
         data_dir: str | Path,
         options: RunOptions | None = None,
         listener: Listener | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.extra = extra or {}
         self.workdir = Path(workdir)
         self.data_dir = Path(data_dir)
         self.options = options or RunOptions()
@@ -106,6 +108,7 @@ class LocalRunner:
 
     def _initial_record(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "pipeline": self.pipeline.name,
             "notebook": str(Path(self.pipeline.notebook).resolve()),
             "notebook_sha256": self.options.notebook_sha256,
@@ -238,7 +241,7 @@ class LocalRunner:
         self.store.save(self.record)
 
     def _emit(self, event: str, step: str) -> None:
-        self.listener(event, step, self.record["steps"].get(step, {}) if step else self.record)
+        self.listener(event, step, self.record)
 
 
 def _hash_outputs(directory: Path, result: StepResult) -> dict[str, str]:

@@ -1,0 +1,43 @@
+"""``cellpipe rerun``: run a recorded run again, from its snapshot, with its parameters."""
+
+from __future__ import annotations
+
+import argparse
+
+from jupyter_ext.cli.run import add_run_options, launch
+from jupyter_ext.cli.runs import add_data_dir_option, default_data_dir
+
+HELP = """\
+Run a recorded run again exactly as it was: the notebook and data come from the run's snapshot (not
+from the working copy, which may have changed since), with the run's parameters. The new run records
+the same snapshot id and `rerun_of`. Unchanged steps come from the step cache unless --no-cache.
+
+examples:
+  cellpipe rerun 20261122-0310
+  cellpipe rerun 20261122-0310 --no-cache
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rerun", help="run a past run again from its snapshot", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("run_id", help="run id or unique prefix (see `cellpipe runs`)")
+    add_data_dir_option(parser)
+    add_run_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_ext.runs.launch import rerun_request
+
+    request = rerun_request(
+        args.run_id,
+        args.data_dir or default_data_dir(),
+        max_parallel=args.max_parallel,
+        use_cache=not args.no_cache,
+        track=not args.no_track,
+        step_timeout=args.timeout,
+    )
+    return launch(request, as_json=args.json)

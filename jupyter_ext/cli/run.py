@@ -1,0 +1,82 @@
+"""``cellpipe run``: run a tagged notebook as a pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = """\
+Run a tagged notebook as a pipeline here, no cluster needed. Each step runs in a fresh kernel;
+variables flow between steps as files (Parquet for DataFrames, .npy for arrays, joblib for models,
+cloudpickle otherwise). Independent steps run in parallel. Steps whose code, parameters and inputs
+are unchanged are reused from the step cache.
+
+Every run first snapshots the notebook and the data it references, then writes a run record
+(`cellpipe runs show ID`), keeps each executed step notebook, and is tracked in MLflow
+(default: sqlite in .cellpipe/mlflow.db; `mlflow ui --backend-store-uri sqlite:///.cellpipe/mlflow.db`).
+
+examples:
+  cellpipe run train.ipynb
+  cellpipe run train.ipynb -p learning_rate=0.05 -p epochs=20
+  cellpipe run train.ipynb --no-cache --max-parallel 1
+"""
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-parallel", type=int, default=0, metavar="N",
+                        help="steps running at once (default: number of cores)")  # fmt: skip
+    parser.add_argument("--no-cache", action="store_true", help="execute every step, ignoring the step cache")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="fail a step whose cell runs longer than this")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the run record as JSON at the end")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a notebook as a pipeline locally", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("notebook", help="path to the tagged .ipynb file")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter (type-checked against its default)")  # fmt: skip
+    add_run_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_ext.runs.launch import LaunchRequest
+
+    request = LaunchRequest(
+        notebook=args.notebook,
+        overrides=args.param,
+        max_parallel=args.max_parallel,
+        use_cache=not args.no_cache,
+        track=not args.no_track,
+        step_timeout=args.timeout,
+    )
+    return launch(request, as_json=args.json)
+
+
+def launch(request, *, as_json: bool = False) -> int:
+    from rich.console import Console
+
+    from jupyter_ext.cli.progress import LiveRun, print_summary
+    from jupyter_ext.runs.launch import execute, prepare
+
+    console = Console(stderr=as_json, highlight=False)
+    with console.status("Analysing and snapshotting the notebook..."):
+        prepared = prepare(request)
+    pipeline, snap = prepared.pipeline, prepared.snapshot
+    console.print(
+        f"[bold]{pipeline.name}[/bold]: {len(pipeline.steps)} steps, parameters {prepared.parameters}"
+    )
+    if snap is not None:
+        console.print(f"snapshot {snap.short_id}: {snap.files} data files, {snap.new_bytes} new bytes")
+    view = LiveRun(console)
+    with view.live:
+        record = execute(request, prepared, listener=lambda event, step, rec: view.event(rec))
+    print_summary(console, record)
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+    return {"succeeded": 0, "cancelled": 130}.get(record["status"], 1)
