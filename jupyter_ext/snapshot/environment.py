@@ -81,6 +81,15 @@ def cached_packages(cached: bytes | None) -> tuple[list[str], bytes | None]:
             if payload.get("fingerprint") == fingerprint and isinstance(payload.get("packages"), list):
                 return payload["packages"], None
         except (ValueError, AttributeError):
-            pass
-    packages = installed_packages()
-    return packages, json.dumps({"fingerprint": fingerprint, "packages": packages}).encode()
+            pass  # unreadable cache: list again
+    if _memo.get("fingerprint") != fingerprint:
+        _memo.update(fingerprint=fingerprint, packages=installed_packages())
+    return _memo["packages"], _encode(fingerprint, _memo["packages"])
+
+
+def _encode(fingerprint: list[list[Any]], packages: list[str]) -> bytes:
+    return json.dumps({"fingerprint": fingerprint, "packages": packages}).encode()
+
+
+# The last listing in this process (a server takes many snapshots); checked against the fingerprint.
+_memo: dict[str, Any] = {}

@@ -30,8 +30,13 @@ def git_toplevel(directory: Path) -> Path | None:
 
 def find_project_root(notebook_path: str | Path) -> Path:
     """The notebook's git repository root, else the notebook's own directory (both resolved)."""
-    directory = Path(notebook_path).expanduser().resolve().parent
-    return git_toplevel(directory) or directory
+    return project_root_of(Path(notebook_path).expanduser().resolve().parent)
+
+
+def project_root_of(directory: str | Path) -> Path:
+    """The git repository root containing ``directory``, else ``directory`` itself (resolved)."""
+    resolved = Path(directory).expanduser().resolve()
+    return git_toplevel(resolved) or resolved
 
 
 def git_state(directory: Path) -> dict[str, Any] | None:

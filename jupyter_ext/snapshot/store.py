@@ -30,7 +30,7 @@ from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.backends import Backend, FsspecBackend, LocalBackend
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import canonical_json, is_hex_digest, manifest_files, short_id
-from jupyter_ext.snapshot.project import find_project_root
+from jupyter_ext.snapshot.project import find_project_root, project_root_of
 
 STORE_DIR = ".cellpipe/store"
 STAT_CACHE_KEY = "cache/stat.json"
@@ -102,16 +102,12 @@ def default_store_url(notebook_path: str | Path) -> str:
 
 
 def open_store(url: str | Path | None = None, *, notebook_path: str | Path | None = None) -> SnapshotStore:
-    """The store at ``url``, else $CELLPIPE_STORE, else the notebook project's default store."""
+    """The store at ``url``, else $CELLPIPE_STORE, else the default store of the notebook's project
+    (of the current directory's project when no notebook is given)."""
     chosen = url or os.environ.get(config.STORE_ENV)
     if not chosen:
-        if notebook_path is None:
-            raise SnapshotError(
-                "no snapshot store given",
-                field="--store",
-                hint=f"Pass --store URL or set {config.STORE_ENV}.",
-            )
-        chosen = default_store_url(notebook_path)
+        root = find_project_root(notebook_path) if notebook_path else project_root_of(Path.cwd())
+        chosen = str(root / STORE_DIR)
     return SnapshotStore.open(chosen)
 
 

@@ -1,0 +1,181 @@
+"""The content-addressed store on its own: objects, manifests, ids, verification, URLs, failures."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import importlib.util
+import os
+import uuid
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot import SnapshotStore, open_store
+from jupyter_ext.snapshot.manifest import canonical_json
+
+
+def manifest_for(store: SnapshotStore, files: dict[str, bytes], created: str = "2026-01-01T00:00:00") -> dict:
+    notebook = store.put_bytes(b'{"cells": []}')
+    entries = []
+    for name, data in files.items():
+        put = store.put_bytes(data)
+        entries.append({"path": name, "hash": put.hash, "size": put.size, "mode": 0o644})
+    return {
+        "created": created,
+        "notebook": {"path": "nb.ipynb", "hash": notebook.hash, "size": notebook.size, "mode": 0o644},
+        "files": entries,
+    }
+
+
+def test_put_file_stores_once_under_its_sha256(tmp_path: Path, store: SnapshotStore) -> None:
+    data = os.urandom(3 << 20)  # spans several read chunks
+    source = tmp_path / "blob.bin"
+    source.write_bytes(data)
+
+    first = store.put_file(source)
+    second = store.put_file(source)
+
+    digest = hashlib.sha256(data).hexdigest()
+    assert (first.hash, first.size, first.new) == (digest, len(data), True)
+    assert (second.hash, second.new) == (digest, False)
+    assert (store.local_root / "objects" / digest[:2] / digest[2:]).read_bytes() == data
+    assert store.counters.stored_files == 1
+    assert list((store.local_root / "tmp").iterdir()) == []  # the second copy's temp was dropped
+    with store.open_object(digest) as stream:
+        assert stream.read() == data
+
+
+def test_manifest_id_is_the_hash_of_its_canonical_bytes(store: SnapshotStore) -> None:
+    manifest = manifest_for(store, {"a.txt": b"a"})
+    snapshot_id = store.write_manifest(manifest)
+    assert snapshot_id == hashlib.sha256(canonical_json(manifest)).hexdigest()
+    assert store.read_manifest(snapshot_id[:8]) == manifest
+    assert [info.id for info in store.list()] == [snapshot_id]
+
+
+def test_resolve_accepts_unique_prefixes_only(store: SnapshotStore) -> None:
+    ids = [store.write_manifest(manifest_for(store, {}, created=str(n))) for n in range(40)]
+    assert all(store.resolve(i[:12]) == i for i in ids)
+    by_first = {}
+    for i in ids:
+        by_first.setdefault(i[0], []).append(i)
+    shared = next(prefix for prefix, group in by_first.items() if len(group) > 1)  # 40 ids, 16 digits
+    with pytest.raises(SnapshotError, match=f"'{shared}' matches .* snapshots.*Give more characters"):
+        store.resolve(shared)
+    with pytest.raises(SnapshotError, match="no snapshot 'ffffffffffff' in the store"):
+        store.resolve("ffffffffffff")
+    with pytest.raises(SnapshotError, match="'xyz' is not a snapshot id"):
+        store.resolve("xyz")
+
+
+def test_verify_detects_a_corrupted_object(store: SnapshotStore) -> None:
+    snapshot_id = store.write_manifest(manifest_for(store, {"data/a.csv": b"1,2,3\n" * 100, "b.txt": b"b"}))
+    assert store.verify(snapshot_id).ok
+
+    digest = hashlib.sha256(b"1,2,3\n" * 100).hexdigest()
+    obj = store.local_root / "objects" / digest[:2] / digest[2:]
+    obj.write_bytes(b"1,2,3\n" * 99 + b"1,2,4\n")  # same size, one byte differs
+
+    result = store.verify(snapshot_id)
+    assert not result.ok
+    assert result.problems == [f"data/a.csv: object {digest[:12]} is corrupt (its bytes hash to "
+                               f"{hashlib.sha256(obj.read_bytes()).hexdigest()[:12]})"]  # fmt: skip
+
+
+def test_verify_reports_a_missing_object_and_an_altered_manifest(store: SnapshotStore) -> None:
+    snapshot_id = store.write_manifest(manifest_for(store, {"a.txt": b"gone"}))
+    digest = hashlib.sha256(b"gone").hexdigest()
+    (store.local_root / "objects" / digest[:2] / digest[2:]).unlink()
+    assert store.verify(snapshot_id).problems == [f"a.txt: object {digest[:12]} is missing"]
+
+    manifest_path = store.local_root / "snapshots" / f"{snapshot_id}.json"
+    manifest_path.write_bytes(manifest_path.read_bytes().replace(b"a.txt", b"b.txt"))
+    assert "does not match its id" in store.verify(snapshot_id).problems[0]
+    assert store.list() == []  # an altered manifest is not a snapshot
+
+
+def test_memory_store_round_trip() -> None:
+    url = f"memory://cellpipe-test-{uuid.uuid4().hex}/store"
+    store = open_store(url)
+    snapshot_id = store.write_manifest(manifest_for(store, {"x.bin": b"\0" * 10_000}))
+    again = SnapshotStore.open(url)  # a second client sees what the first wrote
+    assert again.resolve(snapshot_id[:10]) == snapshot_id
+    assert again.verify(snapshot_id).ok
+    assert not again.backend.list_names("tmp")  # temps were moved into place, none left
+
+
+def test_memory_store_uploads_only_missing_objects(tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(100_000))
+    store = SnapshotStore.open(f"memory://cellpipe-test-{uuid.uuid4().hex}")
+    assert store.put_file(source).new
+    assert not store.put_file(source).new
+    assert store.counters.stored_files == 1
+
+
+def test_file_url_and_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SnapshotStore.open(f"file://{tmp_path}/s").local_root == tmp_path / "s"
+    monkeypatch.setenv("CELLPIPE_STORE", str(tmp_path / "from-env"))
+    assert open_store(notebook_path=tmp_path / "nb.ipynb").local_root == tmp_path / "from-env"
+    assert open_store(tmp_path / "explicit").local_root == tmp_path / "explicit"
+
+
+def test_unknown_scheme_names_the_url_and_the_known_schemes() -> None:
+    with pytest.raises(SnapshotError) as caught:
+        SnapshotStore.open("nosuch://bucket/store")
+    message = str(caught.value)
+    assert "unknown store URL scheme 'nosuch://' in 'nosuch://bucket/store'" in message
+    assert "file://, memory://, s3://, gs://" in message
+
+
+def test_missing_backend_package_says_what_to_install() -> None:
+    fsspec.register_implementation(
+        "cellpipetest", "cellpipe_no_such_package.FS", errtxt="Install cellpipe_no_such_package", clobber=True
+    )
+    with pytest.raises(
+        SnapshotError, match="needs a package that is not installed.*cellpipe_no_such_package"
+    ):
+        SnapshotStore.open("cellpipetest://bucket/store")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed: nothing is missing"
+)
+def test_s3_without_s3fs_says_to_install_it_and_configure_credentials() -> None:
+    with pytest.raises(SnapshotError) as caught:
+        SnapshotStore.open("s3://bucket/cellpipe")
+    assert "pip install s3fs" in str(caught.value)
+    assert "AWS_ACCESS_KEY_ID" in str(caught.value)
+
+
+def test_full_disk_leaves_no_object_and_no_temp(
+    tmp_path: Path, store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(3 << 20))
+
+    import jupyter_ext.snapshot.store as store_module
+
+    calls = {"n": 0}
+    real = store_module.write_all
+
+    def fill_up(target, chunk):  # the second chunk finds the disk full
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(target, chunk)
+
+    monkeypatch.setattr(store_module, "write_all", fill_up)
+    with pytest.raises(SnapshotError, match="is full .No space left on device.; no snapshot was recorded"):
+        store.put_file(source)
+    assert not (store.local_root / "objects").exists()
+    assert list((store.local_root / "tmp").iterdir()) == []
+
+
+def test_store_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SnapshotError, match="is a file, not a directory"):
+        SnapshotStore.open(tmp_path / "f")
