@@ -1,0 +1,111 @@
+"""restore/materialize: byte-identical files at their relative paths, and the refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot import SnapshotStore, materialize, restore, take_snapshot
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_restore_is_byte_identical_with_modes(
+    project: Path, notebook: Path, store: SnapshotStore, tmp_path: Path
+) -> None:
+    (project / "config.yaml").chmod(0o600)
+    snapshot = take_snapshot(notebook, store=store)
+    target = tmp_path / "restored"
+
+    restored = restore(store, snapshot.short_id, target)
+
+    expected = {
+        name: (project / name).read_bytes()
+        for name in ["train.ipynb", "config.yaml", "data/train.csv", "data/images/cat.png"]
+    }
+    assert tree(target) == expected
+    assert restored.notebook == target / "train.ipynb"
+    assert (restored.files, restored.bytes) == (3, snapshot.bytes)
+    assert (target / "config.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_restore_reproduces_unsaved_edits_and_external_data(
+    tmp_path: Path, project: Path, store: SnapshotStore, write_nb, write_data
+) -> None:
+    outside = write_data(tmp_path / "elsewhere" / "big.bin", os.urandom(10_000))
+    notebook = write_nb(project / "ext.ipynb", [("code", "x = 1", ["data:../elsewhere/big.bin"])])
+    edited = notebook.read_bytes().replace(b"x = 1", b"x = 2")
+    snapshot = take_snapshot(notebook, store=store, notebook_bytes=edited)
+
+    restored = materialize(store, snapshot.id)  # a fresh temporary directory
+    try:
+        assert restored.notebook.read_bytes() == edited
+        external = restored.external[str(outside.resolve())]
+        assert external.read_bytes() == outside.read_bytes()
+        assert external.is_relative_to(restored.directory / "_external")
+    finally:
+        import shutil
+
+        shutil.rmtree(restored.directory)
+
+
+def test_restore_refuses_a_non_empty_directory(notebook: Path, store: SnapshotStore, tmp_path: Path) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+
+    with pytest.raises(SnapshotError, match=f"{target} is not empty.*pass --force"):
+        restore(store, snapshot.id, target)
+    assert tree(target) == {"keep.txt": b"mine"}
+
+    (target / "config.yaml").write_text("stale")
+    restore(store, snapshot.id, target, force=True)
+    assert (target / "keep.txt").read_text() == "mine"  # untouched
+    assert (target / "config.yaml").read_text() == "lr: 0.1\n"  # replaced by the snapshot's
+
+
+def test_restore_detects_a_corrupted_object_and_leaves_no_partial_file(
+    notebook: Path, store: SnapshotStore, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    entry = next(e for e in snapshot.manifest["files"] if e["path"] == "data/train.csv")
+    obj = store.local_root / "objects" / entry["hash"][:2] / entry["hash"][2:]
+    obj.write_bytes(b"X" + obj.read_bytes()[1:])
+
+    with pytest.raises(SnapshotError, match="object for data/train.csv is corrupt"):
+        restore(store, snapshot.id, tmp_path / "out")
+    assert not (tmp_path / "out" / "data" / "train.csv").exists()
+    assert not [p for p in (tmp_path / "out").rglob("*cellpipe-*")]  # no temp left behind
+
+
+def test_restore_refuses_a_manifest_path_that_climbs_out(store: SnapshotStore, tmp_path: Path) -> None:
+    put = store.put_bytes(b"evil")
+    entry = {"path": "../escape.txt", "hash": put.hash, "size": 4, "mode": 0o644}
+    snapshot_id = store.write_manifest(
+        {"created": "x", "notebook": dict(entry, path="nb.ipynb"), "files": [entry]}
+    )
+    with pytest.raises(SnapshotError, match="unsafe path '../escape.txt'"):
+        restore(store, snapshot_id, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_restore_from_a_memory_store(notebook: Path, tmp_path: Path) -> None:
+    import uuid
+
+    store = SnapshotStore.open(f"memory://cellpipe-test-{uuid.uuid4().hex}")
+    snapshot = take_snapshot(notebook, store=store)
+    restored = restore(store, snapshot.id, tmp_path / "out")
+    digest = hashlib.sha256((tmp_path / "out" / "data" / "train.csv").read_bytes()).hexdigest()
+    assert digest == next(e["hash"] for e in snapshot.manifest["files"] if e["path"] == "data/train.csv")
+    assert restored.files == 3
