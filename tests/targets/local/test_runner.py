@@ -1,0 +1,173 @@
+"""The local runner with real kernels: data passing, parallel branches, cache, failures, MLflow."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.notebook.params import resolve
+from jupyter_ext.pipeline.build import build_pipeline
+from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
+from jupyter_ext.runs.store import RunStore
+from jupyter_ext.targets.local.runner import RunOptions, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def launch(notebook, data_dir, **kwargs):
+    request = LaunchRequest(notebook=notebook, data_dir=data_dir, **kwargs)
+    return execute(request, prepare(request))
+
+
+def test_wine_pipeline_runs_and_is_tracked(notebooks, tmp_path, data_dir):
+    notebook = shutil.copy(notebooks / "wine_classifier.ipynb", tmp_path / "wine.ipynb")
+    record = launch(notebook, data_dir, overrides=["n_estimators=10"])
+    assert record["status"] == "succeeded", record
+    assert set(record["steps"]) == {"load_data", "split", "train", "evaluate"}
+    assert all(s["status"] == "succeeded" for s in record["steps"].values())
+    assert 0.5 < record["metrics"]["accuracy"] <= 1.0
+    assert record["parameters"]["n_estimators"] == 10
+    assert record["snapshot_id"] and record["notebook_sha256"]
+    # data passed by type
+    backends = {k: v["backend"] for k, v in record["steps"]["split"]["outputs"].items()}
+    assert backends == {
+        "X_train": "dataframe",
+        "X_test": "dataframe",
+        "y_train": "series",
+        "y_test": "series",
+    }
+    assert record["steps"]["train"]["outputs"]["model"]["backend"] == "sklearn"
+    # the executed step notebook is kept and readable, with the step's own output
+    executed = json.loads(Path(record["steps"]["evaluate"]["notebook"]).read_text())
+    texts = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "accuracy=" in texts
+    # the record on disk is the same
+    assert RunStore(data_dir / "runs").load(record["id"])["status"] == "succeeded"
+    # MLflow: a parent run with params, metrics and lineage tags, and a nested run per step
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=record["mlflow"]["tracking_uri"])
+    parent = client.get_run(record["mlflow"]["run_id"])
+    assert parent.data.params["n_estimators"] == "10"
+    assert parent.data.metrics["accuracy"] == record["metrics"]["accuracy"]
+    assert parent.data.tags["cellpipe.run_id"] == record["id"]
+    assert parent.data.tags["cellpipe.snapshot_id"] == record["snapshot_id"]
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert {c.data.tags["cellpipe.step"] for c in children} == {"load_data", "split", "train", "evaluate"}
+    evaluate = next(c for c in children if c.data.tags["cellpipe.step"] == "evaluate")
+    assert [a.path for a in client.list_artifacts(evaluate.info.run_id, "notebooks")] == [
+        "notebooks/evaluate.ipynb"
+    ]
+    assert str(data_dir) in parent.info.artifact_uri  # artifacts next to the DB, not in the cwd
+
+
+def test_cache_reruns_only_what_changed(write_notebook, data_dir):
+    cells = [
+        (["parameters"], "n = 3\nfactor = 2"),
+        (["step:make"], "values = list(range(n))"),
+        (["step:scale"], "scaled = [v * factor for v in values]"),
+        (["step:total"], "total = sum(scaled)"),
+        (["pipeline-metrics"], "total"),
+    ]
+    notebook = write_notebook(cells, name="cache.ipynb")
+    first = launch(notebook, data_dir, track=False)
+    assert first["metrics"] == {"total": 6.0}
+    again = launch(notebook, data_dir, track=False)
+    assert {n: s["status"] for n, s in again["steps"].items()} == dict.fromkeys(
+        ("make", "scale", "total"), "cached"
+    )
+    assert again["metrics"] == {"total": 6.0}
+    # edit the last step only
+    cells[3] = (["step:total"], "total = sum(scaled) + 1")
+    write_notebook(cells, name="cache.ipynb")
+    edited = launch(notebook, data_dir, track=False)
+    assert {n: s["status"] for n, s in edited["steps"].items()} == {
+        "make": "cached",
+        "scale": "cached",
+        "total": "succeeded",
+    }
+    assert edited["metrics"] == {"total": 7.0}
+    # a parameter change re-runs the steps that read it, and those downstream of a changed output
+    changed = launch(notebook, data_dir, track=False, overrides=["factor=3"])
+    assert {n: s["status"] for n, s in changed["steps"].items()} == {
+        "make": "cached",
+        "scale": "succeeded",
+        "total": "succeeded",
+    }
+    assert changed["metrics"] == {"total": 10.0}
+    forced = launch(notebook, data_dir, track=False, use_cache=False)
+    assert all(s["status"] == "succeeded" for s in forced["steps"].values())
+    assert forced["steps"]["make"]["cache_key"] == first["steps"]["make"]["cache_key"]
+
+
+def test_failure_stops_dependants_and_lets_branches_finish(write_notebook, data_dir):
+    notebook = write_notebook(
+        [
+            "# a failing branch",
+            (["step:source"], "x = 1"),
+            (["step:broken"], "y = x + 1\nz = y / 0"),
+            (["step:after_broken"], "w = z * 2"),
+            (["step:independent"], "import time\ntime.sleep(0.5)\nv = x * 10"),
+        ]
+    )
+    record = launch(notebook, data_dir, track=False)
+    statuses = {n: s["status"] for n, s in record["steps"].items()}
+    assert statuses == {
+        "source": "succeeded",
+        "broken": "failed",
+        "after_broken": "skipped",
+        "independent": "succeeded",
+    }
+    assert record["status"] == "failed"
+    error = record["steps"]["broken"]["error"]
+    assert error["cell"] == 3 and error["ename"] == "ZeroDivisionError"
+    assert any("y / 0" in line for line in error["traceback"])
+    assert record["steps"]["after_broken"]["reason"] == "upstream step 'broken' did not succeed"
+
+
+def test_kernel_death_is_reported(write_notebook, data_dir):
+    notebook = write_notebook([(["step:die"], "import os\nos._exit(1)")])
+    record = launch(notebook, data_dir, track=False, snapshot=False)
+    error = record["steps"]["die"]["error"]
+    assert error["kind"] == "kernel_died" and "kernel died" in error["message"]
+    assert error["cell"] == 1
+
+
+def test_unserialisable_variable_names_variable_type_and_step(write_notebook, data_dir):
+    notebook = write_notebook(
+        [(["step:make"], "gen = (i for i in range(3))"), (["step:use"], "total = sum(gen)")]
+    )
+    record = launch(notebook, data_dir, track=False, snapshot=False)
+    error = record["steps"]["make"]["error"]
+    assert record["steps"]["use"]["status"] == "skipped"
+    assert "gen" in error["message"] and "generator" in error["message"] and "make" in error["message"]
+
+
+def test_independent_steps_overlap(notebooks, tmp_path, data_dir):
+    notebook = tmp_path / "parallel.ipynb"
+    text = (notebooks / "branches.ipynb").read_text()
+    # make both branches take a while, so overlap is unambiguous
+    text = text.replace(
+        "mean = float(values.mean())", "import time; time.sleep(1.5)\\nmean = float(values.mean())"
+    )
+    text = text.replace(
+        "counts, edges = np.histogram", "import time; time.sleep(1.5)\\ncounts, edges = np.histogram"
+    )
+    notebook.write_text(text)
+    pipeline = build_pipeline(notebook)
+    events = []
+    record = run_pipeline(
+        pipeline,
+        workdir=tmp_path,
+        data_dir=data_dir,
+        options=RunOptions(parameters=resolve(pipeline.parameters, None), max_parallel=2),
+        listener=lambda event, step, rec: events.append((event, step)),
+    )
+    assert record["status"] == "succeeded"
+    order = [e for e in events if e[1] in ("stats", "histogram")]
+    # both branches started before either finished
+    assert [e[0] for e in order[:2]] == ["started", "started"], order
+    assert record["metrics"]["peak"] > 0
