@@ -180,10 +180,11 @@ class _Collector:
         param_names = {p.name for p in self.parameters}
         ordered = sorted(self.drafts.values(), key=lambda d: d.position)
         edges: dict[tuple[str, str], Edge] = {}
+        latest: dict[str, _Draft] = {}  # name -> the latest step so far that produces it
         for i, draft in enumerate(ordered):
             step = draft.step
             for read in self._reads_with_functions(draft, prelude_free):
-                producer = next((d for d in reversed(ordered[:i]) if read in d.usage.produces), None)
+                producer = latest.get(read)
                 if producer is not None:
                     edge = edges.setdefault(
                         (producer.step.name, step.name), Edge(producer.step.name, step.name)
@@ -195,6 +196,7 @@ class _Collector:
                     continue
                 else:
                     self._undefined(draft, read, ordered[i + 1 :])
+            latest.update(dict.fromkeys(draft.usage.produces, draft))
         steps = {d.step.name: d.step for d in ordered}
         for edge in edges.values():
             steps[edge.target].inputs.extend(v for v in edge.variables if v not in steps[edge.target].inputs)
