@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    ``durable=False`` skips the fsync: still atomic if the process dies, not if the machine loses power.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -19,15 +22,17 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+def write_json_atomic(path: str | Path, data: Any, *, durable: bool = True) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(path, text.encode(), durable=durable)
 
 
 def sha256_text(*parts: str) -> str:

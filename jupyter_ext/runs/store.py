@@ -53,7 +53,10 @@ class RunStore:
         return record
 
     def save(self, record: dict[str, Any]) -> None:
-        write_json_atomic(self.path(record["id"]) / RECORD_FILE, record)
+        # Progress updates need not survive a power cut (a lost one is re-derived as "crashed");
+        # a final state must.
+        durable = record.get("status") in FINAL_STATES
+        write_json_atomic(self.path(record["id"]) / RECORD_FILE, record, durable=durable)
 
     def load(self, run_id: str) -> dict[str, Any]:
         matches = [p.name for p in self._dirs() if p.name == run_id or p.name.startswith(run_id)]

@@ -9,7 +9,7 @@ A step runs as a small notebook in a fresh Jupyter kernel::
     [outputs]       save the variables downstream steps read, and the step's metrics
 
 The executed notebook is written next to the outputs, so a failing step can be opened like any notebook.
-Parameters are injected by papermill's translator as literals: values, never code text.
+Parameters are injected the papermill way (an ``injected-parameters`` cell) as literals: values, never code.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
+from jupyter_ext.runtime.inject import inject_parameters, literal
 from jupyter_ext.runtime.marshal import INDEX_FILE
 from jupyter_ext.runtime.metrics import METRICS_FILE
 from jupyter_ext.util import write_atomic
@@ -72,7 +73,7 @@ def build_step_notebook(
         return code
 
     cells = [cell(c.source, "prelude", c.index) for c in pipeline.prelude]
-    defaults = "\n".join(f"{p.name} = {p.default!r}" for p in pipeline.parameters)
+    defaults = "\n".join(f"{p.name} = {literal(p.default)}" for p in pipeline.parameters)
     cells.append(cell(defaults, "parameters", tags=["parameters"]))
     sources = _input_sources(pipeline, step)
     if sources:
@@ -125,23 +126,23 @@ async def run_step(
     workdir: str | Path,
     notebook_path: str | Path,
     kernel_manager: Any = None,
+    kernel_client: Any = None,
     timeout: float | None = None,
 ) -> StepResult:
     """Run one step in a kernel and return what happened. Never raises for errors in the user's code.
 
-    ``kernel_manager``: an already started ``AsyncKernelManager`` (the local runner keeps warm ones);
-    ``None`` starts a fresh kernel. The kernel is shut down at the end either way.
+    ``kernel_manager``/``kernel_client``: an already started kernel and its ready client (the local runner
+    keeps warm ones); ``None`` starts a fresh kernel. The kernel is shut down at the end either way.
     """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from papermill.parameterize import parameterize_notebook
 
     step = pipeline.step(step_name)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     notebook = build_step_notebook(pipeline, step, input_dirs=input_dirs, output_dir=output_dir)
-    notebook = parameterize_notebook(notebook, _step_parameters(pipeline, parameters), report_mode=False)
+    inject_parameters(notebook, _step_parameters(pipeline, parameters))
     client = NotebookClient(
         notebook,
         timeout=timeout,
@@ -151,6 +152,9 @@ async def run_step(
         allow_errors=False,
         record_timing=True,
     )
+    if kernel_client is not None:
+        client.kc = kernel_client  # nbclient then skips connecting and waiting for the kernel
+        kernel_client.allow_stdin = False
     started = time.time()
     error: StepError | None = None
     try:
@@ -190,6 +194,8 @@ def _step_parameters(pipeline: Pipeline, values: dict[str, Any]) -> dict[str, An
 
 
 async def _shutdown(client: Any) -> None:
+    if client.kc is not None:
+        client.kc.stop_channels()
     km = client.km
     if km is not None and await _maybe_await(km.is_alive()):
         await _maybe_await(km.shutdown_kernel(now=True))

@@ -54,9 +54,10 @@ class StepCache:
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         entry = self.root / key / ENTRY_FILE
-        if not entry.is_file():
+        try:
+            data = json.loads(entry.read_text())
+        except (OSError, ValueError):  # absent, or torn by a power cut: a miss, the step runs again
             return None
-        data = json.loads(entry.read_text())
         data["outputs_dir"] = str(self.root / key / "outputs")
         return data
 
@@ -71,7 +72,7 @@ class StepCache:
         ``replace``: the step was executed although an entry may exist (``--no-cache``, ``cache:disabled``):
         its fresh outputs must win, since downstream steps read them.
         """
-        write_json_atomic(staging / ENTRY_FILE, entry)
+        write_json_atomic(staging / ENTRY_FILE, entry, durable=False)  # a torn entry is only a cache miss
         final = self.root / key
         if replace and final.exists():
             trash = self.root / f".trash-{uuid.uuid4().hex}"

@@ -10,7 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+
+@dataclass(eq=False)
+class WarmKernel:
+    km: Any  # AsyncKernelManager
+    client: Any  # its AsyncKernelClient, channels started and ready
+
+    async def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.stop_channels()
+        with contextlib.suppress(Exception):
+            if await self.km.is_alive():
+                await self.km.shutdown_kernel(now=True)
+
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
@@ -50,20 +66,26 @@ class KernelPool:
         if not task.cancelled() and task.exception() is None:
             self._ready.put_nowait(task.result())
 
-    async def _start_one(self):
+    async def _start_one(self) -> WarmKernel:
         from jupyter_client.manager import AsyncKernelManager
 
         km = AsyncKernelManager(kernel_name=self.kernel_name)
+        client = None
         try:
             await km.start_kernel(cwd=self.cwd, extra_arguments=list(KERNEL_ARGS), **self._streams())
+            client = km.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=60)
             if self.warmup:
-                await self._run_warmup(km)
+                await self._run_warmup(client)
         except BaseException:  # cancelled mid-start: the process may exist already
+            if client is not None:
+                client.stop_channels()
             with contextlib.suppress(Exception):
                 if km.has_kernel:
                     await km.shutdown_kernel(now=True)
             raise
-        return km
+        return WarmKernel(km, client)
 
     def _streams(self) -> dict:
         """Kernel stdout/stderr (start-up chatter) go to the run's log, not the user's terminal."""
@@ -73,30 +95,23 @@ class KernelPool:
         stream = open(self.log, "ab")  # noqa: SIM115 - the kernel process owns it from here
         return {"stdout": stream, "stderr": stream}
 
-    async def _run_warmup(self, km) -> None:
+    async def _run_warmup(self, client) -> None:
         """Import what the prelude imports, so the step's own prelude cell finds the modules loaded.
 
         Only imports: they are idempotent, so running the real prelude again in the step is unchanged.
         A failing import is ignored here; the step reports it where it belongs, in its prelude cell.
         """
-        client = km.client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=60)
+        with contextlib.suppress(Exception):
             await client.execute_interactive(self.warmup, silent=True, store_history=False, timeout=120)
-        except Exception:
-            pass
-        finally:
-            client.stop_channels()
 
-    async def acquire(self):
-        """A started kernel manager, owned by the caller from now on (it shuts the kernel down)."""
+    async def acquire(self) -> WarmKernel:
+        """A started kernel with a connected, ready client; the caller owns it (and shuts it down)."""
         if self._wanted <= 0:
             self._wanted = 1
         self._fill()
         while True:
             if not self._ready.empty():
-                km = self._ready.get_nowait()
+                warm = self._ready.get_nowait()
                 break
             failed = [t for t in list(self._starting) if t.done() and t.exception()]
             if failed:
@@ -105,9 +120,9 @@ class KernelPool:
                 self._fill()
             await asyncio.sleep(0.01)
         self._wanted -= 1
-        self._handed_out.add(km)
+        self._handed_out.add(warm)
         self._fill()
-        return km
+        return warm
 
     async def close(self) -> None:
         """Stop kernels still warming up or waiting, and any handed-out kernel still alive."""
@@ -116,13 +131,11 @@ class KernelPool:
         for task in list(self._starting):
             with contextlib.suppress(BaseException):
                 await task
-        kms = list(self._handed_out)
+        kernels = list(self._handed_out)
         while not self._ready.empty():
-            kms.append(self._ready.get_nowait())
-        for km in kms:
-            with contextlib.suppress(Exception):
-                if await km.is_alive():
-                    await km.shutdown_kernel(now=True)
+            kernels.append(self._ready.get_nowait())
+        for warm in kernels:
+            await warm.shutdown()
 
 
 def import_statements(sources: list[str]) -> str:

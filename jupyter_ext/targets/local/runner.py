@@ -171,7 +171,7 @@ class LocalRunner:
             self._save()
             self._emit("started", step.name)
             staging = self.cache.staging_dir()
-            km = await pool.acquire()
+            warm = await pool.acquire()
             try:
                 result = await run_step(
                     self.pipeline,
@@ -181,7 +181,8 @@ class LocalRunner:
                     output_dir=staging / "outputs",
                     workdir=self.workdir,
                     notebook_path=run_dir / "steps" / f"{step.name}.ipynb",
-                    kernel_manager=km,
+                    kernel_manager=warm.km,
+                    kernel_client=warm.client,
                     timeout=self.options.step_timeout,
                 )
             except BaseException:
