@@ -100,12 +100,13 @@ class LocalBackend(Backend):
     def __init__(self, root: Path, url: str) -> None:
         self.root = root
         self.url = url
+        self._prefix = f"{root}{os.sep}"
 
     def path(self, key: str) -> Path:
         return self.root / key
 
     def exists(self, key: str) -> bool:
-        return os.path.exists(self.path(key))
+        return os.path.exists(self._prefix + key)  # a string join: called once per file per snapshot
 
     def size(self, key: str) -> int | None:
         try:

@@ -215,7 +215,9 @@ class Collector:
     ) -> None:
         """Regular files under ``top``; symlinks inside are not followed (declare them to capture)."""
         found = []
+        prefix_of = {top: top_name}  # directory -> its name in the snapshot (string joins: this loop is hot)
         for current, dirnames, filenames in os.walk(top):
+            prefix = prefix_of[current]
             kept = []
             for dirname in sorted(dirnames):
                 full = os.path.join(current, dirname)
@@ -225,6 +227,7 @@ class Collector:
                     self._skip(self._display(full), f"symlink not followed; {DECLARE_HINT}", cell, origin)
                     continue
                 kept.append(dirname)
+                prefix_of[full] = f"{prefix}/{dirname}"
             dirnames[:] = kept
             for filename in sorted(filenames):
                 full = os.path.join(current, filename)
@@ -235,7 +238,7 @@ class Collector:
                 if not stat_module.S_ISREG(file_stat.st_mode):
                     self._skip(self._display(full), "not a regular file", cell, origin)
                     continue
-                name = PurePosixPath(top_name, Path(os.path.relpath(full, top)).as_posix()).as_posix()
+                name = f"{prefix}/{filename}"
                 found.append(DataFile(full, name, origin, cell, named_as, file_stat, declared_in))
         if not found:
             self.result.notes.append(f"{named_as}: directory {top} holds no files")

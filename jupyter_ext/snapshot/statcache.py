@@ -14,6 +14,7 @@ MAX_ENTRIES = 200_000  # bounds the file (~25 MB); the least recently used entri
 # without its mtime moving (git's "racy clean" problem); such entries are not remembered. Kernel file
 # timestamps come from a clock that lags real time by up to one tick (4-10 ms), hence the margin.
 RACY_MARGIN_NS = 20_000_000
+USED_RESOLUTION_S = 86_400  # how precisely "last used" is kept, for pruning the least recently used
 
 
 class StatCache:
@@ -49,8 +50,10 @@ class StatCache:
             or entry[:4] != [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         ):
             return None
-        entry[5] = int(time.time())
-        self.changed = True
+        now = int(time.time())
+        if now - entry[5] > USED_RESOLUTION_S:  # refreshed coarsely, so that a pure hit rewrites nothing
+            entry[5] = now
+            self.changed = True
         return entry[4]
 
     def record(self, path: str, stat: os.stat_result, digest: str, *, read_started_ns: int) -> bool:
