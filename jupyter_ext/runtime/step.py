@@ -14,6 +14,7 @@ Parameters are injected the papermill way (an ``injected-parameters`` cell) as l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.runtime.inject import inject_parameters, literal
+from jupyter_ext.runtime.kernel import Kernel, execute_cells, start_kernel
 from jupyter_ext.runtime.marshal import INDEX_FILE
 from jupyter_ext.runtime.metrics import METRICS_FILE
 from jupyter_ext.util import write_atomic
@@ -125,16 +127,16 @@ async def run_step(
     output_dir: str | Path,
     workdir: str | Path,
     notebook_path: str | Path,
-    kernel_manager: Any = None,
-    kernel_client: Any = None,
+    kernel: Kernel | None = None,
     timeout: float | None = None,
 ) -> StepResult:
     """Run one step in a kernel and return what happened. Never raises for errors in the user's code.
 
-    ``kernel_manager``/``kernel_client``: an already started kernel and its ready client (the local runner
-    keeps warm ones); ``None`` starts a fresh kernel. The kernel is shut down at the end either way.
+    ``kernel``: an already started kernel (the local runner keeps warm ones); ``None`` starts a fresh one.
+    The kernel is shut down at the end either way.
     """
     import nbformat
+    from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -147,32 +149,41 @@ async def run_step(
         notebook,
         timeout=timeout,
         kernel_name=pipeline.kernel,
-        km=kernel_manager,
-        resources={"metadata": {"path": str(workdir)}},
         allow_errors=False,
         record_timing=True,
     )
-    if kernel_client is not None:
-        client.kc = kernel_client  # nbclient then skips connecting and waiting for the kernel
-        kernel_client.allow_stdin = False
+    running: dict[str, Any] = {}  # the cell being executed, to locate kernel deaths and timeouts
+    client.on_cell_execute = lambda cell, cell_index: running.update(cell=cell)
     started = time.time()
     error: StepError | None = None
     try:
-        await client.async_execute(cleanup_kc=True)
+        kernel = kernel or await start_kernel(pipeline.kernel, workdir)
+        await execute_cells(client, kernel)
     except CellExecutionError as exc:
         error = _exception_error(notebook, exc)
+    except NoSuchKernel:
+        error = StepError(
+            kind="no_kernel",
+            message=f"no Jupyter kernel named '{pipeline.kernel}' is installed here: install it "
+            "(python -m ipykernel install --user --name NAME) or switch the notebook's kernel",
+        )
     except DeadKernelError:
+        if asyncio.current_task().cancelling():  # nbclient reports our own cancellation as a dead kernel
+            raise asyncio.CancelledError from None
         error = StepError(
             kind="kernel_died",
             message="the kernel died while running the step (out of memory, or a crash in native code)",
-            cell=_failing_cell(notebook),
+            cell=_source_cell(running.get("cell")),
         )
     except CellTimeoutError:
         error = StepError(
-            kind="timeout", message=f"a cell ran longer than {timeout} s", cell=_failing_cell(notebook)
+            kind="timeout",
+            message=f"a cell ran longer than {timeout} s",
+            cell=_source_cell(running.get("cell")),
         )
     finally:
-        await _shutdown(client)
+        if kernel is not None:
+            await kernel.shutdown()
         write_atomic(notebook_path, nbformat.writes(notebook).encode())
     duration = time.time() - started
     if error is not None:
@@ -191,20 +202,6 @@ async def run_step(
 def _step_parameters(pipeline: Pipeline, values: dict[str, Any]) -> dict[str, Any]:
     known = {p.name for p in pipeline.parameters}
     return {name: value for name, value in values.items() if name in known}
-
-
-async def _shutdown(client: Any) -> None:
-    if client.kc is not None:
-        client.kc.stop_channels()
-    km = client.km
-    if km is not None and await _maybe_await(km.is_alive()):
-        await _maybe_await(km.shutdown_kernel(now=True))
-
-
-async def _maybe_await(value: Any) -> Any:
-    import inspect
-
-    return await value if inspect.isawaitable(value) else value
 
 
 def _exception_error(notebook: Any, exc: Any) -> StepError:
@@ -234,16 +231,12 @@ def _failing_cell_meta(notebook: Any) -> dict:
     for cell in notebook.cells:
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             return dict(cell.metadata.get("cellpipe", {}))
-    # a cell that started but never finished (kernel death, timeout) has an execution start but no reply
-    for cell in reversed(notebook.cells):
-        timing = cell.metadata.get("execution", {})
-        if "iopub.execute_input" in timing and "shell.execute_reply" not in timing:
-            return dict(cell.metadata.get("cellpipe", {}))
     return {}
 
 
-def _failing_cell(notebook: Any) -> int | None:
-    return _failing_cell_meta(notebook).get("cell")
+def _source_cell(cell: Any) -> int | None:
+    """The original notebook's cell number of a step-notebook cell."""
+    return cell.metadata.get("cellpipe", {}).get("cell") if cell is not None else None
 
 
 def _strip_ansi(text: str) -> str:

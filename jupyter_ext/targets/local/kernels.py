@@ -9,27 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-
-@dataclass(eq=False)
-class WarmKernel:
-    km: Any  # AsyncKernelManager
-    client: Any  # its AsyncKernelClient, channels started and ready
-
-    async def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.stop_channels()
-        with contextlib.suppress(Exception):
-            if await self.km.is_alive():
-                await self.km.shutdown_kernel(now=True)
-
-
-# Kernels started concurrently must not share IPython's sqlite history file (it locks).
-KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+from jupyter_ext.runtime.kernel import Kernel, start_kernel
 
 
 class KernelPool:
@@ -66,45 +48,10 @@ class KernelPool:
         if not task.cancelled() and task.exception() is None:
             self._ready.put_nowait(task.result())
 
-    async def _start_one(self) -> WarmKernel:
-        from jupyter_client.manager import AsyncKernelManager
+    async def _start_one(self) -> Kernel:
+        return await start_kernel(self.kernel_name, self.cwd, warmup=self.warmup, log=self.log)
 
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
-        client = None
-        try:
-            await km.start_kernel(cwd=self.cwd, extra_arguments=list(KERNEL_ARGS), **self._streams())
-            client = km.client()
-            client.start_channels()
-            await client.wait_for_ready(timeout=60)
-            if self.warmup:
-                await self._run_warmup(client)
-        except BaseException:  # cancelled mid-start: the process may exist already
-            if client is not None:
-                client.stop_channels()
-            with contextlib.suppress(Exception):
-                if km.has_kernel:
-                    await km.shutdown_kernel(now=True)
-            raise
-        return WarmKernel(km, client)
-
-    def _streams(self) -> dict:
-        """Kernel stdout/stderr (start-up chatter) go to the run's log, not the user's terminal."""
-        if self.log is None:
-            return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(self.log, "ab")  # noqa: SIM115 - the kernel process owns it from here
-        return {"stdout": stream, "stderr": stream}
-
-    async def _run_warmup(self, client) -> None:
-        """Import what the prelude imports, so the step's own prelude cell finds the modules loaded.
-
-        Only imports: they are idempotent, so running the real prelude again in the step is unchanged.
-        A failing import is ignored here; the step reports it where it belongs, in its prelude cell.
-        """
-        with contextlib.suppress(Exception):
-            await client.execute_interactive(self.warmup, silent=True, store_history=False, timeout=120)
-
-    async def acquire(self) -> WarmKernel:
+    async def acquire(self) -> Kernel:
         """A started kernel with a connected, ready client; the caller owns it (and shuts it down)."""
         if self._wanted <= 0:
             self._wanted = 1

@@ -181,8 +181,7 @@ class LocalRunner:
                     output_dir=staging / "outputs",
                     workdir=self.workdir,
                     notebook_path=run_dir / "steps" / f"{step.name}.ipynb",
-                    kernel_manager=warm.km,
-                    kernel_client=warm.client,
+                    kernel=warm,
                     timeout=self.options.step_timeout,
                 )
             except BaseException:
