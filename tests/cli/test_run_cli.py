@@ -1,0 +1,91 @@
+"""`cellpipe run / runs / rerun / inspect` end to end, through the CLI entry point."""
+
+import json
+
+import pytest
+
+from jupyter_ext.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    directory = tmp_path / "home"
+    monkeypatch.setenv("CELLPIPE_HOME", str(directory))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CELLPIPE_STORE", raising=False)
+    return directory
+
+
+def test_run_runs_show_and_rerun_from_snapshot(write_notebook, home, capsys):
+    cells = [(["parameters"], "n = 4"), (["step:make"], "values = list(range(n))"),
+             (["step:total"], "total = sum(values)"), (["pipeline-metrics"], "total")]  # fmt: skip
+    notebook = write_notebook(cells, name="sums.ipynb")
+    assert main(["run", str(notebook), "-p", "n=5", "--no-track", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["metrics"] == {"total": 10.0} and record["parameters"] == {"n": 5}
+
+    assert main(["runs"]) == 0
+    listing = capsys.readouterr().out
+    assert record["id"][:12] in listing and "succeeded" in listing
+
+    assert main(["runs", "show", record["id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "total=10" in shown and "make" in shown and "snapshot:" in shown
+
+    # the working copy changes; rerun uses the run's snapshot and parameters, not the edited file
+    cells[2] = (["step:total"], "total = sum(values) * 100")
+    write_notebook(cells, name="sums.ipynb")
+    assert main(["rerun", record["id"], "--no-track", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["metrics"] == {"total": 10.0}
+    assert again["rerun_of"] == record["id"] and again["snapshot_id"] == record["snapshot_id"]
+    assert all(s["status"] == "cached" for s in again["steps"].values())
+
+
+def test_failed_run_exits_non_zero_with_the_cell(write_notebook, home, capsys):
+    notebook = write_notebook([(["step:boom"], "x = 1"), (None, "raise ValueError('bad input file')")])
+    assert main(["run", str(notebook), "--no-track"]) == 1
+    out = capsys.readouterr().out
+    assert "step 'boom' failed" in out and "cell 2" in out and "ValueError: bad input file" in out
+    assert "executed notebook:" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-p", "n=abc"], "parameter 'n' (-p): 'abc' is not a valid int"),
+        (["-p", "m=1"], "unknown parameter 'm'"),
+    ],
+)
+def test_bad_parameters_are_one_line_errors(write_notebook, home, capsys, args, expected):
+    notebook = write_notebook([(["parameters"], "n = 1"), (["step:a"], "x = n")])
+    assert main(["run", str(notebook), "--no-track", *args]) == 1
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_notebook_and_unknown_run(home, capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.ipynb")]) == 1
+    assert "nope.ipynb: no such file" in capsys.readouterr().err
+    assert main(["runs", "show", "does-not-exist"]) == 1
+    assert "no run 'does-not-exist'" in capsys.readouterr().err
+
+
+def test_inspect_outputs(notebooks, capsys):
+    assert main(["inspect", str(notebooks / "branches.ipynb")]) == 0
+    out = capsys.readouterr().out
+    assert "make_data -> stats: values" in out and "[1] stats   histogram" in out
+    assert main(["inspect", str(notebooks / "branches.ipynb"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "branches"
+    assert main(["inspect", str(notebooks / "branches.ipynb"), "--dot"]) == 0
+    assert '"make_data" -> "stats" [label="values"]' in capsys.readouterr().out
+
+
+def test_help_teaches_the_tag_language(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for tag in ("step:NAME", "prev:NAME", "pipeline-parameters", "limit:RESOURCE:VALUE", "Example notebook"):
+        assert tag in out
