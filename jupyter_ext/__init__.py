@@ -9,7 +9,7 @@ The data path, one subpackage per stage::
     targets/    local runner | Kubeflow Pipelines | Kubernetes Jobs
     runs/       run records                                 (what happened)
     tracking/   MLflow
-    server/     Jupyter server extension for the JupyterLab UI
+    server/     (planned) Jupyter server extension for the JupyterLab UI
     cli/        the ``cellpipe`` command
 
 Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside functions.
@@ -17,6 +17,3 @@ Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside
 
 __version__ = "0.1.0"
 
-
-def _jupyter_server_extension_points() -> list[dict]:
-    return [{"module": "jupyter_ext.server"}]
