@@ -118,6 +118,13 @@ class Pipeline:
     def step_cache(self, step: Step) -> bool:
         return self.enable_caching if step.cache is None else step.cache
 
+    def for_step(self, name: str) -> Pipeline:
+        """The part of the pipeline one step needs to run: its own cells, its incoming edges, the prelude
+        and the parameters. What a pod receives, so its size does not grow with the pipeline."""
+        from dataclasses import replace
+
+        return replace(self, steps=[self.step(name)], edges=[e for e in self.edges if e.target == name])
+
     # -- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

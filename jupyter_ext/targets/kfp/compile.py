@@ -284,14 +284,11 @@ def _check_volumes(pipeline: Pipeline) -> dict[str, str]:
 
 # -- component source ------------------------------------------------------------------------------
 def step_spec(pipeline: Pipeline, step: str) -> str:
-    """The pipeline model as JSON with only ``step``'s cells: what its component embeds and runs."""
-    data = pipeline.to_dict()
+    """What ``step``'s component embeds and runs: the pipeline reduced to that step (``Pipeline.for_step``)."""
+    data = pipeline.for_step(step).to_dict()
     # The file name is enough for error messages in the pod, and unlike the path as typed it does not
     # change (and so invalidate KFP's cache) when the package is compiled from another directory.
     data["notebook"] = Path(pipeline.notebook).name
-    for item in data["steps"]:
-        if item["name"] != step:
-            item["cells"] = []  # other steps' code is not needed to run this one
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
