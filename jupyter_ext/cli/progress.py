@@ -27,6 +27,16 @@ def status_text(status: str) -> Text:
     return Text(f"{mark} {status}", style=style)
 
 
+def display_path(path: str) -> str:
+    """A path relative to the current directory when it is below it (shorter in tables)."""
+    import os
+
+    if not path:
+        return ""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def steps_table(record: dict[str, Any], *, title: str | None = None, live: bool = False) -> Table:
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     for column in ("step", "status", "time", "notebook / note"):
@@ -42,7 +52,7 @@ def steps_table(record: dict[str, Any], *, title: str | None = None, live: bool 
         if status == "cached":
             note = f"from run {info.get('cached_from', '?')}"
         elif status in ("succeeded", "failed"):
-            note = info.get("notebook", "")
+            note = display_path(info.get("notebook", ""))
         table.add_row(name, status_text(status), when, note)
     return table
 
@@ -79,7 +89,7 @@ def print_summary(console: Console, record: dict[str, Any]) -> None:
             )
             for line in error.get("traceback", [])[-6:]:
                 console.print(f"    {line}", markup=False, highlight=False)
-            console.print(f"  executed notebook: {info.get('notebook')}")
+            console.print(f"  executed notebook: {display_path(info.get('notebook', ''))}")
     if record.get("metrics"):
         console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()))
     if record.get("snapshot_id"):
