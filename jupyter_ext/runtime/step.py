@@ -132,8 +132,8 @@ async def run_step(
 ) -> StepResult:
     """Run one step in a kernel and return what happened. Never raises for errors in the user's code.
 
-    ``kernel``: an already started kernel (the local runner keeps warm ones); ``None`` starts a fresh one.
-    The kernel is shut down at the end either way.
+    ``kernel``: an already started kernel (the local runner keeps warm ones), which the caller stops;
+    ``None`` starts a fresh one and stops it at the end.
     """
     import nbformat
     from jupyter_client.kernelspec import NoSuchKernel
@@ -156,6 +156,7 @@ async def run_step(
     client.on_cell_execute = lambda cell, cell_index: running.update(cell=cell)
     started = time.time()
     error: StepError | None = None
+    owned = kernel is None  # a kernel handed in is stopped by whoever started it
     try:
         kernel = kernel or await start_kernel(pipeline.kernel, workdir)
         await execute_cells(client, kernel)
@@ -182,7 +183,7 @@ async def run_step(
             cell=_source_cell(running.get("cell")),
         )
     finally:
-        if kernel is not None:
+        if owned and kernel is not None:
             await kernel.shutdown()
         write_atomic(notebook_path, nbformat.writes(notebook).encode())
     duration = time.time() - started

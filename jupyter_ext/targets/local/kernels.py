@@ -26,6 +26,7 @@ class KernelPool:
         self._ready: asyncio.Queue = asyncio.Queue()
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
+        self._stopping: set[asyncio.Task] = set()
         self._wanted = 0  # kernels still to hand out
 
     def expect(self, count: int) -> None:
@@ -71,6 +72,13 @@ class KernelPool:
         self._fill()
         return warm
 
+    def release(self, kernel: Kernel) -> None:
+        """Stop a kernel the caller is done with, in the background (a step need not wait for it)."""
+        self._handed_out.discard(kernel)
+        task = asyncio.ensure_future(kernel.shutdown())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
     async def close(self) -> None:
         """Stop kernels still warming up or waiting, and any handed-out kernel still alive."""
         for task in list(self._starting):
@@ -81,8 +89,7 @@ class KernelPool:
         kernels = list(self._handed_out)
         while not self._ready.empty():
             kernels.append(self._ready.get_nowait())
-        for warm in kernels:
-            await warm.shutdown()
+        await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping, return_exceptions=True)
 
 
 def import_statements(sources: list[str]) -> str:

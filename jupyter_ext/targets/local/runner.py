@@ -69,7 +69,7 @@ class LocalRunner:
         pool = KernelPool(
             self.pipeline.kernel,
             self.workdir,
-            size=min(parallel, len(self.pipeline.steps)),
+            size=min(parallel + 1, len(self.pipeline.steps)),  # one more warming for the next ready step
             warmup=import_statements([c.source for c in self.pipeline.prelude]),
             log=run_dir / "kernels.log",
         )
@@ -167,11 +167,11 @@ class LocalRunner:
             pool.need_fewer()
             return
         async with limiter:
+            staging = self.cache.staging_dir()
+            warm = await pool.acquire()
             info.update(status="running", started=time.time())
             self._save()
             self._emit("started", step.name)
-            staging = self.cache.staging_dir()
-            warm = await pool.acquire()
             try:
                 result = await run_step(
                     self.pipeline,
@@ -187,6 +187,8 @@ class LocalRunner:
             except BaseException:
                 self.cache.discard(staging)
                 raise
+            finally:
+                pool.release(warm)
             if result.status == "succeeded":
                 hashes = await asyncio.to_thread(_hash_outputs, staging / "outputs", result)
                 entry = {"step": step.name, "run_id": self.record["id"], "outputs": result.outputs,
