@@ -3,6 +3,10 @@
 A KFP component or a Kubernetes Job calls :func:`execute_step` with the pipeline model as JSON; it runs the
 same :func:`jupyter_ext.runtime.step.run_step` the local runner uses, in a fresh kernel, and raises
 :class:`StepFailed` (non-zero exit for the pod) when the user's code failed.
+
+With ``snapshot_id`` and ``store`` the step first restores that snapshot (the notebook and its data) and
+runs in the notebook's directory inside it, so relative data paths resolve as they did where the snapshot
+was taken: a pod reads its inputs from the store, never from the user's home volume.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.errors import StepFailed
+from jupyter_ext.errors import SnapshotError, StepFailed
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.runtime.step import StepResult, run_step
 
@@ -27,8 +31,14 @@ def execute_step(
     output_dir: str | Path,
     workdir: str | Path | None = None,
     notebook_path: str | Path | None = None,
+    snapshot_id: str | None = None,
+    store: str | None = None,
 ) -> StepResult:
-    """Run one step to completion; raise :class:`StepFailed` with the cell and exception if it fails."""
+    """Run one step to completion; raise :class:`StepFailed` with the cell and exception if it fails.
+
+    ``snapshot_id`` (with ``store``, the store's URL): restore the snapshot into ``workdir`` (default: a
+    fresh temporary directory) and run the step in the notebook's directory there.
+    """
     if isinstance(pipeline, str):
         pipeline = json.loads(pipeline)
     if isinstance(pipeline, dict):
@@ -36,6 +46,8 @@ def execute_step(
     values = pipeline.defaults()
     values.update(parameters or {})
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cellpipe-work-"))
+    if snapshot_id:
+        workdir = _restore_snapshot(snapshot_id, store, workdir, step)
     notebook_path = Path(notebook_path or Path(output_dir) / f"{step}.ipynb")
     result = asyncio.run(
         run_step(
@@ -57,3 +69,18 @@ def execute_step(
             step=step,
         )
     return result
+
+
+def _restore_snapshot(snapshot_id: str, store: str | None, workdir: Path, step: str) -> Path:
+    """Restore the snapshot under ``workdir``; return the restored notebook's directory."""
+    if not store:
+        raise SnapshotError(
+            f"snapshot {snapshot_id[:12]} was given without the store that holds it",
+            step=step,
+            field="store",
+            hint="pass the store URL too (the KFP parameter cellpipe_store)",
+        )
+    from jupyter_ext.snapshot import materialize
+
+    restored = materialize(store, snapshot_id, workdir / "project")
+    return restored.notebook.parent

@@ -22,6 +22,14 @@ component input: it is code (the notebook's cells), not a run parameter, so it s
 nor be overridable as a task input; and because each component embeds only its own step's cells, KFP's
 cache key (which hashes the container command) changes for exactly the steps whose code changed.
 
+Snapshot lineage: every pipeline has two more string parameters, ``cellpipe_snapshot_id`` and
+``cellpipe_store`` (default ``""``). When a run sets them, each component restores that snapshot from the
+store and runs its step in the restored notebook's directory (``execute_step(snapshot_id=, store=)``), so a
+pod reads the notebook's data from the store and relative paths work as they do locally. When the snapshot
+is known at compile time (``compile_pipeline(snapshot_id=, store=, run_id=)``, what ``cellpipe submit``
+does) it also becomes those parameters' defaults and the pods' ``cellpipe.io/*`` labels: KFP can only set
+pod labels at compile time. ``env`` and ``secrets`` reach every step, e.g. the store's credentials.
+
 Everything that KFP cannot express (an ephemeral-storage limit, two accelerator types, a parameter name
 KFP rejects, a parameter without a value) is a :class:`~jupyter_ext.errors.TargetError` naming the step
 or field, raised before KFP is imported. ``kfp`` costs about half a second to import: it is imported
@@ -41,13 +49,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlparse
 
 from jupyter_ext import __version__
 from jupyter_ext.errors import TargetError
 from jupyter_ext.notebook.params import resolve
-from jupyter_ext.pipeline.model import Pipeline, Step
+from jupyter_ext.pipeline.model import Pipeline, Secret, Step
 from jupyter_ext.targets.k8s.names import is_label_value, is_qualified_name
-from jupyter_ext.targets.k8s.objects import make_env, make_volumes
+from jupyter_ext.targets.k8s.objects import LABEL_PREFIX, make_env, make_volumes, run_labels
 from jupyter_ext.targets.k8s.resources import NATIVE_RESOURCES, gpu_scheduling, make_resources
 
 # The image every step runs in unless the step (image:REF tag), the caller (--image) or the notebook
@@ -57,6 +66,18 @@ DEFAULT_IMAGE = f"cellpipe/runtime:{__version__}"
 
 OUTPUTS = "outputs"  # name of every step's Output[Artifact] directory
 METRICS = "metrics"  # name of the Output[Metrics] of steps that produce pipeline metrics
+
+# Pipeline parameters cellpipe adds to every pipeline; user parameters may not use the prefix.
+RESERVED_PREFIX = "cellpipe_"
+SNAPSHOT_PARAMETER = "cellpipe_snapshot_id"
+STORE_PARAMETER = "cellpipe_store"
+LINEAGE_PARAMETERS = (SNAPSHOT_PARAMETER, STORE_PARAMETER)
+RUN_ID_LABEL = f"{LABEL_PREFIX}run-id"
+_SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+# Words in an env name that say its value is a credential: those go through ``secrets`` (a secretKeyRef).
+_SECRET_WORDS = {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIALS", "APIKEY"}
+# Query parameters that carry credentials in object-store URLs (Azure SAS, presigned S3 URLs, ...).
+_CREDENTIAL_QUERY = re.compile(r"sig|signature|token|secret|password|credential|key", re.IGNORECASE)
 
 # KFP's rule for pipeline parameter names (letters, digits, '_', starting with a letter); "Output" is the
 # name KFP gives a component's return value.
@@ -98,6 +119,14 @@ def pipeline_parameters(pipeline: Pipeline, overrides: Mapping[str, Any] | None 
     for parameter in pipeline.parameters:
         name, value = parameter.name, values[parameter.name]
         where = f"parameter '{name}'"
+        if name.startswith(RESERVED_PREFIX):
+            raise TargetError(
+                f"names starting with '{RESERVED_PREFIX}' are reserved for cellpipe's own pipeline parameters "
+                f"({', '.join(LINEAGE_PARAMETERS)})",
+                notebook=pipeline.notebook,
+                field=where,
+                hint="rename it in the parameters cell",
+            )
         if not _KFP_PARAMETER_NAME.match(name) or name in _KFP_RESERVED_NAMES:
             raise TargetError(
                 "KFP does not accept this parameter name",
@@ -162,7 +191,7 @@ def _plan_step(
 ) -> StepPlan:
     senders = [e.source for e in pipeline.edges if e.target == step.name and e.variables]
     # Artifact arguments share the function signature with the parameters: make their names unique.
-    taken = set(step.parameters) | {OUTPUTS, METRICS}
+    taken = set(step.parameters) | {OUTPUTS, METRICS, *LINEAGE_PARAMETERS}
     inputs: dict[str, str] = {}
     for upstream in dict.fromkeys(senders):
         inputs[upstream] = _unique_name(f"from_{upstream}", taken)
@@ -282,6 +311,77 @@ def _check_volumes(pipeline: Pipeline) -> dict[str, str]:
     return env
 
 
+# -- lineage ---------------------------------------------------------------------------------------
+def lineage_metadata(
+    pipeline: Pipeline,
+    *,
+    snapshot_id: str | None = None,
+    store: str | None = None,
+    run_id: str | None = None,
+    owner: str | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The pod labels and annotations that tie a compiled package to its snapshot and run (checked).
+
+    The same ``cellpipe.io/*`` keys as the Kubernetes target (:func:`run_labels`): the label holds the
+    short snapshot id (label values stop at 63 characters), the annotation the full one.
+    """
+    if snapshot_id is not None and not _SNAPSHOT_ID.match(snapshot_id):
+        raise TargetError(
+            f"'{snapshot_id}' is not a snapshot id",
+            field="snapshot_id",
+            hint="pass the id take_snapshot returned (hexadecimal; 'cellpipe snapshots' lists them)",
+        )
+    if snapshot_id and not store:
+        raise TargetError(
+            "a snapshot id without the store that holds it",
+            field="store",
+            hint="pass the store URL the pods read the snapshot from, e.g. s3://bucket/cellpipe",
+        )
+    if store:
+        check_store_url(store)
+    if not (snapshot_id or run_id):
+        return {}, {}
+    from jupyter_ext.snapshot.manifest import short_id  # deferred: the snapshot package costs ~50 ms
+
+    labels, annotations = run_labels(
+        owner or "", pipeline.notebook, run_id or "", short_id(snapshot_id) if snapshot_id else None,
+        pipeline.name,
+    )  # fmt: skip
+    # No owner or run id known (e.g. a recurring run: each of its runs has its own id): no empty labels.
+    labels = {key: value for key, value in labels.items() if value}
+    annotations = {key: value for key, value in annotations.items() if value}
+    if snapshot_id:
+        annotations[f"{LABEL_PREFIX}snapshot-id"] = snapshot_id
+        annotations[f"{LABEL_PREFIX}store"] = store or ""
+    if run_id:
+        annotations[RUN_ID_LABEL] = run_id
+    return labels, annotations
+
+
+def check_store_url(url: str) -> str:
+    """``url`` if it carries no credentials: it is written into the package and shown in the KFP UI."""
+    parsed = urlparse(url)
+    query = [name for name, _ in parse_qsl(parsed.query, keep_blank_values=True)]
+    if parsed.password or any(_CREDENTIAL_QUERY.search(name) for name in query):
+        raise TargetError(
+            "the store URL contains credentials, which would be written into the pipeline package",
+            field="store",
+            hint="drop them from the URL and give the pods credentials with secrets (a Kubernetes Secret)",
+        )
+    return url
+
+
+def _check_plain_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    for name in env or {}:
+        if _SECRET_WORDS & set(str(name).upper().split("_")):
+            raise TargetError(
+                f"'{name}' looks like a credential; plain env values are written into the package",
+                field=f"env:{name}",
+                hint="pass it as a secret (SECRET:KEY:ENV), which the package only references",
+            )
+    return {str(name): str(value) for name, value in (env or {}).items()}
+
+
 # -- component source ------------------------------------------------------------------------------
 def step_spec(pipeline: Pipeline, step: str) -> str:
     """What ``step``'s component embeds and runs: the pipeline reduced to that step (``Pipeline.for_step``)."""
@@ -300,6 +400,7 @@ def component_source(pipeline: Pipeline, plan: StepPlan) -> str:
     what the body uses. The only literals are the step spec and names, written with ``repr``.
     """
     arguments = [f"{name}: {kind}" for name, kind in plan.parameters]
+    arguments += [f"{name}: str" for name in LINEAGE_PARAMETERS]
     arguments += [f"{argument}: Input[Artifact]" for argument in plan.inputs.values()]
     arguments.append(f"{OUTPUTS}: Output[Artifact]")
     if plan.metrics:
@@ -320,6 +421,8 @@ def component_source(pipeline: Pipeline, plan: StepPlan) -> str:
         f"        parameters={{{parameters}}},",
         f"        input_dirs={{{inputs}}},",
         f"        output_dir={OUTPUTS}.path,",
+        f"        snapshot_id={SNAPSHOT_PARAMETER} or None,",
+        f"        store={STORE_PARAMETER} or None,",
         "    )",
     ]
     if plan.metrics:
@@ -375,6 +478,12 @@ def build_kfp_pipeline(
     image: str | None = None,
     gpu_node_selector: Mapping[str, str] | None = None,
     gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
+    snapshot_id: str | None = None,
+    store: str | None = None,
+    run_id: str | None = None,
+    owner: str | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets: Sequence[Secret] = (),
 ) -> Any:
     """The ``@dsl.pipeline`` object (a KFP ``GraphComponent``) for ``pipeline``, ready to compile or submit.
 
@@ -382,15 +491,23 @@ def build_kfp_pipeline(
     ``image`` replaces the notebook's image for steps without an ``image:`` tag; the default is
     :data:`DEFAULT_IMAGE`. GPU steps get ``gpu_node_selector`` and ``gpu_tolerations`` (default: tolerate
     ``<gpu resource> Exists NoSchedule``).
+
+    ``snapshot_id`` and ``store``: the defaults of ``cellpipe_snapshot_id``/``cellpipe_store`` (each run
+    may still set others), plus pod labels ``cellpipe.io/snapshot-id`` (short id), ``cellpipe.io/run-id``
+    (``run_id``), ``cellpipe.io/owner`` and ``cellpipe.io/pipeline``, with the full ids as annotations.
+    ``env`` (plain values, never credentials) and ``secrets`` (Secret references) go to every step, e.g.
+    what the pods need to read the store.
     """
     values = pipeline_parameters(pipeline, parameters)
     plans = plan_steps(
         pipeline, image=image, gpu_node_selector=gpu_node_selector, gpu_tolerations=gpu_tolerations
     )
+    lineage = lineage_metadata(pipeline, snapshot_id=snapshot_id, store=store, run_id=run_id, owner=owner)
     volume_env = _check_volumes(pipeline)
-    for plan in plans:  # secrets and volume paths share the env: no name twice
+    plain_env = {**volume_env, **_check_plain_env(env)}
+    for plan in plans:  # secrets, plain settings and volume paths share the env: no name twice
         try:
-            make_env(volume_env, pipeline.step(plan.step).secrets)
+            make_env(plain_env, [*pipeline.step(plan.step).secrets, *secrets])
         except TargetError as exc:
             exc.step = exc.step or plan.step
             raise
@@ -398,7 +515,8 @@ def build_kfp_pipeline(
     from kfp import dsl
 
     components = _make_components(pipeline, plans)
-    names = [p.name for p in pipeline.parameters]
+    names = [p.name for p in pipeline.parameters] + list(LINEAGE_PARAMETERS)
+    settings = _TaskSettings(plain_env, list(secrets), lineage)
 
     def pipeline_function(*channels: Any) -> None:
         # KFP calls this once, positionally, with one channel per parameter of __signature__.
@@ -406,18 +524,24 @@ def build_kfp_pipeline(
         tasks: dict[str, Any] = {}
         for plan in plans:
             arguments = {name: inputs[name] for name, _ in plan.parameters}
+            arguments.update({name: inputs[name] for name in LINEAGE_PARAMETERS})
             arguments.update({arg: tasks[up].outputs[OUTPUTS] for up, arg in plan.inputs.items()})
             task = components[plan.step](**arguments)
             if plan.after:  # prev:-only edges carry no artifact, so KFP needs the order spelled out
                 task.after(*(tasks[up] for up in plan.after))
-            _configure_task(task, plan, pipeline.step(plan.step), pipeline, volume_env)
+            _configure_task(task, plan, pipeline.step(plan.step), pipeline, settings)
             tasks[plan.step] = task
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    lineage_defaults = {SNAPSHOT_PARAMETER: snapshot_id or "", STORE_PARAMETER: store or ""}
     pipeline_function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(p.name, kind, default=values[p.name], annotation=_PYTHON_TYPES[p.type])
             for p in pipeline.parameters
+        ]
+        + [
+            inspect.Parameter(name, kind, default=lineage_defaults[name], annotation=str)
+            for name in names[-2:]
         ]
     )
     return dsl.pipeline(
@@ -428,7 +552,18 @@ def build_kfp_pipeline(
     )
 
 
-def _configure_task(task: Any, plan: StepPlan, step: Step, pipeline: Pipeline, volume_env: dict) -> None:
+@dataclass
+class _TaskSettings:
+    """What every task gets besides its own step's settings."""
+
+    env: dict[str, str]  # volume mount paths and the caller's plain settings
+    secrets: list[Secret]
+    lineage: tuple[dict[str, str], dict[str, str]]  # (pod labels, pod annotations)
+
+
+def _configure_task(
+    task: Any, plan: StepPlan, step: Step, pipeline: Pipeline, settings: _TaskSettings
+) -> None:
     from kfp import kubernetes
 
     task.set_display_name(plan.step)
@@ -445,17 +580,18 @@ def _configure_task(task: Any, plan: StepPlan, step: Step, pipeline: Pipeline, v
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for toleration in plan.tolerations:
         kubernetes.add_toleration(task, **toleration)
-    for secret in step.secrets:  # a secretKeyRef: the value never enters the package
+    for secret in [*step.secrets, *settings.secrets]:  # a secretKeyRef: the value never enters the package
         kubernetes.use_secret_as_env(
             task, secret_name=secret.secret, secret_key_to_env={secret.key: secret.env}
         )
     for volume in pipeline.volumes:
         kubernetes.mount_pvc(task, pvc_name=volume.pvc, mount_path=volume.mount_point.rstrip("/"))
-    for name, path in volume_env.items():
-        task.set_env_variable(name, path)
-    for key, value in step.labels.items():
+    for name, value in settings.env.items():
+        task.set_env_variable(name, value)
+    labels, annotations = settings.lineage
+    for key, value in {**step.labels, **labels}.items():
         kubernetes.add_pod_label(task, label_key=key, label_value=value)
-    for key, value in step.annotations.items():
+    for key, value in {**step.annotations, **annotations}.items():
         kubernetes.add_pod_annotation(task, annotation_key=key, annotation_value=value)
 
 
@@ -467,6 +603,12 @@ def compile_pipeline(
     image: str | None = None,
     gpu_node_selector: Mapping[str, str] | None = None,
     gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
+    snapshot_id: str | None = None,
+    store: str | None = None,
+    run_id: str | None = None,
+    owner: str | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets: Sequence[Secret] = (),
 ) -> Path:
     """Compile ``pipeline`` to a KFP v2 YAML package at ``output`` (written atomically); return the path.
 
@@ -485,6 +627,12 @@ def compile_pipeline(
         image=image,
         gpu_node_selector=gpu_node_selector,
         gpu_tolerations=gpu_tolerations,
+        snapshot_id=snapshot_id,
+        store=store,
+        run_id=run_id,
+        owner=owner,
+        env=env,
+        secrets=secrets,
     )
     from kfp import compiler
 

@@ -19,6 +19,7 @@ import yaml
 from jupyter_ext.cli.main import main
 from jupyter_ext.errors import CellpipeError, TargetError
 from jupyter_ext.pipeline.build import build_pipeline
+from jupyter_ext.pipeline.model import Secret
 from jupyter_ext.targets.kfp.compile import (
     DEFAULT_IMAGE,
     MAX_COMPONENT_SOURCE,
@@ -70,17 +71,25 @@ def test_wine_package_structure(tmp_path: Path) -> None:
         "max_depth": ("NUMBER_INTEGER", 4),
         "test_size": ("NUMBER_DOUBLE", 0.25),
         "seed": ("NUMBER_INTEGER", 42),
+        # cellpipe's own: empty unless the package is compiled for (or run from) a snapshot
+        "cellpipe_snapshot_id": ("STRING", ""),
+        "cellpipe_store": ("STRING", ""),
     }
-    # each component takes only the parameters its step reads, wired from the pipeline's
+    # each component takes only the parameters its step reads (plus the lineage), wired from the pipeline's
     split = spec["components"]["comp-split"]["inputDefinitions"]
     assert split["parameters"] == {
         "test_size": {"parameterType": "NUMBER_DOUBLE"},
         "seed": {"parameterType": "NUMBER_INTEGER"},
+        "cellpipe_snapshot_id": {"parameterType": "STRING"},
+        "cellpipe_store": {"parameterType": "STRING"},
     }
     assert tasks["train"]["inputs"]["parameters"]["n_estimators"] == {
         "componentInputParameter": "n_estimators"
     }
-    assert "parameters" not in spec["components"]["comp-load-data"].get("inputDefinitions", {})
+    assert list(spec["components"]["comp-load-data"]["inputDefinitions"]["parameters"]) == [
+        "cellpipe_snapshot_id",
+        "cellpipe_store",
+    ]
 
     # data edges are artifacts: one input per upstream step, one outputs directory per step
     evaluate = tasks["evaluate"]
@@ -227,6 +236,96 @@ def test_custom_gpu_tolerations(tmp_path: Path, write_notebook: Any) -> None:
             "tolerationSeconds": "60",
         }
     ]
+
+
+# -- snapshot lineage ---------------------------------------------------------------------------------
+SNAPSHOT = "ab12" * 16  # a full snapshot id: 64 hex digits
+
+
+def test_lineage_parameters_labels_and_store_credentials(tmp_path: Path) -> None:
+    pipeline = build_pipeline(KALE)
+    out = compile_pipeline(
+        pipeline,
+        tmp_path / "kale.yaml",
+        snapshot_id=SNAPSHOT,
+        store="s3://bucket/cellpipe",
+        run_id="20260101-120000-abc123",
+        owner="alice@example.com",
+        env={"AWS_ENDPOINT_URL": "http://minio:9000"},
+        secrets=[Secret("s3-creds", "secret-key", "AWS_SECRET_ACCESS_KEY")],
+    )
+    spec, platform = load_package(out)
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["cellpipe_snapshot_id"]["defaultValue"] == SNAPSHOT  # runs started from the UI use it too
+    assert params["cellpipe_store"]["defaultValue"] == "s3://bucket/cellpipe"
+    for task in spec["root"]["dag"]["tasks"].values():
+        assert task["inputs"]["parameters"]["cellpipe_snapshot_id"] == {
+            "componentInputParameter": "cellpipe_snapshot_id"
+        }
+    assert "snapshot_id=cellpipe_snapshot_id or None," in component_code(spec, "area")
+
+    assert set(platform) == {"exec-area", "exec-perimeter", "exec-ratio"}
+    for name, settings in platform.items():
+        labels = settings["podMetadata"]["labels"]
+        assert (
+            labels
+            == {
+                "team": "ds",  # the notebook's own label stays
+                "app.kubernetes.io/managed-by": "cellpipe",
+                "cellpipe.io/owner": "alice-example.com",
+                "cellpipe.io/run-id": "20260101-120000-abc123",
+                "cellpipe.io/snapshot-id": SNAPSHOT[:12],
+                "cellpipe.io/pipeline": pipeline.name,
+            }
+        ), name
+        annotations = settings["podMetadata"]["annotations"]
+        assert annotations["cellpipe.io/snapshot-id"] == SNAPSHOT
+        assert annotations["cellpipe.io/store"] == "s3://bucket/cellpipe"
+        assert annotations["cellpipe.io/owner"] == "alice@example.com"
+        [secret] = settings["secretAsEnv"]  # a reference to the Secret, never its value
+        assert (secret["secretName"], secret["keyToEnv"]) == (
+            "s3-creds",
+            [{"envVar": "AWS_SECRET_ACCESS_KEY", "secretKey": "secret-key"}],
+        )
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"} in executor(spec, "ratio")["env"]
+
+
+def test_recurring_lineage_has_no_run_id_label(tmp_path: Path) -> None:
+    out = compile_pipeline(build_pipeline(KALE), tmp_path / "k.yaml", snapshot_id=SNAPSHOT, store="gs://b/c")
+    _, platform = load_package(out)
+    labels = platform["exec-area"]["podMetadata"]["labels"]
+    assert labels["cellpipe.io/snapshot-id"] == SNAPSHOT[:12]
+    assert "cellpipe.io/run-id" not in labels and "cellpipe.io/owner" not in labels
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"snapshot_id": "not-an-id", "store": "s3://b"}, "snapshot_id", "is not a snapshot id"),
+        ({"snapshot_id": SNAPSHOT}, "store", "without the store"),
+        ({"snapshot_id": SNAPSHOT, "store": "s3://key:hunter2@minio/b"}, "store", "contains credentials"),
+        ({"store": "az://c/p?sv=2020&sig=abc"}, "store", "contains credentials"),
+        ({"env": {"HF_TOKEN": "hf_abc"}}, "env:HF_TOKEN", "looks like a credential"),
+    ],
+)
+def test_lineage_and_env_mistakes(options: dict, field: str, message: str) -> None:
+    with pytest.raises(TargetError, match=message) as info:
+        build_kfp_pipeline(build_pipeline(KALE), **options)
+    assert info.value.field == field
+    assert info.value.hint
+    assert "hunter2" not in str(info.value) and "hf_abc" not in str(info.value)
+
+
+def test_env_without_credential_words_is_fine() -> None:
+    build_kfp_pipeline(build_pipeline(KALE), env={"TOKENIZERS_PARALLELISM": "false"})
+
+
+def test_user_parameter_with_the_reserved_prefix(write_notebook: Any) -> None:
+    notebook = write_notebook([(["parameters"], "cellpipe_store = 'x'"), (["step:a"], "y = cellpipe_store")])
+    with pytest.raises(TargetError, match="reserved for cellpipe") as info:
+        build_kfp_pipeline(build_pipeline(notebook))
+    assert info.value.field == "parameter 'cellpipe_store'"
+    assert str(info.value).endswith("Rename it in the parameters cell")
 
 
 # -- what KFP cannot express ------------------------------------------------------------------------
@@ -423,3 +522,32 @@ def test_compiled_types_and_awkward_names_run(tmp_path: Path, kfp_local: Path, w
     package = compile_pipeline(build_pipeline(notebook), tmp_path / "names.yaml", parameters={"json": "hi"})
     run_dir = run_package(package, kfp_local, flags=[1, 2, 3], opts={"a": 4})
     assert logged_metrics(run_dir, "report") == {"score": (6 + 4) * 0.5}
+
+
+@pytest.mark.slow
+@local_run
+def test_compiled_step_reads_relative_data_from_the_snapshot(
+    tmp_path: Path, kfp_local: Path, write_notebook: Any
+) -> None:
+    """With cellpipe_snapshot_id/cellpipe_store the step runs in the restored notebook's directory."""
+    from jupyter_ext.snapshot import take_snapshot
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "values.txt").write_text("1\n2\n3\n")
+    notebook = write_notebook(
+        [
+            (["step:total"], "total = sum(int(line) for line in open('data/values.txt'))"),
+            (["pipeline-metrics"], "total"),
+        ],
+        metadata={"cellpipe": {"data": ["data/values.txt"]}},
+        name="project/sum.ipynb",
+    )
+    pipeline = build_pipeline(notebook)
+    store = str(tmp_path / "store")
+    snapshot = take_snapshot(notebook, store=store)
+    # The data exists only in the store now: the step must read the snapshot, not the project directory.
+    shutil.rmtree(project / "data")
+    package = compile_pipeline(pipeline, tmp_path / "sum.yaml", snapshot_id=snapshot.id, store=store)
+    run_dir = run_package(package, kfp_local)
+    assert logged_metrics(run_dir, "total") == {"total": 6}
