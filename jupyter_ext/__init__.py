@@ -9,7 +9,7 @@ The data path, one subpackage per stage::
     targets/    local runner | Kubeflow Pipelines | Kubernetes Jobs
     runs/       run records                                 (what happened)
     tracking/   MLflow
-    server/     (planned) Jupyter server extension for the JupyterLab UI
+    server/     Jupyter server extension: the HTTP API for the JupyterLab UI
     cli/        the ``cellpipe`` command
 
 Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside functions.
