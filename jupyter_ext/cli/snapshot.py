@@ -29,6 +29,7 @@ examples:
   cellpipe snapshots list
 """
 
+DETECTED_SHOWN = 10  # 'cellpipe snapshots show ID' lists every file
 PROGRESS_MIN_BYTES = 64 << 20  # below this hashing takes well under a second: no bar
 
 
@@ -88,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  hashed    {snapshot.hashed_files} files, {human_bytes(snapshot.hashed_bytes)} (others unchanged)"
     )
+    if snapshot.detected:
+        shown = ", ".join(snapshot.detected[:DETECTED_SHOWN])
+        more = (
+            f" and {len(snapshot.detected) - DETECTED_SHOWN} more"
+            if len(snapshot.detected) > DETECTED_SHOWN
+            else ""
+        )
+        print(f"  detected  {shown}{more}")
     print_skipped(report["skipped"])
     print_notes(report["notes"])
     return 0

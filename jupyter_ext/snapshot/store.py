@@ -421,7 +421,7 @@ def _local_backend(root: Path, url: str) -> LocalBackend:
 def _fsspec_backend(url: str, scheme: str) -> FsspecBackend:
     import fsspec  # imported here: only remote stores need it
 
-    known = set(fsspec.available_protocols())
+    known = set(fsspec.available_protocols()) | set(fsspec.registry)  # built-in and registered at run time
     if scheme not in known:
         listed = ", ".join(f"{name}://" for name in COMMON_SCHEMES)
         raise SnapshotError(

@@ -179,3 +179,31 @@ def test_store_path_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(SnapshotError, match="is a file, not a directory"):
         SnapshotStore.open(tmp_path / "f")
+
+
+class NoCredentialsError(Exception):
+    """Named like botocore's: the store recognises a credentials failure by the exception's name."""
+
+
+def test_missing_credentials_become_one_clear_error() -> None:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class LockedFileSystem(MemoryFileSystem):
+        protocol = "lockedtest"
+
+        def ls(self, path, detail=True, **kwargs):
+            raise NoCredentialsError("Unable to locate credentials")
+
+        def cat_file(self, path, start=None, end=None, **kwargs):
+            raise PermissionError(13, "Access Denied")
+
+    fsspec.register_implementation("lockedtest", LockedFileSystem, clobber=True)
+    store = SnapshotStore.open("lockedtest://bucket/store")
+    with pytest.raises(
+        SnapshotError, match="cannot access the snapshot store lockedtest://bucket/store: NoCredentialsError"
+    ):
+        store.list()
+    with pytest.raises(
+        SnapshotError, match="cannot access the snapshot store .*Configure the filesystem's credentials"
+    ):
+        store.load_meta("cache/stat.json")
