@@ -53,10 +53,21 @@ def restore(
     _check_target(target, force)
     entries = manifest_files(manifest)
     paths = [target / check_relative_path(entry["path"], snapshot_id=full_id) for entry in entries]
-    target.mkdir(parents=True, exist_ok=True)
 
     def copy(item: tuple[dict[str, Any], Path]) -> None:
-        _restore_file(store, item[0], item[1], full_id)
+        try:
+            _restore_file(store, item[0], item[1], full_id)
+        except OSError as exc:
+            raise SnapshotError(
+                f"cannot write {item[1]}: {exc.strerror or exc}",
+                field="DIR",
+                hint="Check that the directory is writable and has space.",
+            ) from None
+
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(f"cannot create {target}: {exc.strerror or exc}", field="DIR") from None
 
     count = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:

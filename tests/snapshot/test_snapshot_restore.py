@@ -109,3 +109,20 @@ def test_restore_from_a_memory_store(notebook: Path, tmp_path: Path) -> None:
     digest = hashlib.sha256((tmp_path / "out" / "data" / "train.csv").read_bytes()).hexdigest()
     assert digest == next(e["hash"] for e in snapshot.manifest["files"] if e["path"] == "data/train.csv")
     assert restored.files == 3
+
+
+def test_restore_where_a_directory_blocks_a_file_is_one_clear_error(
+    notebook: Path, store: SnapshotStore, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    target = tmp_path / "out"
+    (target / "config.yaml").mkdir(parents=True)  # a directory where the snapshot has a file
+    with pytest.raises(SnapshotError, match="cannot restore config.yaml: .* is a directory"):
+        restore(store, snapshot.id, target, force=True)
+
+
+def test_restore_into_a_path_under_a_file(notebook: Path, store: SnapshotStore, tmp_path: Path) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SnapshotError, match="cannot create .*file/out"):
+        restore(store, snapshot.id, tmp_path / "file" / "out")
