@@ -1,0 +1,670 @@
+"""Submitting to KFP with the real ``kfp.Client`` against a loopback server that speaks the v2beta1 REST API.
+
+The server (an aiohttp app on 127.0.0.1, ephemeral port, in a thread) keeps pipelines, versions,
+experiments and runs in memory, records every request (method, path, query, Authorization header, JSON
+body, uploaded files) and can be told to fail a route. Nothing inside this process is mocked: the requests
+asserted here are the ones ``kfp_server_api`` puts on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from jupyter_ext.errors import TargetError
+from jupyter_ext.pipeline.build import build_pipeline
+from jupyter_ext.targets.kfp.compile import compile_pipeline
+from jupyter_ext.targets.kfp.connect import HEALTHZ
+from jupyter_ext.targets.kfp.submit import (
+    RunStatus,
+    cancel_run,
+    connect,
+    kfp_cron,
+    run_logs,
+    run_status,
+    schedule_recurring,
+    submit_run,
+    wait_for_run,
+)
+
+KALE = Path(__file__).parents[2] / "notebooks" / "kale_legacy.ipynb"
+SNAPSHOT = "cd34" * 16
+STORE = "s3://ml-bucket/cellpipe"
+RUN_ID = "20260101-120000-abc123"
+TOKEN = "t0k-secret-value"
+API = "/apis/v2beta1"
+
+
+# -- the loopback KFP API server -------------------------------------------------------------------------
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+    body: Any = None  # parsed JSON
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # form field -> (file name, bytes)
+
+
+class FakeKFP:
+    """Just enough of the KFP API server's v2beta1 routes, with its JSON shapes."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.multi_user = False
+        self.healthz_body: str | None = None  # overrides the healthz answer (e.g. a login page)
+        self.requests: list[Request] = []
+        self.pipelines: list[dict] = []
+        self.versions: list[dict] = []
+        self.experiments: list[dict] = []
+        self.runs: dict[str, dict] = {}
+        self.recurring_runs: list[dict] = []
+        self.run_script: dict[str, list[dict]] = {}  # run id -> successive GET answers (the last repeats)
+        self.logs: dict[str, str] = {}  # pod -> log text
+        self._failures: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+        self._ids = itertools.count(1)
+
+    def fail(self, method: str, path: str, status: int, message: str, times: int = 1) -> None:
+        body = {"error": message, "code": 13, "message": message, "details": []}
+        self._failures.setdefault((method, path), []).extend([(status, body)] * times)
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    def paths(self) -> list[tuple[str, str]]:
+        return [(r.method, r.path) for r in self.requests]
+
+    def take(self) -> list[Request]:
+        taken, self.requests = self.requests, []
+        return taken
+
+    # -- plumbing --
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_get(f"{API}/healthz", self.healthz)
+        app.router.add_get(f"{API}/pipelines", self.list_pipelines)
+        app.router.add_post(f"{API}/pipelines/upload", self.upload_pipeline)
+        app.router.add_post(f"{API}/pipelines/upload_version", self.upload_version)
+        app.router.add_get(f"{API}/pipelines/{{pipeline_id}}/versions", self.list_versions)
+        app.router.add_get(f"{API}/experiments", self.list_experiments)
+        app.router.add_post(f"{API}/experiments", self.create_experiment)
+        app.router.add_post(f"{API}/runs", self.create_run)
+        app.router.add_get(f"{API}/runs/{{run_id:[^/:]+}}", self.get_run)
+        app.router.add_post(f"{API}/runs/{{run_id:[^/:]+}}:terminate", self.terminate_run)
+        app.router.add_post(f"{API}/recurringruns", self.create_recurring_run)
+        app.router.add_get("/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log", self.read_log)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        entry = Request(
+            request.method, request.path, dict(request.query), request.headers.get("Authorization")
+        )
+        if request.content_type == "application/json" and request.can_read_body:
+            entry.body = await request.json()
+        elif request.content_type == "multipart/form-data":
+            form = await request.post()
+            entry.files = {
+                k: (v.filename, v.file.read()) for k, v in form.items() if isinstance(v, web.FileField)
+            }
+        self.requests.append(entry)  # the handlers read their body from here (requests come one at a time)
+        queued = self._failures.get((request.method, request.path))
+        if queued:
+            status, body = queued.pop(0)
+            return web.json_response(body, status=status)
+        return await handler(request)
+
+    @staticmethod
+    def _named(items: list[dict], request: web.Request) -> list[dict]:
+        predicates = json.loads(request.query.get("filter") or '{"predicates": []}')["predicates"]
+        names = [p["stringValue"] for p in predicates if p["key"] == "display_name"]
+        namespace = request.query.get("namespace")
+        return [
+            item
+            for item in items
+            if (not names or item["display_name"] in names)
+            and (not namespace or item.get("namespace") == namespace)
+        ]
+
+    # -- routes --
+    async def healthz(self, request: web.Request) -> web.Response:
+        if self.healthz_body is not None:
+            return web.Response(text=self.healthz_body, content_type="text/html")
+        return web.json_response({"commit_sha": "test", "tag_name": "2.5.0", "multi_user": self.multi_user})
+
+    async def list_pipelines(self, request: web.Request) -> web.Response:
+        found = self._named(self.pipelines, request)
+        return web.json_response({"pipelines": found, "total_size": len(found)} if found else {})
+
+    async def upload_pipeline(self, request: web.Request) -> web.Response:
+        query = request.query
+        pipeline = {
+            "pipeline_id": self.new_id("p"),
+            "display_name": query["name"],
+            "namespace": query.get("namespace"),
+        }
+        self.pipelines.append(pipeline)
+        self._add_version(pipeline["pipeline_id"], query["name"])  # KFP makes the first version too
+        return web.json_response(pipeline)
+
+    def _add_version(self, pipeline_id: str, name: str) -> dict:
+        version = {"pipeline_id": pipeline_id, "pipeline_version_id": self.new_id("v"), "display_name": name}
+        self.versions.append(version)
+        return version
+
+    async def upload_version(self, request: web.Request) -> web.Response:
+        return web.json_response(self._add_version(request.query["pipelineid"], request.query["name"]))
+
+    async def list_versions(self, request: web.Request) -> web.Response:
+        mine = [v for v in self.versions if v["pipeline_id"] == request.match_info["pipeline_id"]]
+        return web.json_response({"pipeline_versions": list(reversed(mine)), "total_size": len(mine)})
+
+    async def list_experiments(self, request: web.Request) -> web.Response:
+        found = self._named(self.experiments, request)
+        return web.json_response({"experiments": found, "total_size": len(found)} if found else {})
+
+    async def create_experiment(self, request: web.Request) -> web.Response:
+        experiment = {**self.requests[-1].body, "experiment_id": self.new_id("e")}
+        self.experiments.append(experiment)
+        return web.json_response(experiment)
+
+    async def create_run(self, request: web.Request) -> web.Response:
+        run = {**self.requests[-1].body, "run_id": self.new_id("r"), "state": "PENDING"}
+        self.runs[run["run_id"]] = run
+        return web.json_response(run)
+
+    async def get_run(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        if run_id not in self.runs:
+            return web.json_response({"error": f"run {run_id} not found", "code": 5}, status=404)
+        script = self.run_script.get(run_id)
+        answer = (script.pop(0) if len(script) > 1 else script[0]) if script else {}
+        return web.json_response({**self.runs[run_id], **answer})
+
+    async def terminate_run(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        if run_id not in self.runs:
+            return web.json_response({"error": f"run {run_id} not found", "code": 5}, status=404)
+        self.runs[run_id]["state"] = "CANCELING"
+        return web.json_response({})
+
+    async def create_recurring_run(self, request: web.Request) -> web.Response:
+        recurring = {**self.requests[-1].body, "recurring_run_id": self.new_id("rr"), "status": "ENABLED"}
+        self.recurring_runs.append(recurring)
+        return web.json_response(recurring)
+
+    async def read_log(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.logs[request.match_info["node_id"]])
+
+
+@pytest.fixture
+def kfp_server() -> Iterator[FakeKFP]:
+    fake = FakeKFP()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        runner = web.AppRunner(fake.app(), access_log=None)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="fake-kfp", daemon=True)
+    thread.start()
+    assert ready.wait(10), "the loopback KFP server did not start"
+    yield fake
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No host, token path, namespace or UI URL from the machine running the tests."""
+    for name in (
+        "KF_PIPELINES_ENDPOINT",
+        "CELLPIPE_KFP_HOST",
+        "KF_PIPELINES_UI_ENDPOINT",
+        "KF_PIPELINES_SA_TOKEN_PATH",
+        "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+        "CELLPIPE_NAMESPACE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kale notebook compiled for a snapshot, as `cellpipe submit` will compile it."""
+    out = tmp_path_factory.mktemp("kfp") / "kale.yaml"
+    return compile_pipeline(build_pipeline(KALE), out, snapshot_id=SNAPSHOT, store=STORE, run_id=RUN_ID)
+
+
+def connected(fake: FakeKFP, **options: Any) -> Any:
+    """A client with the explicit token; the requests connect made are dropped."""
+    client = connect(fake.url, token=TOKEN, **options)
+    fake.take()
+    return client
+
+
+# -- submit ---------------------------------------------------------------------------------------------
+def test_connect_checks_health_with_the_token(kfp_server: FakeKFP) -> None:
+    from kfp.client import Client
+
+    context_file = Path(Client._LOCAL_KFP_CONTEXT)
+    existed = context_file.exists()
+    client = connect(kfp_server.url, token=TOKEN)
+    first = kfp_server.requests[0]
+    assert (first.method, first.path, first.authorization) == ("GET", HEALTHZ, f"Bearer {TOKEN}")
+    assert {r.path for r in kfp_server.requests} == {HEALTHZ}  # nothing but health checks so far
+    assert client.get_user_namespace() == ""  # single-user KFP: no namespace is sent
+    assert context_file.exists() == existed  # connect leaves the user's KFP context file alone
+
+
+def test_submit_uploads_the_pipeline_then_new_versions(
+    kfp_server: FakeKFP, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = connected(kfp_server)
+    options = {
+        "experiment": "kale",
+        "parameters": {"radius": 3},
+        "snapshot_id": SNAPSHOT,
+        "store": STORE,
+        "notebook": "notebooks/kale_legacy.ipynb",
+    }
+    first = submit_run(client, package, run_id=RUN_ID, **options)
+
+    requests = kfp_server.take()
+    assert [(r.method, r.path) for r in requests] == [
+        ("GET", f"{API}/experiments"),
+        ("POST", f"{API}/experiments"),
+        ("GET", f"{API}/pipelines"),
+        ("POST", f"{API}/pipelines/upload"),
+        ("GET", f"{API}/pipelines/p-2/versions"),
+        ("POST", f"{API}/runs"),
+    ]
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in requests)
+    lookup, create_experiment, find, upload, versions, create_run = requests
+    assert json.loads(lookup.query["filter"]) == {
+        "predicates": [{"operation": 1, "key": "display_name", "stringValue": "kale"}]
+    }
+    assert "namespace" not in lookup.query  # single-user
+    assert create_experiment.body == {"display_name": "kale"}
+    assert json.loads(find.query["filter"])["predicates"][0]["stringValue"] == "kale-circle"
+    # the compiled YAML, byte for byte, as a multipart upload under the package's pipeline name
+    assert upload.files == {"uploadfile": ("kale.yaml", package.read_bytes())}
+    assert upload.query["name"] == "kale-circle"
+    assert SNAPSHOT in upload.query["description"] and RUN_ID in upload.query["description"]
+    assert versions.query == {"page_size": "1", "sort_by": "created_at desc"}
+    assert create_run.body == {
+        "experiment_id": "e-1",
+        "display_name": f"kale-circle {RUN_ID}",
+        "description": f"cellpipe run {RUN_ID}; snapshot {SNAPSHOT} in {STORE}; notebook notebooks/kale_legacy.ipynb",
+        "pipeline_version_reference": {"pipeline_id": "p-2", "pipeline_version_id": "v-3"},
+        # typed: the float parameter goes as 3.0; the snapshot travels as run parameters
+        "runtime_config": {
+            "parameters": {"radius": 3.0, "cellpipe_snapshot_id": SNAPSHOT, "cellpipe_store": STORE}
+        },
+    }
+    assert (first.pipeline_id, first.version_id, first.experiment_id, first.run_id) == (
+        "p-2",
+        "v-3",
+        "e-1",
+        "r-4",
+    )
+    assert first.created_pipeline and first.version_name == "kale-circle"
+    assert first.url == f"{kfp_server.url}/#/runs/details/r-4"
+
+    second = submit_run(client, package, run_id="20260102-090000-def456", **options)
+    requests = kfp_server.take()
+    assert [(r.method, r.path) for r in requests] == [
+        ("GET", f"{API}/experiments"),  # found: not created again
+        ("GET", f"{API}/pipelines"),  # found: a new version, not a new pipeline
+        ("POST", f"{API}/pipelines/upload_version"),
+        ("POST", f"{API}/runs"),
+    ]
+    upload_version = requests[2]
+    assert upload_version.query["pipelineid"] == "p-2"
+    assert upload_version.query["name"] == "20260102-090000-def456"
+    assert upload_version.files == {"uploadfile": ("kale.yaml", package.read_bytes())}
+    assert requests[3].body["pipeline_version_reference"] == {
+        "pipeline_id": "p-2",
+        "pipeline_version_id": "v-5",
+    }
+    assert (second.pipeline_id, second.version_id, second.run_id) == ("p-2", "v-5", "r-6")
+    assert not second.created_pipeline
+    assert len(kfp_server.pipelines) == 1
+    assert capsys.readouterr().out == ""  # no "Run details: ..." lines: the CLI prints the result itself
+
+
+def test_multi_user_requests_carry_the_profile_namespace(kfp_server: FakeKFP, package: Path) -> None:
+    kfp_server.multi_user = True
+    client = connect(kfp_server.url, token=TOKEN, namespace="team-a")
+    assert kfp_server.paths() == [("GET", HEALTHZ)]  # the client skips its own health check
+    kfp_server.take()
+    submit_run(client, package, experiment="kale")
+    lookup, create_experiment, find, upload, _, _ = kfp_server.take()
+    assert lookup.query["namespace"] == find.query["namespace"] == upload.query["namespace"] == "team-a"
+    assert create_experiment.body == {"display_name": "kale", "namespace": "team-a"}
+
+    from_env = connect(kfp_server.url, token=TOKEN, environ={"CELLPIPE_NAMESPACE": "team-b"})
+    assert from_env.get_user_namespace() == "team-b"
+
+
+def test_schedule_recurring_run(kfp_server: FakeKFP, package: Path) -> None:
+    client = connected(kfp_server)
+    result = schedule_recurring(
+        client,
+        package,
+        cron="30 2 * * 1-5",
+        name="nightly kale",
+        experiment="kale",
+        parameters={"radius": 1.5},
+        max_concurrency=2,
+        snapshot_id=SNAPSHOT,
+        store=STORE,
+        version_name="nightly-1",
+    )
+    requests = kfp_server.take()
+    assert [(r.method, r.path) for r in requests][-1] == ("POST", f"{API}/recurringruns")
+    body = requests[-1].body
+    assert body == {
+        "display_name": "nightly kale",
+        "description": f"snapshot {SNAPSHOT} in {STORE}",
+        "experiment_id": "e-1",
+        "pipeline_version_reference": {"pipeline_id": "p-2", "pipeline_version_id": "v-3"},
+        "runtime_config": {
+            "parameters": {"radius": 1.5, "cellpipe_snapshot_id": SNAPSHOT, "cellpipe_store": STORE}
+        },
+        "trigger": {"cron_schedule": {"cron": "0 30 2 * * 1-5"}},  # KFP's 6 fields: seconds first
+        "max_concurrency": 2,
+        "mode": "ENABLE",
+        "no_catchup": True,
+    }
+    assert result.cron == "0 30 2 * * 1-5"
+    assert result.recurring_run_id == "rr-4"
+    assert result.url == f"{kfp_server.url}/#/recurringrun/details/rr-4"
+
+    schedule_recurring(client, package, cron="@daily", name="daily", enabled=False, version_name="d-1")
+    body = kfp_server.take()[-1].body
+    assert body["trigger"] == {"cron_schedule": {"cron": "@daily"}}
+    assert body["mode"] == "DISABLE"
+    assert body["pipeline_version_reference"]["pipeline_id"] == "p-2"  # another version of the same pipeline
+
+
+# -- following and cancelling runs ------------------------------------------------------------------------
+def task(name: str, state: str, pod: str | None = None) -> dict:
+    entry: dict[str, Any] = {"task_id": f"t-{name}", "display_name": name, "state": state}
+    if pod:
+        entry["child_tasks"] = [{"pod_name": pod}]
+    return entry
+
+
+def started_run(fake: FakeKFP, client: Any, package: Path) -> str:
+    run_id = submit_run(client, package).run_id
+    fake.take()
+    return run_id
+
+
+def test_wait_for_run_reports_each_change(kfp_server: FakeKFP, package: Path) -> None:
+    client = connected(kfp_server)
+    run_id = started_run(kfp_server, client, package)
+    running = {
+        "state": "RUNNING",
+        "run_details": {"task_details": [task("area", "SUCCEEDED"), task("perimeter", "RUNNING")]},
+    }
+    kfp_server.run_script[run_id] = [
+        {"state": "PENDING"},
+        {"state": "RUNNING", "run_details": {"task_details": [task("area", "RUNNING")]}},
+        running,
+        running,  # nothing changed: no update
+        {
+            "state": "SUCCEEDED",
+            "run_details": {"task_details": [task("area", "SUCCEEDED"), task("perimeter", "SUCCEEDED")]},
+        },
+    ]
+    updates: list[RunStatus] = []
+    final = wait_for_run(client, run_id, poll=0, on_update=updates.append, sleep=lambda _: None)
+    assert [(u.state, [(t.name, t.state) for t in u.tasks]) for u in updates] == [
+        ("PENDING", []),
+        ("RUNNING", [("area", "RUNNING")]),
+        ("RUNNING", [("area", "SUCCEEDED"), ("perimeter", "RUNNING")]),
+        ("SUCCEEDED", [("area", "SUCCEEDED"), ("perimeter", "SUCCEEDED")]),
+    ]
+    assert final.finished and final.succeeded
+    assert kfp_server.paths() == [("GET", f"{API}/runs/{run_id}")] * 5
+
+
+def test_wait_gives_up_after_the_timeout_and_survives_a_restarting_server(
+    kfp_server: FakeKFP, package: Path
+) -> None:
+    client = connected(kfp_server)
+    run_id = started_run(kfp_server, client, package)
+    kfp_server.run_script[run_id] = [{"state": "RUNNING", "error": {"message": ""}}]
+    status = wait_for_run(client, run_id, poll=0.01, timeout=0.1)
+    assert status.state == "RUNNING" and not status.finished  # the run goes on; the caller decides
+
+    kfp_server.run_script[run_id] = [
+        {"state": "RUNNING"},
+        {"state": "FAILED", "error": {"message": "step area failed"}},
+    ]
+    kfp_server.take()
+    polls = iter(range(100))
+
+    def sleep(_: float) -> None:
+        if next(polls) == 0:  # after the first poll the API server restarts: two 503s
+            kfp_server.fail("GET", f"{API}/runs/{run_id}", 503, "upstream connect error", times=2)
+
+    status = wait_for_run(client, run_id, poll=0, sleep=sleep)
+    assert (status.state, status.error) == ("FAILED", "step area failed")
+    assert len(kfp_server.take()) == 4  # ok, 503, 503, ok
+
+
+def test_cancel_run_terminates(kfp_server: FakeKFP, package: Path) -> None:
+    client = connected(kfp_server)
+    run_id = started_run(kfp_server, client, package)
+    cancel_run(client, run_id)
+    [request] = kfp_server.take()
+    assert (request.method, request.path, request.authorization) == (
+        "POST",
+        f"{API}/runs/{run_id}:terminate",
+        f"Bearer {TOKEN}",
+    )
+    assert run_status(client, run_id).state == "CANCELING"
+    with pytest.raises(
+        TargetError, match=r"cancelling run nope failed: KFP answered 404 \(run nope not found\)"
+    ):
+        cancel_run(client, "nope")
+
+
+def test_run_logs_come_from_the_log_route(kfp_server: FakeKFP, package: Path) -> None:
+    client = connected(kfp_server)
+    run_id = started_run(kfp_server, client, package)
+    details = {
+        "task_details": [task("area", "SUCCEEDED", "kale-area-1"), task("ratio", "RUNNING", "kale-ratio-2")]
+    }
+    kfp_server.run_script[run_id] = [{"state": "RUNNING", "run_details": details}]
+    kfp_server.logs = {"kale-area-1": "area = 12.56\n", "kale-ratio-2": "ratio...\n"}
+    assert run_logs(client, run_id, task="area") == {"kale-area-1": "area = 12.56\n"}
+    assert kfp_server.take()[-1].path == f"/apis/v1alpha1/runs/{run_id}/nodes/kale-area-1/log"
+    assert set(run_logs(client, run_id)) == {"kale-area-1", "kale-ratio-2"}
+    with pytest.raises(TargetError, match="no pod for task 'perimeter'. Tasks: area, ratio"):
+        run_logs(client, run_id, task="perimeter")
+
+
+# -- auth -------------------------------------------------------------------------------------------------
+def test_token_file_is_read_on_every_request(kfp_server: FakeKFP, package: Path, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("sa-token-1\n")
+    client = connect(kfp_server.url, token_path=token_file)
+    assert kfp_server.requests[0].authorization == "Bearer sa-token-1"
+    token_file.write_text("sa-token-2\n")  # the kubelet rotated it
+    submit_run(client, package)
+    assert {r.authorization for r in kfp_server.take()[-6:]} == {"Bearer sa-token-2"}
+
+
+def test_kubeconfig_token(kfp_server: FakeKFP, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(KUBECONFIG.format(user="alice", credentials="token: kc-token-123"))
+    connect(kfp_server.url, kubeconfig=kubeconfig)
+    assert kfp_server.requests[0].authorization == "Bearer kc-token-123"
+
+
+def test_explicit_token_under_the_kfp_name(kfp_server: FakeKFP) -> None:
+    connect(kfp_server.url, existing_token="from-gcloud")
+    assert kfp_server.requests[0].authorization == "Bearer from-gcloud"
+    with pytest.raises(TargetError, match="two different tokens"):
+        connect(kfp_server.url, token="a", existing_token="b")
+
+
+def test_host_from_the_environment(kfp_server: FakeKFP, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", "http://127.0.0.1:9")  # the cellpipe variable wins
+    monkeypatch.setenv("CELLPIPE_KFP_HOST", kfp_server.url + "/")
+    connect(token=TOKEN)
+    assert kfp_server.paths()[0] == ("GET", HEALTHZ)
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: kind
+  cluster: {{server: "https://127.0.0.1:6443"}}
+users:
+- name: {user}
+  user:
+    {credentials}
+contexts:
+- name: kind
+  context: {{cluster: kind, user: {user}, namespace: team-a}}
+current-context: kind
+"""
+
+
+# -- mistakes -----------------------------------------------------------------------------------------------
+def test_no_host() -> None:
+    with pytest.raises(TargetError) as info:
+        connect(token=TOKEN)
+    assert str(info.value).startswith(
+        "--host: no KFP host: pass --host or set KF_PIPELINES_ENDPOINT/CELLPIPE_KFP_HOST. E.g. for a local"
+    )
+    assert "\n" not in str(info.value)
+
+
+def test_unreachable_host() -> None:
+    with socket.socket() as sock:  # a port nobody listens on any more
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(
+        TargetError, match=rf"cannot reach KFP at http://127\.0\.0\.1:{port} \(.*refused"
+    ) as info:
+        connect(f"http://127.0.0.1:{port}", token=TOKEN)
+    assert info.value.field == "--host"
+    assert TOKEN not in str(info.value)
+
+
+def test_refused_credentials_and_login_pages(kfp_server: FakeKFP) -> None:
+    kfp_server.fail("GET", HEALTHZ, 401, "Jwt is missing")
+    with pytest.raises(TargetError, match=r"refused the credentials \(401, auth: token\)") as info:
+        connect(kfp_server.url, token=TOKEN)
+    assert TOKEN not in str(info.value)
+
+    kfp_server.healthz_body = "<html>Log in to Kubeflow</html>"
+    with pytest.raises(TargetError, match="did not answer like the KFP API"):
+        connect(kfp_server.url)
+
+
+def test_kubeconfig_without_a_token(kfp_server: FakeKFP, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(KUBECONFIG.format(user="admin", credentials="client-certificate-data: Zm9v"))
+    with pytest.raises(TargetError, match="has no bearer token") as info:
+        connect(kfp_server.url, kubeconfig=kubeconfig)
+    assert "port-forward" in str(info.value)
+    with pytest.raises(TargetError, match="does not exist"):
+        connect(kfp_server.url, kubeconfig=tmp_path / "missing")
+
+
+def test_run_creation_failure_names_what_was_created(kfp_server: FakeKFP, package: Path) -> None:
+    client = connected(kfp_server)
+    kfp_server.fail("POST", f"{API}/runs", 500, "Failed to create a run: database is locked")
+    with pytest.raises(TargetError) as info:
+        submit_run(client, package, run_id=RUN_ID)
+    text = str(info.value)
+    assert "creating a run of pipeline 'kale-circle' failed: KFP answered 500 (Failed to create a run" in text
+    assert "already created: pipeline 'kale-circle' (id p-2), pipeline version 'kale-circle' (id v-3)" in text
+    assert "\n" not in text and TOKEN not in text
+    assert kfp_server.paths()[-1] == ("POST", f"{API}/runs")  # nothing after the failed call
+
+    # a later failure only leaves the new version behind
+    kfp_server.fail("POST", f"{API}/runs", 500, "boom")
+    with pytest.raises(TargetError) as info:
+        submit_run(client, package, run_id="20260102")
+    assert "(boom); already created: pipeline version '20260102' (id v-4). They stay in KFP" in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 25 * * *", r"field 2 \(hour\) must be 0-23, got 25"),
+        ("0 0 3 * * *", "give the usual 5 fields"),
+        ("every day", "expected 5 fields, got 2"),
+    ],
+)
+def test_invalid_cron_sends_nothing(kfp_server: FakeKFP, package: Path, cron: str, message: str) -> None:
+    client = connected(kfp_server)
+    with pytest.raises(TargetError, match=message) as info:
+        schedule_recurring(client, package, cron=cron, name="nightly")
+    assert info.value.field == "schedule"
+    assert kfp_server.requests == []
+
+
+def test_kfp_cron() -> None:
+    assert kfp_cron("0 3 * * *") == "0 0 3 * * *"
+    assert kfp_cron("  */15  *   * * MON-FRI ") == "0 */15 * * * MON-FRI"
+    assert kfp_cron("@hourly") == "@hourly"
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"parameters": {"radius": "big"}}, "parameter 'radius'", "expects number double, got str 'big'"),
+        ({"parameters": {"radius": True}}, "parameter 'radius'", "expects number double, got bool"),
+        ({"parameters": {"diameter": 2}}, "parameter 'diameter'", "the pipeline has no parameter 'diameter'"),
+        ({"snapshot_id": SNAPSHOT}, "store", "a snapshot id and its store go together"),
+        ({"snapshot_id": SNAPSHOT, "store": "s3://key:pw@minio/b"}, "store", "contains credentials"),
+    ],
+)
+def test_bad_submissions_send_nothing(
+    kfp_server: FakeKFP, package: Path, options: dict, field: str, message: str
+) -> None:
+    client = connected(kfp_server)
+    with pytest.raises(TargetError, match=message) as info:
+        submit_run(client, package, **options)
+    assert info.value.field == field
+    assert kfp_server.requests == []
+
+
+def test_bad_schedule_options_and_package(kfp_server: FakeKFP, package: Path, tmp_path: Path) -> None:
+    client = connected(kfp_server)
+    with pytest.raises(TargetError, match="from 1 to 10") as info:
+        schedule_recurring(client, package, cron="@daily", name="n", max_concurrency=11)
+    assert info.value.field == "max_concurrency"
+    with pytest.raises(TargetError, match="does not exist") as info:
+        submit_run(client, tmp_path / "missing.yaml")
+    assert "cellpipe compile" in str(info.value)
+    assert kfp_server.requests == []
