@@ -1,0 +1,63 @@
+"""``cellpipe export``: write the manifests that would run a notebook, for review or GitOps."""
+
+from __future__ import annotations
+
+import argparse
+
+from jupyter_ext.cli._cluster import (
+    add_cluster_options,
+    add_notebook_options,
+    add_pod_options,
+    print_notes,
+    request_from_args,
+)
+
+HELP = """\
+Write the Kubernetes manifests that run a notebook as YAML files instead of creating them: review them,
+commit them to a GitOps repository, or `kubectl create -f` them yourself. The cluster is not contacted
+(the kubeconfig is read only for the default namespace), but the notebook is snapshotted to the store
+(--store or $CELLPIPE_STORE): the manifests name that snapshot, which their pods will restore.
+
+Files, written atomically into DIR:
+  <job name>.job.yaml           a Job that runs the notebook once (its name is the run id)
+  <cronjob name>.cronjob.yaml   with --cron: a CronJob that runs it on that schedule
+--name names both objects; by default the Job is <pipeline>-<run id> and the CronJob <pipeline>.
+
+formats:
+  k8s    Kubernetes batch/v1 Job and CronJob
+  kfp    Kubeflow Pipelines: not available yet
+
+examples:
+  cellpipe export train.ipynb -o deploy/ --image ghcr.io/acme/cellpipe-runtime:1.0
+  cellpipe export train.ipynb -o deploy/ --cron "0 3 * * *" -n team-a -p epochs=20
+  kubectl create -f deploy/
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write Job/CronJob YAML for a notebook (no cluster contact)", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_notebook_options(parser)
+    parser.add_argument("--format", default="k8s", metavar="FORMAT", help="k8s (default), kfp")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the YAML files")
+    parser.add_argument(
+        "--cron", metavar="EXPR", help='also write a CronJob with this schedule, e.g. "0 3 * * *"'
+    )
+    parser.add_argument("--timezone", metavar="TZ", help="IANA time zone for --cron, e.g. Europe/Berlin")
+    add_pod_options(parser)
+    add_cluster_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_ext.runs.cluster import EXPORT_FORMATS, pick
+
+    export = pick(EXPORT_FORMATS, args.format, "--format")
+    exported = export(request_from_args(args), args.output, cron=args.cron, timezone=args.timezone)
+    for path in exported.paths:
+        print(f"wrote {path}")
+    print(f"snapshot {exported.snapshot_id[:12]} in {exported.store} (the manifests' pods restore it)")
+    print_notes(exported.notes)
+    return 0

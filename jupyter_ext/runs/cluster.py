@@ -1,0 +1,331 @@
+"""Run a notebook on a cluster: check everything, snapshot it to a store pods can read, create the object.
+
+Used by ``cellpipe submit``, ``cellpipe schedule`` and ``cellpipe export``. Order matters so that nothing
+is half-created: every check that can fail on user input (parameters, image, names, resources, cron,
+credentials) runs on a dry manifest before anything is uploaded; the snapshot is uploaded next; the Job
+or CronJob is created last, and if that fails the error says which snapshot was kept.
+
+Targets and formats are looked up in registries (name -> function) so that KFP can be added beside
+Kubernetes; until then asking for it answers with a clear "not available yet".
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlparse
+
+from jupyter_ext.errors import TargetError
+from jupyter_ext.pipeline.model import Pipeline, Secret
+
+PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
+FINAL_PHASES = ("Succeeded", "Failed")
+_LOCAL_SCHEMES = ("file", "local", "memory")
+
+
+@dataclass
+class ClusterRequest:
+    """One notebook to run on Kubernetes, with the options shared by submit, schedule and export."""
+
+    notebook: str
+    overrides: list[str] = field(default_factory=list)
+    store: str | None = None  # default: $CELLPIPE_STORE
+    image: str | None = None  # default: the notebook's, else $CELLPIPE_IMAGE
+    namespace: str | None = None
+    name: str | None = None
+    owner: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: list[Secret] = field(default_factory=list)
+    service_account: str | None = None
+    active_deadline_seconds: int | None = None
+    backoff_limit: int = 0
+    ttl_seconds_after_finished: int | None = 86400
+    gpu_node_selector: dict[str, str] | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+@dataclass
+class Plan:
+    pipeline: Pipeline
+    parameters: dict[str, Any]
+    store: str
+    owner: str
+    image: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Created:
+    """What a cluster command made: the object, and the snapshot it runs."""
+
+    kind: str  # "job" | "cronjob"
+    name: str
+    namespace: str
+    snapshot_id: str
+    store: str
+    image: str
+    run_id: str | None = None  # a Job's; a CronJob's runs are named by the controller
+    summary: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Exported:
+    paths: list[Path]
+    snapshot_id: str
+    store: str
+    notes: list[str] = field(default_factory=list)
+
+
+# -- checks -------------------------------------------------------------------------------------------
+def default_owner() -> str:
+    """Who runs it: the JupyterHub user in a hub, else the login name."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def require_pod_store(url: str | None) -> str:
+    """The store URL if pods on a cluster can read it, else TargetError saying why and what to use."""
+    from jupyter_ext.snapshot.config import STORE_ENV
+
+    example = "e.g. --store s3://my-bucket/cellpipe (see docs/kubernetes.md)"
+    if not url:
+        raise TargetError(
+            "no snapshot store for the cluster: pods read the notebook and its data from the store",
+            field="--store",
+            hint=f"Pass --store or set {STORE_ENV} to a bucket the pods can reach, {example}",
+        )
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower() if "://" in url else ""
+    if not scheme or scheme in _LOCAL_SCHEMES:
+        where = "lives in this process only" if scheme == "memory" else "is on this machine"
+        raise TargetError(
+            f"snapshot store '{url}' {where}; pods on the cluster cannot read it",
+            field="--store",
+            hint=f"Use an object store both this machine and the pods can reach, {example}",
+        )
+    if parsed.password:
+        raise TargetError(
+            f"snapshot store URL for '{parsed.hostname}' contains a password; it would be readable in the "
+            "Job's arguments",
+            field="--store",
+            hint="Drop it from the URL and give the pods credentials with --secret SECRET:KEY:ENV",
+        )
+    return url
+
+
+def plan(request: ClusterRequest) -> Plan:
+    """Analyse the notebook and settle parameters, store, owner and image; uploads nothing."""
+    from jupyter_ext.notebook.params import resolve
+    from jupyter_ext.pipeline.load import load_pipeline
+    from jupyter_ext.snapshot.config import IMAGE_ENV, STORE_ENV
+    from jupyter_ext.targets.k8s.notebook_job import choose_image
+
+    pipeline = load_pipeline(request.notebook)
+    parameters = resolve(pipeline.parameters, request.overrides)
+    store = require_pod_store(request.store or os.environ.get(STORE_ENV))
+    image, notes = choose_image(pipeline, request.image, os.environ.get(IMAGE_ENV))
+    owner = request.owner or default_owner()
+    return Plan(pipeline, parameters, store, owner, image, notes)
+
+
+def _pod_options(request: ClusterRequest, image: str, namespace: str) -> Any:
+    from jupyter_ext.targets.k8s.notebook_job import PodOptions
+
+    return PodOptions(
+        image=image,
+        namespace=namespace,
+        active_deadline_seconds=request.active_deadline_seconds,
+        backoff_limit=request.backoff_limit,
+        ttl_seconds_after_finished=request.ttl_seconds_after_finished,
+        gpu_node_selector=request.gpu_node_selector,
+        service_account=request.service_account,
+        env=dict(request.env),
+        secrets=list(request.secrets),
+    )
+
+
+def _run_for(planned: Plan, snapshot_id: str) -> Any:
+    from jupyter_ext.targets.k8s.notebook_job import NotebookRun
+
+    return NotebookRun(planned.pipeline, snapshot_id, planned.store, planned.owner, planned.parameters)
+
+
+def _snapshot(request: ClusterRequest, planned: Plan) -> Any:
+    from jupyter_ext.snapshot import take_snapshot
+
+    return take_snapshot(request.notebook, store=planned.store)
+
+
+def _kept(exc: TargetError, snapshot: Any, kind: str) -> TargetError:
+    """The creation error, plus what did get made: the snapshot (harmless; its files are deduplicated)."""
+    return TargetError(
+        f"{exc.message} (no {kind} was created; snapshot {snapshot.short_id} was uploaded to "
+        f"{snapshot.store_url} and stays there, a retry uploads no file twice)",
+        notebook=exc.notebook,
+        field=exc.field,
+        hint=exc.hint,
+    )
+
+
+def _target(request: ClusterRequest) -> Any:
+    from jupyter_ext.targets.k8s.client import KubernetesTarget
+
+    # Loads credentials and settles the namespace without contacting the cluster.
+    return KubernetesTarget(
+        namespace=request.namespace, kubeconfig=request.kubeconfig, context=request.context
+    )
+
+
+# -- targets ------------------------------------------------------------------------------------------
+def submit_job(request: ClusterRequest) -> Created:
+    """Snapshot the notebook and create a Job that runs it once; the Job's name is the run id."""
+    from jupyter_ext.targets.k8s.notebook_job import make_notebook_job, new_job_name
+
+    planned = plan(request)
+    with _target(request) as target:
+        name = request.name or new_job_name(planned.pipeline.name)
+        options = _pod_options(request, planned.image, target.namespace)
+        make_notebook_job(_run_for(planned, PENDING_SNAPSHOT), name, options)  # every check, no upload
+        snapshot = _snapshot(request, planned)
+        manifest = make_notebook_job(_run_for(planned, snapshot.id), name, options)
+        try:
+            summary = target.create_job(manifest)
+        except TargetError as exc:
+            raise _kept(exc, snapshot, "job") from None
+    return Created("job", name, target.namespace, snapshot.id, planned.store, planned.image, name, summary,
+                   planned.notes)  # fmt: skip
+
+
+def schedule_cronjob(
+    request: ClusterRequest, *, cron: str, timezone: str | None = None, replace: bool = False
+) -> Created:
+    """Snapshot the notebook and create a CronJob that runs that snapshot on ``cron``."""
+    from jupyter_ext.targets.k8s.notebook_job import default_cronjob_name, make_notebook_cronjob
+
+    planned = plan(request)
+    with _target(request) as target:
+        name = request.name or default_cronjob_name(planned.pipeline.name)
+        options = _pod_options(request, planned.image, target.namespace)
+
+        def build(snapshot_id: str) -> dict[str, Any]:
+            run = _run_for(planned, snapshot_id)
+            return make_notebook_cronjob(run, name, options, schedule=cron, timezone=timezone)
+
+        build(PENDING_SNAPSHOT)
+        snapshot = _snapshot(request, planned)
+        try:
+            summary = target.create_cronjob(build(snapshot.id), replace=replace)
+        except TargetError as exc:
+            raise _kept(exc, snapshot, "cronjob") from None
+    return Created("cronjob", name, target.namespace, snapshot.id, planned.store, planned.image, None,
+                   summary, planned.notes)  # fmt: skip
+
+
+def export_k8s(
+    request: ClusterRequest, out_dir: str | Path, *, cron: str | None = None, timezone: str | None = None
+) -> Exported:
+    """Write the Job (and with ``cron`` the CronJob) as YAML files; uploads the snapshot, no cluster contact.
+
+    ``request.name`` names both objects (they are different kinds); by default the Job gets
+    ``<pipeline>-<run id>`` and the CronJob ``<pipeline>``.
+    """
+    from jupyter_ext.targets.k8s.namespace import resolve_namespace
+    from jupyter_ext.targets.k8s.notebook_job import (
+        default_cronjob_name,
+        make_notebook_cronjob,
+        make_notebook_job,
+        new_job_name,
+    )
+
+    planned = plan(request)
+    namespace = resolve_namespace(request.namespace, kubeconfig=request.kubeconfig, context=request.context)
+    options = _pod_options(request, planned.image, namespace)
+    job_name = request.name or new_job_name(planned.pipeline.name)
+    cron_name = request.name or default_cronjob_name(planned.pipeline.name)
+
+    def build(snapshot_id: str) -> list[tuple[str, dict[str, Any]]]:
+        run = _run_for(planned, snapshot_id)
+        out = [(f"{job_name}.job.yaml", make_notebook_job(run, job_name, options))]
+        if cron:
+            cronjob = make_notebook_cronjob(run, cron_name, options, schedule=cron, timezone=timezone)
+            out.append((f"{cron_name}.cronjob.yaml", cronjob))
+        return out
+
+    build(PENDING_SNAPSHOT)
+    snapshot = _snapshot(request, planned)
+    header = f"# cellpipe export of {request.notebook}: snapshot {snapshot.id} in {planned.store}\n"
+    paths = [write_manifest(Path(out_dir) / name, manifest, header) for name, manifest in build(snapshot.id)]
+    return Exported(paths, snapshot.id, planned.store, planned.notes)
+
+
+def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") -> Path:
+    """One manifest as a YAML file, written atomically (a reviewer never sees half a file)."""
+    import yaml
+
+    from jupyter_ext.util import write_atomic
+
+    text = yaml.safe_dump(dict(manifest), sort_keys=False, default_flow_style=False)
+    write_atomic(path, (header + text).encode())
+    return path
+
+
+def not_available(target: str) -> Callable[..., NoReturn]:
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise TargetError(
+            f"target '{target}' is not available yet",
+            field="--target",
+            hint="Use the Kubernetes target for now (see --help); Kubeflow Pipelines support is being added",
+        )
+
+    return refuse
+
+
+SUBMIT_TARGETS: dict[str, Callable[..., Created]] = {"job": submit_job, "kfp": not_available("kfp")}
+SCHEDULE_TARGETS: dict[str, Callable[..., Created]] = {
+    "cronjob": schedule_cronjob,
+    "kfp": not_available("kfp"),
+}
+EXPORT_FORMATS: dict[str, Callable[..., Exported]] = {"k8s": export_k8s, "kfp": not_available("kfp")}
+
+
+def pick(registry: Mapping[str, Callable[..., Any]], name: str, option: str) -> Callable[..., Any]:
+    """The function registered as ``name``; an unknown one is a one-line error listing the known."""
+    if name not in registry:
+        raise TargetError(
+            f"unknown {option.lstrip('-')} '{name}'", field=option, hint=f"Use one of: {', '.join(registry)}"
+        )
+    return registry[name]
+
+
+# -- waiting ------------------------------------------------------------------------------------------
+def wait_for_job(
+    target: Any,
+    name: str,
+    *,
+    timeout: float,
+    interval: float = 5.0,
+    on_change: Callable[[dict[str, Any]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Poll a Job until it succeeds or fails, or ``timeout`` seconds pass; returns its last summary.
+
+    Only reads: stopping the wait (timeout, Ctrl-C) leaves the Job running.
+    """
+    deadline = clock() + timeout
+    last_phase = None
+    while True:
+        status = target.job_status(name)
+        if status["phase"] != last_phase and on_change is not None:
+            on_change(status)
+        last_phase = status["phase"]
+        left = deadline - clock()
+        if status["phase"] in FINAL_PHASES or left <= 0:
+            return status
+        sleep(min(interval, left))

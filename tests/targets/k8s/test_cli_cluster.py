@@ -1,0 +1,433 @@
+"""``cellpipe submit/schedule/export`` end to end: kubeconfig -> official client -> kmock on loopback.
+
+The snapshot store is a fake remote (``fakes3://``, an in-memory fsspec filesystem registered for the
+test) because cluster commands refuse local stores. The CLI blocks, kmock serves from the test's loop:
+every ``main`` call runs in a thread through the ``call`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from fsspec.implementations.memory import MemoryFileSystem
+from kubernetes import client
+
+from jupyter_ext.cli.main import main
+from jupyter_ext.errors import TargetError
+from jupyter_ext.runs.cluster import require_pod_store, wait_for_job
+from jupyter_ext.snapshot import SnapshotStore
+
+NS = "team-a"
+STORE = "fakes3://ml-bucket/cellpipe"
+IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
+
+
+class FakeS3(MemoryFileSystem):
+    """A "remote" store that lives in memory: the CLI sees a scheme that is not local."""
+
+    protocol = ("fakes3",)
+    store: dict = {}  # its own dict: fsspec keeps a memory filesystem's files on the class
+    pseudo_dirs = [""]
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return super()._strip_protocol(str(path).removeprefix("fakes3://"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    registry = sys.modules["fsspec.registry"]
+    monkeypatch.setitem(registry._registry, "fakes3", FakeS3)
+    monkeypatch.setitem(registry.known_implementations, "fakes3", {"class": "FakeS3 (test)"})
+    for name in (
+        "CELLPIPE_STORE",
+        "CELLPIPE_IMAGE",
+        "CELLPIPE_NAMESPACE",
+        "KUBECONFIG",
+        "MLFLOW_TRACKING_URI",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice@example.com")
+    yield
+    FakeS3.store.clear()
+    FakeS3.pseudo_dirs[:] = [""]
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": server}}],
+        "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": NS}}],
+        "current-context": "test",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def kubeconfig(kmock: Any, tmp_path: Path) -> str:
+    kmock.resources["batch/v1/jobs"] = {}
+    kmock.resources["batch/v1/cronjobs"] = {}
+    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
+
+
+@pytest.fixture
+def dead_kubeconfig(closed_port: int, tmp_path: Path) -> str:
+    return str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}"))
+
+
+@pytest.fixture
+def notebook(write_notebook: Callable[..., Path]) -> str:
+    return str(
+        write_notebook(
+            [
+                (["parameters"], "epochs = 3\nlabel = 'base'"),
+                (
+                    ["step:load", "secret:s3-creds:access-key:AWS_ACCESS_KEY_ID", "limit:memory:2Gi"],
+                    "xs = list(range(epochs))",
+                ),
+                (["step:train", "limit:nvidia.com/gpu:1", "limit:cpu:4"], "total = sum(xs)"),
+            ],  # fmt: skip
+            name="train.ipynb",
+        )
+    )
+
+
+def exists(kmock: Any, resource: str, name: str) -> bool:
+    """Whether kmock holds a live object (``in kmock.objects`` compares raw keys, so it cannot tell)."""
+    try:
+        return kmock.objects[resource, NS, name, -1] is not None
+    except KeyError:
+        return False
+
+
+def snapshots() -> list[str]:
+    return SnapshotStore.open(STORE).ids()
+
+
+def job_args(manifest: dict[str, Any]) -> list[str]:
+    return manifest["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+async def cli(call: Callable, *argv: str) -> int:
+    return await call(main, list(argv))
+
+
+def one_error_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# -- submit -------------------------------------------------------------------------------------------
+async def test_submit_creates_the_job(
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    code = await cli(call, "submit", notebook, "--target", "job", "--store", STORE, "--image", IMAGE,
+                     "--kubeconfig", kubeconfig, "-p", "epochs=20", "-p", "label=nightly",
+                     "--secret", "store-creds:secret-key:AWS_SECRET_ACCESS_KEY")  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (post,) = list(kmock["post"])
+    job = post.data  # exactly what the client sent
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    assert exists(kmock, "batch/v1/jobs", name)
+    assert namespace == NS and name.startswith("train-")
+    labels = job["metadata"]["labels"]
+    (snapshot_id,) = snapshots()
+    assert labels["cellpipe.io/run-id"] == name and labels["cellpipe.io/owner"] == "alice-example.com"
+    assert labels["cellpipe.io/snapshot-id"] == snapshot_id[:12] and labels["cellpipe.io/pipeline"] == "train"
+    assert job_args(job) == ["--store", STORE, "--snapshot", snapshot_id, "--run-id", name,
+                             "-p", "epochs=20", "-p", 'label="nightly"']  # fmt: skip
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    secret_env = {e["name"]: e for e in container["env"] if "valueFrom" in e}
+    assert secret_env == {
+        "AWS_ACCESS_KEY_ID": {"name": "AWS_ACCESS_KEY_ID",
+                              "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "access-key"}}},
+        "AWS_SECRET_ACCESS_KEY": {"name": "AWS_SECRET_ACCESS_KEY",
+                                  "valueFrom": {"secretKeyRef": {"name": "store-creds", "key": "secret-key"}}},
+    }  # fmt: skip
+    assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1", "cpu": "4"}
+    assert job["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert container["image"] == IMAGE
+    kubernetes_validate.validate(job, "1.34", strict=True)
+    assert f"job {name} created in namespace {NS}" in out
+    assert f"kubectl get job -n {NS} -l cellpipe.io/run-id={name}" in out
+    assert f"{STORE}/runs/{name}/" in out
+
+
+async def test_duplicate_name_says_what_was_kept(
+    kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    argv = [
+        "submit",
+        notebook,
+        "--store",
+        STORE,
+        "--image",
+        IMAGE,
+        "--kubeconfig",
+        kubeconfig,
+        "--name",
+        "train-1",
+    ]
+    assert await cli(call, *argv) == 0
+    capsys.readouterr()
+    assert await cli(call, *argv) == 1
+    line = one_error_line(capsys.readouterr().err)
+    second = line.split("snapshot ", 1)[1][:12]
+    assert second in [s[:12] for s in snapshots()]
+    assert line == (
+        f"cellpipe: error: job 'train-1' already exists in namespace 'team-a' (no job was created; snapshot "
+        f"{second} was uploaded to {STORE} and stays there, a retry uploads no file twice). Pick another name "
+        "(e.g. 'train-1-2'), replace it, or delete it first (kubectl delete job train-1 -n team-a)"
+    )
+
+
+async def test_unreachable_cluster(
+    dead_kubeconfig: str, closed_port: int, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    code = await cli(
+        call, "submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", dead_kubeconfig
+    )
+    assert code == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"cellpipe: error: cannot reach the Kubernetes API at http://127.0.0.1:{closed_port}"
+    )
+    assert f"(no job was created; snapshot {snapshots()[0][:12]} was uploaded to {STORE}" in line
+    assert line.endswith("Check your kubeconfig (kubectl cluster-info), your network/VPN, and --namespace")
+
+
+async def test_unknown_and_unavailable_targets(
+    notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    assert await cli(call, "submit", notebook, "--target", "nomad") == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --target: unknown target 'nomad'. Use one of: job, kfp"
+    )
+    assert await cli(call, "submit", notebook, "--target", "kfp") == 1
+    assert "--target: target 'kfp' is not available yet" in capsys.readouterr().err
+    assert await cli(call, "export", notebook, "--format", "helm", "-o", "out") == 1
+    assert "--format: unknown format 'helm'. Use one of: k8s, kfp" in capsys.readouterr().err
+    assert snapshots() == []
+
+
+@pytest.mark.parametrize(
+    "store, message",
+    [
+        (None, "--store: no snapshot store for the cluster: pods read the notebook and its data from the store. "
+               "Pass --store or set CELLPIPE_STORE to a bucket the pods can reach, e.g. --store "
+               "s3://my-bucket/cellpipe (see docs/kubernetes.md)"),
+        ("/home/alice/.cellpipe/store", "--store: snapshot store '/home/alice/.cellpipe/store' is on this machine; "
+                                        "pods on the cluster cannot read it. Use an object store both this machine "
+                                        "and the pods can reach, e.g. --store s3://my-bucket/cellpipe (see "
+                                        "docs/kubernetes.md)"),
+        ("file:///data/store", "snapshot store 'file:///data/store' is on this machine"),
+        ("memory://x", "snapshot store 'memory://x' lives in this process only"),
+        ("s3://key:hunter2@bucket/x", "--store: snapshot store URL for 'bucket' contains a password; it would be "
+                                      "readable in the Job's arguments. Drop it from the URL and give the pods "
+                                      "credentials with --secret SECRET:KEY:ENV"),
+    ],
+)  # fmt: skip
+def test_stores_pods_cannot_use(store: str | None, message: str) -> None:
+    with pytest.raises(TargetError) as excinfo:
+        require_pod_store(store)
+    assert message in str(excinfo.value)
+
+
+async def test_local_store_is_refused_before_anything_happens(
+    notebook: str, tmp_path: Path, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    assert await cli(call, "submit", notebook, "--store", str(tmp_path / "store"), "--image", IMAGE) == 1
+    assert "pods on the cluster cannot read it" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "store").exists()
+
+
+async def test_bad_options_are_one_line(notebook: str, call: Callable, capsys: pytest.CaptureFixture) -> None:
+    base = ["submit", notebook, "--store", STORE, "--image", IMAGE]
+    assert await cli(call, *base, "--secret", "just-a-name") == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --secret: 'just-a-name' is not SECRET:KEY:ENV. E.g. --secret "
+        "s3-creds:access-key:AWS_ACCESS_KEY_ID (the value stays in the Secret)"
+    )
+    assert await cli(call, *base, "--env", "NOVALUE") == 1
+    assert "--env: 'NOVALUE' is not KEY=VALUE" in capsys.readouterr().err
+    assert await cli(call, *base, "-p", "epochs=many") == 1
+    assert "parameter 'epochs' (-p): 'many' is not a valid int" in capsys.readouterr().err
+    assert snapshots() == []  # nothing uploaded for a bad option
+
+
+async def test_wait_follows_the_job(
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, make_api_client: Callable,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig,
+            "--name", "train-w", "--wait", "--poll", "0.05"]  # fmt: skip
+    waiting = asyncio.ensure_future(cli(call, *argv))
+    for _ in range(500):  # the CLI snapshots first, then creates the Job
+        if exists(kmock, "batch/v1/jobs", "train-w"):
+            break
+        await asyncio.sleep(0.02)
+    # kmock runs no Job controller: play its part through the status subresource.
+    api = make_api_client(str(kmock.url))
+    condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}  # fmt: skip
+    failed = {"status": {"failed": 1, "conditions": [condition]}}
+    await call(client.BatchV1Api(api).patch_namespaced_job_status, "train-w", NS, failed)
+    api.close()
+    assert await asyncio.wait_for(waiting, 30) == 1
+    captured = capsys.readouterr()
+    assert "job train-w: Failed" in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        "cellpipe: error: job train-w failed: Job has reached the specified backoff limit. "
+        "See kubectl logs -n team-a job/train-w"
+    )
+
+
+async def test_ctrl_c_stops_waiting_not_the_job(
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("jupyter_ext.runs.cluster.wait_for_job", interrupted)
+    argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "--name", "t-1",
+            "--wait"]  # fmt: skip
+    assert await cli(call, *argv) == 130
+    assert capsys.readouterr().err.strip() == (
+        "stopped waiting; job t-1 keeps running (kubectl delete job -n team-a t-1 stops it)"
+    )
+    assert exists(kmock, "batch/v1/jobs", "t-1")
+    assert not list(kmock["delete"])
+
+
+def test_wait_gives_up_after_the_timeout() -> None:
+    now = [0.0]
+
+    class Target:
+        def job_status(self, name: str) -> dict[str, Any]:
+            return {"phase": "Running"}
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    seen: list[str] = []
+    status = wait_for_job(Target(), "j", timeout=12, interval=5, on_change=lambda s: seen.append(s["phase"]),
+                          sleep=sleep, clock=lambda: now[0])  # fmt: skip
+    assert status == {"phase": "Running"} and now[0] == 12 and seen == ["Running"]
+
+
+# -- schedule -----------------------------------------------------------------------------------------
+async def test_schedule_create_list_delete(
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    code = await cli(call, "schedule", notebook, "--cron", "0 3 * * *", "--target", "cronjob", "--name", "nightly",
+                     "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "-p", "epochs=5",
+                     "--timezone", "Europe/Berlin")  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (post,) = list(kmock["post"])
+    cronjob = post.data
+    assert exists(kmock, "batch/v1/cronjobs", "nightly")
+    assert cronjob["spec"]["schedule"] == "0 3 * * *" and cronjob["spec"]["timeZone"] == "Europe/Berlin"
+    template = cronjob["spec"]["jobTemplate"]
+    args = template["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-4:] == ["-p", "epochs=5", "-p", 'label="base"'] and "--run-id" not in args
+    assert template["metadata"]["labels"]["cellpipe.io/schedule"] == "nightly"
+    kubernetes_validate.validate(cronjob, "1.28", strict=True)
+    assert "cronjob nightly created in namespace team-a" in out
+    assert "kubectl get jobs -n team-a -l cellpipe.io/schedule=nightly" in out
+
+    kmock.objects["batch/v1/cronjobs", NS, "foreign"] = {"metadata": {"name": "foreign", "namespace": NS}}
+    assert await cli(call, "schedule", "list", "--kubeconfig", kubeconfig) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == ["NAME", "SCHEDULE", "SUSPENDED", "LAST", "RUN", "PIPELINE", "OWNER"]
+    assert listing[1].split() == ["nightly", "0", "3", "*", "*", "*", "(Europe/Berlin)", "no", "-", "train",
+                                  "alice-example.com"]  # fmt: skip
+    assert len(listing) == 2
+
+    assert await cli(call, "schedule", "delete", "foreign", "--kubeconfig", kubeconfig) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: no cellpipe CronJob 'foreign' in namespace 'team-a'. `cellpipe schedule list --all` "
+        "shows them; check --namespace"
+    )
+    assert await cli(call, "schedule", "delete", "nightly", "--kubeconfig", kubeconfig) == 0
+    assert not exists(kmock, "batch/v1/cronjobs", "nightly")
+    assert exists(kmock, "batch/v1/cronjobs", "foreign")
+
+
+async def test_invalid_cron_shows_the_field_and_uploads_nothing(
+    kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    code = await cli(call, "schedule", notebook, "--cron", "0 3 * * 8", "--store", STORE, "--image", IMAGE,
+                     "--kubeconfig", kubeconfig)  # fmt: skip
+    assert code == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: schedule: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"
+    )
+    assert snapshots() == []
+
+
+async def test_invalid_schedule_name_is_explained(
+    kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    code = await cli(call, "schedule", notebook, "--cron", "@daily", "--name", "Nightly Train", "--store", STORE,
+                     "--image", IMAGE, "--kubeconfig", kubeconfig)  # fmt: skip
+    assert code == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --name: invalid cronjob name 'Nightly Train': it has uppercase letters. Use lowercase "
+        "letters, digits and '-', at most 52 characters, starting and ending with a letter or digit, e.g. "
+        "'nightly-train'"
+    )
+
+
+async def test_schedule_needs_a_cron(notebook: str, call: Callable, capsys: pytest.CaptureFixture) -> None:
+    assert await cli(call, "schedule", notebook, "--store", STORE) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        'cellpipe: error: --cron: no schedule. Pass --cron EXPR, e.g. --cron "0 3 * * *" (daily at 03:00)'
+    )
+
+
+# -- export -------------------------------------------------------------------------------------------
+async def test_export_writes_valid_yaml_without_contacting_the_cluster(
+    dead_kubeconfig: str, notebook: str, tmp_path: Path, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    out_dir = tmp_path / "deploy"
+    code = await cli(call, "export", notebook, "--format", "k8s", "-o", str(out_dir), "--cron", "0 3 * * *",
+                     "--name", "train", "--store", STORE, "--image", IMAGE, "--kubeconfig", dead_kubeconfig,
+                     "-p", "epochs=7")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["train.cronjob.yaml", "train.job.yaml"]
+    (snapshot_id,) = snapshots()
+    for path in out_dir.iterdir():
+        text = path.read_text()
+        assert text.startswith(f"# cellpipe export of {notebook}: snapshot {snapshot_id} in {STORE}\n")
+        manifest = yaml.safe_load(text)
+        for version in ("1.28", "1.34"):
+            kubernetes_validate.validate(manifest, version, strict=True)
+        assert manifest["metadata"]["namespace"] == NS  # from the kubeconfig context, read locally
+    job = yaml.safe_load((out_dir / "train.job.yaml").read_text())
+    assert job_args(job)[-6:] == ["--run-id", "train", "-p", "epochs=7", "-p", 'label="base"']
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command, listing", [("submit", "targets:"), ("schedule", "targets:"), ("export", "formats:")]
+)
+def test_help_teaches_with_examples(command: str, listing: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"  cellpipe {command} " in text and listing in text
+    assert "kfp" in text and "not available yet" in text
