@@ -11,6 +11,7 @@ error: an untagged notebook with code fails analysis with "code cell before the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jupyter_ext.notebook.params import parse_parameters_cell
 from jupyter_ext.notebook.read import kernel_name, read_notebook
@@ -20,9 +21,9 @@ from jupyter_ext.pipeline.build import build_pipeline, pipeline_name_for
 from jupyter_ext.pipeline.model import Pipeline
 
 
-def has_steps(notebook: object, *, name: str) -> bool:
+def has_steps(notebook: Any, *, name: str) -> bool:
     """Whether any code cell of a (read) notebook carries a ``step:``/``block:`` tag."""
-    for index, cell in enumerate(notebook.cells, start=1):  # type: ignore[attr-defined]
+    for index, cell in enumerate(notebook.cells, start=1):
         if cell.cell_type != "code":
             continue
         if parse_cell_tags(list(cell.get("metadata", {}).get("tags", [])), notebook=name, cell=index).steps:
