@@ -176,10 +176,12 @@ def _store_data(
     """Put every file in the store, skipping the ones the stat cache knows and the store still has."""
     cache = StatCache.from_bytes(store.load_meta(STAT_CACHE_KEY))
     stored = _Stored()
+    known = {data_file.path: cache.lookup(data_file.path, data_file.stat) for data_file in files}
+    present = store.has_many(digest for digest in known.values() if digest is not None)
     pending = []
     for data_file in files:
-        digest = cache.lookup(data_file.path, data_file.stat)
-        if digest is not None and store.has(digest):
+        digest = known[data_file.path]
+        if digest in present:  # unchanged since it was hashed, and the store still holds its bytes
             stored.items.append((data_file, PutResult(digest, data_file.stat.st_size, new=False)))
         else:
             pending.append(data_file)

@@ -215,31 +215,39 @@ class Collector:
     ) -> None:
         """Regular files under ``top``; symlinks inside are not followed (declare them to capture)."""
         found = []
-        prefix_of = {top: top_name}  # directory -> its name in the snapshot (string joins: this loop is hot)
-        for current, dirnames, filenames in os.walk(top):
-            prefix = prefix_of[current]
-            kept = []
-            for dirname in sorted(dirnames):
-                full = os.path.join(current, dirname)
-                if dirname in IGNORED_DIRS or self._excluded(full):
-                    continue
-                if os.path.islink(full):
-                    self._skip(self._display(full), f"symlink not followed; {DECLARE_HINT}", cell, origin)
-                    continue
-                kept.append(dirname)
-                prefix_of[full] = f"{prefix}/{dirname}"
-            dirnames[:] = kept
-            for filename in sorted(filenames):
-                full = os.path.join(current, filename)
-                file_stat = os.lstat(full)
-                if stat_module.S_ISLNK(file_stat.st_mode):
-                    self._skip(self._display(full), f"symlink not followed; {DECLARE_HINT}", cell, origin)
-                    continue
-                if not stat_module.S_ISREG(file_stat.st_mode):
-                    self._skip(self._display(full), "not a regular file", cell, origin)
-                    continue
-                name = f"{prefix}/{filename}"
-                found.append(DataFile(full, name, origin, cell, named_as, file_stat, declared_in))
+        pending = [(top, top_name)]  # (directory, its name in the snapshot); scandir: one lstat per file
+        while pending:
+            directory, prefix = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                if origin == "declared":
+                    raise SnapshotError(
+                        f"cannot read directory {directory} of declared data '{named_as}': {exc.strerror or exc}",
+                        notebook=self.label,
+                        cell=cell,
+                        field=declared_in,
+                        hint="Make it readable by the user running cellpipe, or remove it from the declared data.",
+                    ) from None
+                self._skip(self._display(directory), f"unreadable ({exc.strerror or exc})", cell, origin)
+                continue
+            for entry in entries:
+                if entry.is_symlink():
+                    self._skip(
+                        self._display(entry.path), f"symlink not followed; {DECLARE_HINT}", cell, origin
+                    )
+                elif entry.is_dir(follow_symlinks=False):
+                    if entry.name not in IGNORED_DIRS and not self._excluded(entry.path):
+                        pending.append((entry.path, f"{prefix}/{entry.name}"))
+                else:
+                    file_stat = entry.stat(follow_symlinks=False)
+                    if stat_module.S_ISREG(file_stat.st_mode):
+                        name = f"{prefix}/{entry.name}"
+                        found.append(
+                            DataFile(entry.path, name, origin, cell, named_as, file_stat, declared_in)
+                        )
+                    else:
+                        self._skip(self._display(entry.path), "not a regular file", cell, origin)
         if not found:
             self.result.notes.append(f"{named_as}: directory {top} holds no files")
         if origin == "detected":

@@ -44,17 +44,22 @@ class StatCache:
 
     def lookup(self, path: str, stat: os.stat_result) -> str | None:
         entry = self.entries.get(path)
-        if (
-            entry is None
-            or len(entry) != 6
-            or entry[:4] != [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        try:
+            size, mtime_ns, ctime_ns, inode, digest, used = entry  # type: ignore[misc]
+        except (TypeError, ValueError):
+            return None  # absent or malformed
+        if (size, mtime_ns, ctime_ns, inode) != (
+            stat.st_size,
+            stat.st_mtime_ns,
+            stat.st_ctime_ns,
+            stat.st_ino,
         ):
             return None
         now = int(time.time())
-        if now - entry[5] > USED_RESOLUTION_S:  # refreshed coarsely, so that a pure hit rewrites nothing
+        if now - used > USED_RESOLUTION_S:  # refreshed coarsely, so that a pure hit rewrites nothing
             entry[5] = now
             self.changed = True
-        return entry[4]
+        return digest
 
     def record(self, path: str, stat: os.stat_result, digest: str, *, read_started_ns: int) -> bool:
         """Remember ``digest`` for ``path`` as it was at ``stat``; False when too recent to trust."""

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,6 +34,7 @@ from jupyter_ext.snapshot.project import find_project_root, project_root_of
 
 STORE_DIR = ".cellpipe/store"
 STAT_CACHE_KEY = "cache/stat.json"
+LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
 
 # What to install and configure for the usual remote stores, shown when opening one fails.
 REMOTE_HELP = {
@@ -143,8 +144,22 @@ class SnapshotStore:
         return f"objects/{digest[:2]}/{digest[2:]}"
 
     def has(self, digest: str) -> bool:
+        if self.backend.local:
+            return self.backend.exists(self.object_key(digest))
         with self._remote_errors():
             return self.backend.exists(self.object_key(digest))
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        """The digests the store holds. For many, one listing per fan-out directory beats a stat (or a
+        remote request) per object."""
+        wanted = set(digests)
+        if len(wanted) < LISTING_THRESHOLD:
+            return {digest for digest in wanted if self.has(digest)}
+        present = set()
+        with self._remote_errors():
+            for prefix in {digest[:2] for digest in wanted}:
+                present.update(prefix + name for name in self.backend.list_names(f"objects/{prefix}"))
+        return wanted & present
 
     def put_bytes(self, data: bytes) -> PutResult:
         digest = hash_bytes(data)
