@@ -76,8 +76,7 @@ def take_snapshot(
     """
     label = str(notebook_path)
     path = Path(notebook_path).expanduser().absolute()
-    on_disk = _read_notebook(path, label) if notebook_bytes is None else None
-    content = on_disk if notebook_bytes is None else notebook_bytes
+    content = _read_notebook(path, label) if notebook_bytes is None else notebook_bytes
     notebook = parse_notebook(content, notebook=label)
     path = path.resolve()
     root = find_project_root(path)
