@@ -23,7 +23,9 @@ def human_bytes(size: int) -> str:
     return format_size(size)
 
 
-def print_skipped(skipped: list[dict[str, Any]], file: Any = sys.stdout) -> None:
+def print_skipped(skipped: list[dict[str, Any]], file: Any = None) -> None:
+    # sys.stdout is looked up at call time: a default bound at import would outlive redirections
+    file = file or sys.stdout
     if not skipped:
         return
     print("skipped (named in the notebook but not captured):", file=file)
@@ -32,6 +34,7 @@ def print_skipped(skipped: list[dict[str, Any]], file: Any = sys.stdout) -> None
         print(f"  {where}{item['path']}: {item['reason']}", file=file)
 
 
-def print_notes(notes: list[str], file: Any = sys.stdout) -> None:
+def print_notes(notes: list[str], file: Any = None) -> None:
+    file = file or sys.stdout
     for note in notes:
         print(f"note: {note}", file=file)
