@@ -34,10 +34,6 @@ class KernelPool:
         self._wanted = count
         self._fill()
 
-    def need_fewer(self, count: int = 1) -> None:
-        """Some expected steps will not need a kernel after all (cache hits)."""
-        self._wanted = max(0, self._wanted - count)
-
     def _fill(self) -> None:
         while len(self._starting) + self._ready.qsize() < min(self.size, self._wanted):
             task = asyncio.ensure_future(self._start_one())

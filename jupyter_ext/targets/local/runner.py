@@ -66,14 +66,15 @@ class LocalRunner:
         self.record = self.store.create(self._initial_record())
         run_dir = self.store.path(self.record["id"])
         parallel = self.options.max_parallel or os.cpu_count() or 1
+        to_execute = self._steps_to_execute()
         pool = KernelPool(
             self.pipeline.kernel,
             self.workdir,
-            size=min(parallel + 1, len(self.pipeline.steps)),  # one more warming for the next ready step
+            size=min(parallel + 1, to_execute),  # one more warming for the next ready step
             warmup=import_statements([c.source for c in self.pipeline.prelude]),
             log=run_dir / "kernels.log",
         )
-        pool.expect(len(self.pipeline.steps))
+        pool.expect(to_execute)
         limiter = asyncio.Semaphore(parallel)
         running: dict[str, asyncio.Task] = {}
         try:
@@ -151,20 +152,40 @@ class LocalRunner:
     def _any(self, status: str) -> bool:
         return any(s["status"] == status for s in self.record["steps"].values())
 
+    # -- cache -------------------------------------------------------------------------------------
+    def _cacheable(self, step: Step) -> bool:
+        return self.options.use_cache and self.pipeline.step_cache(step)
+
+    def _cache_key(self, step: Step, output_hashes: dict[str, dict[str, str]]) -> str:
+        inputs = {
+            f"{u}.{v}": output_hashes[u][v] for u in step.depends_on for v in output_hashes.get(u, {})
+            if v in step.inputs
+        }  # fmt: skip
+        return step_cache_key(self.pipeline, step, self.options.parameters, inputs)
+
+    def _steps_to_execute(self) -> int:
+        """How many steps will need a kernel: the cache is consulted ahead, so that a re-run after a small
+        edit starts one kernel, not one per step (on few cores, needless kernel starts slow the needed one)."""
+        hashes: dict[str, dict[str, str]] = {}
+        count = 0
+        for step in self.pipeline.steps:  # topological order: upstream hashes are known when needed
+            known = all(u in hashes for u in step.depends_on)
+            entry = (
+                self.cache.lookup(self._cache_key(step, hashes)) if known and self._cacheable(step) else None
+            )
+            if entry is None:
+                count += 1
+            else:
+                hashes[step.name] = entry.get("hashes", {})
+        return count
+
     # -- one step ----------------------------------------------------------------------------------
     async def _run_one(self, step: Step, pool: KernelPool, limiter: asyncio.Semaphore, run_dir: Path) -> None:
         info = self.record["steps"][step.name]
-        input_hashes = {
-            f"{u}.{v}": self._output_hashes[u][v] for u in step.depends_on for v in self._output_hashes.get(u, {})
-            if v in step.inputs
-        }  # fmt: skip
-        key = step_cache_key(self.pipeline, step, self.options.parameters, input_hashes)
-        info["cache_key"] = key
-        use_cache = self.options.use_cache and self.pipeline.step_cache(step)
-        entry = self.cache.lookup(key) if use_cache else None
+        key = info["cache_key"] = self._cache_key(step, self._output_hashes)
+        entry = self.cache.lookup(key) if self._cacheable(step) else None
         if entry is not None:
             self._use_cached(step, info, entry)
-            pool.need_fewer()
             return
         async with limiter:
             staging = self.cache.staging_dir()
