@@ -43,3 +43,13 @@ def write_notebook(tmp_path: Path):
         return make_notebook(tmp_path / (name or f"nb{next(counter)}.ipynb"), cells, metadata)
 
     return write
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """An isolated cellpipe data directory ($CELLPIPE_HOME) with its own MLflow store, for one test."""
+    directory = tmp_path / "cellpipe-data"
+    monkeypatch.setenv("CELLPIPE_HOME", str(directory))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CELLPIPE_STORE", raising=False)
+    return directory

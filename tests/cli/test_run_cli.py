@@ -9,16 +9,7 @@ from jupyter_ext.cli.main import main
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    directory = tmp_path / "home"
-    monkeypatch.setenv("CELLPIPE_HOME", str(directory))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("CELLPIPE_STORE", raising=False)
-    return directory
-
-
-def test_run_runs_show_and_rerun_from_snapshot(write_notebook, home, capsys):
+def test_run_runs_show_and_rerun_from_snapshot(write_notebook, data_dir, capsys):
     cells = [(["parameters"], "n = 4"), (["step:make"], "values = list(range(n))"),
              (["step:total"], "total = sum(values)"), (["pipeline-metrics"], "total")]  # fmt: skip
     notebook = write_notebook(cells, name="sums.ipynb")
@@ -44,7 +35,7 @@ def test_run_runs_show_and_rerun_from_snapshot(write_notebook, home, capsys):
     assert all(s["status"] == "cached" for s in again["steps"].values())
 
 
-def test_failed_run_exits_non_zero_with_the_cell(write_notebook, home, capsys):
+def test_failed_run_exits_non_zero_with_the_cell(write_notebook, data_dir, capsys):
     notebook = write_notebook([(["step:boom"], "x = 1"), (None, "raise ValueError('bad input file')")])
     assert main(["run", str(notebook), "--no-track"]) == 1
     out = capsys.readouterr().out
@@ -59,14 +50,14 @@ def test_failed_run_exits_non_zero_with_the_cell(write_notebook, home, capsys):
         (["-p", "m=1"], "unknown parameter 'm'"),
     ],
 )
-def test_bad_parameters_are_one_line_errors(write_notebook, home, capsys, args, expected):
+def test_bad_parameters_are_one_line_errors(write_notebook, data_dir, capsys, args, expected):
     notebook = write_notebook([(["parameters"], "n = 1"), (["step:a"], "x = n")])
     assert main(["run", str(notebook), "--no-track", *args]) == 1
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_missing_notebook_and_unknown_run(home, capsys, tmp_path):
+def test_missing_notebook_and_unknown_run(data_dir, capsys, tmp_path):
     assert main(["run", str(tmp_path / "nope.ipynb")]) == 1
     assert "nope.ipynb: no such file" in capsys.readouterr().err
     assert main(["runs", "show", "does-not-exist"]) == 1
