@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 from pathlib import Path
 
 HELP = """\
@@ -21,11 +20,9 @@ examples:
 
 
 def default_data_dir() -> Path:
-    from jupyter_ext.runs.store import data_dir
+    from jupyter_ext.snapshot.project import data_dir
 
-    if os.environ.get("CELLPIPE_HOME"):
-        return data_dir(".")
-    return data_dir(Path.cwd() / "notebook.ipynb")
+    return data_dir()
 
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:

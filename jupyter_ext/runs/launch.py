@@ -15,7 +15,8 @@ from typing import Any
 from jupyter_ext.notebook.params import resolve
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.runs.store import RunStore, data_dir
+from jupyter_ext.runs.store import RunStore
+from jupyter_ext.snapshot.project import data_dir
 from jupyter_ext.targets.local.runner import Listener, LocalRunner, RunOptions
 
 
@@ -55,8 +56,9 @@ def prepare(request: LaunchRequest, *, snapshot_progress: Any = None) -> Prepare
     if request.snapshot and not request.snapshot_id:
         from jupyter_ext.snapshot import take_snapshot
 
-        store = os.environ.get("CELLPIPE_STORE") or str(directory / "store")
-        snap = take_snapshot(path, store=store, notebook_bytes=content, progress=snapshot_progress)
+        snap = take_snapshot(
+            path, store=_store_url(directory), notebook_bytes=content, progress=snapshot_progress
+        )
     return Prepared(pipeline, parameters, directory, hashlib.sha256(content).hexdigest(), snap)
 
 
@@ -93,6 +95,13 @@ def execute(
     return record
 
 
+def _store_url(directory: Path) -> str:
+    """The snapshot store of a data directory (``$CELLPIPE_STORE`` overrides), as the snapshot commands see it."""
+    from jupyter_ext.snapshot.store import STORE_DIR
+
+    return os.environ.get("CELLPIPE_STORE") or str(directory / STORE_DIR)
+
+
 def _read(path: Path) -> bytes:
     from jupyter_ext.notebook.read import read_notebook
 
@@ -111,8 +120,7 @@ def rerun_request(run_id: str, directory: str | Path, **options: Any) -> LaunchR
             f"run {record['id']} has no snapshot to run from",
             hint="it was run with snapshots off; run the notebook again with `cellpipe run`",
         )
-    store = os.environ.get("CELLPIPE_STORE") or str(Path(directory) / "store")
-    restored = materialize(store, record["snapshot_id"])
+    restored = materialize(_store_url(Path(directory)), record["snapshot_id"])
     return LaunchRequest(
         notebook=restored.notebook,
         overrides=record.get("parameters") or {},

@@ -23,15 +23,6 @@ RECORD_FILE = "record.json"
 FINAL_STATES = ("succeeded", "failed", "cancelled", "crashed")
 
 
-def data_dir(notebook: str | Path) -> Path:
-    """The project data directory: ``$CELLPIPE_HOME``, else ``.cellpipe`` at the notebook's project root."""
-    if home := os.environ.get("CELLPIPE_HOME"):
-        return Path(home).expanduser().resolve()
-    from jupyter_ext.snapshot.project import find_project_root
-
-    return find_project_root(notebook) / ".cellpipe"
-
-
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 

@@ -15,7 +15,8 @@ from jupyter_ext.errors import CellpipeError
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.pipeline.render import text_dag, to_dot
 from jupyter_ext.runs.launch import LaunchRequest, prepare
-from jupyter_ext.runs.store import RunStore, data_dir
+from jupyter_ext.runs.store import RunStore
+from jupyter_ext.snapshot.project import data_dir
 from jupyter_ext.targets.local.runner import LocalRunner, RunOptions
 
 

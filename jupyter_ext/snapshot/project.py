@@ -5,6 +5,7 @@ git is optional: without the binary, or outside a repository, the helpers return
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,16 @@ def project_root_of(directory: str | Path) -> Path:
     """The git repository root containing ``directory``, else ``directory`` itself (resolved)."""
     resolved = Path(directory).expanduser().resolve()
     return git_toplevel(resolved) or resolved
+
+
+def data_dir(notebook_path: str | Path | None = None) -> Path:
+    """cellpipe's data directory: ``$CELLPIPE_HOME``, else ``.cellpipe`` at the project root of the notebook
+    (of the current directory when no notebook is given). Runs, the step cache, the default snapshot
+    store and the default MLflow database live there."""
+    if home := os.environ.get("CELLPIPE_HOME"):
+        return Path(home).expanduser().resolve()
+    root = find_project_root(notebook_path) if notebook_path else project_root_of(Path.cwd())
+    return root / ".cellpipe"
 
 
 def git_state(directory: Path) -> dict[str, Any] | None:

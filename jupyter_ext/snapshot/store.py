@@ -30,9 +30,9 @@ from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.backends import Backend, FsspecBackend, LocalBackend
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import canonical_json, is_hex_digest, manifest_files, short_id
-from jupyter_ext.snapshot.project import find_project_root, project_root_of
+from jupyter_ext.snapshot.project import data_dir
 
-STORE_DIR = ".cellpipe/store"
+STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
 LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
 
@@ -97,19 +97,16 @@ class VerifyResult:
         return not self.problems
 
 
-def default_store_url(notebook_path: str | Path) -> str:
-    """``<project root>/.cellpipe/store``: the notebook's git repository root, else its directory."""
-    return str(find_project_root(notebook_path) / STORE_DIR)
+def default_store_url(notebook_path: str | Path | None = None) -> str:
+    """``<data dir>/store``: ``$CELLPIPE_HOME/store``, else ``.cellpipe/store`` at the project root (the
+    notebook's git repository root, else its directory)."""
+    return str(data_dir(notebook_path) / STORE_DIR)
 
 
 def open_store(url: str | Path | None = None, *, notebook_path: str | Path | None = None) -> SnapshotStore:
     """The store at ``url``, else $CELLPIPE_STORE, else the default store of the notebook's project
     (of the current directory's project when no notebook is given)."""
-    chosen = url or os.environ.get(config.STORE_ENV)
-    if not chosen:
-        root = find_project_root(notebook_path) if notebook_path else project_root_of(Path.cwd())
-        chosen = str(root / STORE_DIR)
-    return SnapshotStore.open(chosen)
+    return SnapshotStore.open(url or os.environ.get(config.STORE_ENV) or default_store_url(notebook_path))
 
 
 class SnapshotStore:

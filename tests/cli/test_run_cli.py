@@ -21,6 +21,10 @@ def test_run_runs_show_and_rerun_from_snapshot(write_notebook, data_dir, capsys)
     listing = capsys.readouterr().out
     assert record["id"][:12] in listing and "succeeded" in listing
 
+    # the snapshot commands see the run's snapshot in the same data directory
+    assert main(["snapshots", "list"]) == 0
+    assert record["snapshot_id"][:12] in capsys.readouterr().out
+
     assert main(["runs", "show", record["id"]]) == 0
     shown = capsys.readouterr().out
     assert "total=10" in shown and "make" in shown and "snapshot:" in shown
