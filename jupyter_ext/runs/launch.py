@@ -50,6 +50,7 @@ def prepare(request: LaunchRequest, *, snapshot_progress: Any = None) -> Prepare
     path = Path(request.notebook)
     content = request.content if request.content is not None else _read(path)
     pipeline = build_pipeline(path, content=content)
+    check_kernel(pipeline)
     parameters = resolve(pipeline.parameters, request.overrides)
     directory = Path(request.data_dir) if request.data_dir else data_dir(path)
     snap = None
@@ -93,6 +94,23 @@ def execute(
         record["mlflow"] = track_run(record, prepared.pipeline, data_dir=prepared.data_dir)
         RunStore(prepared.data_dir / "runs").save(record)
     return record
+
+
+def check_kernel(pipeline: Pipeline) -> None:
+    """Fail before anything runs when the notebook's kernel is not installed here."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from jupyter_ext.errors import NotebookError
+
+    try:
+        KernelSpecManager().get_kernel_spec(pipeline.kernel)
+    except NoSuchKernel:
+        raise NotebookError(
+            f"the notebook's kernel '{pipeline.kernel}' is not installed here",
+            notebook=pipeline.notebook,
+            field="metadata.kernelspec.name",
+            hint="install it (python -m ipykernel install --user --name NAME) or switch the notebook to python3",
+        ) from None
 
 
 def _store_url(directory: Path) -> str:

@@ -84,3 +84,14 @@ def test_help_teaches_the_tag_language(capsys):
     out = capsys.readouterr().out
     for tag in ("step:NAME", "prev:NAME", "pipeline-parameters", "limit:RESOURCE:VALUE", "Example notebook"):
         assert tag in out
+
+
+def test_missing_kernel_is_a_clear_error_before_anything_runs(write_notebook, data_dir, capsys):
+    notebook = write_notebook(
+        [(["step:a"], "x = 1")],
+        metadata={"kernelspec": {"name": "no-such-kernel", "display_name": "X", "language": "python"}},
+    )
+    assert main(["run", str(notebook), "--no-track"]) == 1
+    err = capsys.readouterr().err
+    assert "kernel 'no-such-kernel' is not installed here" in err and "Traceback" not in err
+    assert not (data_dir / "runs").exists()  # nothing was started
