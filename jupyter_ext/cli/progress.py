@@ -97,3 +97,4 @@ def print_summary(console: Console, record: dict[str, Any]) -> None:
     if record.get("mlflow"):
         m = record["mlflow"]
         console.print(f"mlflow: run {m['run_id']} in {m['tracking_uri']}")
+        console.print(f"  view it: mlflow ui --backend-store-uri {m['tracking_uri']}", style="dim")
