@@ -58,6 +58,22 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
 
 
+def add_kfp_options(parser: argparse.ArgumentParser, *, experiment: bool = True) -> None:
+    """The KFP API and its credentials (see connect()); with --kubeconfig, that user's bearer token."""
+    kfp = parser.add_argument_group("KFP API")
+    kfp.add_argument("--host", metavar="URL",
+                     help="the KFP API, e.g. https://kubeflow.example.com/pipeline or http://localhost:8080 "
+                          "(default: $CELLPIPE_KFP_HOST, $KF_PIPELINES_ENDPOINT)")  # fmt: skip
+    if experiment:
+        kfp.add_argument("--experiment", metavar="NAME",
+                         help="KFP experiment (default: the notebook's experiment_name, else Default)")  # fmt: skip
+    kfp.add_argument("--token-file", metavar="PATH",
+                     help="file holding a bearer token, re-read per request (default: "
+                          "$KF_PIPELINES_SA_TOKEN_PATH, /var/run/secrets/kfp/token, the pod's service account)")  # fmt: skip
+    kfp.add_argument("--token", metavar="TOKEN",
+                     help="bearer token; avoid: shell history and ps show it, prefer --token-file")  # fmt: skip
+
+
 def parse_pairs(items: list[str], option: str) -> dict[str, str]:
     """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``."""
     pairs: dict[str, str] = {}
@@ -104,6 +120,10 @@ def request_from_args(args: argparse.Namespace) -> Any:
         gpu_node_selector=parse_pairs(args.gpu_node_selector, "--gpu-node-selector") or None,
         kubeconfig=args.kubeconfig,
         context=args.context,
+        host=getattr(args, "host", None),  # the KFP options; `export` has none (no KFP contact)
+        token=getattr(args, "token", None),
+        token_file=getattr(args, "token_file", None),
+        experiment=getattr(args, "experiment", None),
     )
 
 

@@ -13,10 +13,10 @@ from jupyter_ext.cli._cluster import (
 )
 
 HELP = """\
-Write the Kubernetes manifests that run a notebook as YAML files instead of creating them: review them,
-commit them to a GitOps repository, or `kubectl create -f` them yourself. The cluster is not contacted
-(the kubeconfig is read only for the default namespace), but the notebook is snapshotted to the store
-(--store or $CELLPIPE_STORE): the manifests name that snapshot, which their pods will restore.
+Write the Kubernetes manifests (or the KFP package) that run a notebook as YAML files instead of creating
+them: review them, commit them to a GitOps repository, or `kubectl create -f` them yourself. The cluster is
+not contacted (the kubeconfig is read only for the default namespace), but the notebook is snapshotted to
+the store (--store or $CELLPIPE_STORE): the manifests name that snapshot, which their pods will restore.
 
 Files, written atomically into DIR:
   <job name>.job.yaml           a Job that runs the notebook once (its name is the run id)
@@ -25,18 +25,22 @@ Files, written atomically into DIR:
 
 formats:
   k8s    Kubernetes batch/v1 Job and CronJob
-  kfp    Kubeflow Pipelines: not available yet
+  kfp    <name>.kfp.yaml: the Kubeflow Pipelines package, compiled for the snapshot (its runs restore it;
+         --name names the file, default the pipeline); upload it in the KFP UI. No --cron: schedule it
+         with `cellpipe schedule --target kfp`.
 
 examples:
   cellpipe export train.ipynb -o deploy/ --image ghcr.io/acme/cellpipe-runtime:1.0
   cellpipe export train.ipynb -o deploy/ --cron "0 3 * * *" -n team-a -p epochs=20
   kubectl create -f deploy/
+  cellpipe export train.ipynb -o deploy/ --format kfp --image ghcr.io/acme/cellpipe-runtime:1.0
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write Job/CronJob YAML for a notebook (no cluster contact)", description=HELP,
+        "export", help="write Job/CronJob YAML or a KFP package for a notebook (no cluster contact)",
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_notebook_options(parser)

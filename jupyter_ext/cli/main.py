@@ -27,6 +27,7 @@ COMMANDS = [
     "submit",
     "schedule",
     "export",
+    "kfp",
 ]
 
 DESCRIPTION = """\

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.cli._cluster import add_cluster_options, add_pod_options, print_notes, request_from_args
+from jupyter_ext.cli._cluster import (
+    add_cluster_options,
+    add_kfp_options,
+    add_pod_options,
+    print_notes,
+    request_from_args,
+)
 from jupyter_ext.errors import TargetError
 
 HELP = """\
@@ -24,11 +30,14 @@ UTC) unless --timezone.
 
 targets:
   cronjob   a Kubernetes CronJob (batch/v1)
-  kfp       Kubeflow Pipelines recurring run: not available yet
+  kfp       a Kubeflow Pipelines recurring run (--host) of a new version of the pipeline; it lives in KFP,
+            so it survives a culled notebook server. --name names it; list, delete, --timezone and
+            --replace are for CronJobs: manage recurring runs in the KFP UI. See docs/kfp.md.
 
 examples:
   cellpipe schedule train.ipynb --cron "0 3 * * *" --image ghcr.io/acme/cellpipe-runtime:1.0
   cellpipe schedule train.ipynb --cron "30 6 * * MON-FRI" --timezone Europe/Berlin --name weekday-train
+  cellpipe schedule train.ipynb --cron "0 3 * * *" --target kfp --host http://localhost:8080
   cellpipe schedule list -n team-a
   cellpipe schedule delete weekday-train
 """
@@ -36,7 +45,7 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "schedule", help="run a notebook on a cron schedule (CronJob); list, delete", description=HELP,
+        "schedule", help="run a notebook on a cron schedule (CronJob, KFP); list, delete", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("what", metavar="NOTEBOOK|list|delete", help="a notebook to schedule, or an action")
@@ -50,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="list: every cellpipe CronJob, not only yours")
     add_pod_options(parser)
     add_cluster_options(parser)
+    add_kfp_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -64,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def create_schedule(args: argparse.Namespace) -> int:
     from jupyter_ext.runs.cluster import SCHEDULE_TARGETS, pick
+    from jupyter_ext.runs.kfp_cluster import KFP_RECURRING_RUN
 
     schedule = pick(SCHEDULE_TARGETS, args.target, "--target")
     if args.cronjob:
@@ -74,6 +85,11 @@ def create_schedule(args: argparse.Namespace) -> int:
         )
     args.notebook = args.what
     created = schedule(request_from_args(args), cron=args.cron, timezone=args.timezone, replace=args.replace)
+    if created.kind == KFP_RECURRING_RUN:
+        from jupyter_ext.cli.kfp import print_recurring_run
+
+        print_recurring_run(created)
+        return 0
     ns, name = created.namespace, created.name
     summary = created.summary
     tz = f" ({summary['timezone']})" if summary.get("timezone") else ""

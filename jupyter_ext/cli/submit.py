@@ -8,6 +8,7 @@ from typing import Any
 
 from jupyter_ext.cli._cluster import (
     add_cluster_options,
+    add_kfp_options,
     add_notebook_options,
     add_pod_options,
     print_notes,
@@ -26,7 +27,9 @@ asks for one), their secret: tags as Secret references, and the notebook's PVCs.
 
 targets:
   job     a Kubernetes Job (batch/v1), created with your kubeconfig's credentials
-  kfp     Kubeflow Pipelines: not available yet
+  kfp     a Kubeflow Pipelines run (--host): the package, compiled for the snapshot, is uploaded as a new
+          version of the pipeline named like the notebook's, one pod per step; --name names the run.
+          Follow it with --wait or `cellpipe kfp status|logs|cancel RUN_ID`. See docs/kfp.md.
 
 examples:
   export CELLPIPE_STORE=s3://ml-bucket/cellpipe
@@ -34,34 +37,44 @@ examples:
   cellpipe submit train.ipynb -p epochs=20 -n team-a --wait
   cellpipe submit report.ipynb --secret s3-creds:access-key:AWS_ACCESS_KEY_ID \\
       --secret s3-creds:secret-key:AWS_SECRET_ACCESS_KEY --env MLFLOW_TRACKING_URI=http://mlflow:5000
+  cellpipe submit train.ipynb --target kfp --host http://localhost:8080 --experiment nightly --wait
 See docs/kubernetes.md for the image, the store and its credentials.
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "submit", help="run a notebook once on Kubernetes (a Job)", description=HELP,
+        "submit", help="run a notebook once on Kubernetes (a Job) or Kubeflow Pipelines", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_notebook_options(parser)
     parser.add_argument("--target", default="job", metavar="TARGET", help="where to run: job (default), kfp")
     parser.add_argument("--wait", action="store_true",
-                        help="follow the Job until it finishes; Ctrl-C stops waiting, not the Job")  # fmt: skip
+                        help="follow the run until it finishes; Ctrl-C stops waiting, not the run")  # fmt: skip
     parser.add_argument("--wait-timeout", type=float, default=6 * 3600, metavar="SECONDS",
                         help="give up waiting after this long (default 6 hours)")  # fmt: skip
     parser.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
-                        help="how often --wait checks the Job (default 5)")  # fmt: skip
+                        help="how often --wait checks the run (default 5)")  # fmt: skip
     add_pod_options(parser)
     add_cluster_options(parser)
+    add_kfp_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_ext.runs.cluster import SUBMIT_TARGETS, pick
+    from jupyter_ext.runs.kfp_cluster import KFP_RUN
 
     submit = pick(SUBMIT_TARGETS, args.target, "--target")
     request = request_from_args(args)
     created = submit(request)
+    if created.kind == KFP_RUN:
+        from jupyter_ext.cli.kfp import follow_run, print_run
+
+        print_run(created)
+        if not args.wait:
+            return 0
+        return follow_run(request, created.name, timeout=args.wait_timeout, poll=args.poll)
     print_created(created)
     if not args.wait:
         return 0

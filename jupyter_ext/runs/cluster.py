@@ -5,19 +5,20 @@ is half-created: every check that can fail on user input (parameters, image, nam
 credentials) runs on a dry manifest before anything is uploaded; the snapshot is uploaded next; the Job
 or CronJob is created last, and if that fails the error says which snapshot was kept.
 
-Targets and formats are looked up in registries (name -> function) so that KFP can be added beside
-Kubernetes; until then asking for it answers with a clear "not available yet".
+Targets and formats are looked up in registries (name -> function): Kubernetes here, Kubeflow Pipelines in
+:mod:`jupyter_ext.runs.kfp_cluster` (imported on first use, so the Kubernetes commands never load it).
 """
 
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlparse
 
 from jupyter_ext.errors import TargetError
@@ -30,7 +31,11 @@ _LOCAL_SCHEMES = ("file", "local", "memory")
 
 @dataclass
 class ClusterRequest:
-    """One notebook to run on Kubernetes, with the options shared by submit, schedule and export."""
+    """One notebook to run on a cluster, with the options shared by submit, schedule and export.
+
+    ``host``, ``token``, ``token_file`` and ``experiment`` are for the KFP target only (see
+    :func:`jupyter_ext.targets.kfp.connect.connect`); there ``kubeconfig``/``context`` select credentials.
+    """
 
     notebook: str
     overrides: list[str] = field(default_factory=list)
@@ -48,6 +53,10 @@ class ClusterRequest:
     gpu_node_selector: dict[str, str] | None = None
     kubeconfig: str | None = None
     context: str | None = None
+    host: str | None = None  # default: $CELLPIPE_KFP_HOST, $KF_PIPELINES_ENDPOINT
+    token: str | None = None
+    token_file: str | None = None
+    experiment: str | None = None  # default: the notebook's experiment_name, else "Default"
 
 
 @dataclass
@@ -64,7 +73,7 @@ class Plan:
 class Created:
     """What a cluster command made: the object, and the snapshot it runs."""
 
-    kind: str  # "job" | "cronjob"
+    kind: str  # "job" | "cronjob" | "kfp-run" | "kfp-recurring-run"
     name: str
     namespace: str
     snapshot_id: str
@@ -119,8 +128,15 @@ def require_pod_store(url: str | None) -> str:
     return url
 
 
-def plan(request: ClusterRequest) -> Plan:
-    """Analyse the notebook and settle parameters, store, owner and image; uploads nothing."""
+ImageChoice = Callable[[Pipeline, str | None, str | None], tuple[str, list[str]]]
+
+
+def plan(request: ClusterRequest, choose: ImageChoice | None = None) -> Plan:
+    """Analyse the notebook and settle parameters, store, owner and image; uploads nothing.
+
+    ``choose(pipeline, --image, $CELLPIPE_IMAGE) -> (image, notes)``: the target's image rule (default: one
+    image for the single pod of a Job).
+    """
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.load import load_pipeline
     from jupyter_ext.snapshot.config import IMAGE_ENV, STORE_ENV
@@ -129,7 +145,7 @@ def plan(request: ClusterRequest) -> Plan:
     pipeline = load_pipeline(request.notebook)
     parameters = resolve(pipeline.parameters, request.overrides)
     store = require_pod_store(request.store or os.environ.get(STORE_ENV))
-    image, notes = choose_image(pipeline, request.image, os.environ.get(IMAGE_ENV))
+    image, notes = (choose or choose_image)(pipeline, request.image, os.environ.get(IMAGE_ENV))
     owner = request.owner or default_owner()
     return Plan(pipeline, parameters, store, owner, image, notes)
 
@@ -259,9 +275,14 @@ def export_k8s(
 
     build(PENDING_SNAPSHOT)
     snapshot = _snapshot(request, planned)
-    header = f"# cellpipe export of {request.notebook}: snapshot {snapshot.id} in {planned.store}\n"
+    header = export_header(request, snapshot.id, planned.store)
     paths = [write_manifest(Path(out_dir) / name, manifest, header) for name, manifest in build(snapshot.id)]
     return Exported(paths, snapshot.id, planned.store, planned.notes)
+
+
+def export_header(request: ClusterRequest, snapshot_id: str, store: str) -> str:
+    """The comment line exported files start with: which notebook, which snapshot, which store."""
+    return f"# cellpipe export of {request.notebook}: snapshot {snapshot_id} in {store}\n"
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") -> Path:
@@ -275,23 +296,21 @@ def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") ->
     return path
 
 
-def not_available(target: str) -> Callable[..., NoReturn]:
-    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-        raise TargetError(
-            f"target '{target}' is not available yet",
-            field="--target",
-            hint="Use the Kubernetes target for now (see --help); Kubeflow Pipelines support is being added",
-        )
+def _kfp(name: str) -> Callable[..., Any]:
+    """``jupyter_ext.runs.kfp_cluster.<name>``, imported when called (that module imports this one)."""
 
-    return refuse
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module("jupyter_ext.runs.kfp_cluster"), name)(*args, **kwargs)
+
+    return call
 
 
-SUBMIT_TARGETS: dict[str, Callable[..., Created]] = {"job": submit_job, "kfp": not_available("kfp")}
+SUBMIT_TARGETS: dict[str, Callable[..., Created]] = {"job": submit_job, "kfp": _kfp("submit_kfp")}
 SCHEDULE_TARGETS: dict[str, Callable[..., Created]] = {
     "cronjob": schedule_cronjob,
-    "kfp": not_available("kfp"),
+    "kfp": _kfp("schedule_kfp"),
 }
-EXPORT_FORMATS: dict[str, Callable[..., Exported]] = {"k8s": export_k8s, "kfp": not_available("kfp")}
+EXPORT_FORMATS: dict[str, Callable[..., Exported]] = {"k8s": export_k8s, "kfp": _kfp("export_kfp")}
 
 
 def pick(registry: Mapping[str, Callable[..., Any]], name: str, option: str) -> Callable[..., Any]:

@@ -1,0 +1,149 @@
+"""``cellpipe kfp status|logs|cancel RUN_ID``: a Kubeflow Pipelines run, through the KFP API.
+
+Also what ``submit``/``schedule --target kfp`` print, and how ``submit --wait`` follows a KFP run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, print_notes
+
+HELP = """\
+Look at or stop a run that `cellpipe submit --target kfp` started. RUN_ID is KFP's run id, which submit
+prints; the host and credentials are the ones submit takes (--host or $CELLPIPE_KFP_HOST, ...).
+
+  cellpipe kfp status RUN_ID              the run's state and each step's, with its pod
+  cellpipe kfp logs RUN_ID [--task STEP]  the steps' pod logs (from KFP's log route)
+  cellpipe kfp cancel RUN_ID              terminate it: KFP stops its pods
+
+examples:
+  export CELLPIPE_KFP_HOST=https://kubeflow.example.com/pipeline
+  cellpipe kfp status 0b6f1c6e-2d2a-4c1e-9a3f-1f1d9c2e7a10
+  cellpipe kfp logs 0b6f1c6e-2d2a-4c1e-9a3f-1f1d9c2e7a10 --task train
+  cellpipe kfp cancel 0b6f1c6e-2d2a-4c1e-9a3f-1f1d9c2e7a10 --host http://localhost:8080
+See docs/kfp.md for credentials and namespaces.
+"""
+ACTIONS = ("status", "logs", "cancel")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "kfp", help="status, logs and cancel of a Kubeflow Pipelines run", description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("action", choices=ACTIONS, metavar="|".join(ACTIONS), help="what to do with the run")
+    parser.add_argument("run_id", metavar="RUN_ID", help="KFP's run id (submit prints it)")
+    parser.add_argument("--task", metavar="STEP", help="logs: only this step's")
+    add_kfp_options(parser, experiment=False)
+    add_cluster_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_ext.runs.kfp_cluster import connect_kfp
+    from jupyter_ext.targets.kfp.submit import cancel_run, run_logs, run_status
+
+    client = connect_kfp(args)
+    if args.action == "status":
+        print_status(run_status(client, args.run_id))
+    elif args.action == "logs":
+        for pod, text in run_logs(client, args.run_id, task=args.task).items():
+            print(f"==> {pod} <==")
+            print(text, end="" if text.endswith("\n") else "\n")
+    else:
+        cancel_run(client, args.run_id)
+        print(f"KFP run {args.run_id}: cancel requested; KFP stops its pods")
+    return 0
+
+
+def print_status(status: Any) -> None:
+    title = f" ({status.display_name})" if status.display_name else ""
+    print(f"KFP run {status.run_id}{title}: {status.state}")
+    width = max((len(task.name) for task in status.tasks), default=0)
+    for task in status.tasks:
+        pod = f"  pod {task.pod_name}" if task.pod_name else ""
+        error = f"  error: {task.error}" if task.error else ""
+        print(f"  {task.name.ljust(width)}  {task.state}{pod}{error}")
+    if status.error:
+        print(f"  error: {status.error}")
+
+
+# -- what submit and schedule print ---------------------------------------------------------------------
+def _made(created: Any) -> str:
+    summary = created.summary
+    return (f"pipeline '{summary['pipeline_name']}', version '{summary['version_name']}', "
+            f"experiment '{summary['experiment']}'")  # fmt: skip
+
+
+def print_run(created: Any) -> None:
+    where = f" in namespace {created.namespace}" if created.namespace else ""
+    run_id = created.name
+    print(f"KFP run {run_id} created{where} ({_made(created)})")
+    print(f"  url       {created.summary['url']}")
+    print(f"  run id    {created.run_id} (cellpipe's: pods are labelled cellpipe.io/run-id={created.run_id})")
+    print(f"  snapshot  {created.snapshot_id[:12]} in {created.store}")
+    print(f"  image     {created.image}")
+    print(f"  status    cellpipe kfp status {run_id}")
+    print(f"  logs      cellpipe kfp logs {run_id}")
+    print(f"  cancel    cellpipe kfp cancel {run_id}")
+    print_notes(created.notes)
+
+
+def print_recurring_run(created: Any) -> None:
+    where = f" in namespace {created.namespace}" if created.namespace else ""
+    summary = created.summary
+    print(f"KFP recurring run '{created.name}' created{where} ({_made(created)})")
+    print(f"  url       {summary['url']}")
+    print(f"  schedule  {summary['cron']} (KFP's cron, seconds first; scheduler's time zone, usually UTC)")
+    print(f"  snapshot  {created.snapshot_id[:12]} in {created.store} (every run uses it)")
+    print(f"  image     {created.image}")
+    print("  stop      disable or delete it in the KFP UI")
+    print_notes(created.notes)
+
+
+# -- following a run --------------------------------------------------------------------------------------
+class _Changes:
+    """``on_update`` for wait_for_run: prints the run's and each step's state when it changes."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.state: str | None = None
+        self.tasks: dict[str, str] = {}
+
+    def __call__(self, status: Any) -> None:
+        if status.state != self.state:
+            self.state = status.state
+            print(f"KFP run {self.run_id}: {status.state}", file=sys.stderr, flush=True)
+        for task in status.tasks:
+            if self.tasks.get(task.name) != task.state:
+                self.tasks[task.name] = task.state
+                error = f" ({task.error})" if task.error else ""
+                print(f"  step {task.name}: {task.state}{error}", file=sys.stderr, flush=True)
+
+
+def follow_run(options: Any, run_id: str, *, timeout: float, poll: float) -> int:
+    """Wait for a KFP run, printing state changes; Ctrl-C stops waiting, not the run. The exit code."""
+    from jupyter_ext.runs.kfp_cluster import connect_kfp
+    from jupyter_ext.targets.kfp import submit
+
+    client = connect_kfp(options)
+    try:
+        status = submit.wait_for_run(client, run_id, poll=poll, timeout=timeout, on_update=_Changes(run_id))
+    except KeyboardInterrupt:
+        print(f"stopped waiting; KFP run {run_id} keeps running (cellpipe kfp cancel {run_id} stops it)",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    if status.succeeded:
+        print(f"KFP run {run_id} succeeded")
+        return 0
+    if status.finished:
+        reason = f": {status.error}" if status.error else ""
+        print(f"cellpipe: error: KFP run {run_id} {status.state.lower()}{reason}. "
+              f"See cellpipe kfp logs {run_id}", file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"cellpipe: error: KFP run {run_id} is still {status.state} after {timeout:.0f}s; it keeps running",
+          file=sys.stderr)  # fmt: skip
+    return 1

@@ -1,0 +1,216 @@
+"""The Kubeflow Pipelines target of ``cellpipe submit``, ``schedule`` and ``export``.
+
+The same order as the Kubernetes target (:mod:`jupyter_ext.runs.cluster`), so that nothing is half-created:
+
+1. every check that can fail on user input: parameters, options, a store the pods can reach, the cron,
+   and a compile of the package with a placeholder snapshot id (whatever KFP cannot express fails here);
+2. the KFP host and credentials: one read-only healthz call (``connect``), nothing created;
+3. the snapshot upload;
+4. the package compiled again for that snapshot (its id, cellpipe's run id and the owner become the pods'
+   ``cellpipe.io/*`` labels) and submitted as a new version of the pipeline of the same name.
+
+If KFP fails in step 4, the error names the kept snapshot and, from ``submit_run``, what KFP already made.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from jupyter_ext.errors import TargetError
+from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.runs.cluster import (
+    PENDING_SNAPSHOT,
+    ClusterRequest,
+    Created,
+    Exported,
+    Plan,
+    _kept,
+    _snapshot,
+    export_header,
+    plan,
+)
+
+if TYPE_CHECKING:
+    from kfp.client import Client
+
+KFP_RUN = "kfp-run"
+KFP_RECURRING_RUN = "kfp-recurring-run"
+# Job settings KFP has no per-run equivalent for: refused rather than silently dropped.
+_JOB_ONLY = (
+    ("active_deadline_seconds", "--deadline"),
+    ("backoff_limit", "--retries"),
+    ("ttl_seconds_after_finished", "--ttl"),
+)
+_DEFAULTS = {f.name: f.default for f in fields(ClusterRequest)}
+
+
+# -- checks -------------------------------------------------------------------------------------------
+def kfp_image(pipeline: Pipeline, explicit: str | None, default: str | None) -> tuple[str, list[str]]:
+    """The image of steps without an ``image:`` tag: --image > the notebook's > $CELLPIPE_IMAGE > cellpipe's.
+
+    Unlike a Job's single pod, each step is its own pod, so steps may name different images.
+    """
+    from jupyter_ext.targets.kfp.compile import DEFAULT_IMAGE
+
+    image = explicit or pipeline.image or default
+    if image or all(step.image for step in pipeline.steps):
+        return image or DEFAULT_IMAGE, []
+    return DEFAULT_IMAGE, [
+        f"no --image: steps run in {DEFAULT_IMAGE}, an image you build yourself (see docs/kfp.md)"
+    ]
+
+
+def refuse(option: str, message: str, hint: str) -> NoReturn:
+    """An option this target cannot honour, as a one-line error naming it."""
+    raise TargetError(message, field=option, hint=hint)
+
+
+def kfp_plan(request: ClusterRequest) -> Plan:
+    """:func:`~jupyter_ext.runs.cluster.plan` for KFP: a pipeline of steps, no Job-only options."""
+    planned = plan(request, kfp_image)
+    if not planned.pipeline.steps:
+        raise TargetError(
+            "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
+            notebook=request.notebook,
+            field="kfp",
+            hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)",
+        )
+    for attribute, option in _JOB_ONLY:
+        if getattr(request, attribute) != _DEFAULTS[attribute]:
+            refuse(option, "applies to Kubernetes Jobs only", "Drop it for kfp: KFP has no such run setting")
+    return planned
+
+
+def experiment_for(request: ClusterRequest, pipeline: Pipeline) -> str:
+    """--experiment, else the notebook's ``experiment_name``, else KFP's "Default"."""
+    from jupyter_ext.targets.kfp.submit import DEFAULT_EXPERIMENT
+
+    return request.experiment or pipeline.experiment or DEFAULT_EXPERIMENT
+
+
+def connect_kfp(options: Any) -> Client:
+    """A checked KFP client from anything with ClusterRequest's connection attributes (or the CLI's args)."""
+    from jupyter_ext.targets.kfp.connect import connect
+
+    return connect(
+        options.host,
+        namespace=options.namespace,
+        token=options.token,
+        token_path=options.token_file,
+        kubeconfig=options.kubeconfig,
+        context=options.context,
+    )
+
+
+def _compile(
+    request: ClusterRequest, planned: Plan, directory: str, snapshot_id: str, run_id: str | None = None
+) -> Path:
+    """The package for ``snapshot_id`` in ``directory``, named after the pipeline (KFP shows the file name)."""
+    from jupyter_ext.targets.k8s.names import sanitize_name
+    from jupyter_ext.targets.kfp.compile import compile_pipeline
+
+    return compile_pipeline(
+        planned.pipeline,
+        Path(directory) / f"{sanitize_name(planned.pipeline.name)}.yaml",
+        parameters=planned.parameters,
+        image=planned.image,
+        gpu_node_selector=request.gpu_node_selector,
+        snapshot_id=snapshot_id,
+        store=planned.store,
+        run_id=run_id,
+        owner=planned.owner,
+        env=request.env,
+        secrets=request.secrets,
+    )
+
+
+# -- targets ------------------------------------------------------------------------------------------
+def submit_kfp(request: ClusterRequest) -> Created:
+    """Snapshot the notebook and run it once on KFP; ``Created.name`` is KFP's run id."""
+    from jupyter_ext.runs.store import new_run_id
+    from jupyter_ext.targets.kfp.connect import client_namespace
+    from jupyter_ext.targets.kfp.submit import submit_run
+
+    planned = kfp_plan(request)
+    experiment = experiment_for(request, planned.pipeline)
+    run_id = new_run_id()
+    with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
+        _compile(request, planned, directory, PENDING_SNAPSHOT, run_id)  # every check, no upload
+        client = connect_kfp(request)
+        snapshot = _snapshot(request, planned)
+        package = _compile(request, planned, directory, snapshot.id, run_id)
+        try:
+            result = submit_run(
+                client, package, pipeline_name=planned.pipeline.name, experiment=experiment,
+                parameters=planned.parameters, run_name=request.name, run_id=run_id, snapshot_id=snapshot.id,
+                store=planned.store, notebook=request.notebook, service_account=request.service_account,
+            )  # fmt: skip
+        except TargetError as exc:
+            raise _kept(exc, snapshot, "KFP run") from None
+    summary = {**asdict(result), "experiment": experiment}
+    return Created(KFP_RUN, result.run_id, client_namespace(client) or "", snapshot.id, planned.store,
+                   planned.image, run_id, summary, planned.notes)  # fmt: skip
+
+
+def schedule_kfp(
+    request: ClusterRequest, *, cron: str, timezone: str | None = None, replace: bool = False
+) -> Created:
+    """Snapshot the notebook and create a KFP recurring run of that snapshot on ``cron`` (5 fields)."""
+    from jupyter_ext.targets.kfp.connect import client_namespace
+    from jupyter_ext.targets.kfp.submit import kfp_cron, schedule_recurring
+
+    planned = kfp_plan(request)
+    if timezone:
+        refuse("--timezone", "KFP recurring runs have no time zone setting",
+               "Drop it and write --cron in the KFP scheduler's time zone (usually UTC)")  # fmt: skip
+    if replace:
+        refuse("--replace", "cellpipe does not replace KFP recurring runs",
+               "Drop it; after scheduling, disable or delete the old recurring run in the KFP UI")  # fmt: skip
+    kfp_cron(cron)  # the error names the field
+    name = request.name or planned.pipeline.name
+    experiment = experiment_for(request, planned.pipeline)
+    with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
+        # No run id: each run of the schedule is its own; KFP labels its pods pipeline/runid.
+        _compile(request, planned, directory, PENDING_SNAPSHOT)
+        client = connect_kfp(request)
+        snapshot = _snapshot(request, planned)
+        package = _compile(request, planned, directory, snapshot.id)
+        try:
+            result = schedule_recurring(
+                client, package, cron=cron, name=name, pipeline_name=planned.pipeline.name,
+                experiment=experiment, parameters=planned.parameters, snapshot_id=snapshot.id,
+                store=planned.store, notebook=request.notebook, service_account=request.service_account,
+            )  # fmt: skip
+        except TargetError as exc:
+            raise _kept(exc, snapshot, "recurring run") from None
+    summary = {**asdict(result), "experiment": experiment}
+    return Created(KFP_RECURRING_RUN, name, client_namespace(client) or "", snapshot.id, planned.store,
+                   planned.image, None, summary, planned.notes)  # fmt: skip
+
+
+def export_kfp(
+    request: ClusterRequest, out_dir: str | Path, *, cron: str | None = None, timezone: str | None = None
+) -> Exported:
+    """Write the KFP package for a snapshot of the notebook as ``<name>.kfp.yaml``; no KFP contact.
+
+    The package's lineage parameters default to the snapshot, so a run started from it in the KFP UI restores
+    that snapshot; it has no run id (every run of an uploaded package is a different run).
+    """
+    from jupyter_ext.targets.k8s.names import sanitize_name
+    from jupyter_ext.util import write_atomic
+
+    planned = kfp_plan(request)
+    if cron or timezone:
+        refuse("--cron" if cron else "--timezone", "a KFP package has no schedule",
+               "Create a KFP recurring run with: cellpipe schedule NOTEBOOK --target kfp --cron EXPR")  # fmt: skip
+    path = Path(out_dir) / f"{sanitize_name(request.name or planned.pipeline.name)}.kfp.yaml"
+    with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
+        _compile(request, planned, directory, PENDING_SNAPSHOT)
+        snapshot = _snapshot(request, planned)
+        package = _compile(request, planned, directory, snapshot.id)
+        header = export_header(request, snapshot.id, planned.store)
+        write_atomic(path, header.encode() + package.read_bytes())
+    return Exported([path], snapshot.id, planned.store, planned.notes)

@@ -1,0 +1,424 @@
+"""``cellpipe submit/schedule/export --target/--format kfp`` and ``cellpipe kfp``, end to end.
+
+The CLI runs in-process (``main([...])``) with the real KFP compiler and ``kfp.Client`` against the loopback
+KFP server (``kfp_server`` in conftest.py). The snapshot store is a fake remote (``fakes3://``, an in-memory
+fsspec filesystem registered for the test), as in the Kubernetes CLI tests: cluster targets refuse local
+stores.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from fsspec.implementations.memory import MemoryFileSystem
+
+from jupyter_ext.cli.main import main
+from jupyter_ext.snapshot import SnapshotStore
+from jupyter_ext.targets.kfp.connect import HEALTHZ
+
+if TYPE_CHECKING:
+    from conftest import FakeKFP  # tests/targets/kfp/conftest.py
+
+STORE = "fakes3://ml-bucket/cellpipe"
+IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
+TOKEN = "t0k-from-a-file"
+API = "/apis/v2beta1"
+
+
+class FakeS3(MemoryFileSystem):
+    """A "remote" store that lives in memory: the CLI sees a scheme that is not local."""
+
+    protocol = ("fakes3",)
+    store: dict = {}  # its own dict: fsspec keeps a memory filesystem's files on the class
+    pseudo_dirs = [""]
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return super()._strip_protocol(str(path).removeprefix("fakes3://"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    registry = sys.modules["fsspec.registry"]
+    monkeypatch.setitem(registry._registry, "fakes3", FakeS3)
+    monkeypatch.setitem(registry.known_implementations, "fakes3", {"class": "FakeS3 (test)"})
+    for name in ("CELLPIPE_STORE", "CELLPIPE_IMAGE", "KUBECONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice@example.com")
+    yield
+    FakeS3.store.clear()
+    FakeS3.pseudo_dirs[:] = [""]
+
+
+CELLS = [
+    (["parameters"], "epochs = 3\nrate = 0.5\nlabel = 'base'"),
+    (["step:load", "secret:s3-creds:access-key:AWS_ACCESS_KEY_ID"], "xs = list(range(epochs))"),
+    (["step:train", "limit:cpu:2"], "total = sum(xs) * rate"),
+]
+
+
+@pytest.fixture
+def notebook(write_notebook: Callable[..., Path]) -> str:
+    return str(write_notebook(CELLS, name="train.ipynb"))
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> str:
+    path = tmp_path / "kfp-token"
+    path.write_text(TOKEN + "\n")
+    return str(path)
+
+
+def snapshots() -> list[str]:
+    return SnapshotStore.open(STORE).ids()
+
+
+def one_error_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def submit_args(notebook: str, fake: FakeKFP, token_file: str, *extra: str) -> list[str]:
+    return ["submit", notebook, "--target", "kfp", "--host", fake.url, "--token-file", token_file,
+            "--store", STORE, "--image", IMAGE, *extra]  # fmt: skip
+
+
+def api_calls(fake: FakeKFP) -> list[Any]:
+    """The requests after connect's health checks (which come first), all with the token; clears the record."""
+    requests = fake.take()
+    assert requests[0].path == HEALTHZ
+    assert {r.authorization for r in requests} == {f"Bearer {TOKEN}"}  # --token-file
+    return [r for r in requests if r.path != HEALTHZ]
+
+
+def package_of(upload: Any) -> tuple[dict, dict]:
+    """The uploaded package: its pipeline spec and its Kubernetes executors."""
+    (_, data), *_ = upload.files.values()
+    spec, platform = yaml.safe_load_all(data.decode())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def parameter_defaults(spec: dict) -> dict[str, Any]:
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    return {name: p.get("defaultValue") for name, p in parameters.items()}
+
+
+# -- submit -------------------------------------------------------------------------------------------
+def test_submit_uploads_runs_and_prints_the_url(
+    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture
+) -> None:
+    argv = submit_args(notebook, kfp_server, token_file, "-p", "epochs=20", "--experiment", "nightly")
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (snapshot_id,) = snapshots()
+    requests = api_calls(kfp_server)
+    assert [(r.method, r.path) for r in requests] == [
+        ("GET", f"{API}/experiments"),
+        ("POST", f"{API}/experiments"),
+        ("GET", f"{API}/pipelines"),
+        ("POST", f"{API}/pipelines/upload"),
+        ("GET", f"{API}/pipelines/p-2/versions"),
+        ("POST", f"{API}/runs"),
+    ]
+    assert requests[1].body == {"display_name": "nightly"}
+    upload, run = requests[3], requests[5]
+    assert upload.query["name"] == "train" and next(iter(upload.files.values()))[0] == "train.yaml"
+    spec, executors = package_of(upload)
+    run_id = run.body["description"].split("cellpipe run ", 1)[1].split(";")[0]
+    # compiled for the uploaded snapshot (not the placeholder of the dry compile), labelled for the run
+    assert parameter_defaults(spec)["cellpipe_snapshot_id"] == snapshot_id
+    assert parameter_defaults(spec)["epochs"] == 20
+    labels = executors["exec-train"]["podMetadata"]["labels"]
+    assert labels["cellpipe.io/run-id"] == run_id and labels["cellpipe.io/owner"] == "alice-example.com"
+    assert labels["cellpipe.io/snapshot-id"] == snapshot_id[:12]
+    assert executors["exec-load"]["secretAsEnv"][0]["secretName"] == "s3-creds"
+    assert run.body["runtime_config"] == {
+        "parameters": {
+            "epochs": 20,
+            "rate": 0.5,
+            "label": "base",
+            "cellpipe_snapshot_id": snapshot_id,
+            "cellpipe_store": STORE,
+        }
+    }
+    assert run.body["display_name"] == f"train {run_id}"
+    assert run.body["pipeline_version_reference"] == {"pipeline_id": "p-2", "pipeline_version_id": "v-3"}
+    assert "KFP run r-4 created (pipeline 'train', version 'train', experiment 'nightly')" in out
+    assert f"  url       {kfp_server.url}/#/runs/details/r-4" in out
+    assert f"snapshot  {snapshot_id[:12]} in {STORE}" in out and "cellpipe kfp status r-4" in out
+    assert TOKEN not in out
+
+    # the second submission: a new version of the same pipeline, in the Default experiment
+    assert main(submit_args(notebook, kfp_server, token_file, "--name", "retry")) == 0
+    requests = api_calls(kfp_server)
+    assert [(r.method, r.path) for r in requests] == [
+        ("GET", f"{API}/experiments"),
+        ("POST", f"{API}/experiments"),
+        ("GET", f"{API}/pipelines"),
+        ("POST", f"{API}/pipelines/upload_version"),
+        ("POST", f"{API}/runs"),
+    ]
+    assert requests[1].body == {"display_name": "Default"}
+    assert requests[3].query["pipelineid"] == "p-2"
+    assert requests[4].body["display_name"] == "retry"
+    assert requests[4].body["runtime_config"]["parameters"]["epochs"] == 3
+    assert len(kfp_server.pipelines) == 1 and "KFP run r-7 created" in capsys.readouterr().out
+
+
+def test_submit_wait_prints_each_change(
+    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture
+) -> None:
+    def task(name: str, state: str) -> dict:
+        return {"task_id": f"t-{name}", "display_name": name, "state": state}
+
+    kfp_server.run_script["r-4"] = [  # ids are handed out in order: e-1, p-2, v-3, then the run
+        {"state": "PENDING"},
+        {"state": "RUNNING", "run_details": {"task_details": [task("load", "RUNNING")]}},
+        {"state": "RUNNING", "run_details": {"task_details": [task("load", "SUCCEEDED"), task("train", "RUNNING")]}},
+        {"state": "FAILED", "error": {"message": "step train failed"},
+         "run_details": {"task_details": [task("load", "SUCCEEDED"), task("train", "FAILED")]}},
+    ]  # fmt: skip
+    code = main(submit_args(notebook, kfp_server, token_file, "--wait", "--poll", "0"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [
+        "KFP run r-4: PENDING",
+        "KFP run r-4: RUNNING",
+        "  step load: RUNNING",
+        "  step load: SUCCEEDED",
+        "  step train: RUNNING",
+        "KFP run r-4: FAILED",
+        "  step train: FAILED",
+        "cellpipe: error: KFP run r-4 failed: step train failed. See cellpipe kfp logs r-4",
+    ]
+
+
+def test_ctrl_c_stops_waiting_not_the_run(
+    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("jupyter_ext.targets.kfp.submit.wait_for_run", interrupted)
+    assert main(submit_args(notebook, kfp_server, token_file, "--wait")) == 130
+    assert capsys.readouterr().err.strip() == (
+        "stopped waiting; KFP run r-4 keeps running (cellpipe kfp cancel r-4 stops it)"
+    )
+    assert not any(path.endswith(":terminate") for _, path in kfp_server.paths())
+
+
+# -- schedule and export ------------------------------------------------------------------------------
+def test_schedule_creates_a_recurring_run(
+    kfp_server: FakeKFP, write_notebook: Callable[..., Path], token_file: str, capsys: pytest.CaptureFixture
+) -> None:
+    metadata = {"kubeflow_notebook": {"experiment_name": "train-exp"}}
+    notebook = str(write_notebook(CELLS, metadata, name="train.ipynb"))
+    code = main(["schedule", notebook, "--target", "kfp", "--cron", "30 2 * * 1-5", "--name", "nightly",
+                 "--host", kfp_server.url, "--token-file", token_file, "--store", STORE, "-p", "rate=2"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (snapshot_id,) = snapshots()
+    requests = api_calls(kfp_server)
+    assert requests[1].body == {"display_name": "train-exp"}  # the notebook's experiment
+    spec, executors = package_of(requests[3])
+    assert "cellpipe.io/run-id" not in executors["exec-load"]["podMetadata"]["labels"]  # each run is its own
+    assert executors["exec-load"]["podMetadata"]["labels"]["cellpipe.io/snapshot-id"] == snapshot_id[:12]
+    body = requests[-1].body
+    assert requests[-1].path == f"{API}/recurringruns"
+    assert body["display_name"] == "nightly"
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 30 2 * * 1-5"}}  # KFP's 6 fields
+    assert body["runtime_config"]["parameters"] == {
+        "epochs": 3,
+        "rate": 2.0,
+        "label": "base",
+        "cellpipe_snapshot_id": snapshot_id,
+        "cellpipe_store": STORE,
+    }
+    assert "KFP recurring run 'nightly' created (pipeline 'train'" in out
+    assert "schedule  0 30 2 * * 1-5" in out and f"{kfp_server.url}/#/recurringrun/details/rr-4" in out
+    assert "note: no --image: steps run in cellpipe/runtime:" in out
+
+
+def test_export_writes_the_package(notebook: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """No KFP contact: export takes no --host."""
+    from kfp import components
+
+    out_dir = tmp_path / "deploy"
+    code = main(["export", notebook, "--format", "kfp", "-o", str(out_dir), "--store", STORE,
+                 "--image", IMAGE, "-p", "epochs=7"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert [p.name for p in out_dir.iterdir()] == ["train.kfp.yaml"]
+    (snapshot_id,) = snapshots()
+    path = out_dir / "train.kfp.yaml"
+    text = path.read_text()
+    assert text.startswith(f"# cellpipe export of {notebook}: snapshot {snapshot_id} in {STORE}\n")
+    spec, platform = yaml.safe_load_all(text)
+    assert parameter_defaults(spec)["cellpipe_snapshot_id"] == snapshot_id
+    assert parameter_defaults(spec)["epochs"] == 7
+    labels = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-load"]["podMetadata"]
+    assert "cellpipe.io/run-id" not in labels["labels"]
+    assert components.load_component_from_file(str(path)).name == "train"  # KFP reads it back
+    assert f"wrote {path}" in capsys.readouterr().out
+
+
+# -- cellpipe kfp status / logs / cancel ------------------------------------------------------------------
+def test_status_logs_and_cancel(kfp_server: FakeKFP, capsys: pytest.CaptureFixture) -> None:
+    tasks = [
+        {"display_name": "load", "state": "SUCCEEDED", "child_tasks": [{"pod_name": "train-load-1"}]},
+        {"display_name": "train", "state": "FAILED", "pod_name": "train-train-2", "error": {"message": "oom"}},
+    ]  # fmt: skip
+    kfp_server.runs["r-9"] = {"run_id": "r-9", "display_name": "train x", "state": "FAILED",
+                              "run_details": {"task_details": tasks}}  # fmt: skip
+    kfp_server.logs = {"train-load-1": "loaded 3\n", "train-train-2": "Killed"}
+    connection = ["--host", kfp_server.url]
+
+    assert main(["kfp", "status", "r-9", *connection]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "KFP run r-9 (train x): FAILED",
+        "  load   SUCCEEDED  pod train-load-1",
+        "  train  FAILED  pod train-train-2  error: oom",
+    ]
+    assert main(["kfp", "logs", "r-9", "--task", "train", *connection]) == 0
+    assert capsys.readouterr().out == "==> train-train-2 <==\nKilled\n"
+    assert main(["kfp", "cancel", "r-9", *connection]) == 0
+    assert "cancel requested" in capsys.readouterr().out
+    assert ("POST", f"{API}/runs/r-9:terminate") in kfp_server.paths()
+    assert kfp_server.requests[0].authorization is None  # no credentials anywhere: none sent
+
+    assert main(["kfp", "status", "nope", *connection]) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: KFP: reading run nope failed: KFP answered 404 (run nope not found)"
+    )
+
+
+# -- mistakes -----------------------------------------------------------------------------------------
+def test_unknown_target_lists_the_targets(notebook: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["schedule", notebook, "--target", "airflow", "--cron", "@daily"]) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --target: unknown target 'airflow'. Use one of: cronjob, kfp"
+    )
+
+
+def test_no_host_uploads_nothing(notebook: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["submit", notebook, "--target", "kfp", "--store", STORE]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "cellpipe: error: --host: no KFP host: pass --host or set KF_PIPELINES_ENDPOINT/CELLPIPE_KFP_HOST. "
+    )
+    assert snapshots() == []
+
+
+def test_unreachable_host_uploads_nothing(notebook: str, capsys: pytest.CaptureFixture) -> None:
+    with socket.socket() as sock:  # a port nobody listens on any more
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    secret = "do-not-print-me"
+    code = main(["submit", notebook, "--target", "kfp", "--host", f"http://127.0.0.1:{port}", "--token", secret,
+                 "--store", STORE])  # fmt: skip
+    assert code == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"cellpipe: error: --host: cannot reach KFP at http://127.0.0.1:{port} (")
+    assert secret not in line
+    assert snapshots() == []
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 3 * * 8", "schedule: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"),
+        ("0 0 3 * * *", "schedule: invalid cron '0 0 3 * * *': give the usual 5 fields"),
+    ],
+)
+def test_invalid_cron_shows_the_field(
+    kfp_server: FakeKFP, notebook: str, cron: str, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["schedule", notebook, "--target", "kfp", "--cron", cron, "--host", kfp_server.url,
+                 "--store", STORE])  # fmt: skip
+    assert code == 1
+    assert one_error_line(capsys.readouterr().err).startswith(f"cellpipe: error: {message}")
+    assert snapshots() == [] and kfp_server.requests == []
+
+
+def test_local_store_is_refused(
+    kfp_server: FakeKFP, notebook: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    store = tmp_path / "store"
+    assert main(["submit", notebook, "--target", "kfp", "--host", kfp_server.url, "--store", str(store)]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        f"cellpipe: error: --store: snapshot store '{store}' is on this machine; pods on the cluster cannot read it"
+    )
+    assert not store.exists() and kfp_server.requests == []
+
+
+def test_kfp_failure_after_the_upload_names_the_snapshot(
+    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture
+) -> None:
+    kfp_server.fail("POST", f"{API}/runs", 500, "database is locked")
+    assert main(submit_args(notebook, kfp_server, token_file)) == 1
+    line = one_error_line(capsys.readouterr().err)
+    (snapshot_id,) = snapshots()
+    assert line == (
+        "cellpipe: error: KFP: creating a run of pipeline 'train' failed: KFP answered 500 (database is locked); "
+        "already created: pipeline 'train' (id p-2), pipeline version 'train' (id v-3) (no KFP run was created; "
+        f"snapshot {snapshot_id[:12]} was uploaded to {STORE} and stays there, a retry uploads no file twice). "
+        "They stay in KFP (see or delete them in the KFP UI); the KFP API server failed; its log says why "
+        "(kubectl logs -n kubeflow deploy/ml-pipeline)"
+    )
+    assert TOKEN not in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["submit", "--deadline", "60"], "--deadline: applies to Kubernetes Jobs only. Drop it for kfp"),
+        (["submit", "--retries", "2"], "--retries: applies to Kubernetes Jobs only"),
+        (["export", "-o", "out", "--ttl", "60"], "--ttl: applies to Kubernetes Jobs only"),
+        (["schedule", "--cron", "@daily", "--timezone", "Europe/Berlin"],
+         "--timezone: KFP recurring runs have no time zone setting. Drop it and write --cron in the KFP "
+         "scheduler's time zone (usually UTC)"),
+        (["schedule", "--cron", "@daily", "--replace"],
+         "--replace: cellpipe does not replace KFP recurring runs. Drop it; after scheduling, disable or "
+         "delete the old recurring run in the KFP UI"),
+        (["export", "-o", "out", "--cron", "@daily"],
+         "--cron: a KFP package has no schedule. Create a KFP recurring run with: cellpipe schedule NOTEBOOK "
+         "--target kfp --cron EXPR"),
+    ],
+)  # fmt: skip
+def test_options_kfp_cannot_honour(
+    kfp_server: FakeKFP, notebook: str, argv: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    command, *options = argv
+    target = ["--format" if command == "export" else "--target", "kfp"]
+    connection = [] if command == "export" else ["--host", kfp_server.url]
+    assert main([command, notebook, *target, *connection, "--store", STORE, *options]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(f"cellpipe: error: {message}")
+    assert snapshots() == [] and kfp_server.requests == []
+
+
+def test_plain_notebook_is_refused(
+    kfp_server: FakeKFP, write_notebook: Callable[..., Path], capsys: pytest.CaptureFixture
+) -> None:
+    plain = str(write_notebook([(["parameters"], "n = 1"), ([], "print(n)")], name="report.ipynb"))
+    assert main(["submit", plain, "--target", "kfp", "--host", kfp_server.url, "--store", STORE]) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f"cellpipe: error: {plain}: kfp: the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a "
+        "pipeline of steps. Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)"
+    )
+    assert snapshots() == [] and kfp_server.requests == []
+
+
+def test_help_documents_the_kfp_options(capsys: pytest.CaptureFixture) -> None:
+    for command in ("submit", "schedule", "kfp"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # however argparse wrapped it
+        assert "--host URL" in text and "--token-file PATH" in text and "prefer --token-file" in text
+        assert "examples:" in text and "not available yet" not in text
