@@ -8,7 +8,7 @@ import json
 from jupyter_ext.notebook.params import resolve
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.pipeline.render import text_dag, to_dot
+from jupyter_ext.pipeline.render import text_dag, to_dot, to_svg
 
 HELP = """\
 Analyse a tagged notebook and show its pipeline: the steps (with the notebook cells they come from),
@@ -18,7 +18,7 @@ defaults, and the metrics. Nothing is run.
 examples:
   cellpipe inspect train.ipynb
   cellpipe inspect train.ipynb --json | jq .steps
-  cellpipe inspect train.ipynb --dot | dot -Tsvg > pipeline.svg
+  cellpipe inspect train.ipynb --svg pipeline.svg
 """
 
 
@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the pipeline model as JSON")
     output.add_argument("--dot", action="store_true", help="print the DAG in Graphviz DOT")
+    parser.add_argument(
+        "--svg", metavar="FILE", help="also write a picture of the DAG (SVG, no Graphviz needed)"
+    )
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter default (type-checked)")  # fmt: skip
     parser.set_defaults(handler=run)
@@ -41,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     values = resolve(pipeline.parameters, args.param)
     for parameter in pipeline.parameters:
         parameter.default = values[parameter.name]
+    if args.svg:
+        from jupyter_ext.util import write_atomic
+
+        write_atomic(args.svg, to_svg(pipeline).encode())
     if args.json:
         print(json.dumps(pipeline.to_dict(), indent=2, default=str))
     elif args.dot:
