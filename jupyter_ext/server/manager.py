@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.pipeline.render import text_dag, to_dot
+from jupyter_ext.pipeline.render import text_dag, to_dot, to_svg
 from jupyter_ext.runs.launch import LaunchRequest, prepare
 from jupyter_ext.runs.store import RunStore
 from jupyter_ext.snapshot.project import data_dir
@@ -41,7 +41,12 @@ class RunManager:
         notebook = self.resolve(path)
         pipeline = build_pipeline(notebook, content=content.encode() if content is not None else None)
         pipeline.notebook = path  # as the UI knows it, not the server's absolute path
-        return {"pipeline": pipeline.to_dict(), "levels": text_dag(pipeline), "dot": to_dot(pipeline)}
+        return {
+            "pipeline": pipeline.to_dict(),
+            "levels": text_dag(pipeline),
+            "dot": to_dot(pipeline),
+            "svg": to_svg(pipeline),
+        }
 
     # -- runs --------------------------------------------------------------------------------------
     async def start(

@@ -73,6 +73,7 @@ def test_analyse_a_notebook_and_unsaved_content(server):
     assert [s["name"] for s in data["pipeline"]["steps"]] == ["make_data", "stats", "histogram", "report"]
     assert data["levels"][1] == "[1] stats   histogram"
     assert '"make_data" -> "stats"' in data["dot"]
+    assert data["svg"].startswith("<svg")
     edited = (root / "branches.ipynb").read_text().replace("step:report", "step:summary")
     response = api(url, "POST", "analyse", json={"path": "branches.ipynb", "content": edited})
     assert response.json()["pipeline"]["steps"][-1]["name"] == "summary"
