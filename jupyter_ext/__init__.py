@@ -16,4 +16,3 @@ Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside
 """
 
 __version__ = "0.1.0"
-
