@@ -8,15 +8,13 @@ every ``main`` call runs in a thread through the ``call`` fixture.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-from fsspec.implementations.memory import MemoryFileSystem
 from kubernetes import client
 
 from jupyter_ext.cli.main import main
@@ -25,39 +23,13 @@ from jupyter_ext.runs.cluster import require_pod_store, wait_for_job
 from jupyter_ext.snapshot import SnapshotStore
 
 NS = "team-a"
-STORE = "fakes3://ml-bucket/cellpipe"
+STORE = "fakes3://ml-bucket/cellpipe"  # = FAKE_STORE in tests/targets/conftest.py
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
 
 
-class FakeS3(MemoryFileSystem):
-    """A "remote" store that lives in memory: the CLI sees a scheme that is not local."""
-
-    protocol = ("fakes3",)
-    store: dict = {}  # its own dict: fsspec keeps a memory filesystem's files on the class
-    pseudo_dirs = [""]
-
-    @classmethod
-    def _strip_protocol(cls, path: str) -> str:
-        return super()._strip_protocol(str(path).removeprefix("fakes3://"))
-
-
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    registry = sys.modules["fsspec.registry"]
-    monkeypatch.setitem(registry._registry, "fakes3", FakeS3)
-    monkeypatch.setitem(registry.known_implementations, "fakes3", {"class": "FakeS3 (test)"})
-    for name in (
-        "CELLPIPE_STORE",
-        "CELLPIPE_IMAGE",
-        "CELLPIPE_NAMESPACE",
-        "KUBECONFIG",
-        "MLFLOW_TRACKING_URI",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTERHUB_USER", "alice@example.com")
-    yield
-    FakeS3.store.clear()
-    FakeS3.pseudo_dirs[:] = [""]
+def isolated(fake_remote_store: str) -> None:
+    """Every test gets the in-memory "remote" store (tests/targets/conftest.py) and a clean environment."""
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:

@@ -9,14 +9,12 @@ stores.
 from __future__ import annotations
 
 import socket
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from fsspec.implementations.memory import MemoryFileSystem
 
 from jupyter_ext.cli.main import main
 from jupyter_ext.snapshot import SnapshotStore
@@ -25,35 +23,15 @@ from jupyter_ext.targets.kfp.connect import HEALTHZ
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
 
-STORE = "fakes3://ml-bucket/cellpipe"
+STORE = "fakes3://ml-bucket/cellpipe"  # = FAKE_STORE in tests/targets/conftest.py
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
 TOKEN = "t0k-from-a-file"
 API = "/apis/v2beta1"
 
 
-class FakeS3(MemoryFileSystem):
-    """A "remote" store that lives in memory: the CLI sees a scheme that is not local."""
-
-    protocol = ("fakes3",)
-    store: dict = {}  # its own dict: fsspec keeps a memory filesystem's files on the class
-    pseudo_dirs = [""]
-
-    @classmethod
-    def _strip_protocol(cls, path: str) -> str:
-        return super()._strip_protocol(str(path).removeprefix("fakes3://"))
-
-
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    registry = sys.modules["fsspec.registry"]
-    monkeypatch.setitem(registry._registry, "fakes3", FakeS3)
-    monkeypatch.setitem(registry.known_implementations, "fakes3", {"class": "FakeS3 (test)"})
-    for name in ("CELLPIPE_STORE", "CELLPIPE_IMAGE", "KUBECONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTERHUB_USER", "alice@example.com")
-    yield
-    FakeS3.store.clear()
-    FakeS3.pseudo_dirs[:] = [""]
+def isolated(fake_remote_store: str) -> None:
+    """Every test gets the in-memory "remote" store (tests/targets/conftest.py) and a clean environment."""
 
 
 CELLS = [
