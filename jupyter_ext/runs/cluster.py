@@ -223,8 +223,10 @@ def schedule_cronjob(
 ) -> Created:
     """Snapshot the notebook and create a CronJob that runs that snapshot on ``cron``."""
     from jupyter_ext.targets.k8s.notebook_job import default_cronjob_name, make_notebook_cronjob
+    from jupyter_ext.targets.k8s.schedule import validate_cron
 
     planned = plan(request)
+    validate_cron(cron)  # a typo in the schedule is reported before any credentials are needed
     with _target(request) as target:
         name = request.name or default_cronjob_name(planned.pipeline.name)
         options = _pod_options(request, planned.image, target.namespace)

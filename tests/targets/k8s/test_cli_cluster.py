@@ -347,6 +347,17 @@ async def test_invalid_cron_shows_the_field_and_uploads_nothing(
     assert snapshots() == []
 
 
+async def test_invalid_cron_is_reported_before_credentials_are_needed(
+    notebook: str, call: Callable, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-kubeconfig")
+    code = await cli(call, "schedule", notebook, "--cron", "0 25 * * *", "--store", STORE, "--image", IMAGE,
+                     "--kubeconfig", missing)  # fmt: skip
+    assert code == 1
+    assert "invalid cron '0 25 * * *': field 2 (hour) must be 0-23, got 25" in capsys.readouterr().err
+    assert snapshots() == []
+
+
 async def test_invalid_schedule_name_is_explained(
     kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
 ) -> None:
