@@ -275,15 +275,28 @@ def test_other_values_go_through_cloudpickle(tmp_path):
 
 
 def test_torch_tensor_roundtrips(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     t = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     record, back = roundtrip(t, tmp_path)
     assert record["backend"] == "torch"
     assert torch.equal(back, t)
 
 
+def test_torch_module_roundtrips(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    record, back = roundtrip(module, tmp_path)
+    assert record["backend"] == "torch"
+    x = torch.ones(2, 3)
+    assert torch.equal(back(x), module(x))
+
+
 def test_xgboost_model_roundtrips(tmp_path):
-    xgboost = pytest.importorskip("xgboost")
+    import xgboost
+
     X = np.random.default_rng(0).normal(size=(40, 3))
     model = xgboost.XGBRegressor(n_estimators=3).fit(X, X[:, 0])
     record, back = roundtrip(model, tmp_path)

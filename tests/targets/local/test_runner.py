@@ -171,3 +171,19 @@ def test_independent_steps_overlap(notebooks, tmp_path, data_dir):
     # both branches started before either finished
     assert [e[0] for e in order[:2]] == ["started", "started"], order
     assert record["metrics"]["peak"] > 0
+
+
+def test_torch_and_numpy_values_flow_between_kernels(write_notebook, data_dir):
+    notebook = write_notebook(
+        [
+            (["imports"], "import numpy as np\nimport torch"),
+            (["step:make"], "weights = torch.arange(4, dtype=torch.float32)\nbias = np.array([0.5, 1.5])"),
+            (["step:use"], "total = float(weights.sum()) + float(bias.sum())"),
+            (["pipeline-metrics"], "total"),
+        ]
+    )
+    record = launch(notebook, data_dir, track=False, snapshot=False)
+    assert record["status"] == "succeeded", record
+    outputs = record["steps"]["make"]["outputs"]
+    assert (outputs["weights"]["backend"], outputs["bias"]["backend"]) == ("torch", "ndarray")
+    assert record["metrics"] == {"total": 8.0}
