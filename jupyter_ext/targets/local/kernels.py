@@ -27,6 +27,7 @@ class KernelPool:
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
         self._stopping: set[asyncio.Task] = set()
+        self._failures: list[BaseException] = []
         self._wanted = 0  # kernels still to hand out
 
     def expect(self, count: int) -> None:
@@ -42,7 +43,11 @@ class KernelPool:
 
     def _started(self, task: asyncio.Task) -> None:
         self._starting.discard(task)
-        if not task.cancelled() and task.exception() is None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._failures.append(task.exception())
+        else:
             self._ready.put_nowait(task.result())
 
     async def _start_one(self) -> Kernel:
@@ -53,16 +58,13 @@ class KernelPool:
         if self._wanted <= 0:
             self._wanted = 1
         self._fill()
-        while True:
-            if not self._ready.empty():
-                warm = self._ready.get_nowait()
-                break
-            failed = [t for t in list(self._starting) if t.done() and t.exception()]
-            if failed:
-                raise failed[0].exception()
+        while self._ready.empty():
+            if self._failures:  # a start failed: tell this caller instead of retrying for ever
+                raise self._failures.pop(0)
             if not self._starting:
                 self._fill()
             await asyncio.sleep(0.01)
+        warm = self._ready.get_nowait()
         self._wanted -= 1
         self._handed_out.add(warm)
         self._fill()

@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.runs.store import RunStore
-from jupyter_ext.runtime.step import StepResult, run_step
+from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, import_statements
 from jupyter_ext.util import sha256_file
@@ -188,8 +188,15 @@ class LocalRunner:
             self._use_cached(step, info, entry)
             return
         async with limiter:
+            try:
+                warm = await pool.acquire()
+            except Exception as exc:  # the kernel did not start: this step fails, the run goes on
+                message = f"the kernel '{self.pipeline.kernel}' could not start: {type(exc).__name__}: {exc}"
+                now = time.time()
+                self._store_result(info, StepResult(step.name, "failed", now, 0.0, "",
+                                                    error=StepError(kind="kernel_start", message=message)))  # fmt: skip
+                return
             staging = self.cache.staging_dir()
-            warm = await pool.acquire()
             info.update(status="running", started=time.time())
             self._save()
             self._emit("started", step.name)

@@ -187,3 +187,13 @@ def test_torch_and_numpy_values_flow_between_kernels(write_notebook, data_dir):
     outputs = record["steps"]["make"]["outputs"]
     assert (outputs["weights"]["backend"], outputs["bias"]["backend"]) == ("torch", "ndarray")
     assert record["metrics"] == {"total": 8.0}
+
+
+def test_a_kernel_that_cannot_start_fails_the_step_not_the_runner(write_notebook, tmp_path, data_dir):
+    pipeline = build_pipeline(write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x")]))
+    pipeline.kernel = "no-such-kernel"  # past the up-front check of `cellpipe run`, e.g. removed meanwhile
+    record = run_pipeline(pipeline, workdir=tmp_path, data_dir=data_dir, options=RunOptions())
+    assert record["status"] == "failed"
+    error = record["steps"]["a"]["error"]
+    assert error["kind"] == "kernel_start" and "no-such-kernel" in error["message"]
+    assert record["steps"]["b"]["status"] == "skipped"
