@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,9 @@ class LocalRunner:
         self.extra = extra or {}
         self.workdir = Path(workdir)
         self.data_dir = Path(data_dir)
-        self.options = options or RunOptions()
+        options = options or RunOptions()
+        # every parameter has a value, so cache keys and records never depend on who filled in defaults
+        self.options = replace(options, parameters={**pipeline.defaults(), **options.parameters})
         self.listener = listener or (lambda event, step, info: None)
         self.store = RunStore(self.data_dir / "runs")
         self.cache = StepCache(self.data_dir / "cache")

@@ -197,3 +197,13 @@ def test_a_kernel_that_cannot_start_fails_the_step_not_the_runner(write_notebook
     error = record["steps"]["a"]["error"]
     assert error["kind"] == "kernel_start" and "no-such-kernel" in error["message"]
     assert record["steps"]["b"]["status"] == "skipped"
+
+
+def test_parameter_defaults_are_part_of_the_cache_key(write_notebook, tmp_path, data_dir):
+    cells = [(["parameters"], "n = 2"), (["step:a"], "total = n * 10"), (["pipeline-metrics"], "total")]
+    notebook = write_notebook(cells, name="defaults.ipynb")
+    first = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir)
+    write_notebook([(["parameters"], "n = 3"), *cells[1:]], name="defaults.ipynb")  # a new default
+    second = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir)
+    assert (first["metrics"], second["metrics"]) == ({"total": 20.0}, {"total": 30.0})
+    assert second["steps"]["a"]["status"] == "succeeded" and second["parameters"] == {"n": 3}
