@@ -172,13 +172,13 @@ def _run_for(planned: Plan, snapshot_id: str) -> Any:
     return NotebookRun(planned.pipeline, snapshot_id, planned.store, planned.owner, planned.parameters)
 
 
-def _snapshot(request: ClusterRequest, planned: Plan) -> Any:
+def upload_snapshot(request: ClusterRequest, planned: Plan) -> Any:
     from jupyter_ext.snapshot import take_snapshot
 
     return take_snapshot(request.notebook, store=planned.store)
 
 
-def _kept(exc: TargetError, snapshot: Any, kind: str) -> TargetError:
+def kept_snapshot_error(exc: TargetError, snapshot: Any, kind: str) -> TargetError:
     """The creation error, plus what did get made: the snapshot (harmless; its files are deduplicated)."""
     return TargetError(
         f"{exc.message} (no {kind} was created; snapshot {snapshot.short_id} was uploaded to "
@@ -208,12 +208,12 @@ def submit_job(request: ClusterRequest) -> Created:
         name = request.name or new_job_name(planned.pipeline.name)
         options = _pod_options(request, planned.image, target.namespace)
         make_notebook_job(_run_for(planned, PENDING_SNAPSHOT), name, options)  # every check, no upload
-        snapshot = _snapshot(request, planned)
+        snapshot = upload_snapshot(request, planned)
         manifest = make_notebook_job(_run_for(planned, snapshot.id), name, options)
         try:
             summary = target.create_job(manifest)
         except TargetError as exc:
-            raise _kept(exc, snapshot, "job") from None
+            raise kept_snapshot_error(exc, snapshot, "job") from None
     return Created("job", name, target.namespace, snapshot.id, planned.store, planned.image, name, summary,
                    planned.notes)  # fmt: skip
 
@@ -236,11 +236,11 @@ def schedule_cronjob(
             return make_notebook_cronjob(run, name, options, schedule=cron, timezone=timezone)
 
         build(PENDING_SNAPSHOT)
-        snapshot = _snapshot(request, planned)
+        snapshot = upload_snapshot(request, planned)
         try:
             summary = target.create_cronjob(build(snapshot.id), replace=replace)
         except TargetError as exc:
-            raise _kept(exc, snapshot, "cronjob") from None
+            raise kept_snapshot_error(exc, snapshot, "cronjob") from None
     return Created("cronjob", name, target.namespace, snapshot.id, planned.store, planned.image, None,
                    summary, planned.notes)  # fmt: skip
 
@@ -276,7 +276,7 @@ def export_k8s(
         return out
 
     build(PENDING_SNAPSHOT)
-    snapshot = _snapshot(request, planned)
+    snapshot = upload_snapshot(request, planned)
     header = export_header(request, snapshot.id, planned.store)
     paths = [write_manifest(Path(out_dir) / name, manifest, header) for name, manifest in build(snapshot.id)]
     return Exported(paths, snapshot.id, planned.store, planned.notes)

@@ -27,10 +27,10 @@ from jupyter_ext.runs.cluster import (
     Created,
     Exported,
     Plan,
-    _kept,
-    _snapshot,
     export_header,
+    kept_snapshot_error,
     plan,
+    upload_snapshot,
 )
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def submit_kfp(request: ClusterRequest) -> Created:
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
         _compile(request, planned, directory, PENDING_SNAPSHOT, run_id)  # every check, no upload
         client = connect_kfp(request)
-        snapshot = _snapshot(request, planned)
+        snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id, run_id)
         try:
             result = submit_run(
@@ -149,7 +149,7 @@ def submit_kfp(request: ClusterRequest) -> Created:
                 store=planned.store, notebook=request.notebook, service_account=request.service_account,
             )  # fmt: skip
         except TargetError as exc:
-            raise _kept(exc, snapshot, "KFP run") from None
+            raise kept_snapshot_error(exc, snapshot, "KFP run") from None
     summary = {**asdict(result), "experiment": experiment}
     return Created(KFP_RUN, result.run_id, client_namespace(client) or "", snapshot.id, planned.store,
                    planned.image, run_id, summary, planned.notes)  # fmt: skip
@@ -176,7 +176,7 @@ def schedule_kfp(
         # No run id: each run of the schedule is its own; KFP labels its pods pipeline/runid.
         _compile(request, planned, directory, PENDING_SNAPSHOT)
         client = connect_kfp(request)
-        snapshot = _snapshot(request, planned)
+        snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id)
         try:
             result = schedule_recurring(
@@ -185,7 +185,7 @@ def schedule_kfp(
                 store=planned.store, notebook=request.notebook, service_account=request.service_account,
             )  # fmt: skip
         except TargetError as exc:
-            raise _kept(exc, snapshot, "recurring run") from None
+            raise kept_snapshot_error(exc, snapshot, "recurring run") from None
     summary = {**asdict(result), "experiment": experiment}
     return Created(KFP_RECURRING_RUN, name, client_namespace(client) or "", snapshot.id, planned.store,
                    planned.image, None, summary, planned.notes)  # fmt: skip
@@ -209,7 +209,7 @@ def export_kfp(
     path = Path(out_dir) / f"{sanitize_name(request.name or planned.pipeline.name)}.kfp.yaml"
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
         _compile(request, planned, directory, PENDING_SNAPSHOT)
-        snapshot = _snapshot(request, planned)
+        snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id)
         header = export_header(request, snapshot.id, planned.store)
         write_atomic(path, header.encode() + package.read_bytes())
