@@ -114,6 +114,7 @@ def _resolve_auth(
     context: str | None,
     token_path: str | Path | None,
     env: Mapping[str, str],
+    host: str = "",
 ) -> _Auth:
     if token and existing_token and token != existing_token:
         raise TargetError(
@@ -129,10 +130,30 @@ def _resolve_auth(
         if not path.is_file():
             raise TargetError(f"token file {path} does not exist", field="token_path")
         return _Auth("token-file", path=path)
-    for candidate in (env.get(KFP_TOKEN_ENV) or KFP_TOKEN_PATH, SERVICE_ACCOUNT_TOKEN):
-        if Path(candidate).is_file():
-            return _Auth("token-file", path=Path(candidate))
+    if env.get(KFP_TOKEN_ENV):  # named by the user: as explicit as --token-file
+        token_path = Path(env[KFP_TOKEN_ENV])
+        if not token_path.is_file():
+            raise TargetError(f"token file {token_path} does not exist", field=KFP_TOKEN_ENV)
+        return _Auth("token-file", path=token_path)
+    if in_cluster_host(host):  # the pod's own tokens go only to a service inside the cluster
+        for candidate in (KFP_TOKEN_PATH, SERVICE_ACCOUNT_TOKEN):
+            if Path(candidate).is_file():
+                return _Auth("token-file", path=Path(candidate))
     return _Auth("none")
+
+
+def in_cluster_host(host: str) -> bool:
+    """Whether ``host`` names a service inside the cluster: ``*.svc``, ``*.svc.cluster.local`` or a bare
+    service name (``ml-pipeline``).
+
+    The pod's service-account token must not be sent to an arbitrary ``--host``: whoever runs that server
+    could replay it. Outside the cluster, pass ``--token-file`` (or a kubeconfig) explicitly."""
+    from urllib.parse import urlparse
+
+    name = (urlparse(host if "://" in host else f"http://{host}").hostname or "").lower()
+    if name.endswith((".svc", ".svc.cluster.local")):
+        return True
+    return bool(name) and "." not in name and name != "localhost"  # a service in the pod's own namespace
 
 
 def kubeconfig_token(kubeconfig: str | Path, context: str | None = None) -> str:
@@ -295,7 +316,7 @@ def connect(
     """
     env = os.environ if environ is None else environ
     url = resolve_host(host, env)
-    auth = _resolve_auth(token, existing_token, kubeconfig, context, token_path, env)
+    auth = _resolve_auth(token, existing_token, kubeconfig, context, token_path, env, url)
     health = check_health(url, auth)
     user_namespace = None
     if health.get("multi_user") is True:

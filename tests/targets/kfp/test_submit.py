@@ -463,3 +463,35 @@ def test_bad_schedule_options_and_package(kfp_server: FakeKFP, package: Path, tm
         submit_run(client, tmp_path / "missing.yaml")
     assert "cellpipe compile" in str(info.value)
     assert kfp_server.requests == []
+
+
+def test_implicit_pod_tokens_only_go_to_in_cluster_hosts() -> None:
+    from jupyter_ext.targets.kfp.connect import in_cluster_host
+
+    for host in (
+        "http://ml-pipeline:8888",
+        "ml-pipeline.kubeflow.svc",
+        "https://ml-pipeline.kubeflow.svc.cluster.local:8888",
+    ):
+        assert in_cluster_host(host), host
+    for host in (
+        "https://kfp.example.com",
+        "http://127.0.0.1:8888",
+        "http://localhost:8888",
+        "https://evil.svc.example.com",
+    ):
+        assert not in_cluster_host(host), host
+
+
+def test_token_path_from_the_environment_is_explicit(kfp_server: FakeKFP, tmp_path: Path) -> None:
+    token_file = tmp_path / "kfp-token"
+    token_file.write_text("env-token\n")
+    connect(kfp_server.url, environ={"KF_PIPELINES_SA_TOKEN_PATH": str(token_file)})
+    assert kfp_server.requests[0].authorization == "Bearer env-token"
+    with pytest.raises(TargetError, match="does not exist"):
+        connect(kfp_server.url, environ={"KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "missing")})
+
+
+def test_no_token_is_sent_to_an_outside_host_by_default(kfp_server: FakeKFP) -> None:
+    connect(kfp_server.url, environ={})  # 127.0.0.1: not a service inside a cluster
+    assert kfp_server.requests[0].authorization is None
