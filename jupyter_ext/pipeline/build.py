@@ -192,9 +192,13 @@ class _Collector:
                     edge.variables.append(read)
                 elif read in param_names:
                     step.parameters.append(read)
-                elif read in prelude_names or read in KERNEL_NAMES or read in draft.usage.produces or star:
-                    continue
-                else:
+                elif not (
+                    read in prelude_names
+                    or read in KERNEL_NAMES
+                    or read in draft.usage.produces
+                    or star  # `from x import *` (prelude or this step) may define anything
+                    or draft.usage.star_import
+                ):
                     self._undefined(draft, read, ordered[i + 1 :])
             latest.update(dict.fromkeys(draft.usage.produces, draft))
         steps = {d.step.name: d.step for d in ordered}

@@ -170,3 +170,27 @@ def test_unsaved_content_replaces_file(write_notebook):
     path = write_notebook([(["step:a"], "x = 1")])
     text = path.read_text().replace('"step:a"', '"step:edited"')
     assert build_pipeline(path, content=text).steps[0].name == "edited"
+
+
+def test_star_imports_make_unknown_names_acceptable(write_notebook):
+    in_prelude = write_notebook([(["imports"], "from math import *"), (["step:a"], "x = sqrt(2)")])
+    assert build_pipeline(in_prelude).step("a").inputs == []
+    in_step = write_notebook([(["step:a"], "from math import *\nx = floor(pi)")])
+    assert build_pipeline(in_step).steps[0].name == "a"
+
+
+def test_tricky_reads_and_writes(write_notebook):
+    p = build_pipeline(
+        write_notebook(
+            [
+                (["step:make"], "total = 0\nitems = [1, 2]\nflag = True"),
+                (["step:grow"], "for i in items:\n    total += i\nlabel = f'{total} items'"),
+                (["step:use"], "if flag:\n    shown = label.upper()\nprint(shown)"),
+            ]
+        )
+    )
+    assert edges(p) == {
+        ("make", "grow"): ["items", "total"],
+        ("make", "use"): ["flag"],
+        ("grow", "use"): ["label"],
+    }
