@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes and content hashes."""
+"""Small shared helpers: atomic writes, private files and directories, content hashes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,45 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+# What cellpipe creates for one user (store, cache, run records, MLflow database, logs) is private to that
+# user: parameters, data and signing keys live there. Shared stores opt out explicitly (snapshot/config.py).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: str | Path, *, shared: bool = False) -> Path:
+    """Create ``path`` and its missing parents as 0700 directories (0777 minus the umask when ``shared``).
+
+    Directories that already exist keep their mode: they may be shared on purpose.
+    """
+    path = Path(path)
+    missing = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o777 if shared else PRIVATE_DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+    return path
+
+
+def open_private(path: str | Path, mode: str = "wb", *, shared: bool = False, buffering: int = -1) -> IO[Any]:
+    """``open(path, mode)``, a new file being created 0600 (0666 minus the umask when ``shared``).
+
+    ``mode`` is one of the writing modes ("w", "wb", "a", "ab", "x", "xb"); an existing file keeps its mode.
+    """
+    flags = {"w": os.O_TRUNC, "a": os.O_APPEND, "x": os.O_EXCL}[mode[0]]
+    perms = 0o666 if shared else PRIVATE_FILE_MODE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags | getattr(os, "O_CLOEXEC", 0), perms)
+    return os.fdopen(fd, mode, buffering=buffering)
 
 
 def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
@@ -17,7 +55,7 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

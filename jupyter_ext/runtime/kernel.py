@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.util import open_private, private_dir
+
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
 
@@ -63,8 +65,8 @@ async def start_kernel(
 def _streams(log: str | Path | None) -> dict:
     if log is None:
         return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(log, "ab")  # noqa: SIM115 - the kernel process owns it from here
+    private_dir(Path(log).parent)
+    stream = open_private(log, "ab")  # the kernel process owns it from here; a log may show data
     return {"stdout": stream, "stderr": stream}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_ext.snapshot.hashing import write_all
+from jupyter_ext.util import open_private, private_dir
 
 TEMP_DIR = "tmp"
 
@@ -95,11 +96,14 @@ class Backend:
 
 
 class LocalBackend(Backend):
+    """A directory on this machine; what it creates is private (0700/0600) unless the store is ``shared``."""
+
     local = True
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, *, shared: bool = False) -> None:
         self.root = root
         self.url = url
+        self.shared = shared
         self._prefix = f"{root}{os.sep}"
 
     def path(self, key: str) -> Path:
@@ -121,17 +125,17 @@ class LocalBackend(Backend):
         return self.path(key).read_bytes()
 
     def open_temp(self) -> TempObject:
-        directory = self.root / TEMP_DIR
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root / TEMP_DIR, shared=self.shared)
         temp_key = f"{TEMP_DIR}/{os.getpid()}-{uuid.uuid4().hex}"
-        return TempObject(self, temp_key, open(self.path(temp_key), "xb", buffering=0))
+        file = open_private(self.path(temp_key), "xb", shared=self.shared, buffering=0)
+        return TempObject(self, temp_key, file)
 
     def rename_into_place(self, temp_key: str, key: str) -> bool:
         target = self.path(key)
         if target.exists():
             self.remove(temp_key)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent, shared=self.shared)
         # Identical content under a content address, so a concurrent writer of the same key is harmless.
         os.replace(self.path(temp_key), target)
         return True
@@ -139,7 +143,7 @@ class LocalBackend(Backend):
     def replace(self, temp: TempObject, key: str) -> None:
         temp.file.close()
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent, shared=self.shared)
         os.replace(self.path(temp.temp_key), target)
         temp.committed = True
 

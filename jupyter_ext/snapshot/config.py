@@ -11,6 +11,7 @@ STORE_ENV = "CELLPIPE_STORE"
 MAX_DETECTED_ENV = "CELLPIPE_MAX_DETECTED_BYTES"
 FSYNC_ENV = "CELLPIPE_STORE_FSYNC"
 IMAGE_ENV = "CELLPIPE_IMAGE"
+SHARED_ENV = "CELLPIPE_STORE_SHARED"  # 1: a local store other users read (new files follow the umask)
 
 DEFAULT_MAX_DETECTED_BYTES = 1 << 30
 
@@ -41,6 +42,11 @@ def max_detected_bytes() -> int:
 def fsync_enabled() -> bool:
     """Whether new objects reach the disk before the manifest names them (survives a power cut)."""
     return os.environ.get(FSYNC_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def store_shared() -> bool:
+    """Whether a local store is shared on purpose; by default what it holds is private to its user."""
+    return os.environ.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def human_bytes(size: int) -> str:

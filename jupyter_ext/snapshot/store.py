@@ -427,7 +427,7 @@ def _open_backend(url: str) -> Backend:
 def _local_backend(root: Path, url: str) -> LocalBackend:
     if root.exists() and not root.is_dir():
         raise SnapshotError(f"snapshot store '{url}' is a file, not a directory", field="store")
-    return LocalBackend(root, url)
+    return LocalBackend(root, url, shared=config.store_shared())
 
 
 def _fsspec_backend(url: str, scheme: str) -> FsspecBackend:

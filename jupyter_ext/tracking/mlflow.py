@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.util import open_private, private_dir
 
 STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED", "crashed": "FAILED"}
 MAX_PARAM = 6000  # MLflow's limit on a param value
+DATABASE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
 
 
 def tracking_uri(data_dir: str | Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(data_dir).resolve() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(data_dir).resolve() / DATABASE_FILE}"
 
 
 def track_run(record: dict[str, Any], pipeline: Pipeline, *, data_dir: str | Path) -> dict[str, str]:
@@ -35,6 +38,8 @@ def track_run(record: dict[str, Any], pipeline: Pipeline, *, data_dir: str | Pat
     for noisy in ("alembic", "mlflow.store.db.utils"):  # sqlite migrations are chatty on first use
         logging.getLogger(noisy).setLevel(logging.WARNING)
     uri = tracking_uri(data_dir)
+    if _default_store(uri):
+        _create_private_store(Path(data_dir).resolve())
     client = MlflowClient(tracking_uri=uri)
     experiment_id = _experiment(client, pipeline.experiment or pipeline.name, data_dir, uri)
     start_ms = int(record["created"] * 1000)
@@ -94,9 +99,24 @@ def _experiment(client, name: str, data_dir: str | Path, uri: str) -> str:
     if existing is not None:
         return existing.experiment_id
     location = None
-    if uri.startswith("sqlite:") and "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (Path(data_dir).resolve() / "mlartifacts" / name).as_uri()
+    if _default_store(uri):
+        location = (Path(data_dir).resolve() / ARTIFACTS_DIR / name).as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def _default_store(uri: str) -> bool:
+    return uri.startswith("sqlite:") and "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def _create_private_store(directory: Path) -> None:
+    """The default database and artifacts hold parameters and outputs: private to the user (0600/0700).
+
+    SQLite gives its journal the database file's mode, so creating the empty file 0600 first is enough.
+    """
+    private_dir(directory / ARTIFACTS_DIR)
+    database = directory / DATABASE_FILE
+    if not database.exists():
+        open_private(database, "ab").close()
 
 
 def _param(value: Any) -> str:

@@ -19,9 +19,11 @@ from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import sha256_text, write_json_atomic
+from jupyter_ext.util import private_dir, sha256_text, write_json_atomic
 
 ENTRY_FILE = "entry.json"
+STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a killed run
+TRASH_PREFIX = ".trash-"
 
 
 @lru_cache(maxsize=1)
@@ -69,8 +71,8 @@ class StepCache:
         return data
 
     def staging_dir(self) -> Path:
-        path = self.root / f".staging-{uuid.uuid4().hex}"
-        (path / "outputs").mkdir(parents=True)
+        path = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        private_dir(path / "outputs")  # cached outputs are the user's data: 0700 from the cache root down
         return path
 
     def commit(self, staging: Path, key: str, entry: dict[str, Any], *, replace: bool = False) -> Path:
@@ -82,7 +84,7 @@ class StepCache:
         write_json_atomic(staging / ENTRY_FILE, entry, durable=False)  # a torn entry is only a cache miss
         final = self.root / key
         if replace and final.exists():
-            trash = self.root / f".trash-{uuid.uuid4().hex}"
+            trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
             final.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:

@@ -22,7 +22,7 @@ from jupyter_ext.runs.store import RunStore
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, import_statements
-from jupyter_ext.util import sha256_file
+from jupyter_ext.util import private_dir, sha256_file
 
 Listener = Callable[[str, str, dict], None]  # (event, step name or "", the whole run record)
 
@@ -65,6 +65,7 @@ class LocalRunner:
 
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
+        private_dir(self.data_dir)  # records, cache, logs and MLflow below it are the user's alone
         self.record = self.store.create(self._initial_record())
         run_dir = self.store.path(self.record["id"])
         parallel = self.options.max_parallel or os.cpu_count() or 1
