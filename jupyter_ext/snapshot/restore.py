@@ -1,14 +1,17 @@
 """Bring a snapshot back as files: the notebook and its data at their paths relative to the project root.
 
-Every object is re-hashed while it is copied out, so a restore is byte-identical or fails. Files are
-written under a temporary name and renamed, so an interrupted restore never leaves a truncated file
-under a real name.
+Every object is re-hashed while it is copied out, so a restore is byte-identical or fails. The files are
+written into a temporary sibling of the target directory, which is renamed into place when all of them
+are complete: a failed or interrupted restore leaves no partial directory. Only safe permission bits
+are applied (see :func:`safe_mode`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,9 @@ from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot.hashing import copy_hashing, write_all
 from jupyter_ext.snapshot.manifest import check_relative_path, manifest_files, short_id
 from jupyter_ext.snapshot.store import SnapshotStore
+
+SAFE_MODE_BITS = 0o755  # rwx for the owner, r-x for group and others; no setuid, setgid or sticky bit
+DEFAULT_MODE = 0o644
 
 
 @dataclass
@@ -44,7 +50,8 @@ def restore(
     """Write a snapshot's notebook and data into ``directory``.
 
     ``directory`` must be empty or absent unless ``force``; with ``force`` the snapshot's files replace
-    same-named files there and anything else is left alone.
+    same-named files there and anything else is left alone. Everything is first written and verified in
+    a temporary sibling directory, then moved into place: a failed restore changes nothing.
     """
     store = store if isinstance(store, SnapshotStore) else SnapshotStore.open(store)
     full_id = store.resolve(snapshot_id)
@@ -52,32 +59,37 @@ def restore(
     target = Path(directory).expanduser().absolute()
     _check_target(target, force)
     entries = manifest_files(manifest)
-    paths = [target / check_relative_path(entry["path"], snapshot_id=full_id) for entry in entries]
+    relative = [check_relative_path(entry["path"], snapshot_id=full_id) for entry in entries]
+    for entry, name in zip(entries, relative, strict=True):
+        if (target / name).is_dir():
+            raise SnapshotError(f"cannot restore {entry['path']}: {target / name} is a directory", field="DIR")
 
-    def copy(item: tuple[dict[str, Any], Path]) -> None:
-        try:
-            _restore_file(store, item[0], item[1], full_id)
-        except OSError as exc:
-            raise SnapshotError(
-                f"cannot write {item[1]}: {exc.strerror or exc}",
-                field="DIR",
-                hint="Check that the directory is writable and has space.",
-            ) from None
-
+    staging = _staging_sibling(target)
     try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SnapshotError(f"cannot create {target}: {exc.strerror or exc}", field="DIR") from None
+        paths = [staging / name for name in relative]
 
-    count = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:
-        list(pool.map(copy, zip(entries, paths, strict=True)))
+        def copy(item: tuple[dict[str, Any], Path]) -> None:
+            try:
+                _restore_file(store, item[0], item[1], full_id)
+            except OSError as exc:
+                raise SnapshotError(
+                    f"cannot write {target / item[1].relative_to(staging)}: {exc.strerror or exc}",
+                    field="DIR",
+                    hint="Check that the directory is writable and has space.",
+                ) from None
+
+        count = workers or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:
+            list(pool.map(copy, zip(entries, paths, strict=True)))
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it was renamed into place
 
     data = manifest.get("files", [])
     return Restored(
         id=full_id,
         directory=target,
-        notebook=paths[0],
+        notebook=target / relative[0],
         manifest=manifest,
         files=len(data),
         bytes=sum(entry["size"] for entry in entries),
@@ -111,10 +123,52 @@ def _check_target(target: Path, force: bool) -> None:
         )
 
 
+def _staging_sibling(target: Path) -> Path:
+    """A new private directory next to ``target`` (same filesystem, so the final rename is atomic)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.cellpipe-restore-", dir=target.parent))
+    except OSError as exc:
+        raise SnapshotError(f"cannot create {target}: {exc.strerror or exc}", field="DIR") from None
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move the restored tree into ``target``: one rename when ``target`` is absent or empty, else file by
+    file (``--force``), each replacing the same-named file."""
+    try:
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if not target.exists():
+            os.rename(staging, target)
+            return
+    except OSError:
+        pass  # a mount point or a racing writer: fall back to moving the files one by one
+    for source in sorted(staging.rglob("*")):
+        if source.is_dir():
+            continue
+        destination = target / source.relative_to(staging)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, destination)
+        except OSError as exc:
+            raise SnapshotError(
+                f"cannot write {destination}: {exc.strerror or exc}",
+                field="DIR",
+                hint="Check that the directory is writable; the files not yet moved are left as they were.",
+            ) from None
+
+
+def safe_mode(mode: Any) -> int:
+    """The permission bits a restore applies: the manifest's, without setuid/setgid/sticky and without
+    write access for group and others (a manifest from a shared store is not trusted), readable by the
+    owner."""
+    if not isinstance(mode, int) or isinstance(mode, bool):
+        return DEFAULT_MODE
+    return (mode & SAFE_MODE_BITS) | stat.S_IRUSR
+
+
 def _restore_file(store: SnapshotStore, entry: dict[str, Any], path: Path, snapshot_id: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise SnapshotError(f"cannot restore {entry['path']}: {path} is a directory", field="DIR")
     temp = path.with_name(f".{path.name}.cellpipe-{uuid.uuid4().hex[:8]}")
     try:
         with store.open_object(entry["hash"]) as source, open(temp, "xb", buffering=0) as out:
@@ -123,9 +177,9 @@ def _restore_file(store: SnapshotStore, entry: dict[str, Any], path: Path, snaps
             raise SnapshotError(
                 f"object for {entry['path']} is corrupt in the store {store.url}",
                 field=f"snapshot {short_id(snapshot_id)}",
-                hint="Run 'cellpipe snapshots verify' to see what else is damaged.",
+                hint="Run 'cellpipe snapshots verify --repair' to see what else is damaged and repair it.",
             )
-        os.chmod(temp, entry.get("mode", 0o644) & 0o7777)
+        os.chmod(temp, safe_mode(entry.get("mode")))
         os.replace(temp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
