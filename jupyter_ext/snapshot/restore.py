@@ -62,7 +62,9 @@ def restore(
     relative = [check_relative_path(entry["path"], snapshot_id=full_id) for entry in entries]
     for entry, name in zip(entries, relative, strict=True):
         if (target / name).is_dir():
-            raise SnapshotError(f"cannot restore {entry['path']}: {target / name} is a directory", field="DIR")
+            raise SnapshotError(
+                f"cannot restore {entry['path']}: {target / name} is a directory", field="DIR"
+            )
 
     staging = _staging_sibling(target)
     try:
