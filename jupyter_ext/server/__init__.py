@@ -1,7 +1,8 @@
-"""Jupyter server extension: the HTTP API the JupyterLab front end calls ("Run as pipeline").
+"""Jupyter server extension: the HTTP API the JupyterLab front end calls (``{base_url}cellpipe/api/``).
 
-Handlers stay thin (:mod:`.handlers`); the work is done by :class:`.manager.RunManager`, which uses the
-same launch path as the CLI (snapshot -> analyse -> local run -> MLflow).
+:mod:`.app` is the ``ExtensionApp`` (settings, lifecycle), :mod:`.base` the handler base (authorization,
+body limits, errors), :mod:`.handlers` the config/analyse/run routes; the contract is ``openapi.yaml``.
+Enabled by ``jupyter-config/jupyter_server_config.d/cellpipe.json``, installed with the package.
 """
 
 from __future__ import annotations
@@ -9,15 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "jupyter_ext.server"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from jupyter_ext.server.app import CellpipeApp
 
-
-def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from jupyter_ext.server.handlers import setup_handlers
-    from jupyter_ext.server.manager import RunManager
-
-    manager = RunManager(root_dir=serverapp.root_dir, log=serverapp.log)
-    serverapp.web_app.settings["cellpipe_manager"] = manager
-    setup_handlers(serverapp.web_app)
-    serverapp.log.info("cellpipe server extension loaded (root %s)", serverapp.root_dir)
+    return [{"module": "jupyter_ext.server", "app": CellpipeApp}]

@@ -1,99 +1,87 @@
-"""HTTP handlers: parse the request, call the RunManager, write JSON. Auth and XSRF are jupyter_server's."""
+"""The routes of the cellpipe API except schedules: config, analyse and runs. Thin: fields in, service call, JSON out.
+
+The HTTP contract (paths, bodies, answers) is ``openapi.yaml`` beside this module; a test checks the live
+server against it.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.utils import url_path_join
 from tornado import web
 
-from jupyter_ext.errors import CellpipeError
+from jupyter_ext.server.base import API, CellpipeHandler, executes, not_found, reads
 
-API = "cellpipe/api"
+RUN_ID = r"(?P<run_id>[\w.-]+)"
 
 
-class CellpipeHandler(APIHandler):
-    auth_resource = "contents"  # running a notebook is as sensitive as reading/writing it
-
-    @property
-    def manager(self):
-        return self.settings["cellpipe_manager"]
-
-    def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "request body is not JSON") from None
-        if not isinstance(data, dict):
-            raise web.HTTPError(400, "request body must be a JSON object")
-        return data
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, CellpipeError):
-            self.set_status(400)
-            self.finish(json.dumps({"error": exc.to_dict()}))
-            return
-        super().write_error(status_code, **kwargs)
-
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if isinstance(e, CellpipeError):  # a user mistake: 400 with the message, not a 500 with a traceback
-            self.send_error(400, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
+class ConfigHandler(CellpipeHandler):
+    @web.authenticated
+    @reads
+    def get(self) -> None:
+        self.query()
+        self.reply(self.app.public_config())
 
 
 class AnalyseHandler(CellpipeHandler):
     @web.authenticated
-    def post(self) -> None:
-        data = self.body()
-        self.finish(json.dumps(self.manager.analyse(data.get("path"), data.get("content")), default=str))
+    @reads
+    async def post(self) -> None:
+        fields = self.body("path", "content")
+        label = fields.string("path", required=True, max_chars=4096)
+        notebook = self.app.paths.resolve(label)
+        content = fields.notebook_content("content")
+        self.reply(await self.app.analyser.analyse(str(notebook), self.app.paths.relative(notebook), content))
 
 
 class RunsHandler(CellpipeHandler):
     @web.authenticated
+    @reads
     def get(self) -> None:
-        self.finish(json.dumps({"runs": self.manager.list(self.get_argument("path", None))}, default=str))
+        query = self.query("path")
+        path = query.string("path")
+        runs = self.app.run_service.list(path and self.app.paths.relative(self.app.paths.resolve(path)))
+        self.reply({"runs": runs, "total": len(runs)})
 
     @web.authenticated
+    @executes
     async def post(self) -> None:
-        data = self.body()
-        parameters = data.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise web.HTTPError(400, "parameters must be an object of NAME: value")
-        record = await self.manager.start(
-            data.get("path"),
-            parameters=parameters,
-            content=data.get("content"),
-            use_cache=bool(data.get("use_cache", True)),
-            track=bool(data.get("track", True)),
+        fields = self.body("path", "content", "parameters", "target", "use_cache", "track")
+        notebook = self.app.paths.resolve(fields.string("path", required=True))
+        fields.string("target", choices=["local"])
+        record = await self.app.run_service.start(
+            self.app.paths.relative(notebook),
+            parameters=fields.object("parameters") or {},
+            content=fields.notebook_content("content"),
+            use_cache=fields.boolean("use_cache", True),
+            track=fields.boolean("track", True),
         )
-        self.set_status(202)
-        self.finish(json.dumps(record, default=str))
+        self.reply(record, 202)
 
 
 class RunHandler(CellpipeHandler):
     @web.authenticated
+    @reads
     def get(self, run_id: str) -> None:
-        self.finish(json.dumps(self.manager.get(run_id, self.get_argument("path", None)), default=str))
+        self.query()
+        self.reply(self.app.run_service.get(run_id))
 
+
+class CancelHandler(CellpipeHandler):
     @web.authenticated
-    async def delete(self, run_id: str) -> None:
-        if not await self.manager.cancel(run_id):
-            raise web.HTTPError(404, f"no active run {run_id}")
-        self.set_status(204)
-        self.finish()
+    @executes
+    async def post(self, run_id: str) -> None:
+        self.body()
+        if not await self.app.run_service.cancel(run_id):
+            raise not_found(f"no active run '{run_id}'", field="id")
+        self.reply(self.app.run_service.get(run_id), 202)
 
 
-def setup_handlers(web_app: Any) -> None:
-    base = web_app.settings["base_url"]
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, API, "analyse"), AnalyseHandler),
-            (url_path_join(base, API, "runs"), RunsHandler),
-            (url_path_join(base, API, r"runs/([\w.-]+)"), RunHandler),
-        ],
-    )
+def routes() -> list[tuple[str, Any]]:
+    return [
+        (f"{API}/config", ConfigHandler),
+        (f"{API}/analyse", AnalyseHandler),
+        (f"{API}/runs", RunsHandler),
+        (f"{API}/runs/{RUN_ID}", RunHandler),
+        (f"{API}/runs/{RUN_ID}/cancel", CancelHandler),
+    ]

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError
-from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.pipeline.render import text_dag, to_dot, to_svg
 from jupyter_ext.runs.launch import LaunchRequest, prepare
 from jupyter_ext.runs.store import RunStore
 from jupyter_ext.snapshot.project import data_dir
@@ -36,21 +34,9 @@ class RunManager:
             raise CellpipeError(f"'{path}' is outside the server's root directory", field="path")
         return candidate
 
-    # -- analysis ----------------------------------------------------------------------------------
-    def analyse(self, path: str, content: str | None = None) -> dict[str, Any]:
-        notebook = self.resolve(path)
-        pipeline = build_pipeline(notebook, content=content.encode() if content is not None else None)
-        pipeline.notebook = path  # as the UI knows it, not the server's absolute path
-        return {
-            "pipeline": pipeline.to_dict(),
-            "levels": text_dag(pipeline),
-            "dot": to_dot(pipeline),
-            "svg": to_svg(pipeline),
-        }
-
     # -- runs --------------------------------------------------------------------------------------
     async def start(
-        self, path: str, *, parameters: dict[str, Any] | None = None, content: str | None = None,
+        self, path: str, *, parameters: dict[str, Any] | None = None, content: bytes | None = None,
         use_cache: bool = True, track: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         """Validate and snapshot now (errors go back to the caller), then run in the background."""
@@ -58,7 +44,7 @@ class RunManager:
         request = LaunchRequest(
             notebook=notebook,
             overrides=parameters or {},
-            content=content.encode() if content is not None else None,
+            content=content,
             use_cache=use_cache,
             track=track,
             extra={"source": "jupyterlab"},

@@ -1,73 +1,17 @@
 """The server extension in a real `jupyter server` process: auth, XSRF, paths, analysis, runs, cancel."""
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-TOKEN = "cellpipe-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, notebooks):
-    root = tmp_path_factory.mktemp("root")
-    shutil.copy(notebooks / "branches.ipynb", root / "branches.ipynb")
-    port = free_port()
-    env = {**os.environ, "CELLPIPE_HOME": str(root / ".cellpipe"), "JUPYTER_PLATFORM_DIRS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
-        "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-    ]  # fmt: skip
-    log = open(root.parent / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{url}/api/status", headers=auth(), timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        raise AssertionError((root.parent / "server.log").read_text())
-    yield url, root
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def notebooks():
-    from pathlib import Path
-
-    return Path(__file__).parents[1] / "notebooks"
-
-
-def auth() -> dict:
-    return {"Authorization": f"token {TOKEN}"}
-
-
-def api(url: str, method: str, route: str, **kwargs) -> requests.Response:
-    return requests.request(method, f"{url}/cellpipe/api/{route}", headers=auth(), timeout=60, **kwargs)
+TOKEN = "cellpipe-test-token"  # as in conftest.py
 
 
 def test_analyse_a_notebook_and_unsaved_content(server):
-    url, root = server
-    response = api(url, "POST", "analyse", json={"path": "branches.ipynb"})
+    root = server.root
+    response = server.api("POST", "analyse", json={"path": "branches.ipynb"})
     assert response.status_code == 200, response.text
     data = response.json()
     assert [s["name"] for s in data["pipeline"]["steps"]] == ["make_data", "stats", "histogram", "report"]
@@ -75,19 +19,19 @@ def test_analyse_a_notebook_and_unsaved_content(server):
     assert '"make_data" -> "stats"' in data["dot"]
     assert data["svg"].startswith("<svg")
     edited = (root / "branches.ipynb").read_text().replace("step:report", "step:summary")
-    response = api(url, "POST", "analyse", json={"path": "branches.ipynb", "content": edited})
+    response = server.api("POST", "analyse", json={"path": "branches.ipynb", "content": edited})
     assert response.json()["pipeline"]["steps"][-1]["name"] == "summary"
     assert "step:report" in (root / "branches.ipynb").read_text()  # the user's file is never modified
 
 
 def test_requests_without_credentials_are_refused(server):
-    url, _ = server
+    url = server.url
     response = requests.post(f"{url}/cellpipe/api/analyse", json={"path": "branches.ipynb"}, timeout=10)
     assert response.status_code == 403
 
 
 def test_cookie_sessions_need_the_xsrf_token(server):
-    url, _ = server
+    url = server.url
     session = requests.Session()
     session.get(f"{url}/api/status?token={TOKEN}", timeout=10)  # logs in: sets the auth and _xsrf cookies
     session.get(f"{url}/lab?token={TOKEN}", timeout=10)
@@ -107,30 +51,29 @@ def test_cookie_sessions_need_the_xsrf_token(server):
     [
         ({"path": "../outside.ipynb"}, "outside the server's root directory"),
         ({"path": "/etc/passwd"}, "no such file"),
-        ({}, "no notebook path given"),
+        ({}, "path: is required"),
         ({"path": "missing.ipynb"}, "missing.ipynb: no such file"),
     ],
 )
 def test_bad_requests_are_clear_400s(server, body, expected):
-    url, _ = server
-    response = api(url, "POST", "analyse", json=body)
+    response = server.api("POST", "analyse", json=body)
     assert response.status_code == 400
     assert expected in response.json()["error"]["text"]
 
 
 def test_user_mistake_in_notebook_names_the_cell(server):
-    url, root = server
+    root = server.root
     text = (root / "branches.ipynb").read_text().replace("step:stats", "step:Bad Stats")
-    response = api(url, "POST", "analyse", json={"path": "branches.ipynb", "content": text})
+    response = server.api("POST", "analyse", json={"path": "branches.ipynb", "content": text})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["cell"] == 5 and "malformed tag 'step:Bad Stats'" in error["text"]
 
 
-def wait_final(url, run_id, timeout=120):
+def wait_final(server, run_id, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        record = api(url, "GET", f"runs/{run_id}").json()
+        record = server.api("GET", f"runs/{run_id}").json()
         if record["status"] not in ("running",):
             return record
         time.sleep(0.5)
@@ -139,31 +82,29 @@ def wait_final(url, run_id, timeout=120):
 
 @pytest.mark.slow
 def test_run_as_pipeline_from_the_ui(server):
-    url, _ = server
-    response = api(
-        url, "POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": 50}, "track": False}
+    response = server.api(
+        "POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": 50}, "track": False}
     )
     assert response.status_code == 202, response.text
     run_id = response.json()["id"]
-    record = wait_final(url, run_id)
+    record = wait_final(server, run_id)
     assert record["status"] == "succeeded", json.dumps(record, indent=1)
     assert record["parameters"]["n"] == 50 and record["source"] == "jupyterlab"
     assert record["snapshot_id"]
-    listed = api(url, "GET", "runs", params={"path": "branches.ipynb"}).json()["runs"]
+    listed = server.api("GET", "runs", params={"path": "branches.ipynb"}).json()["runs"]
     assert run_id in [r["id"] for r in listed]
 
 
 @pytest.mark.slow
 def test_typed_parameters_are_checked(server):
-    url, _ = server
-    response = api(url, "POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": "many"}})
+    response = server.api("POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": "many"}})
     assert response.status_code == 400
     assert "parameter 'n' (override): expects int, got str" in response.json()["error"]["text"]
 
 
 @pytest.mark.slow
 def test_cancel_a_running_pipeline(server):
-    url, root = server
+    root = server.root
     text = (
         (root / "branches.ipynb")
         .read_text()
@@ -172,12 +113,12 @@ def test_cancel_a_running_pipeline(server):
         )
     )
     (root / "slow.ipynb").write_text(text)
-    run_id = api(url, "POST", "runs", json={"path": "slow.ipynb", "track": False}).json()["id"]
+    run_id = server.api("POST", "runs", json={"path": "slow.ipynb", "track": False}).json()["id"]
     deadline = time.time() + 60
-    while api(url, "GET", f"runs/{run_id}").json()["steps"]["make_data"]["status"] != "running":
+    while server.api("GET", f"runs/{run_id}").json()["steps"]["make_data"]["status"] != "running":
         assert time.time() < deadline
         time.sleep(0.3)
-    assert api(url, "DELETE", f"runs/{run_id}").status_code == 204
-    record = wait_final(url, run_id, timeout=30)
+    assert server.api("POST", f"runs/{run_id}/cancel").status_code == 202
+    record = wait_final(server, run_id, timeout=30)
     assert record["status"] == "cancelled"
-    assert api(url, "DELETE", f"runs/{run_id}").status_code == 404
+    assert server.api("POST", f"runs/{run_id}/cancel").status_code == 404

@@ -1,0 +1,168 @@
+"""Notebook analysis for the UI, done off the server's event loop.
+
+Analysing is pure CPU work on client input (a multi-megabyte cell takes seconds), so it runs in a small
+pool of worker processes: the server keeps answering every other request meanwhile, and an analysis that
+overruns ``timeout`` is stopped by replacing its worker, not left to eat a core. The worker returns plain
+dicts (a user mistake travels back as its ``to_dict()``), never exceptions, so nothing depends on pickling
+error classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+import threading
+from typing import Any
+
+from jupyter_ext.errors import CellpipeError
+
+WARNING_KEYS = ("message", "cell", "step", "field", "hint", "text")
+
+
+def analyse_notebook(path: str, label: str, content: bytes | None) -> dict[str, Any]:
+    """The analyse route's answer for the notebook at ``path`` (or ``content``), named ``label`` in it."""
+    from jupyter_ext.pipeline.build import build_pipeline
+    from jupyter_ext.pipeline.render import text_dag, to_dot, to_svg
+
+    pipeline = build_pipeline(path, content=content)
+    pipeline.notebook = label
+    return {
+        "pipeline": pipeline.to_dict(),
+        "levels": text_dag(pipeline),
+        "dot": to_dot(pipeline),
+        "svg": to_svg(pipeline),
+        "warnings": [_warning(w) for w in getattr(pipeline, "warnings", None) or []],
+    }
+
+
+def _warning(warning: Any) -> dict[str, Any]:
+    """A warning of the analysis (a CellpipeError-like object, a dict or a string) in the API's shape."""
+    if isinstance(warning, str):
+        data: dict[str, Any] = {"message": warning}
+    elif isinstance(warning, dict):
+        data = dict(warning)
+    elif hasattr(warning, "to_dict"):
+        data = warning.to_dict()
+    else:
+        data = {key: getattr(warning, key, None) for key in WARNING_KEYS}
+    data.setdefault("text", data.get("message"))
+    return {key: data.get(key) for key in WARNING_KEYS}
+
+
+def _analyse_in_worker(path: str, label: str, content: bytes | None) -> dict[str, Any]:
+    """Runs in a worker: every outcome as data. Unexpected errors are reported, with their type, as such."""
+    try:
+        return {"result": analyse_notebook(path, label, content)}
+    except CellpipeError as exc:
+        return {"error": exc.to_dict()}
+    except RecursionError:
+        return {
+            "error": CellpipeError("the notebook is nested too deeply to analyse", notebook=label).to_dict()
+        }
+    except MemoryError:
+        return {"error": CellpipeError("the notebook is too large to analyse", notebook=label).to_dict()}
+    except Exception as exc:
+        import traceback
+
+        return {"unexpected": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+def _warm() -> bool:
+    import jupyter_ext.pipeline.build  # noqa: F401  - the imports are most of a first analysis's time
+    import jupyter_ext.pipeline.render  # noqa: F401
+
+    return True
+
+
+def error_from_dict(data: dict[str, Any]) -> CellpipeError:
+    return CellpipeError(
+        data.get("message") or "error",
+        notebook=data.get("notebook"),
+        cell=data.get("cell"),
+        step=data.get("step"),
+        field=data.get("field"),
+        hint=data.get("hint"),
+    )
+
+
+class Analyser:
+    """A pool of ``workers`` processes (0: one thread, for debugging) that analyse notebooks."""
+
+    def __init__(self, *, workers: int = 1, timeout: float = 60.0, log: logging.Logger | None = None) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self.log = log or logging.getLogger(__name__)
+        self._pool: concurrent.futures.Executor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> concurrent.futures.Executor:
+        with self._lock:
+            if self._pool is None:
+                if self.workers <= 0:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="cellpipe-analysis"
+                    )
+                else:
+                    # spawn, not fork: the server process has threads (and an event loop) a fork would copy
+                    self._pool = concurrent.futures.ProcessPoolExecutor(
+                        self.workers, mp_context=multiprocessing.get_context("spawn")
+                    )
+            return self._pool
+
+    def warm_up(self) -> None:
+        """Start the workers now, so the first analysis does not pay for process start and imports."""
+        self._executor().submit(_warm)
+
+    async def analyse(self, path: str, label: str, content: bytes | None) -> dict[str, Any]:
+        pool = self._executor()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(pool, _analyse_in_worker, path, label, content)
+        try:
+            outcome = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            self._replace(pool)
+            raise CellpipeError(
+                f"analysis took longer than {self.timeout:g} s and was stopped",
+                notebook=label,
+                hint="split very large cells, or raise CellpipeApp.analysis_timeout",
+            ) from None
+        except concurrent.futures.process.BrokenProcessPool:
+            self._replace(pool)
+            raise CellpipeError(
+                "the analysis worker died (out of memory?) on this notebook", notebook=label
+            ) from None
+        if "error" in outcome:
+            raise error_from_dict(outcome["error"])
+        if "unexpected" in outcome:
+            self.log.error("cellpipe: analysing %s failed unexpectedly:\n%s", label, outcome["traceback"])
+            raise CellpipeError(
+                f"cellpipe could not analyse this notebook ({outcome['unexpected'][:200]})",
+                notebook=label,
+                hint="this is a cellpipe bug: please report it with the notebook",
+            )
+        return outcome["result"]
+
+    def _replace(self, pool: concurrent.futures.Executor) -> None:
+        """Drop a pool whose worker is stuck or dead; the next analysis starts a fresh one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        _stop(pool)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            _stop(pool)
+
+
+def _stop(pool: concurrent.futures.Executor) -> None:
+    # ProcessPoolExecutor cannot cancel a running call: end its processes (a private attribute, but the
+    # only handle on them; absent for threads, where the call finishes on its own).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()

@@ -1,0 +1,221 @@
+"""The cellpipe Jupyter server extension as an ``ExtensionApp``: settings as traitlets, routes, lifecycle.
+
+Every setting can be given the Jupyter way (``--CellpipeApp.max_concurrent_runs=4`` on the command line,
+``c.CellpipeApp.max_concurrent_runs = 4`` in ``jupyter_server_config.py``); its default comes from an
+environment variable (named in each help text), so a JupyterHub spawner can set them per user.
+
+Routes come from the modules listed in :data:`ROUTE_MODULES`. Each such module defines
+``routes() -> list[tuple[str, type]]`` (patterns relative to the server's base URL) and may define
+``async def start(app)`` / ``async def stop(app)``, called once the server's event loop runs and when the
+server stops (the embedded scheduler starts and stops that way). Adding a group of routes is one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Int, Unicode, default, validate
+
+from jupyter_ext.server.analysis import Analyser
+from jupyter_ext.server.paths import ServerPaths
+
+ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers",)
+
+
+def _env(name: str, fallback: str = "") -> str:
+    return os.environ.get(name, "").strip() or fallback
+
+
+def _env_int(name: str, fallback: int) -> int:
+    text = _env(name)
+    try:
+        return int(text) if text else fallback
+    except ValueError:
+        logging.getLogger(__name__).warning("cellpipe: ignoring %s=%r (not an integer)", name, text)
+        return fallback
+
+
+class CellpipeApp(ExtensionApp):
+    """cellpipe's HTTP API for JupyterLab: analyse notebooks, start and follow runs, manage schedules."""
+
+    name = "cellpipe"
+    load_other_extensions = True
+
+    data_dir = Unicode(
+        config=True,
+        help="Where runs, schedules, the step cache and (by default) snapshots and MLflow live. "
+        "Default: $CELLPIPE_HOME, else .cellpipe at the project root of the server's root directory.",
+    )
+    store_url = Unicode(
+        config=True,
+        help="Snapshot store URL (a directory, s3://bucket/prefix, ...). Default: $CELLPIPE_STORE, "
+        "else <data_dir>/store.",
+    )
+    default_target = Unicode(
+        config=True,
+        help="Target preselected for new runs: local, job or kfp. Default: $CELLPIPE_TARGET or local.",
+    )
+    kfp_host = Unicode(
+        config=True,
+        help="Kubeflow Pipelines API URL. Default: $CELLPIPE_KFP_HOST, else $KF_PIPELINES_ENDPOINT.",
+    )
+    image = Unicode(config=True, help="Container image for job and kfp runs. Default: $CELLPIPE_IMAGE.")
+    namespace = Unicode(
+        config=True,
+        help="Kubernetes namespace for job runs. Default: $CELLPIPE_NAMESPACE, else the pod's own namespace.",
+    )
+    max_concurrent_runs = Int(
+        config=True,
+        help="Runs executing at once; more wait in a queue with status 'queued'. "
+        "Default: $CELLPIPE_MAX_CONCURRENT_RUNS or 2.",
+    )
+    kernel_pool_size = Int(
+        config=True,
+        help="Kernels kept warm for local runs (0: start one per step). Default: $CELLPIPE_KERNEL_POOL_SIZE or 0.",
+    )
+    max_body_bytes = Int(
+        config=True,
+        help="Largest request body accepted (bytes); larger ones get 413 before the body is read. "
+        "Default: $CELLPIPE_MAX_BODY_BYTES or 16 MiB.",
+    )
+    analysis_workers = Int(
+        config=True,
+        help="Processes analysing notebooks off the event loop (0: a thread, for debugging). "
+        "Default: $CELLPIPE_ANALYSIS_WORKERS or 1.",
+    )
+    analysis_timeout = Float(
+        config=True,
+        help="Seconds one analysis may take before it is stopped with an error. "
+        "Default: $CELLPIPE_ANALYSIS_TIMEOUT or 60.",
+    )
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        from jupyter_ext.snapshot.project import project_root_of
+
+        home = _env("CELLPIPE_HOME")
+        if home:
+            return str(Path(home).expanduser().resolve())
+        return str(project_root_of(self._root_dir()) / ".cellpipe")
+
+    @default("store_url")
+    def _default_store_url(self) -> str:
+        return _env("CELLPIPE_STORE")
+
+    @default("default_target")
+    def _default_default_target(self) -> str:
+        return _env("CELLPIPE_TARGET", "local")
+
+    @default("kfp_host")
+    def _default_kfp_host(self) -> str:
+        return _env("CELLPIPE_KFP_HOST") or _env("KF_PIPELINES_ENDPOINT")
+
+    @default("image")
+    def _default_image(self) -> str:
+        return _env("CELLPIPE_IMAGE")
+
+    @default("namespace")
+    def _default_namespace(self) -> str:
+        return _env("CELLPIPE_NAMESPACE")
+
+    @default("max_concurrent_runs")
+    def _default_max_concurrent_runs(self) -> int:
+        return _env_int("CELLPIPE_MAX_CONCURRENT_RUNS", 2)
+
+    @default("kernel_pool_size")
+    def _default_kernel_pool_size(self) -> int:
+        return _env_int("CELLPIPE_KERNEL_POOL_SIZE", 0)
+
+    @default("max_body_bytes")
+    def _default_max_body_bytes(self) -> int:
+        return _env_int("CELLPIPE_MAX_BODY_BYTES", 16 * 1024 * 1024)
+
+    @default("analysis_workers")
+    def _default_analysis_workers(self) -> int:
+        return _env_int("CELLPIPE_ANALYSIS_WORKERS", 1)
+
+    @default("analysis_timeout")
+    def _default_analysis_timeout(self) -> float:
+        return float(_env_int("CELLPIPE_ANALYSIS_TIMEOUT", 60))
+
+    @validate("max_concurrent_runs")
+    def _check_max_concurrent_runs(self, proposal: Any) -> int:
+        return max(1, int(proposal["value"]))
+
+    @validate("max_body_bytes")
+    def _check_max_body_bytes(self, proposal: Any) -> int:
+        return max(1024, int(proposal["value"]))
+
+    @validate("kernel_pool_size", "analysis_workers")
+    def _check_not_negative(self, proposal: Any) -> int:
+        return max(0, int(proposal["value"]))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def _root_dir(self) -> Path:
+        return Path(self.serverapp.root_dir if self.serverapp else os.getcwd()).expanduser().resolve()
+
+    def initialize_settings(self) -> None:
+        self.paths = ServerPaths(root=self._root_dir(), data_dir=Path(self.data_dir))
+        self.analyser = Analyser(workers=self.analysis_workers, timeout=self.analysis_timeout, log=self.log)
+        self.run_service = self._make_run_service()
+        self._route_modules = [importlib.import_module(name) for name in ROUTE_MODULES]
+        self.log.info(
+            "cellpipe: root %s, data %s, up to %d concurrent runs",
+            self.paths.root,
+            self.paths.data_dir,
+            self.max_concurrent_runs,
+        )
+
+    def _make_run_service(self) -> Any:
+        from jupyter_ext.server.manager import RunManager
+
+        return RunManager(root_dir=self.paths.root, log=self.log)
+
+    def initialize_handlers(self) -> None:
+        for module in self._route_modules:
+            self.handlers.extend(module.routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self.analyser.warm_up()
+        for module in self._route_modules:
+            if hasattr(module, "start"):
+                await module.start(self)
+
+    async def stop_extension(self) -> None:
+        for module in reversed(self._route_modules):
+            if hasattr(module, "stop"):
+                try:
+                    await module.stop(self)
+                except Exception:  # one part failing to stop must not keep the others running
+                    self.log.exception("cellpipe: stopping %s failed", module.__name__)
+        await self.run_service.shutdown()
+        self.analyser.shutdown()
+        self.log.info("cellpipe: stopped")
+
+    # -- what the config route reports -----------------------------------------------------------------
+    def public_config(self) -> dict[str, Any]:
+        from jupyter_ext import __version__
+
+        return {
+            "version": __version__,
+            "default_target": self.default_target,
+            "targets": self.targets(),
+            "max_concurrent_runs": self.max_concurrent_runs,
+            "kernel_pool_size": self.kernel_pool_size,
+            "max_body_bytes": self.max_body_bytes,
+        }
+
+    def targets(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "local", "label": "This server", "available": True, "reason": None},
+            {"name": "job", "label": "Kubernetes Job", "available": False, "reason": "not wired yet"},
+            {"name": "kfp", "label": "Kubeflow Pipelines", "available": False, "reason": "not wired yet"},
+        ]
+
+    def target_names(self) -> list[str]:
+        return [t["name"] for t in self.targets()]

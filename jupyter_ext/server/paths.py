@@ -1,0 +1,91 @@
+"""Paths at the HTTP boundary: what clients send is relative to the server root, and so is what they get back.
+
+A request path becomes a real path inside the root (or a 400 naming the field); text and records going out
+have the server's absolute paths, host name and process ids taken out, so a shared server tells a user
+nothing about where it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.errors import CellpipeError
+from jupyter_ext.server.validate import json_type
+
+MAX_PATH_CHARS = 1024
+# keys that describe the serving process, not the run: never sent to a client
+PRIVATE_KEYS = frozenset({"pid", "host", "hostname", "owner_pid", "owner_host", "owner"})
+
+
+@dataclass
+class ServerPaths:
+    root: Path
+    data_dir: Path
+    _replacements: list[tuple[re.Pattern[str], str]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        pairs = [
+            (str(self.data_dir), "<cellpipe data>"),  # before the root: it may lie inside it
+            (str(self.root) + os.sep, ""),
+            (str(self.root), "."),
+            (str(Path.home()), "~"),
+        ]
+        host = socket.gethostname()
+        self._replacements = [(re.compile(re.escape(old)), new) for old, new in pairs if old not in ("", "/")]
+        if host and len(host) > 2:
+            self._replacements.append((re.compile(rf"\b{re.escape(host)}\b"), "<host>"))
+
+    def resolve(self, value: Any, *, field: str = "path") -> Path:
+        """A notebook path from a client (relative to the root; a leading / means the root) inside the root."""
+        if value is None or value == "":
+            raise CellpipeError("no notebook path given", field=field, hint="send the notebook's path")
+        if not isinstance(value, str):
+            raise CellpipeError(f"must be a string, got {json_type(value)}", field=field)
+        if "\0" in value:
+            raise CellpipeError("must not contain NUL characters", field=field)
+        if len(value) > MAX_PATH_CHARS:
+            raise CellpipeError(f"longer than {MAX_PATH_CHARS} characters ({len(value)})", field=field)
+        try:
+            candidate = (self.root / value.lstrip("/")).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # too long a name, a symlink loop
+            raise CellpipeError(
+                f"'{self.redact(value)}' is not a usable path ({type(exc).__name__})", field=field
+            ) from None
+        if candidate != self.root and self.root not in candidate.parents:
+            raise CellpipeError(f"'{self.redact(value)}' is outside the server's root directory", field=field)
+        return candidate
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` as the client knows it: relative to the root when inside it, else with private parts hidden."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except (ValueError, OSError, RuntimeError):
+            return self.redact(str(path))
+
+    def redact(self, text: str) -> str:
+        for pattern, new in self._replacements:
+            text = pattern.sub(new, text)
+        return text
+
+    def public(self, value: Any, *, keep: frozenset[str] = frozenset({"parameters"})) -> Any:
+        """A JSON-able value (a record, an error) safe to send: redacted strings, no process identity keys.
+
+        Values under ``keep`` (the user's own parameters) are sent as they are."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {
+                k: (v if k in keep else self.public(v, keep=keep))
+                for k, v in value.items()
+                if k not in PRIVATE_KEYS
+            }
+        if isinstance(value, list | tuple):
+            return [self.public(v, keep=keep) for v in value]
+        return value
