@@ -18,7 +18,8 @@ Data files come from:
   string literals in code that name existing files or directories    (detected, e.g. pd.read_csv("data/x.csv"))
 Paths are relative to the notebook's directory. Detected paths are skipped, with the reason printed, when
 they are symlinks, lie outside the project root, or exceed $CELLPIPE_MAX_DETECTED_BYTES (default 1 GiB);
-declare them to capture them anyway.
+declare them to capture them anyway. Declared data must lie inside the project root (the notebook's git
+repository, else its directory) unless --allow-outside-root is given.
 
 Files are stored once by content (sha256): unchanged data is recognised without re-reading it and
 identical files across snapshots take no extra space.
@@ -48,6 +49,12 @@ def register(subparsers: Any) -> None:
         default=[],
         help="more data to capture, as if declared with a data: tag (repeatable; globs allowed)",
     )
+    parser.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="capture declared data outside the project root too (e.g. a shared dataset); stored under "
+        "_external/. Without it such a path is an error",
+    )
     add_store_option(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
@@ -57,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.snapshot import take_snapshot
 
     progress = _BarProgress() if sys.stderr.isatty() and not args.json else None
-    snapshot = take_snapshot(args.notebook, store=args.store, extra_data=args.data, progress=progress)
+    snapshot = take_snapshot(
+        args.notebook,
+        store=args.store,
+        extra_data=args.data,
+        progress=progress,
+        allow_outside_root=args.allow_outside_root,
+    )
     report = snapshot.manifest["report"]
     if args.json:
         summary = {

@@ -68,11 +68,15 @@ def take_snapshot(
     max_detected_bytes: int | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    allow_outside_root: bool = False,
 ) -> Snapshot:
     """Snapshot a notebook (``notebook_bytes``: unsaved content from the editor, else the file on disk).
 
     ``store``: a store, a URL or path; default $CELLPIPE_STORE, else ``<project>/.cellpipe/store``.
     ``extra_data``: more declared paths, relative to the notebook's directory.
+    ``allow_outside_root``: capture declared data outside the project root too (under ``_external/``).
+    Only for a user's own command line (``--allow-outside-root``): a server must never set it, since it
+    would let a request read any file the server can.
     """
     label = str(notebook_path)
     path = Path(notebook_path).expanduser().absolute()
@@ -88,6 +92,7 @@ def take_snapshot(
         notebook_label=label,
         max_detected_bytes=config.max_detected_bytes() if max_detected_bytes is None else max_detected_bytes,
         exclude=(store.local_root,) if store.local_root else (),
+        allow_outside_root=allow_outside_root,
     )
     declared = declared_paths(notebook, notebook_label=label)
     declared += [DeclaredPath(spec, None, "--data") for spec in extra_data]

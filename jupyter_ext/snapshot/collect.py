@@ -1,7 +1,10 @@
 """Turn what a notebook names into the concrete files a snapshot stores, and what it skips and why.
 
-Rules: a declared path (data: tag, metadata.cellpipe.data, --data) is captured even when it is a symlink
-or lies outside the project root (then stored under ``_external/``); a missing declared path is an error.
+Rules: a declared path (data: tag, metadata.cellpipe.data, --data) is captured even when it is a symlink,
+as long as what it names lies inside the project root; outside it (``~/.ssh/id_rsa``, ``/etc/...``, a
+symlink leading out) it is an error unless the caller allows it explicitly (``cellpipe snapshot
+--allow-outside-root``, never the server), and then stored under ``_external/``. A missing declared path
+is an error.
 A detected path (a string literal naming an existing file or directory) is captured only inside the
 project root, never through a symlink, and only within the detected-data size limit; otherwise it is
 listed as skipped, with the reason.
@@ -89,6 +92,7 @@ class Collector:
         notebook_label: str,
         max_detected_bytes: int,
         exclude: tuple[Path, ...] = (),  # e.g. a store inside the project: never snapshot the snapshots
+        allow_outside_root: bool = False,
     ) -> None:
         self.notebook_path = str(notebook_path)
         self.directory = str(notebook_path.parent)
@@ -96,6 +100,7 @@ class Collector:
         self.label = notebook_label
         self.max_detected_bytes = max_detected_bytes
         self.exclude = [str(path) for path in exclude]
+        self.allow_outside_root = allow_outside_root
         self.result = Collection()
 
     # -- declared --------------------------------------------------------------------------------------
@@ -117,17 +122,26 @@ class Collector:
             )
         self._add_declared_path(path, declared)
 
-    def _declared_error(self, declared: DeclaredPath, message: str) -> SnapshotError:
+    def _declared_error(self, declared: DeclaredPath, message: str, hint: str | None = None) -> SnapshotError:
         where = "tag" if declared.cell is not None else "entry"
         return SnapshotError(
             message,
             notebook=self.label,
             cell=declared.cell,
             field=declared.field,
-            hint=f"Fix the path (relative to the notebook's directory) or remove the {where}.",
+            hint=hint or f"Fix the path (relative to the notebook's directory) or remove the {where}.",
         )
 
     def _add_declared_path(self, path: str, declared: DeclaredPath) -> None:
+        real = os.path.realpath(path)
+        if not self.allow_outside_root and not self._inside_root(real):
+            via = f" (through the symlink {path})" if real != path else ""
+            raise self._declared_error(
+                declared,
+                f"declared data '{declared.spec}' is {real}{via}, outside the project root {self.root}",
+                hint="Move the data into the project (the notebook's git repository or directory); to "
+                "capture files from elsewhere on purpose, run 'cellpipe snapshot --allow-outside-root'",
+            )
         name = self._name_for(path)
         if os.path.isdir(path):  # follows a declared symlink on purpose
             self._walk(path, name, "declared", declared.cell, declared.spec, declared.field)

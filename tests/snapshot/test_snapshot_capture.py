@@ -206,7 +206,7 @@ def test_detected_path_outside_the_root_is_skipped_declared_is_captured(
             )
         ],
     )
-    snapshot = take_snapshot(notebook, store=store)
+    snapshot = take_snapshot(notebook, store=store, allow_outside_root=True)
 
     external = f"_external{(tmp_path / 'shared' / 'lookup.csv').resolve()}"
     assert paths(snapshot) == [external]

@@ -45,7 +45,7 @@ def test_restore_reproduces_unsaved_edits_and_external_data(
     outside = write_data(tmp_path / "elsewhere" / "big.bin", os.urandom(10_000))
     notebook = write_nb(project / "ext.ipynb", [("code", "x = 1", ["data:../elsewhere/big.bin"])])
     edited = notebook.read_bytes().replace(b"x = 1", b"x = 2")
-    snapshot = take_snapshot(notebook, store=store, notebook_bytes=edited)
+    snapshot = take_snapshot(notebook, store=store, notebook_bytes=edited, allow_outside_root=True)
 
     restored = materialize(store, snapshot.id)  # a fresh temporary directory
     try:

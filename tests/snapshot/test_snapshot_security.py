@@ -138,3 +138,76 @@ def test_restore_into_an_existing_empty_directory(
     (tmp_path / "empty").mkdir()
     restored = restore(store, snapshot.id, tmp_path / "empty")
     assert restored.notebook.read_bytes() == notebook.read_bytes()
+
+
+# -- data from outside the project -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME with a private key in it, next to (not inside) the project."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize(
+    "declared",
+    ["~/.ssh/id_rsa", "~/.ssh", "/etc/hostname", "../home/.ssh/id_rsa", "../home/.ssh/*", "key-link"],
+)
+def test_declared_data_outside_the_project_is_refused(
+    declared: str, fake_home: Path, project: Path, store: SnapshotStore, write_nb
+) -> None:
+    os.symlink(fake_home / ".ssh" / "id_rsa", project / "key-link")
+    notebook = write_nb(project / "steal.ipynb", [("code", "x = 1", [f"data:{declared}"])])
+    with pytest.raises(SnapshotError, match="outside the project root.*--allow-outside-root") as caught:
+        take_snapshot(notebook, store=store)
+    assert caught.value.cell == 1
+    assert not (store.local_root / "snapshots").exists()
+
+
+def test_metadata_and_extra_data_outside_the_project_are_refused(
+    fake_home: Path, project: Path, store: SnapshotStore, write_nb
+) -> None:
+    notebook = write_nb(project / "meta.ipynb", [("code", "x = 1")], data=["~/.ssh/id_rsa"])
+    with pytest.raises(SnapshotError, match="metadata.cellpipe.data: declared data '~/.ssh/id_rsa'"):
+        take_snapshot(notebook, store=store)
+    plain = write_nb(project / "plain.ipynb", [("code", "x = 1")])
+    with pytest.raises(SnapshotError, match="--data: declared data '/etc/hostname'"):
+        take_snapshot(plain, store=store, extra_data=["/etc/hostname"])
+
+
+def test_detected_paths_outside_the_project_are_skipped(
+    fake_home: Path, project: Path, store: SnapshotStore, write_nb
+) -> None:
+    notebook = write_nb(
+        project / "detect.ipynb", [("code", "k = open('~/.ssh/id_rsa').read()\nh = open('/etc/hostname')")]
+    )
+    snapshot = take_snapshot(notebook, store=store)
+    assert snapshot.files == 0
+    assert {item.path for item in snapshot.skipped} == {"~/.ssh/id_rsa", "/etc/hostname"}
+
+
+def test_outside_data_only_with_the_explicit_flag(
+    fake_home: Path, project: Path, store: SnapshotStore, write_nb
+) -> None:
+    notebook = write_nb(project / "shared.ipynb", [("code", "x = 1", ["data:~/.ssh/id_rsa"])])
+    snapshot = take_snapshot(notebook, store=store, allow_outside_root=True)
+    assert [entry["path"] for entry in snapshot.manifest["files"]] == [
+        f"_external{(fake_home / '.ssh' / 'id_rsa').resolve()}"
+    ]
+
+
+def test_cli_refuses_outside_data_unless_flagged(
+    fake_home: Path, project: Path, tmp_path: Path, write_nb, capsys: pytest.CaptureFixture
+) -> None:
+    from jupyter_ext.cli.main import main
+
+    notebook = write_nb(project / "cli.ipynb", [("code", "x = 1", ["data:/etc/hostname"])])
+    store_dir = str(tmp_path / "cli-store")
+    assert main(["snapshot", str(notebook), "--store", store_dir]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cellpipe: error: ") and "cell 1" in err[0]
+    assert main(["snapshot", str(notebook), "--store", store_dir, "--allow-outside-root"]) == 0
