@@ -294,6 +294,17 @@ class KubernetesTarget:
     def list_cronjobs(self, owner: str | None = None) -> list[dict[str, Any]]:
         return [cronjob_summary(c) for c in self._list("cronjob", self.batch.list_namespaced_cron_job, owner)]
 
+    def cronjob_status(self, name: str) -> dict[str, Any]:
+        """Summary of a CronJob: schedule, time zone, suspended, active Jobs, last schedule time."""
+        method = self.batch.read_namespaced_cron_job
+        return cronjob_summary(self._call("read", "cronjob", name, method, name, self.namespace))
+
+    def suspend_cronjob(self, name: str, suspend: bool = True) -> dict[str, Any]:
+        """Pause (``suspend=True``) or resume a CronJob: a suspended one starts no Job; running Jobs go on."""
+        method = self.batch.patch_namespaced_cron_job
+        patch = {"spec": {"suspend": suspend}}
+        return cronjob_summary(self._call("patch", "cronjob", name, method, name, self.namespace, patch))
+
     def delete_cronjob(self, name: str) -> None:
         """Delete a CronJob together with the Jobs it started (foreground propagation)."""
         method = self.batch.delete_namespaced_cron_job

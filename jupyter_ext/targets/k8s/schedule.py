@@ -58,17 +58,18 @@ def _check_field(text: str, low: int, high: int, names: dict[str, int]) -> None:
                 raise _FieldError(f"range {base} goes backwards")
 
 
-def validate_cron(expr: str) -> str:
+def validate_cron(expr: str, *, field: str = "schedule") -> str:
     """Return the schedule (whitespace normalised) if the CronJob controller accepts it, else TargetError.
 
     The message names the offending field, e.g.
-    ``invalid cron '0 25 * * *': field 2 (hour) must be 0-23, got 25``.
+    ``invalid cron '0 25 * * *': field 2 (hour) must be 0-23, got 25``; ``field`` is the setting the
+    error names (the manifest's ``schedule``, a schedule's ``cron``).
     """
     text = " ".join(str(expr).split())
     if text.startswith(("TZ=", "CRON_TZ=")):
         raise TargetError(
             f"invalid cron '{expr}': Kubernetes does not accept TZ= in the schedule",
-            field="schedule",
+            field=field,
             hint="Pass the time zone separately (timezone, e.g. 'Europe/Berlin')",
         )
     if text.startswith("@"):
@@ -76,25 +77,25 @@ def validate_cron(expr: str) -> str:
             return text.lower()
         raise TargetError(
             f"invalid cron '{expr}': unknown macro, expected one of {', '.join(MACROS)}",
-            field="schedule",
+            field=field,
             hint=_HINT,
         )
     fields = text.split(" ") if text else []
     if len(fields) != 5:
         raise TargetError(
-            f"invalid cron '{expr}': expected 5 fields, got {len(fields)}", field="schedule", hint=_HINT
+            f"invalid cron '{expr}': expected 5 fields, got {len(fields)}", field=field, hint=_HINT
         )
     for position, (value, (label, low, high, names)) in enumerate(zip(fields, _FIELDS, strict=True), start=1):
         try:
             _check_field(value, low, high, names)
         except _FieldError as exc:
             raise TargetError(
-                f"invalid cron '{expr}': field {position} ({label}) {exc}", field="schedule"
+                f"invalid cron '{expr}': field {position} ({label}) {exc}", field=field
             ) from None
     return text
 
 
-def validate_timezone(name: str) -> str:
+def validate_timezone(name: str, *, field: str = "timezone") -> str:
     """Return ``name`` if it is an IANA time zone (as CronJob ``timeZone`` requires), else TargetError."""
     try:
         known = zoneinfo.available_timezones()
@@ -104,4 +105,4 @@ def validate_timezone(name: str) -> str:
         return name
     close = sorted(z for z in known if z.lower() == name.lower() or z.lower().endswith("/" + name.lower()))
     hint = f"Did you mean '{close[0]}'?" if close else "Use an IANA name like 'Europe/Berlin' or 'UTC'"
-    raise TargetError(f"unknown time zone '{name}'", field="timezone", hint=hint)
+    raise TargetError(f"unknown time zone '{name}'", field=field, hint=hint)

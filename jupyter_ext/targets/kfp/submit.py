@@ -39,16 +39,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FINAL_STATES",
+    "RecurringRun",
     "RunStatus",
     "ScheduleResult",
     "SubmitResult",
     "TaskStatus",
     "cancel_run",
     "connect",
+    "delete_recurring_run",
+    "get_recurring_run",
     "kfp_cron",
+    "list_recurring_runs",
     "run_logs",
     "run_status",
     "schedule_recurring",
+    "set_recurring_run_enabled",
     "submit_run",
     "wait_for_run",
 ]
@@ -573,4 +578,79 @@ def schedule_recurring(
         pipeline_name=pipeline,
         version_name=uploaded.version_name,
         created_pipeline=uploaded.created_pipeline,
+    )
+
+
+@dataclass(frozen=True)
+class RecurringRun:
+    """A recurring run as KFP reports it (``status``: ENABLED or DISABLED)."""
+
+    recurring_run_id: str
+    name: str
+    status: str
+    cron: str
+    url: str
+    experiment_id: str = ""
+
+
+def _recurring(client: Client, item: Any) -> RecurringRun:
+    trigger = item.trigger.cron_schedule if item.trigger and item.trigger.cron_schedule else None
+    return RecurringRun(
+        recurring_run_id=item.recurring_run_id,
+        name=item.display_name or "",
+        status=str(item.status or "STATUS_UNSPECIFIED"),
+        cron=(trigger.cron or "") if trigger else "",
+        url=_ui_url(client, f"recurringrun/details/{item.recurring_run_id}"),
+        experiment_id=item.experiment_id or "",
+    )
+
+
+def get_recurring_run(client: Client, recurring_run_id: str) -> RecurringRun:
+    found = call_api(
+        f"reading recurring run {recurring_run_id}",
+        client.recurring_runs.recurring_run_service_get_recurring_run,
+        recurring_run_id,
+    )
+    return _recurring(client, found)
+
+
+def list_recurring_runs(client: Client, *, name: str | None = None) -> list[RecurringRun]:
+    """The recurring runs in the client's namespace (only those displayed as ``name`` if given)."""
+    items: list[RecurringRun] = []
+    token: str | None = None
+    while True:
+        page = call_api(
+            "listing recurring runs",
+            client.recurring_runs.recurring_run_service_list_recurring_runs,
+            namespace=client_namespace(client),
+            filter=_name_filter(name) if name else None,
+            page_size=100,
+            **({"page_token": token} if token else {}),
+        )
+        items += [_recurring(client, item) for item in page.recurring_runs or []]
+        token = page.next_page_token
+        if not token:
+            # Filter again here: correct even where a server ignores the filter.
+            return [item for item in items if name is None or item.name == name]
+
+
+def set_recurring_run_enabled(client: Client, recurring_run_id: str, enabled: bool) -> None:
+    """Resume (``enabled=True``) or pause a recurring run; paused, KFP starts none of its runs."""
+    service = client.recurring_runs
+    method = (
+        service.recurring_run_service_enable_recurring_run
+        if enabled
+        else service.recurring_run_service_disable_recurring_run
+    )
+    call_api(
+        f"{'enabling' if enabled else 'disabling'} recurring run {recurring_run_id}", method, recurring_run_id
+    )
+
+
+def delete_recurring_run(client: Client, recurring_run_id: str) -> None:
+    """Delete a recurring run (the runs it started stay in KFP)."""
+    call_api(
+        f"deleting recurring run {recurring_run_id}",
+        client.recurring_runs.recurring_run_service_delete_recurring_run,
+        recurring_run_id,
     )

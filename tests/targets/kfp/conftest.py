@@ -78,6 +78,11 @@ class FakeKFP:
         app.router.add_get(f"{API}/runs/{{run_id:[^/:]+}}", self.get_run)
         app.router.add_post(f"{API}/runs/{{run_id:[^/:]+}}:terminate", self.terminate_run)
         app.router.add_post(f"{API}/recurringruns", self.create_recurring_run)
+        app.router.add_get(f"{API}/recurringruns", self.list_recurring_runs)
+        app.router.add_get(f"{API}/recurringruns/{{rr_id:[^/:]+}}", self.get_recurring_run)
+        app.router.add_post(f"{API}/recurringruns/{{rr_id:[^/:]+}}:enable", self.enable_recurring_run)
+        app.router.add_post(f"{API}/recurringruns/{{rr_id:[^/:]+}}:disable", self.disable_recurring_run)
+        app.router.add_delete(f"{API}/recurringruns/{{rr_id:[^/:]+}}", self.delete_recurring_run)
         app.router.add_get("/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log", self.read_log)
         return app
 
@@ -175,9 +180,48 @@ class FakeKFP:
         return web.json_response({})
 
     async def create_recurring_run(self, request: web.Request) -> web.Response:
-        recurring = {**self.requests[-1].body, "recurring_run_id": self.new_id("rr"), "status": "ENABLED"}
+        body = self.requests[-1].body
+        status = "DISABLED" if body.get("mode") == "DISABLE" else "ENABLED"
+        recurring = {**body, "recurring_run_id": self.new_id("rr"), "status": status}
         self.recurring_runs.append(recurring)
         return web.json_response(recurring)
+
+    def _recurring(self, request: web.Request) -> dict | None:
+        wanted = request.match_info["rr_id"]
+        return next((r for r in self.recurring_runs if r["recurring_run_id"] == wanted), None)
+
+    @staticmethod
+    def _no_recurring(request: web.Request) -> web.Response:
+        message = f"recurring run {request.match_info['rr_id']} not found"
+        return web.json_response({"error": message, "code": 5}, status=404)
+
+    async def list_recurring_runs(self, request: web.Request) -> web.Response:
+        found = self._named(self.recurring_runs, request)
+        return web.json_response({"recurringRuns": found, "total_size": len(found)} if found else {})
+
+    async def get_recurring_run(self, request: web.Request) -> web.Response:
+        found = self._recurring(request)
+        return web.json_response(found) if found else self._no_recurring(request)
+
+    async def enable_recurring_run(self, request: web.Request) -> web.Response:
+        return self._set_status(request, "ENABLED")
+
+    async def disable_recurring_run(self, request: web.Request) -> web.Response:
+        return self._set_status(request, "DISABLED")
+
+    def _set_status(self, request: web.Request, status: str) -> web.Response:
+        found = self._recurring(request)
+        if not found:
+            return self._no_recurring(request)
+        found["status"] = status
+        return web.json_response({})
+
+    async def delete_recurring_run(self, request: web.Request) -> web.Response:
+        found = self._recurring(request)
+        if not found:
+            return self._no_recurring(request)
+        self.recurring_runs.remove(found)
+        return web.json_response({})
 
     async def read_log(self, request: web.Request) -> web.Response:
         return web.Response(text=self.logs[request.match_info["node_id"]])

@@ -1,0 +1,1 @@
+"""Services above the targets: the run lifecycle, scheduling, cluster submission."""
