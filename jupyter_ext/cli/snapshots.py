@@ -15,6 +15,7 @@ examples:
   cellpipe snapshots list
   cellpipe snapshots show 3f2a9c          # files, environment, what was skipped and why
   cellpipe snapshots verify               # re-hash every object of every snapshot
+  cellpipe snapshots verify --repair      # and rewrite damaged objects from the project's files
   cellpipe snapshots verify 3f2a9c --store s3://bucket/cellpipe
 """
 
@@ -42,9 +43,21 @@ def register(subparsers: Any) -> None:
         "verify",
         help="re-hash stored objects to prove the snapshots are intact",
         description="Re-read every object a snapshot names and check its sha256 and size. "
-        "Exits 1 if anything is missing or corrupt.",
+        "Exits 1 if anything is missing or corrupt (and, with --repair, could not be repaired).",
     )
     verify.add_argument("id", metavar="ID", nargs="?", help="snapshot id or prefix (default: all)")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="rewrite missing or corrupt objects from the working copy, where a file there still has "
+        "exactly the snapshot's content (re-hashed; a changed file is never used)",
+    )
+    verify.add_argument(
+        "--from",
+        dest="working_copy",
+        metavar="DIR",
+        help="the project directory to repair from (default: the project root the snapshot was taken in)",
+    )
     add_store_option(verify)
     verify.set_defaults(handler=run_verify)
 
@@ -121,10 +134,24 @@ def run_verify(args: argparse.Namespace) -> int:
         if result.ok:
             print(f"ok      {snapshot_id[:12]}  {result.objects} objects, {human_bytes(result.bytes)}")
             continue
-        failed += 1
         print(f"FAILED  {snapshot_id[:12]}")
         for problem in result.problems:
             print(f"  {problem}")
+        if args.repair and result.damaged and _repaired(store, result, args.working_copy):
+            print(f"ok      {snapshot_id[:12]}  repaired, verifies now")
+            continue
+        failed += 1
     if failed:
-        print(f"{failed} of {len(ids)} snapshots failed verification")
+        hint = "" if args.repair else " (--repair rewrites damaged objects from unchanged working-copy files)"
+        print(f"{failed} of {len(ids)} snapshots failed verification{hint}")
     return 1 if failed else 0
+
+
+def _repaired(store: Any, result: Any, working_copy: str | None) -> bool:
+    """Repair what can be repaired, say what was done, and whether the snapshot now verifies."""
+    for repair in store.repair(result, working_copy):
+        if repair.repaired:
+            print(f"  repaired {repair.path} from {repair.source}")
+        else:
+            print(f"  cannot repair {repair.path} from {repair.source}: {repair.reason}")
+    return store.verify(result.id).ok

@@ -113,6 +113,7 @@ def take_snapshot(
 
     stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
     notebook_put = store.put_bytes(content)
+    notes += _replaced_notes(store, stored, notebook_put, path.name)
     packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
     if packages_cache is not None:
         with contextlib.suppress(SnapshotError):
@@ -185,7 +186,8 @@ def _store_data(
     pending = []
     for data_file in files:
         digest = known[data_file.path]
-        if digest in present:  # unchanged since it was hashed, and the store still holds its bytes
+        if digest in present and store.size_matches(digest, data_file.stat.st_size):
+            # unchanged since it was hashed, and the store still holds its bytes
             stored.items.append((data_file, PutResult(digest, data_file.stat.st_size, new=False)))
         else:
             pending.append(data_file)
@@ -244,6 +246,21 @@ def _put_all(
         finally:
             for future in futures:  # on failure: stop starting new files, let running ones end
                 future.cancel()
+
+
+def _replaced_notes(
+    store: SnapshotStore, stored: _Stored, notebook_put: PutResult, notebook: str
+) -> list[str]:
+    """Objects found corrupt in the store while snapshotting, now rewritten from the files just read."""
+    replaced = set(store.replaced)
+    names = [data_file.name for data_file, put in stored.items if put.hash in replaced]
+    if notebook_put.hash in replaced:
+        names.append(notebook)
+    return [
+        f"{name}: the store's copy of this content was corrupt; it was replaced with the bytes read now "
+        "(run 'cellpipe snapshots verify' to check earlier snapshots)"
+        for name in names
+    ]
 
 
 def _unchanged(data_file: DataFile) -> bool:

@@ -29,7 +29,13 @@ from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.backends import Backend, FsspecBackend, LocalBackend
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
-from jupyter_ext.snapshot.manifest import canonical_json, is_hex_digest, manifest_files, short_id
+from jupyter_ext.snapshot.manifest import (
+    canonical_json,
+    check_relative_path,
+    is_hex_digest,
+    manifest_files,
+    short_id,
+)
 from jupyter_ext.snapshot.project import data_dir
 
 STORE_DIR = "store"  # inside the data directory
@@ -91,10 +97,20 @@ class VerifyResult:
     objects: int = 0
     bytes: int = 0
     problems: list[str] = field(default_factory=list)
+    damaged: list[dict[str, Any]] = field(default_factory=list)  # manifest entries whose object is bad
+    manifest: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class Repair:
+    path: str  # as in the manifest
+    source: str | None  # the working-copy file it was repaired from, or looked for
+    repaired: bool
+    reason: str = ""
 
 
 def default_store_url(notebook_path: str | Path | None = None) -> str:
@@ -116,6 +132,7 @@ class SnapshotStore:
         self.counters = StoreCounters()
         self._lock = threading.Lock()  # put_file runs in worker threads
         self._unsynced: list[str] = []
+        self.replaced: list[str] = []  # digests whose stored object was corrupt and got rewritten
 
     def __repr__(self) -> str:
         return f"SnapshotStore({self.url!r})"
@@ -160,11 +177,11 @@ class SnapshotStore:
 
     def put_bytes(self, data: bytes) -> PutResult:
         digest = hash_bytes(data)
-        if self.has(digest):
-            return PutResult(digest, len(data), new=False)
+        if self.object_size(digest) == len(data) and self._object_hash(digest) == digest:
+            return PutResult(digest, len(data), new=False)  # small (a notebook): checked byte for byte
         with self._remote_errors(), self.backend.temp_object() as temp:
             self._write_chunk(temp.file)(memoryview(data))
-            created = self._commit(temp, digest)
+            created = self._commit(temp, digest, len(data))
         return self._stored(digest, len(data), created)
 
     def put_file(self, path: str | Path, *, on_bytes: Callable[[int], None] | None = None) -> PutResult:
@@ -181,7 +198,7 @@ class SnapshotStore:
                 # far cheaper than sending bytes the store already has.
                 digest, size = copy_hashing(source)
                 self._count_hashed(size)
-                if self.has(digest):
+                if self.object_size(digest) == size:  # a truncated upload is replaced, not trusted
                     return PutResult(digest, size, new=False)
                 source.seek(0)
                 return self._copy_in(source, on_bytes, count=False)
@@ -190,16 +207,43 @@ class SnapshotStore:
     def _copy_in(self, source: BinaryIO, on_bytes: Callable[[int], None] | None, *, count: bool) -> PutResult:
         with self._remote_errors(), self.backend.temp_object() as temp:
             digest, size = copy_hashing(source, self._write_chunk(temp.file), on_bytes=on_bytes)
-            created = self._commit(temp, digest)
+            created = self._commit(temp, digest, size)
         if count:
             self._count_hashed(size)
         return self._stored(digest, size, created)
 
-    def _commit(self, temp: Any, digest: str) -> bool:
+    def _commit(self, temp: Any, digest: str, size: int) -> bool:
+        """Publish the bytes just written under their digest. An object already stored under it is
+        trusted only if it is intact (locally re-hashed; remotely its size): deduplicating against a
+        corrupt object would poison this snapshot too, so the fresh bytes replace it."""
+        key = self.object_key(digest)
         try:
-            return temp.commit(self.object_key(digest))
+            existing = self.backend.size(key)
+            if existing is None:
+                return temp.commit(key)
+            if existing == size and (not self.backend.local or self._object_hash(digest) == digest):
+                temp.discard()
+                temp.committed = True
+                return False
+            self.backend.replace(temp, key)
         except OSError as exc:
             raise self._write_error(exc) from exc
+        with self._lock:
+            self.replaced.append(digest)
+        return True
+
+    def _object_hash(self, digest: str) -> str | None:
+        """The sha256 of the bytes stored under ``digest`` (None when absent)."""
+        try:
+            with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
+                return copy_hashing(stream)[0]
+        except FileNotFoundError:
+            return None
+
+    def size_matches(self, digest: str, size: int) -> bool:
+        """Cheap check of a stored object before it is reused without reading: on a local store its size
+        (a truncated object is re-stored); remote stores are not asked once per file (verify checks)."""
+        return not self.backend.local or self.object_size(digest) == size
 
     def _write_chunk(self, file: BinaryIO) -> Callable[[memoryview], None]:
         def write(chunk: memoryview) -> None:
@@ -337,29 +381,72 @@ class SnapshotStore:
         except (SnapshotError, ValueError) as exc:
             result.problems.append(str(exc))
             return result
-        seen: set[str] = set()
+        result.manifest = manifest
+        checked: dict[str, str | None] = {}  # digest -> problem
         for entry in manifest_files(manifest):
             digest = entry["hash"]
-            if digest in seen:
-                continue
-            seen.add(digest)
-            result.objects += 1
-            try:
-                with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
-                    actual, size = copy_hashing(stream)
-            except FileNotFoundError:
-                result.problems.append(f"{entry['path']}: object {digest[:12]} is missing")
-                continue
-            result.bytes += size
-            if actual != digest:
-                result.problems.append(
-                    f"{entry['path']}: object {digest[:12]} is corrupt (its bytes hash to {actual[:12]})"
-                )
-            elif size != entry["size"]:
-                result.problems.append(
-                    f"{entry['path']}: size {size} differs from the manifest's {entry['size']}"
-                )
+            if digest not in checked:
+                result.objects += 1
+                checked[digest] = self._check_object(digest, entry["size"], result)
+            if checked[digest] is not None:
+                result.problems.append(f"{entry['path']}: {checked[digest]}")
+                result.damaged.append(entry)
         return result
+
+    def _check_object(self, digest: str, expected_size: int, result: VerifyResult) -> str | None:
+        try:
+            with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
+                actual, size = copy_hashing(stream)
+        except FileNotFoundError:
+            return f"object {digest[:12]} is missing"
+        result.bytes += size
+        if actual != digest:
+            return f"object {digest[:12]} is corrupt (its bytes hash to {actual[:12]})"
+        if size != expected_size:
+            return f"size {size} differs from the manifest's {expected_size}"
+        return None
+
+    def repair(self, result: VerifyResult, working_copy: str | Path | None = None) -> list[Repair]:
+        """Rewrite the damaged objects of a verified snapshot from the files they were taken from, when
+        those still hold exactly the snapshot's bytes (re-hashed while copied; nothing else is trusted).
+
+        ``working_copy``: the project directory to read from; default the snapshot's own project root.
+        Data captured from outside the project is read from its recorded absolute path.
+        """
+        manifest = result.manifest or {}
+        root = Path(working_copy or manifest.get("project_root") or ".").expanduser()
+        repairs = []
+        done: set[str] = set()
+        for entry in result.damaged:
+            source = entry.get("source") or str(root / check_relative_path(entry["path"]))
+            if entry["hash"] in done:
+                repairs.append(Repair(entry["path"], source, True))
+                continue
+            reason = self._repair_object(entry["hash"], source)
+            if not reason:
+                done.add(entry["hash"])
+            repairs.append(Repair(entry["path"], source, not reason, reason))
+        return repairs
+
+    def _repair_object(self, digest: str, source: str) -> str:
+        """'' when the object was rewritten from ``source``, else why not."""
+        try:
+            with (
+                open(source, "rb", buffering=0) as stream,
+                self._remote_errors(),
+                self.backend.temp_object() as temp,
+            ):
+                actual, _ = copy_hashing(stream, self._write_chunk(temp.file))
+                if actual != digest:
+                    return "the file there has changed since the snapshot (different content)"
+                self.backend.replace(temp, self.object_key(digest))
+        except FileNotFoundError:
+            return "the file is not there any more"
+        except OSError as exc:
+            return f"cannot read it ({exc.strerror or exc})"
+        if self.fsync:
+            self.backend.sync_keys([self.object_key(digest)])
+        return ""
 
     # -- small metadata files (caches) -----------------------------------------------------------------
 

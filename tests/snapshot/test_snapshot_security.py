@@ -211,3 +211,112 @@ def test_cli_refuses_outside_data_unless_flagged(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cellpipe: error: ") and "cell 1" in err[0]
     assert main(["snapshot", str(notebook), "--store", store_dir, "--allow-outside-root"]) == 0
+
+
+# -- corrupt objects -------------------------------------------------------------------------------------
+
+
+def object_path(store: SnapshotStore, digest: str) -> Path:
+    return store.local_root / "objects" / digest[:2] / digest[2:]
+
+
+def entry_for(snapshot, name: str) -> dict:
+    return next(e for e in snapshot.manifest["files"] if e["path"] == name)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_the_next_snapshot_of_changed_data_replaces_a_corrupt_object(
+    damage: str, project: Path, notebook: Path, store: SnapshotStore, write_data, settle
+) -> None:
+    first = take_snapshot(notebook, store=store)
+    digest = entry_for(first, "data/train.csv")["hash"]
+    original = object_path(store, digest).read_bytes()
+    if damage == "flip":
+        corrupt(store, digest)
+    else:
+        object_path(store, digest).write_bytes(original[:10])
+    # the same content under another name: hashed now, deduplicated against the stored object
+    write_data(project / "data" / "copy.csv", (project / "data" / "train.csv").read_bytes())
+    (project / "data" / "train.csv").touch()  # and a stat-cache miss for the original
+    settle()
+
+    second = take_snapshot(notebook, store=store)
+    assert object_path(store, digest).read_bytes() == original
+    assert store.verify(second.id).ok and store.verify(first.id).ok
+    assert any("data/train.csv: the store's copy of this content was corrupt" in n for n in second.notes)
+
+
+def test_a_truncated_object_is_not_reused_on_a_stat_cache_hit(
+    notebook: Path, store: SnapshotStore, settle
+) -> None:
+    first = take_snapshot(notebook, store=store)
+    digest = entry_for(first, "data/train.csv")["hash"]
+    original = object_path(store, digest).read_bytes()
+    object_path(store, digest).write_bytes(b"")
+    second = take_snapshot(notebook, store=store)  # train.csv unchanged: known to the stat cache
+    assert object_path(store, digest).read_bytes() == original
+    assert second.hashed_files == 1 and store.verify(second.id).ok
+
+
+def test_a_corrupt_notebook_object_is_replaced(notebook: Path, store: SnapshotStore) -> None:
+    first = take_snapshot(notebook, store=store)
+    corrupt(store, first.manifest["notebook"]["hash"])
+    take_snapshot(notebook, store=store)
+    assert store.verify(first.id).ok
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from jupyter_ext.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_verify_repair_rewrites_objects_from_the_unchanged_working_copy(
+    project: Path, notebook: Path, store: SnapshotStore
+) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    train = entry_for(snapshot, "data/train.csv")["hash"]
+    cat = entry_for(snapshot, "data/images/cat.png")["hash"]
+    corrupt(store, train)
+    object_path(store, cat).unlink()
+    url = str(store.local_root)
+
+    code, out = run_cli("snapshots", "verify", "--store", url)
+    assert code == 1 and "data/train.csv: object" in out and "is missing" in out and "--repair" in out
+
+    code, out = run_cli("snapshots", "verify", "--store", url, "--repair")
+    assert code == 0, out
+    assert f"repaired data/train.csv from {project.resolve() / 'data' / 'train.csv'}" in out
+    assert "repaired data/images/cat.png" in out and "verifies now" in out
+    assert store.verify(snapshot.id).ok
+
+
+def test_verify_repair_never_uses_a_changed_file(
+    project: Path, notebook: Path, store: SnapshotStore, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    digest = entry_for(snapshot, "data/train.csv")["hash"]
+    corrupt(store, digest)
+    damaged = object_path(store, digest).read_bytes()
+    (project / "data" / "train.csv").write_text("edited since\n")
+
+    code, out = run_cli("snapshots", "verify", "--store", str(store.local_root), "--repair")
+    assert code == 1
+    assert "cannot repair data/train.csv" in out and "changed since the snapshot" in out
+    assert object_path(store, digest).read_bytes() == damaged
+    assert not list((store.local_root / "tmp").iterdir())
+
+    # --from: another checkout that still holds the snapshot's bytes
+    other = tmp_path / "checkout"
+    (other / "data").mkdir(parents=True)
+    (other / "data" / "train.csv").write_text("a,b\n1,2\n" * 1000)
+    code, out = run_cli(
+        "snapshots", "verify", "--store", str(store.local_root), "--repair", "--from", str(other)
+    )
+    assert code == 0, out
