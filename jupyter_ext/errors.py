@@ -62,6 +62,14 @@ class CellpipeError(Exception):
         }
 
 
+class CellpipeWarning(CellpipeError):
+    """A likely mistake that does not stop the work (a tag typo, a Kale setting cellpipe ignores).
+
+    Never raised: collected (``Pipeline.warnings`` holds their :meth:`to_dict`) and shown by the CLI and
+    the UI, with the same where/what-to-do parts as an error.
+    """
+
+
 class NotebookError(CellpipeError):
     """The notebook cannot be read or its tags/code do not form a valid pipeline."""
 

@@ -35,11 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
     from jupyter_ext.targets.kfp.compile import compile_pipeline
 
     pipeline = build_pipeline(args.notebook)
+    print_warnings(pipeline)
     values = resolve(pipeline.parameters, args.param)  # bad -p fails here, before kfp is imported
     output = Path(args.output or f"{Path(args.notebook).stem}.yaml")
     path = compile_pipeline(pipeline, output, parameters=values, image=args.image)

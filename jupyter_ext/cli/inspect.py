@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
+from jupyter_ext.cli._warnings import print_warnings
 from jupyter_ext.notebook.params import resolve
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.pipeline.model import Pipeline
@@ -41,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(args.notebook)
+    print_warnings(pipeline)
     values = resolve(pipeline.parameters, args.param)
     for parameter in pipeline.parameters:
         parameter.default = values[parameter.name]
@@ -65,6 +68,13 @@ def print_summary(pipeline: Pipeline) -> None:
     console.print(f"[bold]{pipeline.name}[/bold]  ({pipeline.notebook})")
     if pipeline.description:
         console.print(pipeline.description)
+    if pipeline.is_plain:
+        console.print(
+            "a plain notebook: no cell is tagged step:NAME, so it runs whole, top to bottom, with its "
+            "parameters cell (tag the first cell of each step step:NAME to make it a pipeline)"
+        )
+        print_parameters(console, pipeline)
+        return
 
     steps = Table(title=f"Steps ({len(pipeline.steps)})", title_justify="left", box=None, pad_edge=False)
     for column in ("step", "cells", "needs", "inputs", "parameters", "resources"):
@@ -91,6 +101,17 @@ def print_summary(pipeline: Pipeline) -> None:
     for line in text_dag(pipeline):
         console.print(f"  {line}")
 
+    print_parameters(console, pipeline)
+    if pipeline.metrics:
+        producers = {m: s.name for s in pipeline.steps for m in s.metrics}
+        console.print("\n[bold]Metrics[/bold]")
+        for metric in pipeline.metrics:
+            console.print(f"  {metric} (from {producers[metric]})")
+
+
+def print_parameters(console: Any, pipeline: Pipeline) -> None:
+    from rich.table import Table
+
     if pipeline.parameters:
         params = Table(title="\nParameters", title_justify="left", box=None, pad_edge=False)
         for column in ("name", "type", "value"):
@@ -98,8 +119,3 @@ def print_summary(pipeline: Pipeline) -> None:
         for parameter in pipeline.parameters:
             params.add_row(parameter.name, parameter.type, repr(parameter.default))
         console.print(params)
-    if pipeline.metrics:
-        producers = {m: s.name for s in pipeline.steps for m in s.metrics}
-        console.print("\n[bold]Metrics[/bold]")
-        for metric in pipeline.metrics:
-            console.print(f"  {metric} (from {producers[metric]})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from jupyter_ext.errors import NotebookError
@@ -11,6 +12,7 @@ from jupyter_ext.errors import NotebookError
 def read_notebook(path: str | Path, *, content: bytes | str | None = None):
     """Return the notebook as an ``nbformat.NotebookNode`` (v4). ``content`` replaces the file's bytes."""
     import nbformat
+    from nbformat.warnings import MissingIDFieldWarning
 
     path = Path(path)
     name = str(path)
@@ -40,7 +42,11 @@ def read_notebook(path: str | Path, *, content: bytes | str | None = None):
             hint="upgrade it with `jupyter nbconvert --to notebook --nbformat 4`",
         )
     try:
-        notebook = nbformat.reads(json.dumps(data), as_version=4)
+        with warnings.catch_warnings():
+            # nbformat < 4.5 notebooks and older tools omit cell ids; nbformat fills them in (in memory: the
+            # file is never rewritten) and warns on every read, which is noise to a user who cannot act on it
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            notebook = nbformat.reads(json.dumps(data), as_version=4)
     except Exception as exc:  # nbformat raises several types for malformed documents
         raise NotebookError(f"not a valid notebook: {exc}", notebook=name) from None
     _check_kernel(notebook, name)

@@ -2,7 +2,10 @@
 
 :func:`parse_cell_tags` turns one cell's tags into a :class:`CellTags`. Tags that are not ours
 (``hide-input``, ``remove-cell``...) are ignored; a tag that uses one of our prefixes but is malformed is
-an error naming the notebook and cell.
+an error naming the notebook and cell. Two kinds of ignored tag are kept in :attr:`CellTags.ignored` so
+the analysis can warn about them: tags that look like a slip of ours (``stpe:train``, ``step-train``,
+``pipeline-parameter``), with the tag that was probably meant, and Kale tags cellpipe does not implement.
+An empty ``step:`` or ``block:`` continues the step above, as in Kale.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from jupyter_ext.errors import NotebookError
+from jupyter_ext.notebook.suggest import closest
 from jupyter_ext.pipeline.model import Secret
 
 STEP_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -32,6 +36,29 @@ ROLE_TAGS = {
     "injected-parameters": "skip",  # papermill's output from an earlier run: never part of the pipeline
 }
 PREFIXES = ("step", "block", "prev", "limit", "image", "annotation", "label", "cache", "secret", "data")
+# Kale tags cellpipe does not implement, with what they do in Kale: reported, not silently dropped.
+KALE_UNIMPLEMENTED = {
+    "report": "the HTML report of a step",
+    "notebook": "notebook references (sub-pipelines)",
+}
+# Tags of other Jupyter tools (Jupyter Book, nbconvert, nbval, Thebe...): never taken for a slip of ours.
+FOREIGN_TAGS = frozenset(
+    {
+        "hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell",
+        "remove-stderr", "raises-exception", "thebe-init", "full-width", "margin", "popout",
+        "scroll-output", "output_scroll", "nbval-ignore-output", "nbval-skip", "nbval-raises-exception",
+    }
+)  # fmt: skip
+_SEPARATED = re.compile(r"^([A-Za-z]+)\s*[-:_=/.\s]\s*(\S.*)$")
+
+
+@dataclass
+class IgnoredTag:
+    """A tag the analysis leaves out but should tell the user about."""
+
+    tag: str
+    suggestion: str | None = None  # the tag that was probably meant (a slip of ours)
+    unimplemented: str | None = None  # the Kale tag prefix cellpipe does not implement
 
 
 @dataclass
@@ -46,6 +73,8 @@ class CellTags:
     cache: bool | None = None
     secrets: list[Secret] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
+    continues: bool = False  # an empty step:/block: tag: the cell continues the step above (Kale)
+    ignored: list[IgnoredTag] = field(default_factory=list)
 
     @property
     def step_settings(self) -> bool:
@@ -84,9 +113,18 @@ def _apply(parsed: CellTags, tag: str, *, notebook: str, cell: int) -> None:
         parsed.role = role
         return
     prefix, sep, rest = tag.partition(":")
+    if prefix in KALE_UNIMPLEMENTED and sep:
+        parsed.ignored.append(IgnoredTag(tag, unimplemented=prefix))
+        return
     if prefix not in PREFIXES or (not sep and prefix not in ("step", "block", "prev")):
+        suggestion = suggest_tag(tag)
+        if suggestion is not None:
+            parsed.ignored.append(IgnoredTag(tag, suggestion=suggestion))
         return  # not ours (hide-input, remove-cell, ...)
     if prefix in ("step", "block", "prev"):
+        if not rest and sep and prefix != "prev":
+            parsed.continues = True  # Kale: an empty step name continues the previous step
+            return
         if not rest:
             raise bad("no step name", f"write {prefix}:NAME, e.g. {prefix}:train")
         if not STEP_NAME.match(rest):
@@ -135,3 +173,28 @@ def _apply(parsed: CellTags, tag: str, *, notebook: str, cell: int) -> None:
         if not rest:
             raise bad("no path", "e.g. data:data/train.csv (relative to the notebook; globs allowed)")
         parsed.data.append(rest)
+
+
+def suggest_tag(tag: str) -> str | None:
+    """The tag of ours that ``tag`` is probably a slip of, or None when it does not look like one.
+
+    Catches a wrong case or separator (``Step:train``, ``step-train``, ``prev train``, ``pipeline_metrics``)
+    and small misspellings (``stpe:train``, ``pipeline-parameter``, ``limits:cpu:2``).
+    """
+    text = tag.strip()
+    if text.lower() in FOREIGN_TAGS:
+        return None
+    normal = re.sub(r"[\s_]+", "-", text.lower())
+    role = normal if normal in ROLE_TAGS else closest(normal, ROLE_TAGS)
+    if role is not None:
+        return role
+    match = _SEPARATED.match(text)
+    if match is None:
+        return None
+    head, rest = match.group(1).lower(), match.group(2).strip()
+    prefix = head if head in PREFIXES else closest(head, PREFIXES)
+    if prefix is None:
+        return None
+    if prefix in ("step", "block", "prev"):
+        rest = re.sub(r"[^a-z0-9_]+", "_", rest.lower())
+    return f"{prefix}:{rest}"

@@ -3,6 +3,10 @@
 :func:`build_pipeline` is the one entry point. It reads the notebook, groups cells into the prelude
 (imports/functions), the parameters and metrics cells and the steps, then analyses each step's code:
 a step depends on the latest earlier step that produces each name it reads; ``prev:`` adds ordering.
+
+A notebook without any step tag is a *plain* notebook (``Pipeline.is_plain``): no steps, run whole.
+Likely mistakes that do not stop the analysis (tag typos, code cells before the first step, Kale features
+cellpipe ignores) become ``Pipeline.warnings``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_ext.errors import NotebookError
+from jupyter_ext.errors import CellpipeWarning, NotebookError
 from jupyter_ext.notebook import params as params_mod
 from jupyter_ext.notebook.names import KERNEL_NAMES, NameUsage, analyse, free_variables
 from jupyter_ext.notebook.read import kernel_name, read_notebook
@@ -65,10 +69,15 @@ class _Collector:
         self.metrics: list[tuple[str, int]] = []
         self.data: list[str] = list(settings.data)
         self.prev: list[tuple[str, str, int]] = []  # (step, prev, cell)
+        self.warnings: list[CellpipeWarning] = list(settings.warnings)
+        self.leading: list[int] = []  # code cells before the first step: left out of the pipeline
+        self.leading_settings: list[int] = []  # ... of which carry step settings (limit:, prev:...)
+        self.unimplemented: dict[str, list[int]] = {}  # Kale tag prefix -> cells
 
     # -- collecting cells --------------------------------------------------------------------------
     def add(self, index: int, source: str, tags: list[str]) -> None:
         parsed = parse_cell_tags(tags, notebook=self.notebook, cell=index)
+        self._note_ignored(index, parsed)
         self.data.extend(parsed.data)
         role = parsed.role
         if role == "skip":
@@ -88,11 +97,23 @@ class _Collector:
         elif self.current:
             self._append(index, source, tags, parsed)
         elif _has_code(source) or parsed.step_settings:
-            raise NotebookError(
-                "code cell before the first step",
-                notebook=self.notebook,
-                cell=index,
-                hint="tag it step:NAME, imports, functions or skip",
+            self.leading.append(index)
+            if parsed.step_settings:
+                self.leading_settings.append(index)
+
+    def _note_ignored(self, index: int, parsed: CellTags) -> None:
+        for ignored in parsed.ignored:
+            if ignored.unimplemented:
+                self.unimplemented.setdefault(ignored.unimplemented, []).append(index)
+                continue
+            self.warnings.append(
+                CellpipeWarning(
+                    "not a cellpipe tag, ignored",
+                    notebook=self.notebook,
+                    cell=index,
+                    field=f"tag '{ignored.tag}'",
+                    hint=f"did you mean '{ignored.suggestion}'?",
+                )
             )
 
     def _parameters(self, index: int, source: str) -> None:
@@ -170,12 +191,10 @@ class _Collector:
 
     # -- analysis ----------------------------------------------------------------------------------
     def finish(self, *, name: str | None, kernel: str, settings: NotebookSettings) -> Pipeline:
+        self._warn_unimplemented_tags()
         if not self.drafts:
-            raise NotebookError(
-                "no steps: the pipeline is empty",
-                notebook=self.notebook,
-                hint="tag the first cell of each step step:NAME (e.g. step:load_data); run `cellpipe --help`",
-            )
+            return self._pipeline([], [], name=name, kernel=kernel, settings=settings)  # a plain notebook
+        self._warn_leading_cells()
         prelude_names, prelude_free, star = self._prelude()
         param_names = {p.name for p in self.parameters}
         ordered = sorted(self.drafts.values(), key=lambda d: d.position)
@@ -211,11 +230,24 @@ class _Collector:
         self._add_prev_edges(steps, edges)
         self._assign_metrics(ordered)
         order = self._order(steps, ordered)
+        return self._pipeline(
+            [steps[n] for n in order], list(edges.values()), name=name, kernel=kernel, settings=settings
+        )
+
+    def _pipeline(
+        self,
+        steps: list[Step],
+        edges: list[Edge],
+        *,
+        name: str | None,
+        kernel: str,
+        settings: NotebookSettings,
+    ) -> Pipeline:
         return Pipeline(
             name=name or settings.pipeline_name or pipeline_name_for(self.notebook),
             notebook=self.notebook,
-            steps=[steps[n] for n in order],
-            edges=list(edges.values()),
+            steps=steps,
+            edges=edges,
             prelude=self.prelude,
             parameters=self.parameters,
             metrics=[m for m, _ in self.metrics],
@@ -226,7 +258,47 @@ class _Collector:
             volumes=settings.volumes,
             kernel=kernel,
             data=self.data,
+            warnings=[w.to_dict() for w in self.warnings],
         )
+
+    def _warn_leading_cells(self) -> None:
+        """Kale leaves untagged cells above the first step out of the pipeline; so do we, but say so."""
+        if not self.leading:
+            return
+        cells = _cells_text(self.leading)
+        self.warnings.append(
+            CellpipeWarning(
+                f"{cells} {'come' if len(self.leading) > 1 else 'comes'} before the first step and "
+                f"{'are' if len(self.leading) > 1 else 'is'} left out of the pipeline",
+                notebook=self.notebook,
+                cell=self.leading[0],
+                hint="tag each such cell 'skip' to confirm, or step:NAME, imports or functions to include it",
+            )
+        )
+        for index in self.leading_settings:
+            self.warnings.append(
+                CellpipeWarning(
+                    "step settings (prev:, limit:, image:, ...) on a cell before the first step are ignored",
+                    notebook=self.notebook,
+                    cell=index,
+                    hint="move the tags to the cell that starts the step (the one tagged step:NAME)",
+                )
+            )
+
+    def _warn_unimplemented_tags(self) -> None:
+        from jupyter_ext.notebook.tags import KALE_UNIMPLEMENTED
+
+        for prefix, cells in self.unimplemented.items():
+            self.warnings.append(
+                CellpipeWarning(
+                    f"a Kale tag cellpipe does not implement ({KALE_UNIMPLEMENTED[prefix]}), ignored in "
+                    f"{_cells_text(cells)}",
+                    notebook=self.notebook,
+                    cell=cells[0],
+                    field=f"tag '{prefix}:'",
+                    hint="remove the tag; the rest of the cell works as before",
+                )
+            )
 
     def _prelude(self) -> tuple[set[str], dict[str, set[str]], bool]:
         """Names the prelude defines, and each prelude function's free variables (its hidden reads)."""
@@ -300,8 +372,15 @@ class _Collector:
                 edges.setdefault((prev, step_name), Edge(prev, step_name))
 
     def _assign_metrics(self, ordered: list[_Draft]) -> None:
+        parameters = {p.name: p for p in self.parameters}
         for metric, cell in self.metrics:
             producer = next((d for d in reversed(ordered) if metric in d.usage.produces), None)
+            if producer is None and metric in parameters:
+                # Kale reports a parameter listed as a metric: the last step reports its value
+                self._check_parameter_metric(parameters[metric], cell)
+                producer = ordered[-1]
+                if metric not in producer.step.parameters:
+                    producer.step.parameters.append(metric)
             if producer is None:
                 raise NotebookError(
                     f"metric '{metric}' is not defined by any step",
@@ -311,6 +390,15 @@ class _Collector:
                 )
             if metric not in producer.step.metrics:
                 producer.step.metrics.append(metric)
+
+    def _check_parameter_metric(self, parameter: Parameter, cell: int) -> None:
+        if parameter.type not in ("int", "float"):
+            raise NotebookError(
+                f"metric '{parameter.name}' is a {parameter.type} parameter; metrics are numbers",
+                notebook=self.notebook,
+                cell=cell,
+                hint="remove it from the pipeline-metrics cell (parameters are recorded with every run anyway)",
+            )
 
     def _order(self, steps: dict[str, Step], ordered: list[_Draft]) -> list[str]:
         depends_on = {name: step.depends_on for name, step in steps.items()}
@@ -333,6 +421,10 @@ def _apply_settings(step: Step, parsed: CellTags) -> None:
     step.image = parsed.image or step.image
     step.cache = parsed.cache if parsed.cache is not None else step.cache
     step.secrets.extend(s for s in parsed.secrets if s not in step.secrets)
+
+
+def _cells_text(cells: list[int]) -> str:
+    return f"cell {cells[0]}" if len(cells) == 1 else f"cells {', '.join(str(c) for c in cells)}"
 
 
 def _has_code(source: str) -> bool:

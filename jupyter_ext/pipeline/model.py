@@ -39,13 +39,26 @@ class Secret:
     env: str
 
 
+VOLUME_TYPES = ("pvc", "new_pvc", "pv")
+
+
 @dataclass
 class Volume:
-    """An existing PersistentVolumeClaim mounted into step pods (Kale's ``volumes``)."""
+    """A volume mounted into step pods (Kale's ``volumes``).
+
+    ``type``: ``pvc`` mounts an existing PersistentVolumeClaim named ``pvc``; ``new_pvc`` creates a claim
+    for the run (``size``, ``storage_class``, ``access_modes``, ``annotations``); ``pv`` creates a claim
+    bound to the existing PersistentVolume named ``pvc``.
+    """
 
     pvc: str
     mount_point: str
-    expose_as_env_var: str | None = None
+    expose_as_env_var: str | None = None  # the environment variable set to the mount point
+    type: str = "pvc"
+    size: str | None = None  # e.g. "5Gi": the storage a created claim requests
+    storage_class: str | None = None
+    access_modes: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +108,13 @@ class Pipeline:
     volumes: list[Volume] = field(default_factory=list)
     kernel: str = "python3"
     data: list[str] = field(default_factory=list)  # declared data paths (metadata.cellpipe.data, data: tags)
+    # likely mistakes found by the analysis, as CellpipeWarning.to_dict(): message, cell, step, field, hint, text
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_plain(self) -> bool:
+        """A notebook without any step tag: not a pipeline of steps but a notebook to run whole."""
+        return not self.steps
 
     # -- lookups -------------------------------------------------------------------------------------
     def step(self, name: str) -> Step:
@@ -123,15 +143,18 @@ class Pipeline:
         and the parameters. What a pod receives, so its size does not grow with the pipeline."""
         from dataclasses import replace
 
-        return replace(self, steps=[self.step(name)], edges=[e for e in self.edges if e.target == name])
+        return replace(
+            self, steps=[self.step(name)], edges=[e for e in self.edges if e.target == name], warnings=[]
+        )
 
     # -- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "is_plain": self.is_plain}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pipeline:
         data = dict(data)
+        data.pop("is_plain", None)  # derived from the steps
         data["steps"] = [_step_from_dict(s) for s in data.get("steps", [])]
         data["edges"] = [Edge(**e) for e in data.get("edges", [])]
         data["prelude"] = [SourceCell(**c) for c in data.get("prelude", [])]

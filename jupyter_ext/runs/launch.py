@@ -50,6 +50,14 @@ def prepare(request: LaunchRequest, *, snapshot_progress: Any = None) -> Prepare
     path = Path(request.notebook)
     content = request.content if request.content is not None else _read(path)
     pipeline = build_pipeline(path, content=content)
+    if pipeline.is_plain:
+        from jupyter_ext.errors import NotebookError
+
+        raise NotebookError(
+            "no steps: a plain notebook (no step:NAME tags) does not run locally as a pipeline yet",
+            notebook=str(path),
+            hint="tag the first cell of each step step:NAME (e.g. step:load_data); run `cellpipe --help`",
+        )
     check_kernel(pipeline)
     parameters = resolve(pipeline.parameters, request.overrides)
     directory = Path(request.data_dir) if request.data_dir else data_dir(path)

@@ -120,12 +120,10 @@ BAD = [
         "cell 1: step 'a': name 'undefined_thing' is read but never defined",
     ),
     ([(["step:a"], "y = later"), (["step:b"], "later = 1")], "'later' is read before it is defined"),
-    ([(["imports"], "import os")], "no steps: the pipeline is empty"),
     (
         [(["parameters"], "a = f(1)"), (["step:s"], "b = a")],
         "cell 1: parameter 'a' (line 1) is not a literal value",
     ),
-    ([(None, "x = 1"), (["step:a"], "y = x")], "cell 1: code cell before the first step"),
     ([(["step:a"], "x = (")], "cell 1: syntax error at line 1"),
     (
         [(["step:a"], "x = 1"), (["pipeline-metrics"], "nope")],

@@ -151,19 +151,31 @@ def make_env(
 
 
 # -- volumes ------------------------------------------------------------------------------------------
-def _volume_triple(item: Any) -> tuple[str, str, str | None]:
+def _volume_triple(item: Any, *, created_ok: bool) -> tuple[str, str, str | None]:
     if isinstance(item, Sequence) and not isinstance(item, str) and len(item) in (2, 3):
         return str(item[0]), str(item[1]), (str(item[2]) if len(item) == 3 and item[2] else None)
     try:
-        return item.pvc, item.mount_point, item.expose_as_env_var
+        pvc, mount_point, env = item.pvc, item.mount_point, item.expose_as_env_var
     except AttributeError:
         raise TypeError(f"expected a Volume or a (pvc, mount_point[, env]) tuple, got {item!r}") from None
+    kind = getattr(item, "type", "pvc")
+    if kind != "pvc" and not created_ok:
+        raise TargetError(
+            f"volume '{pvc}' has type '{kind}': this target mounts existing PersistentVolumeClaims only",
+            field=f"volume:{pvc}",
+            hint="create the claim first and give the volume type 'pvc', or use the KFP target, which creates it",
+        )
+    return pvc, mount_point, env
 
 
-def make_volumes(volumes: Iterable[Any] = ()) -> tuple[list[dict], list[dict], dict[str, str]]:
+def make_volumes(
+    volumes: Iterable[Any] = (), *, created_ok: bool = False
+) -> tuple[list[dict], list[dict], dict[str, str]]:
     """Existing PVCs as (pod volumes, container mounts, env vars holding the mount paths).
 
-    Each item is a Volume-like (``pvc``, ``mount_point``, ``expose_as_env_var``) or a tuple of them.
+    Each item is a Volume-like (``pvc``, ``mount_point``, ``expose_as_env_var``, ``type``) or a tuple of
+    them. Volumes of another type than ``pvc`` (claims the run creates) are refused unless ``created_ok``:
+    then only their names, mount points and variables are checked.
     """
     pod_volumes: list[dict] = [
         {"name": "tmp", "emptyDir": {}},
@@ -175,7 +187,7 @@ def make_volumes(volumes: Iterable[Any] = ()) -> tuple[list[dict], list[dict], d
     ]
     env: dict[str, str] = {}
     for item in volumes:
-        pvc, mount_point, env_var = _volume_triple(item)
+        pvc, mount_point, env_var = _volume_triple(item, created_ok=created_ok)
         field = f"volume:{pvc}"
         validate_name(pvc, kind="PersistentVolumeClaim", field=field, subdomain=True)
         mount_point = mount_point.rstrip("/") or "/"

@@ -306,8 +306,11 @@ def _check_pod_metadata(step: Step) -> None:
 
 
 def _check_volumes(pipeline: Pipeline) -> dict[str, str]:
-    """Validate the PVC mounts like the Kubernetes target does; return the env vars exposing mount points."""
-    _, _, env = make_volumes(pipeline.volumes)
+    """Validate the PVC mounts like the Kubernetes target does; return the env vars exposing mount points.
+
+    Unlike a Job, a KFP run can create claims (``new_pvc``, ``pv`` volumes): see :func:`_create_claims`.
+    """
+    _, _, env = make_volumes(pipeline.volumes, created_ok=True)
     return env
 
 
@@ -521,6 +524,7 @@ def build_kfp_pipeline(
     def pipeline_function(*channels: Any) -> None:
         # KFP calls this once, positionally, with one channel per parameter of __signature__.
         inputs = dict(zip(names, channels, strict=True))
+        claims = _create_claims(pipeline)
         tasks: dict[str, Any] = {}
         for plan in plans:
             arguments = {name: inputs[name] for name, _ in plan.parameters}
@@ -529,7 +533,7 @@ def build_kfp_pipeline(
             task = components[plan.step](**arguments)
             if plan.after:  # prev:-only edges carry no artifact, so KFP needs the order spelled out
                 task.after(*(tasks[up] for up in plan.after))
-            _configure_task(task, plan, pipeline.step(plan.step), pipeline, settings)
+            _configure_task(task, plan, pipeline.step(plan.step), pipeline, settings, claims)
             tasks[plan.step] = task
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -561,8 +565,36 @@ class _TaskSettings:
     lineage: tuple[dict[str, str], dict[str, str]]  # (pod labels, pod annotations)
 
 
+def _create_claims(pipeline: Pipeline) -> dict[str, Any]:
+    """A CreatePVC task per ``new_pvc``/``pv`` volume (inside the pipeline function), by volume name.
+
+    The claim is named ``<run>-<volume>`` and kept after the run, like Kale's, so its data can be read;
+    a ``pv`` volume's claim binds the existing PersistentVolume of that name (no storage class).
+    """
+    from kfp import kubernetes
+
+    claims: dict[str, Any] = {}
+    for volume in pipeline.volumes:
+        if volume.type == "pvc":
+            continue
+        # KFP refuses None for an argument: leave out what is not set. For a pv volume, storage class ""
+        # binds statically; for a new_pvc without one, leaving it out asks for the cluster's default.
+        options: dict[str, Any] = (
+            {"volume_name": volume.pvc, "storage_class_name": ""} if volume.type == "pv" else {}
+        )
+        if volume.type == "new_pvc" and volume.storage_class:
+            options["storage_class_name"] = volume.storage_class
+        if volume.annotations:
+            options["annotations"] = volume.annotations
+        claims[volume.pvc] = kubernetes.CreatePVC(
+            pvc_name_suffix=f"-{volume.pvc}", access_modes=volume.access_modes, size=volume.size, **options
+        ).set_display_name(f"create volume {volume.pvc}")
+        claims[volume.pvc].set_caching_options(False)  # a cached result would name an earlier run's claim
+    return claims
+
+
 def _configure_task(
-    task: Any, plan: StepPlan, step: Step, pipeline: Pipeline, settings: _TaskSettings
+    task: Any, plan: StepPlan, step: Step, pipeline: Pipeline, settings: _TaskSettings, claims: dict[str, Any]
 ) -> None:
     from kfp import kubernetes
 
@@ -585,7 +617,8 @@ def _configure_task(
             task, secret_name=secret.secret, secret_key_to_env={secret.key: secret.env}
         )
     for volume in pipeline.volumes:
-        kubernetes.mount_pvc(task, pvc_name=volume.pvc, mount_path=volume.mount_point.rstrip("/"))
+        claim = claims[volume.pvc].outputs["name"] if volume.pvc in claims else volume.pvc
+        kubernetes.mount_pvc(task, pvc_name=claim, mount_path=volume.mount_point.rstrip("/"))
     for name, value in settings.env.items():
         task.set_env_variable(name, value)
     labels, annotations = settings.lineage
