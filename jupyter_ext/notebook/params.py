@@ -2,13 +2,15 @@
 
 A parameters cell holds literal assignments only (``lr = 0.01``, ``layers: list = [64, 32]``), so every
 parameter has a type and a default that can be shown, validated and passed to a backend as a typed value.
-Overrides (``-p NAME=VALUE``) are parsed as Python literals and checked against that type; they are
-never spliced into code.
+Overrides (``-p NAME=VALUE``) are parsed the way people type them for that type (``true``/``no``/``1`` for a
+bool, ``1e3`` for an int, Python or JSON for a list) and checked against it; they are never spliced into
+code. Names match in any case: Kale's packages lower-case them, cellpipe's keep the notebook's spelling.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 from typing import Any
 
 from jupyter_ext.errors import NotebookError, ParameterError
@@ -77,17 +79,112 @@ def _literal_assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None]:
     return None, None
 
 
+# Spellings people type for booleans on a command line or in a form (compared lower-cased).
+TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1", "t"})
+FALSE_WORDS = frozenset({"false", "no", "n", "off", "0", "f"})
+EXPECTED = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false (also yes/no, on/off, 1/0)",
+    "list": "a list (Python or JSON)",
+    "dict": "a dict (Python or JSON)",
+}
+
+
+def find_parameter(parameters: list[Parameter], name: str) -> Parameter | None:
+    """The parameter called ``name``; failing an exact match, the one whose name differs only in case.
+
+    Kale's packages lower-case parameter names and cellpipe's keep the notebook's spelling, so a user who
+    knows one of them may type either (``-p LR=0.1`` or ``-p lr=0.1`` for ``LR = 0.01``).
+    """
+    for parameter in parameters:
+        if parameter.name == name:
+            return parameter
+    folded = [p for p in parameters if p.name.lower() == name.lower()]
+    if len(folded) > 1:
+        raise ParameterError(
+            f"'{name}' matches several parameters that differ only in case ({', '.join(p.name for p in folded)})",
+            field="-p",
+            hint="spell the name exactly as in the parameters cell",
+        )
+    return folded[0] if folded else None
+
+
+def parse_value(parameter: Parameter, text: str, *, source: str = "-p") -> Any:
+    """A typed value for ``parameter`` from text as people type it: ``true``/``no``/``1`` for a bool,
+    ``1e3`` for an int, ``[1, 2]`` or JSON for a list. Never evaluated as code."""
+    raw = text.strip()
+    kind = "str" if parameter.default is None else parameter.type
+    if kind == "str":
+        value = _literal(raw)
+        return value if isinstance(value, str) or (value is None and parameter.default is None) else text
+    if kind == "bool":
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise _expected(parameter, text, source)
+    if kind in ("int", "float"):
+        try:
+            number = float(raw.replace("_", ""))
+        except ValueError:
+            raise _expected(parameter, text, source) from None
+        if kind == "float":
+            return number
+        if number.is_integer() and abs(number) < 2**63:
+            return int(raw) if raw.lstrip("+-").isdigit() else int(number)
+        raise _expected(parameter, text, source)
+    value = _literal(raw)
+    if value is _INVALID:
+        try:
+            value = json.loads(raw)  # [true, null] and friends
+        except ValueError:
+            raise _expected(parameter, text, source) from None
+    if isinstance(value, tuple):
+        value = list(value)
+    return coerce(parameter, value, source=source)
+
+
+_INVALID = object()
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _INVALID
+
+
+def _expected(parameter: Parameter, text: str, source: str) -> ParameterError:
+    return ParameterError(
+        f"'{text}' is not a valid {parameter.type}: expected {EXPECTED[parameter.type]}",
+        field=f"parameter '{parameter.name}' ({source})",
+        hint=f"e.g. -p {parameter.name}={_example(parameter)}",
+    )
+
+
 def coerce(parameter: Parameter, value: Any, *, source: str = "-p") -> Any:
-    """Check an override against the parameter's type; ints are accepted for float parameters."""
+    """Check a typed override against the parameter's type.
+
+    Accepted besides the exact type: an int for a float, a whole float or 0/1 where an int or a bool is
+    expected (JSON forms send 3.0 and 1), and text for a non-text parameter, parsed as on the command line.
+    """
     kind = type_of(value)
     if value is None and parameter.default is None:
         return None
     if kind == parameter.type:
         return value
+    if isinstance(value, str):
+        return parse_value(parameter, value, source=source)
     if parameter.type == "float" and kind == "int":
         return float(value)
+    if parameter.type == "int" and kind == "float" and value.is_integer():
+        return int(value)
+    if parameter.type == "bool" and kind == "int" and value in (0, 1):
+        return bool(value)
     raise ParameterError(
-        f"expects {parameter.type}, got {kind or type(value).__name__} {value!r}",
+        f"expects {parameter.type} ({EXPECTED[parameter.type]}), got {kind or type(value).__name__} {value!r}",
         field=f"parameter '{parameter.name}' ({source})",
         hint=f"e.g. -p {parameter.name}={_example(parameter)}",
     )
@@ -99,39 +196,31 @@ def parse_override(text: str, parameters: list[Parameter]) -> tuple[str, Any]:
     name = name.strip()
     if not sep or not name:
         raise ParameterError(f"'{text}' is not NAME=VALUE", field="-p", hint="e.g. -p learning_rate=0.1")
-    known = {p.name: p for p in parameters}
-    if name not in known:
-        listing = ", ".join(known) or "none: tag a cell 'parameters' to declare some"
-        raise ParameterError(f"unknown parameter '{name}'", field="-p", hint=f"known parameters: {listing}")
-    parameter = known[name]
-    try:
-        value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
-        if parameter.type != "str" and parameter.default is not None:
-            raise ParameterError(
-                f"'{raw}' is not a valid {parameter.type}",
-                field=f"parameter '{name}' (-p)",
-                hint=f"e.g. -p {name}={_example(parameter)}",
-            ) from None
-        value = raw  # bare word for a str parameter
-    if parameter.type == "str" and not isinstance(value, str) and value is not None:
-        value = raw  # -p tag=2024 keeps the text for a str parameter
-    return name, coerce(parameter, value)
+    parameter = find_parameter(parameters, name)
+    if parameter is None:
+        raise _unknown(name, parameters, "-p")
+    return parameter.name, parse_value(parameter, raw)
+
+
+def _unknown(name: str, parameters: list[Parameter], field: str) -> ParameterError:
+    listing = ", ".join(p.name for p in parameters) or "none: tag a cell 'parameters' to declare some"
+    return ParameterError(f"unknown parameter '{name}'", field=field, hint=f"known parameters: {listing}")
 
 
 def resolve(parameters: list[Parameter], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """Defaults with overrides applied and type-checked; accepts ``["a=1"]`` or ``{"a": 1}``."""
+    """Defaults with overrides applied and type-checked; accepts ``["a=1"]`` or ``{"a": 1}``.
+
+    Names may be given in any case (see :func:`find_parameter`); the result uses the notebook's spelling.
+    """
     values = {p.name: p.default for p in parameters}
     if not overrides:
         return values
     if isinstance(overrides, dict):
-        known = {p.name: p for p in parameters}
         for name, value in overrides.items():
-            if name not in known:
-                raise ParameterError(
-                    f"unknown parameter '{name}'", hint=f"known parameters: {', '.join(known)}"
-                )
-            values[name] = coerce(known[name], value, source="override")
+            parameter = find_parameter(parameters, name)
+            if parameter is None:
+                raise _unknown(name, parameters, "override")
+            values[parameter.name] = coerce(parameter, value, source="override")
         return values
     for text in overrides:
         name, value = parse_override(text, parameters)
@@ -140,6 +229,6 @@ def resolve(parameters: list[Parameter], overrides: dict[str, Any] | list[str] |
 
 
 def _example(parameter: Parameter) -> str:
-    return {"int": "3", "float": "0.5", "str": "text", "bool": "True", "list": "[1,2]", "dict": "{'a':1}"}[
+    return {"int": "3", "float": "0.5", "str": "text", "bool": "true", "list": "[1,2]", "dict": '{"a":1}'}[
         parameter.type
     ]

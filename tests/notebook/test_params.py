@@ -49,9 +49,13 @@ def test_overrides_are_typed_values():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("epochs=1.5", "parameter 'epochs' (-p): expects int, got float 1.5"),
+        (
+            "epochs=1.5",
+            "parameter 'epochs' (-p): '1.5' is not a valid int: expected a whole number. E.g. -p epochs=3",
+        ),
         ("epochs=abc", "'abc' is not a valid int"),
-        ("fast=1", "expects bool, got int 1"),
+        ("fast=maybe", "'maybe' is not a valid bool: expected true or false (also yes/no, on/off, 1/0)"),
+        ("lr=fast", "'fast' is not a valid float: expected a number"),
         ("nope=1", "unknown parameter 'nope'. Known parameters: lr, epochs, fast"),
         ("epochs", "'epochs' is not NAME=VALUE"),
     ],
@@ -61,3 +65,37 @@ def test_bad_overrides(override, expected):
     with pytest.raises(ParameterError) as info:
         resolve(parsed, [override])
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("false", False), ("True", True), ("FALSE", False), ("yes", True), ("no", False),
+     ("1", True), ("0", False), ("on", True), ("off", False)],
+)  # fmt: skip
+def test_bool_spellings_people_type(text, value):
+    assert resolve(params("flag = False"), [f"flag={text}"]) == {"flag": value}
+
+
+def test_numbers_lists_and_dicts_as_people_type_them():
+    parsed = params("epochs = 3\nlr = 0.1\nlayers = [1]\nopts = {}")
+    values = resolve(parsed, ["epochs=1e3", "lr=1e-3", "layers=[true, null]", 'opts={"a": false}'])
+    assert values == {"epochs": 1000, "lr": 0.001, "layers": [True, None], "opts": {"a": False}}
+    assert resolve(parsed, ["epochs=1_000"])["epochs"] == 1000
+    assert resolve(parsed, {"epochs": 3.0, "lr": "0.5"}) == {
+        "epochs": 3,
+        "lr": 0.5,
+        "layers": [1],
+        "opts": {},
+    }
+    with pytest.raises(ParameterError, match="'\\[1' is not a valid list: expected a list"):
+        resolve(parsed, ["layers=[1"])
+
+
+def test_names_match_in_either_case():
+    parsed = params("LR = 0.1\nBatch_Size = 32")
+    assert resolve(parsed, ["lr=0.5", "batch_size=8"]) == {"LR": 0.5, "Batch_Size": 8}  # Kale's spelling
+    assert resolve(parsed, {"lr": 1}) == {"LR": 1.0, "Batch_Size": 32}
+    both = params("lr = 0.1\nLR = 0.2")
+    assert resolve(both, ["LR=1"]) == {"lr": 0.1, "LR": 1.0}  # an exact match wins
+    with pytest.raises(ParameterError, match="differ only in case"):
+        resolve(both, ["Lr=1"])
