@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,6 +49,40 @@ def open_private(path: str | Path, mode: str = "wb", *, shared: bool = False, bu
     perms = 0o666 if shared else PRIVATE_FILE_MODE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags | getattr(os, "O_CLOEXEC", 0), perms)
     return os.fdopen(fd, mode, buffering=buffering)
+
+
+# Temporary files and directories are named with the process that writes them (``<pid>@<host>~``), so that
+# the next start can tell a killed writer's leftovers from a live one's work in progress.
+_WRITER = re.compile(r"(\d+)@([^~/]+)~")
+FOREIGN_LEFTOVER_AGE_S = 86_400  # written from another host: removed only when this old
+
+
+def writer_tag() -> str:
+    """``<pid>@<host>~``: put into a temporary name, it lets :func:`abandoned` recognise leftovers."""
+    return f"{os.getpid()}@{socket.gethostname()}~"
+
+
+def abandoned(name: str, modified: float | None) -> bool:
+    """Whether a temporary ``name`` (from :func:`writer_tag`) was left by a process that is gone: one of
+    this host that no longer runs, or one of any host (or unnamed) not modified for a day."""
+    match = _WRITER.search(name)
+    if match and match.group(2) == socket.gethostname():
+        return not _running(int(match.group(1)))
+    return modified is not None and time.time() - modified > FOREIGN_LEFTOVER_AGE_S
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    except OverflowError:
+        return False
+    return True
 
 
 def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:

@@ -24,6 +24,7 @@ COMMANDS = [
     "snapshot",
     "snapshots",
     "restore",
+    "gc",
     "submit",
     "schedule",
     "export",

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.util import open_private, private_dir
+from jupyter_ext.util import abandoned, open_private, private_dir, writer_tag
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+CONNECTION_PREFIX = "kernel-cellpipe-"
 
 
 @dataclass(eq=False)
@@ -42,7 +44,7 @@ async def start_kernel(
     """
     from jupyter_client.manager import AsyncKernelManager
 
-    km = AsyncKernelManager(kernel_name=kernel_name)
+    km = AsyncKernelManager(kernel_name=kernel_name, connection_file=str(new_connection_file()))
     client = None
     try:
         await km.start_kernel(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS), **_streams(log))
@@ -60,6 +62,34 @@ async def start_kernel(
                 await km.shutdown_kernel(now=True)
         raise
     return Kernel(km, client)
+
+
+def connection_directory() -> Path:
+    """Where our kernels' connection files go: Jupyter's runtime directory (per user, 0700), not the
+    shared temporary directory jupyter_client would pick."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return private_dir(jupyter_runtime_dir())
+
+
+def new_connection_file() -> Path:
+    """A connection file name that says which process it belongs to, for :func:`clean_connection_files`."""
+    return connection_directory() / f"{CONNECTION_PREFIX}{writer_tag()}{uuid.uuid4().hex}.json"
+
+
+def clean_connection_files(*, dry_run: bool = False) -> list[Path]:
+    """Remove connection files (ports and the signing key) of our kernels whose runner was killed."""
+    removed = []
+    for path in connection_directory().glob(f"{CONNECTION_PREFIX}*.json"):
+        try:
+            modified = path.stat().st_mtime
+        except OSError:
+            continue
+        if abandoned(path.name, modified):
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _streams(log: str | Path | None) -> dict:

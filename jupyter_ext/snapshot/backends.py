@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_ext.snapshot.hashing import write_all
-from jupyter_ext.util import open_private, private_dir
+from jupyter_ext.util import open_private, private_dir, writer_tag
 
 TEMP_DIR = "tmp"
+LOCK_FILE = "lock"
 
 
 class TempObject:
@@ -94,6 +95,15 @@ class Backend:
     def sync_keys(self, keys: list[str]) -> None:
         """Make committed objects durable before a manifest names them."""
 
+    def modified(self, key: str) -> float | None:
+        """When ``key`` was last written (unix time), None when unknown."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Snapshots hold the store shared, garbage collection exclusively (a no-op where unsupported)."""
+        yield
+
 
 class LocalBackend(Backend):
     """A directory on this machine; what it creates is private (0700/0600) unless the store is ``shared``."""
@@ -126,7 +136,7 @@ class LocalBackend(Backend):
 
     def open_temp(self) -> TempObject:
         private_dir(self.root / TEMP_DIR, shared=self.shared)
-        temp_key = f"{TEMP_DIR}/{os.getpid()}-{uuid.uuid4().hex}"
+        temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
         file = open_private(self.path(temp_key), "xb", shared=self.shared, buffering=0)
         return TempObject(self, temp_key, file)
 
@@ -158,6 +168,24 @@ class LocalBackend(Backend):
 
     def remove(self, key: str) -> None:
         os.unlink(self.path(key))
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return os.stat(self.path(key)).st_mtime
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        import fcntl
+
+        private_dir(self.root, shared=self.shared)
+        with open_private(self.root / LOCK_FILE, "ab", shared=self.shared) as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def list_names(self, directory: str) -> list[str]:
         try:
@@ -227,7 +255,7 @@ class FsspecBackend(Backend):
         return bytes(self.fs.cat_file(self.path(key)))
 
     def open_temp(self) -> TempObject:
-        temp_key = f"{TEMP_DIR}/{os.getpid()}-{uuid.uuid4().hex}"
+        temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
         self.fs.makedirs(self.path(TEMP_DIR), exist_ok=True)
         return TempObject(self, temp_key, self.fs.open(self.path(temp_key), "wb"))
 
@@ -250,6 +278,12 @@ class FsspecBackend(Backend):
 
     def remove(self, key: str) -> None:
         self.fs.rm(self.path(key))
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return self.fs.modified(self.path(key)).timestamp()
+        except Exception:  # not every filesystem knows (NotImplementedError), or the key went away
+            return None
 
     def list_names(self, directory: str) -> list[str]:
         try:

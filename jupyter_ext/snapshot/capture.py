@@ -86,80 +86,84 @@ def take_snapshot(
     root = find_project_root(path)
     store = store if isinstance(store, SnapshotStore) else open_store(store, notebook_path=path)
 
-    collector = Collector(
-        path,
-        root,
-        notebook_label=label,
-        max_detected_bytes=config.max_detected_bytes() if max_detected_bytes is None else max_detected_bytes,
-        exclude=(store.local_root,) if store.local_root else (),
-        allow_outside_root=allow_outside_root,
-    )
-    declared = declared_paths(notebook, notebook_label=label)
-    declared += [DeclaredPath(spec, None, "--data") for spec in extra_data]
-    for item in declared:
-        collector.add_declared(item)
-    literals, unparsed = path_literals(notebook)
-    for literal in literals:
-        collector.add_detected(literal)
-    collection = collector.result
-    notes = collection.notes + [
-        f"cell {index}: not valid Python, no paths detected in it" for index in unparsed
-    ]
-    if collection.limit_exceeded:
-        notes.append(
-            f"detected data exceeded {config.human_bytes(collector.max_detected_bytes)}: some paths were skipped "
-            f"(raise {config.MAX_DETECTED_ENV} or declare them with data: tags)"
+    with store.backend.lock(exclusive=False):  # 'cellpipe gc' waits: our new objects are not garbage yet
+        store.clean_temp()  # what a killed snapshot left behind
+        collector = Collector(
+            path,
+            root,
+            notebook_label=label,
+            max_detected_bytes=config.max_detected_bytes()
+            if max_detected_bytes is None
+            else max_detected_bytes,
+            exclude=(store.local_root,) if store.local_root else (),
+            allow_outside_root=allow_outside_root,
         )
+        declared = declared_paths(notebook, notebook_label=label)
+        declared += [DeclaredPath(spec, None, "--data") for spec in extra_data]
+        for item in declared:
+            collector.add_declared(item)
+        literals, unparsed = path_literals(notebook)
+        for literal in literals:
+            collector.add_detected(literal)
+        collection = collector.result
+        notes = collection.notes + [
+            f"cell {index}: not valid Python, no paths detected in it" for index in unparsed
+        ]
+        if collection.limit_exceeded:
+            notes.append(
+                f"detected data exceeded {config.human_bytes(collector.max_detected_bytes)}: some paths were skipped "
+                f"(raise {config.MAX_DETECTED_ENV} or declare them with data: tags)"
+            )
 
-    stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
-    notebook_put = store.put_bytes(content)
-    notes += _replaced_notes(store, stored, notebook_put, path.name)
-    packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
-    if packages_cache is not None:
-        with contextlib.suppress(SnapshotError):
-            store.save_meta(PACKAGES_CACHE_KEY, packages_cache)
+        stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
+        notebook_put = store.put_bytes(content)
+        notes += _replaced_notes(store, stored, notebook_put, path.name)
+        packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
+        if packages_cache is not None:
+            with contextlib.suppress(SnapshotError):
+                store.save_meta(PACKAGES_CACHE_KEY, packages_cache)
 
-    files = sorted((data_file.to_entry(put) for data_file, put in stored.items), key=lambda e: e["path"])
-    manifest = {
-        "format": FORMAT,
-        "created": datetime.now(UTC).isoformat(timespec="microseconds"),
-        "project_root": str(root),
-        "notebook": {
-            "path": path.relative_to(root).as_posix(),
-            "hash": notebook_put.hash,
-            "size": notebook_put.size,
-            "mode": _mode(path),
-            "unsaved_edits": notebook_bytes is not None,
-        },
-        "files": files,
-        "environment": capture_environment(notebook, root, packages=packages),
-        "report": {
-            "skipped": [item.to_dict() for item in collection.skipped],
-            "notes": notes,
-            "detected_bytes": collection.detected_bytes,
-            "max_detected_bytes": collector.max_detected_bytes,
-            "limit_exceeded": collection.limit_exceeded,
-        },
-    }
-    snapshot_id = store.write_manifest(manifest)  # last: only now does the snapshot exist
+        files = sorted((data_file.to_entry(put) for data_file, put in stored.items), key=lambda e: e["path"])
+        manifest = {
+            "format": FORMAT,
+            "created": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "project_root": str(root),
+            "notebook": {
+                "path": path.relative_to(root).as_posix(),
+                "hash": notebook_put.hash,
+                "size": notebook_put.size,
+                "mode": _mode(path),
+                "unsaved_edits": notebook_bytes is not None,
+            },
+            "files": files,
+            "environment": capture_environment(notebook, root, packages=packages),
+            "report": {
+                "skipped": [item.to_dict() for item in collection.skipped],
+                "notes": notes,
+                "detected_bytes": collection.detected_bytes,
+                "max_detected_bytes": collector.max_detected_bytes,
+                "limit_exceeded": collection.limit_exceeded,
+            },
+        }
+        snapshot_id = store.write_manifest(manifest)  # last: only now does the snapshot exist
 
-    puts = [put for _, put in stored.items] + [notebook_put]
-    total = sum(put.size for put in puts)
-    new = sum(put.size for put in puts if put.new)
-    return Snapshot(
-        id=snapshot_id,
-        manifest=manifest,
-        store_url=store.url,
-        files=len(files),
-        bytes=total,
-        new_bytes=new,
-        deduplicated_bytes=total - new,
-        hashed_bytes=stored.hashed_bytes,
-        hashed_files=stored.hashed_files,
-        detected=[entry["path"] for entry in files if entry["origin"] == "detected"],
-        skipped=collection.skipped,
-        notes=notes,
-    )
+        puts = [put for _, put in stored.items] + [notebook_put]
+        total = sum(put.size for put in puts)
+        new = sum(put.size for put in puts if put.new)
+        return Snapshot(
+            id=snapshot_id,
+            manifest=manifest,
+            store_url=store.url,
+            files=len(files),
+            bytes=total,
+            new_bytes=new,
+            deduplicated_bytes=total - new,
+            hashed_bytes=stored.hashed_bytes,
+            hashed_files=stored.hashed_files,
+            detected=[entry["path"] for entry in files if entry["origin"] == "detected"],
+            skipped=collection.skipped,
+            notes=notes,
+        )
 
 
 @dataclass

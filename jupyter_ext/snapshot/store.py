@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
-from jupyter_ext.snapshot.backends import Backend, FsspecBackend, LocalBackend
+from jupyter_ext.snapshot.backends import TEMP_DIR, Backend, FsspecBackend, LocalBackend
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import (
     canonical_json,
@@ -37,6 +37,7 @@ from jupyter_ext.snapshot.manifest import (
     short_id,
 )
 from jupyter_ext.snapshot.project import data_dir
+from jupyter_ext.util import abandoned
 
 STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
@@ -447,6 +448,29 @@ class SnapshotStore:
         if self.fsync:
             self.backend.sync_keys([self.object_key(digest)])
         return ""
+
+    # -- housekeeping ----------------------------------------------------------------------------------
+
+    def clean_temp(self, *, dry_run: bool = False) -> list[str]:
+        """Remove temporary files left in ``tmp/`` by writers that were killed; returns their keys."""
+        removed = []
+        with self._remote_errors():
+            for name in self.backend.list_names(TEMP_DIR):
+                key = f"{TEMP_DIR}/{name}"
+                if abandoned(name, self.backend.modified(key)):
+                    if not dry_run:
+                        with contextlib.suppress(OSError):
+                            self.backend.remove(key)
+                    removed.append(key)
+        return removed
+
+    def object_digests(self) -> Iterator[str]:
+        """Every object the store holds, by digest."""
+        with self._remote_errors():
+            for prefix in self.backend.list_names("objects"):
+                for name in self.backend.list_names(f"objects/{prefix}"):
+                    if is_hex_digest(prefix + name):
+                        yield prefix + name
 
     # -- small metadata files (caches) -----------------------------------------------------------------
 

@@ -320,3 +320,116 @@ def test_verify_repair_never_uses_a_changed_file(
         "snapshots", "verify", "--store", str(store.local_root), "--repair", "--from", str(other)
     )
     assert code == 0, out
+
+
+# -- leftovers and garbage collection --------------------------------------------------------------------
+
+
+def killed_writer(code: str) -> None:
+    """Run ``code`` in a fresh interpreter that prints 'ready' and then waits, and kill it with SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", code + "\nprint('ready', flush=True)\nimport time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+
+def test_a_killed_snapshots_temp_file_is_removed_by_the_next_snapshot(
+    notebook: Path, store: SnapshotStore
+) -> None:
+    killed_writer(
+        f"from jupyter_ext.snapshot import SnapshotStore\n"
+        f"temp = SnapshotStore.open({str(store.local_root)!r}).backend.open_temp()\n"
+        f"temp.file.write(b'half an object')"
+    )
+    assert len(list((store.local_root / "tmp").iterdir())) == 1
+    live = store.backend.open_temp()  # a writer still at work (this process) keeps its file
+    take_snapshot(notebook, store=store)
+    assert [p.name for p in (store.local_root / "tmp").iterdir()] == [live.temp_key.split("/")[1]]
+    live.discard()
+
+
+def test_killed_runs_kernel_connection_files_and_cache_staging_are_recognised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_ext.runtime.kernel import clean_connection_files, new_connection_file
+    from jupyter_ext.targets.local.cache import StepCache
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    cache_root = tmp_path / "cache"
+    killed_writer(
+        "from jupyter_ext.runtime.kernel import new_connection_file\n"
+        'new_connection_file().write_text(\'{"key": "signing key"}\')\n'
+        f"from jupyter_ext.targets.local.cache import StepCache\nStepCache({str(cache_root)!r}).staging_dir()"
+    )
+    mine = new_connection_file()
+    mine.write_text("{}")
+    (tmp_path / "runtime" / "kernel-other-tool.json").write_text("{}")  # not ours: left alone
+    assert mode(tmp_path / "runtime") == 0o700
+    assert len(clean_connection_files(dry_run=True)) == 1
+    assert len(clean_connection_files()) == 1
+    assert sorted(p.name for p in (tmp_path / "runtime").iterdir()) == sorted(
+        [mine.name, "kernel-other-tool.json"]
+    )
+    live = StepCache(cache_root).staging_dir()
+    assert len(StepCache(cache_root).clean_leftovers()) == 1
+    assert [p.name for p in cache_root.iterdir()] == [live.name]
+
+
+def test_gc_removes_only_unreferenced_objects(
+    project: Path, notebook: Path, store: SnapshotStore, write_nb
+) -> None:
+
+    kept = take_snapshot(notebook, store=store)
+    other = write_nb(project / "other.ipynb", [("code", "x = 1", ["data:config.yaml"])])
+    (project / "extra.bin").write_bytes(os.urandom(5000))
+    dropped = take_snapshot(other, store=store, extra_data=["extra.bin"])
+    (store.local_root / "snapshots" / f"{dropped.id}.json").unlink()
+    before = set(store.object_digests())
+
+    code, out = run_cli("gc", "--dry-run", "--store", str(store.local_root))
+    assert code == 0 and "would remove 2 unreferenced objects" in out
+    assert set(store.object_digests()) == before
+
+    code, out = run_cli("gc", "--store", str(store.local_root))
+    assert code == 0 and "removed 2 unreferenced objects" in out
+    gone = before - set(store.object_digests())
+    assert gone == {dropped.manifest["notebook"]["hash"], entry_for(dropped, "extra.bin")["hash"]}
+    assert store.verify(kept.id).ok
+
+
+def test_gc_keeps_everything_when_a_manifest_is_unreadable(
+    notebook: Path, store: SnapshotStore, capsys: pytest.CaptureFixture
+) -> None:
+    from jupyter_ext.cli.main import main
+
+    snapshot = take_snapshot(notebook, store=store)
+    (store.local_root / "snapshots" / f"{snapshot.id}.json").write_bytes(b"not json")
+    before = set(store.object_digests())
+    assert main(["gc", "--store", str(store.local_root)]) == 1
+    assert "cannot be read" in capsys.readouterr().err
+    assert set(store.object_digests()) == before
+
+
+def test_gc_waits_for_a_snapshot_in_progress(notebook: Path, store: SnapshotStore) -> None:
+    import threading
+
+    from jupyter_ext.snapshot.gc import collect_garbage
+
+    orphan = store.put_bytes(b"written by a snapshot whose manifest is not there yet")
+    with store.backend.lock(exclusive=False):
+        collector = threading.Thread(target=collect_garbage, args=(store,))
+        collector.start()
+        collector.join(0.5)
+        assert collector.is_alive() and store.has(orphan.hash)
+    collector.join(10)
+    assert not store.has(orphan.hash)

@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import private_dir, sha256_text, write_json_atomic
+from jupyter_ext.util import abandoned, private_dir, sha256_text, write_json_atomic, writer_tag
 
 ENTRY_FILE = "entry.json"
 STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a killed run
@@ -71,7 +71,7 @@ class StepCache:
         return data
 
     def staging_dir(self) -> Path:
-        path = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        path = self.root / f"{STAGING_PREFIX}{writer_tag()}{uuid.uuid4().hex}"
         private_dir(path / "outputs")  # cached outputs are the user's data: 0700 from the cache root down
         return path
 
@@ -84,7 +84,7 @@ class StepCache:
         write_json_atomic(staging / ENTRY_FILE, entry, durable=False)  # a torn entry is only a cache miss
         final = self.root / key
         if replace and final.exists():
-            trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
+            trash = self.root / f"{TRASH_PREFIX}{writer_tag()}{uuid.uuid4().hex}"
             final.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:
@@ -95,3 +95,21 @@ class StepCache:
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
+
+    def clean_leftovers(self, *, dry_run: bool = False) -> list[Path]:
+        """Remove staging and trash directories that killed runs left behind; returns them."""
+        try:
+            candidates = [p for p in self.root.iterdir() if p.name.startswith((STAGING_PREFIX, TRASH_PREFIX))]
+        except OSError:
+            return []
+        removed = []
+        for path in candidates:
+            try:
+                modified = path.stat().st_mtime
+            except OSError:
+                continue
+            if abandoned(path.name, modified):
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed

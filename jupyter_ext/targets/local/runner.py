@@ -19,6 +19,7 @@ from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.runs.store import RunStore
+from jupyter_ext.runtime.kernel import clean_connection_files
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, import_statements
@@ -66,6 +67,8 @@ class LocalRunner:
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         private_dir(self.data_dir)  # records, cache, logs and MLflow below it are the user's alone
+        self.cache.clean_leftovers()  # of runs that were killed
+        clean_connection_files()
         self.record = self.store.create(self._initial_record())
         run_dir = self.store.path(self.record["id"])
         parallel = self.options.max_parallel or os.cpu_count() or 1

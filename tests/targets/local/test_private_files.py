@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import subprocess
 
 import pytest
 
 from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
+from jupyter_ext.util import private_dir
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_tracked_run_leaves_nothing_readable_by_others(write_notebook, data_dir) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = data_dir / "cache" / f".staging-{dead.pid}@{socket.gethostname()}~0123abcd" / "outputs"
+    private_dir(leftover)  # as a run killed while it stored a step's outputs leaves it
     old = os.umask(0o022)
     try:
         notebook = write_notebook([(["step:make"], "x = 41"), (["step:use"], "y = x + 1")])
@@ -21,6 +28,7 @@ def test_a_tracked_run_leaves_nothing_readable_by_others(write_notebook, data_di
     finally:
         os.umask(old)
     assert record["status"] == "succeeded", record
+    assert not leftover.parent.exists()  # cleaned when the next run started
 
     def mode(path):
         return oct(stat.S_IMODE(path.stat().st_mode))
