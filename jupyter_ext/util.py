@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -85,16 +86,34 @@ def _running(pid: int) -> bool:
     return True
 
 
-def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+def user_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0666 less the umask.
+
+    For files a user asked for by name (``compile -o``, ``--svg``, exported manifests), which they expect to
+    share like any other; cellpipe's own data stays private (0600, what :func:`write_atomic` does by default).
+    """
+    with _UMASK_LOCK:  # the umask can only be read by setting it
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def write_atomic(path: str | Path, data: bytes, *, durable: bool = True, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
 
     ``durable=False`` skips the fsync: still atomic if the process dies, not if the machine loses power.
+    ``mode``: the file's permissions (default 0600, private); :func:`user_file_mode` for a user's file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             if durable:

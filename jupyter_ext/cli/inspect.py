@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from jupyter_ext.cli._warnings import print_warnings
@@ -48,15 +49,19 @@ def run(args: argparse.Namespace) -> int:
     for parameter in pipeline.parameters:
         parameter.default = values[parameter.name]
     if args.svg:
-        from jupyter_ext.util import write_atomic
+        from jupyter_ext.util import user_file_mode, write_atomic
 
-        write_atomic(args.svg, to_svg(pipeline).encode())
+        write_atomic(args.svg, to_svg(pipeline).encode(), mode=user_file_mode())
     if args.json:
         print(json.dumps(pipeline.to_dict(), indent=2, default=str))
     elif args.dot:
         print(to_dot(pipeline), end="")
     else:
         print_summary(pipeline)
+    if args.svg:  # after the summary, on stderr when stdout is JSON or DOT for another program
+        steps = len(pipeline.steps)
+        print(f"wrote {args.svg} (SVG picture of {steps} step{'s' * (steps != 1)})",
+              file=sys.stderr if args.json or args.dot else sys.stdout)  # fmt: skip
     return 0
 
 

@@ -99,7 +99,7 @@ def test_run_as_pipeline_from_the_ui(server):
 def test_typed_parameters_are_checked(server):
     response = server.api("POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": "many"}})
     assert response.status_code == 400
-    assert "parameter 'n' (override): expects int, got str" in response.json()["error"]["text"]
+    assert "parameter 'n' (override): 'many' is not a valid int" in response.json()["error"]["text"]
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ from jupyter_ext.pipeline.model import Pipeline, Secret, Step
 from jupyter_ext.targets.k8s.names import is_label_value, is_qualified_name
 from jupyter_ext.targets.k8s.objects import LABEL_PREFIX, make_env, make_volumes, run_labels
 from jupyter_ext.targets.k8s.resources import NATIVE_RESOURCES, gpu_scheduling, make_resources
+from jupyter_ext.util import user_file_mode
 
 # The image every step runs in unless the step (image:REF tag), the caller (--image) or the notebook
 # (metadata docker_image) names another. It must contain cellpipe, which brings kfp, papermill and
@@ -675,6 +676,9 @@ def compile_pipeline(
     os.close(fd)
     try:
         compiler.Compiler().compile(graph, package_path=tmp)
+        os.chmod(
+            tmp, user_file_mode()
+        )  # the user's file, not cellpipe's: the normal mode, not mkstemp's 0600
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
