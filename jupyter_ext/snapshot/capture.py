@@ -53,6 +53,7 @@ class Snapshot:
     detected: list[str] = field(default_factory=list)  # captured paths that came from code literals
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    taken: str = ""  # when (ISO 8601, UTC); not part of the id
 
     @property
     def short_id(self) -> str:
@@ -117,7 +118,8 @@ def take_snapshot(
 
         stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
         notebook_put = store.put_bytes(content)
-        notes += _replaced_notes(store, stored, notebook_put, path.name)
+        # this run's repairs of the store: reported to the caller, but not content, so not in the manifest
+        replaced = _replaced_notes(store, stored, notebook_put, path.name)
         packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
         if packages_cache is not None:
             with contextlib.suppress(SnapshotError):
@@ -126,7 +128,6 @@ def take_snapshot(
         files = sorted((data_file.to_entry(put) for data_file, put in stored.items), key=lambda e: e["path"])
         manifest = {
             "format": FORMAT,
-            "created": datetime.now(UTC).isoformat(timespec="microseconds"),
             "project_root": str(root),
             "notebook": {
                 "path": path.relative_to(root).as_posix(),
@@ -145,7 +146,11 @@ def take_snapshot(
                 "limit_exceeded": collection.limit_exceeded,
             },
         }
+        # The id is a function of the content alone (notebook, data, environment): an unchanged notebook
+        # snapshotted again is the same snapshot. When it was taken is kept beside it, not in it.
         snapshot_id = store.write_manifest(manifest)  # last: only now does the snapshot exist
+        taken = datetime.now(UTC).isoformat(timespec="microseconds")
+        store.record_taken(snapshot_id, taken)
 
         puts = [put for _, put in stored.items] + [notebook_put]
         total = sum(put.size for put in puts)
@@ -162,7 +167,8 @@ def take_snapshot(
             hashed_files=stored.hashed_files,
             detected=[entry["path"] for entry in files if entry["origin"] == "detected"],
             skipped=collection.skipped,
-            notes=notes,
+            notes=notes + replaced,
+            taken=taken,
         )
 
 

@@ -4,6 +4,7 @@ Layout (the same on a local disk and behind an fsspec URL)::
 
     objects/ab/cdef...      each distinct file once, named by its sha256
     snapshots/<id>.json     one manifest per snapshot; the id is the sha256 of these exact bytes
+    taken/<id>.json         when the snapshot was taken, first and last time: not content, so not in the id
     cache/stat.json         the stat cache (see statcache.py)
     tmp/                    files being written; renamed into objects/ or snapshots/ when complete
 
@@ -41,6 +42,7 @@ from jupyter_ext.util import abandoned
 
 STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
+TAKEN_DIR = "taken"  # when each snapshot was taken (see SnapshotStore.record_taken)
 LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
 
 # What to install and configure for the usual remote stores, shown when opening one fails.
@@ -315,6 +317,24 @@ class SnapshotStore:
             raise self._write_error(exc) from exc
         return snapshot_id
 
+    def record_taken(self, snapshot_id: str, when: str) -> None:
+        """Note that the snapshot was taken (again) at ``when`` (ISO 8601). The same content taken twice is
+        the same snapshot; only this record changes. Best effort: a store that refuses it keeps the snapshot."""
+        first = self.taken(snapshot_id).get("first") or when
+        with contextlib.suppress(SnapshotError):
+            self.save_meta(
+                f"{TAKEN_DIR}/{snapshot_id}.json", json.dumps({"first": first, "last": when}).encode()
+            )
+
+    def taken(self, snapshot_id: str) -> dict[str, str]:
+        """``{"first": ..., "last": ...}`` for a snapshot, ``{}`` when unknown (older stores)."""
+        data = self.load_meta(f"{TAKEN_DIR}/{snapshot_id}.json")
+        try:
+            taken = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        return taken if isinstance(taken, dict) else {}
+
     def ids(self) -> list[str]:
         with self._remote_errors():
             names = self.backend.list_names("snapshots")
@@ -365,7 +385,8 @@ class SnapshotStore:
             infos.append(
                 SnapshotInfo(
                     id=snapshot_id,
-                    created=manifest.get("created", ""),
+                    # last taken; manifests written before ids were content-only carried their own time
+                    created=self.taken(snapshot_id).get("last") or manifest.get("created", ""),
                     notebook=manifest["notebook"]["path"],
                     files=len(data),
                     bytes=sum(entry["size"] for entry in data),

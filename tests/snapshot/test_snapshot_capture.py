@@ -62,8 +62,15 @@ def test_identical_data_is_stored_once_across_snapshots(notebook: Path, store: S
     first = take_snapshot(notebook, store=store)
     second = take_snapshot(notebook, store=store)
 
-    assert first.id != second.id  # two snapshots (created differs) ...
-    assert second.new_bytes == 0  # ... sharing every object
+    assert first.id == second.id  # the same content is the same snapshot, listed once ...
+    assert [info.id for info in store.list()] == [first.id]
+    assert second.taken > first.taken and store.taken(first.id) == {
+        "first": first.taken,
+        "last": second.taken,
+    }
+    assert "created" not in second.manifest  # when it was taken is kept beside the manifest, not in it
+    assert [info.created for info in store.list()] == [second.taken]
+    assert second.new_bytes == 0  # ... and every object
     assert second.deduplicated_bytes == second.bytes == first.bytes
     objects = [p for p in (store.local_root / "objects").rglob("*") if p.is_file()]
     assert len(objects) == 4  # notebook + 3 data files
