@@ -15,9 +15,16 @@ HELP = """\
 Look at or stop a run that `cellpipe submit --target kfp` started. RUN_ID is KFP's run id, which submit
 prints; the host and credentials are the ones submit takes (--host or $CELLPIPE_KFP_HOST, ...).
 
-  cellpipe kfp status RUN_ID              the run's state and each step's, with its pod
-  cellpipe kfp logs RUN_ID [--task STEP]  the steps' pod logs (from KFP's log route)
+  cellpipe kfp status RUN_ID              the run's state and each step's: times, pod, and for a
+                                          failed step the cell and error
+  cellpipe kfp logs RUN_ID [--task STEP]  the steps' logs (STEP as in the notebook, e.g. train_model)
   cellpipe kfp cancel RUN_ID              terminate it: KFP stops its pods
+
+Step pods, their errors and logs are read from Kubernetes when you have cluster credentials (in a
+notebook pod, or a kubeconfig for the cluster, as kubectl finds it); the KFP API does not report which
+cell failed. Without them, logs come from the KFP API server's log route, which only the API server
+serves (--host http://localhost:8888 after kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888),
+not the KFP UI.
 
 examples:
   export CELLPIPE_KFP_HOST=https://kubeflow.example.com/pipeline
@@ -42,33 +49,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def kubernetes(options: Any, client: Any) -> Any:
+    """The user's cluster credentials for the run's pods (None without any); see follow.kubernetes_for."""
+    from jupyter_ext.targets.kfp.follow import kubernetes_for
+
+    return kubernetes_for(client, kubeconfig=getattr(options, "kubeconfig", None),
+                          context=getattr(options, "context", None), namespace=getattr(options, "namespace", None))  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     from jupyter_ext.runs.kfp_cluster import connect_kfp
-    from jupyter_ext.targets.kfp.submit import cancel_run, run_logs, run_status
+    from jupyter_ext.targets.kfp.submit import cancel_run, run_status, step_logs
 
     client = connect_kfp(args)
     if args.action == "status":
-        print_status(run_status(client, args.run_id))
+        print_status(run_status(client, args.run_id, kubernetes=kubernetes(args, client)))
     elif args.action == "logs":
-        for pod, text in run_logs(client, args.run_id, task=args.task).items():
-            print(f"==> {pod} <==")
-            print(text, end="" if text.endswith("\n") else "\n")
+        for log in step_logs(client, args.run_id, task=args.task, kubernetes=kubernetes(args, client)):
+            print(f"==> step {log.step}: pod {log.pod} (from {log.source}) <==")
+            print(log.text, end="" if log.text.endswith("\n") else "\n")
     else:
         cancel_run(client, args.run_id)
         print(f"KFP run {args.run_id}: cancel requested; KFP stops its pods")
     return 0
 
 
+def _duration(task: Any) -> str:
+    if task.started and task.finished:
+        return f"  {(task.finished - task.started).total_seconds():.0f}s"
+    return f"  since {task.started:%H:%M:%S}" if task.started and task.state == "RUNNING" else ""
+
+
 def print_status(status: Any) -> None:
     title = f" ({status.display_name})" if status.display_name else ""
-    print(f"KFP run {status.run_id}{title}: {status.state}")
-    width = max((len(task.name) for task in status.tasks), default=0)
+    print(f"KFP run {status.run_id}{title}: {status.outcome()}")
+    started = {task.name for task in status.tasks}
+    waiting = [name for name in status.steps if name not in started]
+    width = max((len(name) for name in (*started, *waiting)), default=0)
     for task in status.tasks:
         pod = f"  pod {task.pod_name}" if task.pod_name else ""
         error = f"  error: {task.error}" if task.error else ""
-        print(f"  {task.name.ljust(width)}  {task.state}{pod}{error}")
-    if status.error:
-        print(f"  error: {status.error}")
+        print(f"  {task.name.ljust(width)}  {task.state}{_duration(task)}{pod}{error}")
+    for name in waiting:
+        print(f"  {name.ljust(width)}  {'not run' if status.finished else 'not started'}")
+    for note in status.notes:
+        print(f"  note: {note}")
 
 
 # -- what submit and schedule print ---------------------------------------------------------------------
@@ -111,15 +136,16 @@ class _Changes:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.state: str | None = None
-        self.tasks: dict[str, str] = {}
+        self.steps: dict[str, tuple[str, str | None]] = {}  # step name -> (state, error)
+        self.notes: set[str] = set()
 
     def __call__(self, status: Any) -> None:
         if status.state != self.state:
             self.state = status.state
             print(f"KFP run {self.run_id}: {status.state}", file=sys.stderr, flush=True)
         for task in status.tasks:
-            if self.tasks.get(task.name) != task.state:
-                self.tasks[task.name] = task.state
+            if self.steps.get(task.name) != (task.state, task.error):
+                self.steps[task.name] = (task.state, task.error)
                 error = f" ({task.error})" if task.error else ""
                 print(f"  step {task.name}: {task.state}{error}", file=sys.stderr, flush=True)
 
@@ -131,7 +157,8 @@ def follow_run(options: Any, run_id: str, *, timeout: float, poll: float) -> int
 
     client = connect_kfp(options)
     try:
-        status = submit.wait_for_run(client, run_id, poll=poll, timeout=timeout, on_update=_Changes(run_id))
+        status = submit.wait_for_run(client, run_id, poll=poll, timeout=timeout, on_update=_Changes(run_id),
+                                     kubernetes=kubernetes(options, client))  # fmt: skip
     except KeyboardInterrupt:
         print(f"stopped waiting; KFP run {run_id} keeps running (cellpipe kfp cancel {run_id} stops it)",
               file=sys.stderr)  # fmt: skip
@@ -139,10 +166,11 @@ def follow_run(options: Any, run_id: str, *, timeout: float, poll: float) -> int
     if status.succeeded:
         print(f"KFP run {run_id} succeeded")
         return 0
+    for note in status.notes:
+        print(f"note: {note}", file=sys.stderr)
     if status.finished:
-        reason = f": {status.error}" if status.error else ""
-        print(f"cellpipe: error: KFP run {run_id} {status.state.lower()}{reason}. "
-              f"See cellpipe kfp logs {run_id}", file=sys.stderr)  # fmt: skip
+        print(f"cellpipe: error: KFP run {run_id} {status.outcome()}. See cellpipe kfp logs {run_id}",
+              file=sys.stderr)  # fmt: skip
         return 1
     print(f"cellpipe: error: KFP run {run_id} is still {status.state} after {timeout:.0f}s; it keeps running",
           file=sys.stderr)  # fmt: skip

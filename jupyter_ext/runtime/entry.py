@@ -2,7 +2,8 @@
 
 A KFP component or a Kubernetes Job calls :func:`execute_step` with the pipeline model as JSON; it runs the
 same :func:`jupyter_ext.runtime.step.run_step` the local runner uses, in a fresh kernel, and raises
-:class:`StepFailed` (non-zero exit for the pod) when the user's code failed.
+:class:`StepFailed` (non-zero exit for the pod) when the user's code failed. In a pod, the failing cell
+and exception are also written as the pod's termination message (:mod:`jupyter_ext.runtime.termination`).
 
 With ``snapshot_id`` and ``store`` the step first restores that snapshot (the notebook and its data) and
 runs in the notebook's directory inside it, so relative data paths resolve as they did where the snapshot
@@ -20,6 +21,7 @@ from typing import Any
 from jupyter_ext.errors import SnapshotError, StepFailed
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.runtime.step import StepResult, run_step
+from jupyter_ext.runtime.termination import write_step_error
 
 
 def execute_step(
@@ -47,7 +49,11 @@ def execute_step(
     values.update(parameters or {})
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cellpipe-work-"))
     if snapshot_id:
-        workdir = _restore_snapshot(snapshot_id, store, workdir, step)
+        try:
+            workdir = _restore_snapshot(snapshot_id, store, workdir, step)
+        except SnapshotError as exc:
+            write_step_error(step, f"restoring snapshot {snapshot_id[:12]} failed: {exc}")
+            raise
     notebook_path = Path(notebook_path or Path(output_dir) / f"{step}.ipynb")
     result = asyncio.run(
         run_step(
@@ -61,6 +67,9 @@ def execute_step(
         )
     )
     if result.error is not None:
+        error = result.error
+        # In a pod, the failing cell and exception outlive it in the pod's status (runtime/termination.py).
+        write_step_error(step, error.message, cell=error.cell, ename=error.ename, evalue=error.evalue)
         tail = "\n".join(result.error.traceback[-6:])
         raise StepFailed(
             f"{result.error.message}\n{tail}\nexecuted notebook: {result.notebook}",

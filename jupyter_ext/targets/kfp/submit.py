@@ -23,8 +23,7 @@ parameters, and the run's description names them.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,15 +32,30 @@ from jupyter_ext.errors import TargetError
 from jupyter_ext.targets.k8s.objects import validate_cron
 from jupyter_ext.targets.kfp.compile import SNAPSHOT_PARAMETER, STORE_PARAMETER, check_store_url
 from jupyter_ext.targets.kfp.connect import call_api, client_namespace, connect
+from jupyter_ext.targets.kfp.follow import (
+    FINAL_STATES,
+    Kubernetes,
+    RunStatus,
+    StepLog,
+    TaskStatus,
+    cancel_run,
+    run_logs,
+    run_status,
+    run_steps,
+    step_logs,
+    wait_for_run,
+)
 
 if TYPE_CHECKING:
     from kfp.client import Client
 
 __all__ = [
     "FINAL_STATES",
+    "Kubernetes",
     "RecurringRun",
     "RunStatus",
     "ScheduleResult",
+    "StepLog",
     "SubmitResult",
     "TaskStatus",
     "cancel_run",
@@ -52,13 +66,14 @@ __all__ = [
     "list_recurring_runs",
     "run_logs",
     "run_status",
+    "run_steps",
     "schedule_recurring",
     "set_recurring_run_enabled",
+    "step_logs",
     "submit_run",
     "wait_for_run",
 ]
 
-FINAL_STATES = ("SUCCEEDED", "SKIPPED", "FAILED", "CANCELED")
 MAX_CONCURRENCY = 10  # KFP refuses recurring runs with max_concurrency outside 1..10
 DEFAULT_EXPERIMENT = "Default"
 # KFP's filter predicate for "display_name equals" (the client's own _FILTER_OPERATIONS['EQUALS'] is 1).
@@ -72,7 +87,6 @@ _PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
     "LIST": (list,),
     "STRUCT": (dict,),
 }
-_RETRYABLE_POLLS = 3  # consecutive failed status polls wait_for_run tolerates (a restarting API server)
 
 
 @dataclass(frozen=True)
@@ -98,31 +112,8 @@ class ScheduleResult:
     pipeline_name: str = ""
     version_name: str = ""
     created_pipeline: bool = False
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    name: str  # the task's display name: the step name for cellpipe's tasks
-    state: str
-    pod_name: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    run_id: str
-    state: str  # PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED, CANCELING, CANCELED, PAUSED, ...
-    tasks: tuple[TaskStatus, ...] = ()
-    error: str | None = None
-    display_name: str = ""
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def succeeded(self) -> bool:
-        return self.state == "SUCCEEDED"
+    status: str = ""  # as KFP reports it: ENABLED, or DISABLED for one created with enabled=False
+    max_concurrency: int | None = None  # as KFP reports it (an int64, which its JSON sends as a string)
 
 
 # -- the package --------------------------------------------------------------------------------------
@@ -388,102 +379,6 @@ def submit_run(
     )
 
 
-def run_status(client: Client, run_id: str) -> RunStatus:
-    """The run's state and, where the server reports them, its tasks' states and pods."""
-    run = call_api(f"reading run {run_id}", client.runs.run_service_get_run, run_id)
-    tasks = []
-    for task in (run.run_details.task_details if run.run_details else None) or []:
-        pods = [child.pod_name for child in task.child_tasks or [] if child.pod_name]
-        tasks.append(
-            TaskStatus(
-                name=task.display_name or task.task_id or "",
-                state=str(task.state or "RUNTIME_STATE_UNSPECIFIED"),
-                pod_name=task.pod_name or (pods[0] if pods else None),
-                error=(task.error.message or None) if task.error else None,
-            )
-        )
-    return RunStatus(
-        run_id=run.run_id or run_id,
-        state=str(run.state or "RUNTIME_STATE_UNSPECIFIED"),
-        tasks=tuple(tasks),
-        error=(run.error.message or None) if run.error else None,
-        display_name=run.display_name or "",
-    )
-
-
-def wait_for_run(
-    client: Client,
-    run_id: str,
-    *,
-    poll: float = 5.0,
-    timeout: float | None = None,
-    on_update: Callable[[RunStatus], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> RunStatus:
-    """Poll the run until it finishes or ``timeout`` seconds pass; return the last status.
-
-    ``on_update`` is called with the first status and then whenever the run's or a task's state changes.
-    After a timeout the run keeps going: check ``status.finished``. A few failed polls in a row (an API
-    server restarting) are retried; more, or a failed first poll, raise TargetError.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    seen: tuple[Any, ...] | None = None
-    failures = 0
-    while True:
-        try:
-            status = run_status(client, run_id)
-            failures = 0
-        except TargetError:
-            failures += 1
-            # A first poll that fails is a wrong id or host, not a hiccup: no point in retrying it.
-            if seen is None or failures > _RETRYABLE_POLLS:
-                raise
-            sleep(poll)
-            continue
-        key = (status.state, tuple((task.name, task.state) for task in status.tasks))
-        if key != seen:
-            seen = key
-            if on_update is not None:
-                on_update(status)
-        if status.finished or (deadline is not None and time.monotonic() >= deadline):
-            return status
-        sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
-
-
-def cancel_run(client: Client, run_id: str) -> None:
-    """Terminate the run: KFP stops its pods; the state becomes CANCELING, then CANCELED."""
-    call_api(f"cancelling run {run_id}", client.runs.run_service_terminate_run, run_id)
-
-
-def run_logs(client: Client, run_id: str, *, task: str | None = None) -> dict[str, str]:
-    """The main container's log of each task pod of the run (or of the tasks named ``task``).
-
-    From the KFP API's log route (``/apis/v1alpha1/runs/{run}/nodes/{pod}/log``), which reads the pod, or
-    KFP's log archive when one is configured: a deleted pod without an archive has no log here.
-    Returns ``{pod name: text}``.
-    """
-    status = run_status(client, run_id)
-    pods = [t.pod_name for t in status.tasks if t.pod_name and (task is None or t.name == task)]
-    if task is not None and not pods:
-        names = ", ".join(sorted({t.name for t in status.tasks})) or "none yet"
-        raise TargetError(f"run {run_id} has no pod for task '{task}'", field="task", hint=f"tasks: {names}")
-    api_client = client.runs.run_service_get_run.__self__.api_client  # the client's authenticated session
-    logs: dict[str, str] = {}
-    for pod in dict.fromkeys(pods):
-        response = call_api(
-            f"reading the log of pod {pod}",
-            api_client.call_api,
-            "/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log",
-            "GET",
-            path_params={"run_id": run_id, "node_id": pod},
-            auth_settings=["Bearer"],
-            _preload_content=False,
-            _return_http_data_only=True,
-        )
-        logs[pod] = response.data.decode("utf-8", "replace")
-    return logs
-
-
 # -- recurring runs -------------------------------------------------------------------------------------
 def kfp_cron(cron: str) -> str:
     """A 5-field cron (or a macro such as ``@daily``) as KFP's 6-field cron, whose first field is seconds.
@@ -578,6 +473,8 @@ def schedule_recurring(
         pipeline_name=pipeline,
         version_name=uploaded.version_name,
         created_pipeline=uploaded.created_pipeline,
+        status=str(created.status or ""),
+        max_concurrency=int_or_none(created.max_concurrency),
     )
 
 
@@ -591,6 +488,7 @@ class RecurringRun:
     cron: str
     url: str
     experiment_id: str = ""
+    max_concurrency: int | None = None  # KFP sends this int64 as a JSON string
 
 
 def _recurring(client: Client, item: Any) -> RecurringRun:
@@ -602,6 +500,7 @@ def _recurring(client: Client, item: Any) -> RecurringRun:
         cron=(trigger.cron or "") if trigger else "",
         url=_ui_url(client, f"recurringrun/details/{item.recurring_run_id}"),
         experiment_id=item.experiment_id or "",
+        max_concurrency=int_or_none(item.max_concurrency),
     )
 
 
@@ -654,3 +553,11 @@ def delete_recurring_run(client: Client, recurring_run_id: str) -> None:
         client.recurring_runs.recurring_run_service_delete_recurring_run,
         recurring_run_id,
     )
+
+
+def int_or_none(value: Any) -> int | None:
+    """An int64 field of a KFP answer (sent as a JSON string, e.g. ``"2"``), or None if absent."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

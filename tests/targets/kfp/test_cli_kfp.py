@@ -8,6 +8,7 @@ stores.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -154,20 +155,16 @@ def test_submit_uploads_runs_and_prints_the_url(
 def test_submit_wait_prints_each_change(
     kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture
 ) -> None:
-    def task(name: str, state: str) -> dict:
-        return {"task_id": f"t-{name}", "display_name": name, "state": state}
-
-    kfp_server.run_script["r-4"] = [  # ids are handed out in order: e-1, p-2, v-3, then the run
-        {"state": "PENDING"},
-        {"state": "RUNNING", "run_details": {"task_details": [task("load", "RUNNING")]}},
-        {"state": "RUNNING", "run_details": {"task_details": [task("load", "SUCCEEDED"), task("train", "RUNNING")]}},
-        {"state": "FAILED", "error": {"message": "step train failed"},
-         "run_details": {"task_details": [task("load", "SUCCEEDED"), task("train", "FAILED")]}},
-    ]  # fmt: skip
+    kfp_server.on_get["r-4"] = [  # ids are handed out in order: e-1, p-2, v-3, then the run
+        lambda run: None,
+        lambda run: run.start().step("load", "Running"),
+        lambda run: run.step("load", "Succeeded").step("train", "Running"),
+        lambda run: run.step("train", "Failed").finish("Failed"),
+    ]
     code = main(submit_args(notebook, kfp_server, token_file, "--wait", "--poll", "0"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err == [
+    assert err[:7] == [
         "KFP run r-4: PENDING",
         "KFP run r-4: RUNNING",
         "  step load: RUNNING",
@@ -175,8 +172,9 @@ def test_submit_wait_prints_each_change(
         "  step train: RUNNING",
         "KFP run r-4: FAILED",
         "  step train: FAILED",
-        "cellpipe: error: KFP run r-4 failed: step train failed. See cellpipe kfp logs r-4",
-    ]
+    ]  # steps by their notebook names: no driver, DAG or `executor` rows
+    assert err[7].startswith("note: which cell of train failed is in its pod's termination message")
+    assert err[8:] == ["cellpipe: error: KFP run r-4 failed: step train failed. See cellpipe kfp logs r-4"]
 
 
 def test_ctrl_c_stops_waiting_not_the_run(
@@ -249,26 +247,37 @@ def test_export_writes_the_package(notebook: str, tmp_path: Path, capsys: pytest
 
 
 # -- cellpipe kfp status / logs / cancel ------------------------------------------------------------------
-def test_status_logs_and_cancel(kfp_server: FakeKFP, capsys: pytest.CaptureFixture) -> None:
-    tasks = [
-        {"display_name": "load", "state": "SUCCEEDED", "child_tasks": [{"pod_name": "train-load-1"}]},
-        {"display_name": "train", "state": "FAILED", "pod_name": "train-train-2", "error": {"message": "oom"}},
-    ]  # fmt: skip
-    kfp_server.runs["r-9"] = {"run_id": "r-9", "display_name": "train x", "state": "FAILED",
-                              "run_details": {"task_details": tasks}}  # fmt: skip
-    kfp_server.logs = {"train-load-1": "loaded 3\n", "train-train-2": "Killed"}
+@pytest.fixture
+def run_elsewhere(kfp_server: FakeKFP, notebook: str, tmp_path: Path) -> Any:
+    """Run r-9 of the notebook's package, started in the KFP UI: load succeeded, train failed."""
+    from jupyter_ext.pipeline.build import build_pipeline
+    from jupyter_ext.targets.kfp.compile import compile_pipeline
+
+    package = compile_pipeline(build_pipeline(notebook), tmp_path / "train.yaml")
+    spec, platform = yaml.safe_load_all(package.read_text())
+    run = kfp_server.add_run("r-9", spec, platform, display_name="train x")
+    return run.start().step("load", "Succeeded").step("train", "Failed").finish("Failed")
+
+
+def test_status_logs_and_cancel(
+    kfp_server: FakeKFP, run_elsewhere: Any, capsys: pytest.CaptureFixture
+) -> None:
+    run = run_elsewhere
+    kfp_server.logs = {run.pod("load"): "loaded 3\n", run.pod("train"): "Killed"}
     connection = ["--host", kfp_server.url]
 
     assert main(["kfp", "status", "r-9", *connection]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "KFP run r-9 (train x): FAILED",
-        "  load   SUCCEEDED  pod train-load-1",
-        "  train  FAILED  pod train-train-2  error: oom",
-    ]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "KFP run r-9 (train x): failed: step train failed"
+    assert out[1].startswith("  load   SUCCEEDED  ") and out[1].endswith("s")
+    assert out[2].startswith("  train  FAILED  ")
+    assert out[3].startswith("  note: which cell of train failed is in its pod's termination message")
+    assert len(out) == 4
+
     assert main(["kfp", "logs", "r-9", "--task", "train", *connection]) == 0
-    assert capsys.readouterr().out == "==> train-train-2 <==\nKilled\n"
-    assert main(["kfp", "cancel", "r-9", *connection]) == 0
-    assert "cancel requested" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"==> step train: pod {run.pod('train')} (from KFP API) <==\nKilled\n"
+    assert main(["kfp", "cancel", "r-9", *connection]) == 1  # KFP refuses: the run has ended
+    assert "Failed to terminate a run r-9" in capsys.readouterr().err
     assert ("POST", f"{API}/runs/r-9:terminate") in kfp_server.paths()
     assert kfp_server.requests[0].authorization is None  # no credentials anywhere: none sent
 
@@ -276,6 +285,46 @@ def test_status_logs_and_cancel(kfp_server: FakeKFP, capsys: pytest.CaptureFixtu
     assert one_error_line(capsys.readouterr().err) == (
         "cellpipe: error: KFP: reading run nope failed: KFP answered 404 (run nope not found)"
     )
+
+
+async def test_status_and_logs_with_cluster_credentials(
+    kfp_server: FakeKFP, run_elsewhere: Any, kmock: Any, kfp_pod: Callable, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    """The user's kubeconfig (as kubectl finds it) reads the pods: the failing cell, and the log."""
+    from jupyter_ext.runtime.termination import step_error_message
+
+    run = run_elsewhere
+    kmock.resources["v1/pods"] = {}
+    message = step_error_message("train", "NameError: name 'xs' is not defined", cell=3, ename="NameError",
+                                 evalue="name 'xs' is not defined")  # fmt: skip
+    for pod in run.pods:
+        options = {"message": message} if pod == run.pod("train") else {}
+        kmock.objects["v1/pods", "kubeflow", pod] = kfp_pod(run, pod, "kubeflow", **options)
+    kmock[f"get /api/v1/namespaces/kubeflow/pods/{run.pod('train')}/log"] << b"NameError: name 'xs'\n"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kind\n"
+        "contexts: [{name: kind, context: {cluster: c, user: u}}]\n"
+        f"clusters: [{{name: c, cluster: {{server: '{str(kmock.url).rstrip('/')}'}}}}]\n"
+        "users: [{name: u, user: {token: cluster-token}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    connection = ["--host", kfp_server.url]
+
+    assert await asyncio.to_thread(main, ["kfp", "status", "r-9", *connection]) == 0
+    out = capsys.readouterr().out.splitlines()
+    error = "cell 3: NameError: name 'xs' is not defined"
+    assert out[0] == f"KFP run r-9 (train x): failed: step train failed: {error}"
+    assert out[2].endswith(f"pod {run.pod('train')}  error: {error}")
+    assert len(out) == 3  # no note: nothing is missing
+    assert await asyncio.to_thread(main, ["kfp", "logs", "r-9", "--task", "train", *connection]) == 0
+    assert capsys.readouterr().out == (
+        f"==> step train: pod {run.pod('train')} (from kubernetes) <==\nNameError: name 'xs'\n"
+    )
+    listings = list(kmock["get /api/v1/namespaces/kubeflow/pods"])  # status, then logs
+    assert [r.headers["Authorization"] for r in listings] == ["Bearer cluster-token"] * 2  # not sent to KFP
+    assert {r.authorization for r in kfp_server.requests} == {None}
 
 
 # -- mistakes -----------------------------------------------------------------------------------------

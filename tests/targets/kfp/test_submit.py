@@ -23,7 +23,6 @@ from jupyter_ext.targets.kfp.submit import (
     cancel_run,
     connect,
     kfp_cron,
-    run_logs,
     run_status,
     schedule_recurring,
     submit_run,
@@ -200,14 +199,7 @@ def test_schedule_recurring_run(kfp_server: FakeKFP, package: Path) -> None:
     assert body["pipeline_version_reference"]["pipeline_id"] == "p-2"  # another version of the same pipeline
 
 
-# -- following and cancelling runs ------------------------------------------------------------------------
-def task(name: str, state: str, pod: str | None = None) -> dict:
-    entry: dict[str, Any] = {"task_id": f"t-{name}", "display_name": name, "state": state}
-    if pod:
-        entry["child_tasks"] = [{"pod_name": pod}]
-    return entry
-
-
+# -- following and cancelling runs (more in test_follow.py) ------------------------------------------------
 def started_run(fake: FakeKFP, client: Any, package: Path) -> str:
     run_id = submit_run(client, package).run_id
     fake.take()
@@ -217,19 +209,12 @@ def started_run(fake: FakeKFP, client: Any, package: Path) -> str:
 def test_wait_for_run_reports_each_change(kfp_server: FakeKFP, package: Path) -> None:
     client = connected(kfp_server)
     run_id = started_run(kfp_server, client, package)
-    running = {
-        "state": "RUNNING",
-        "run_details": {"task_details": [task("area", "SUCCEEDED"), task("perimeter", "RUNNING")]},
-    }
-    kfp_server.run_script[run_id] = [
-        {"state": "PENDING"},
-        {"state": "RUNNING", "run_details": {"task_details": [task("area", "RUNNING")]}},
-        running,
-        running,  # nothing changed: no update
-        {
-            "state": "SUCCEEDED",
-            "run_details": {"task_details": [task("area", "SUCCEEDED"), task("perimeter", "SUCCEEDED")]},
-        },
+    kfp_server.on_get[run_id] = [
+        lambda run: None,
+        lambda run: run.start().step("area", "Running"),
+        lambda run: run.step("area", "Succeeded").step("perimeter", "Running"),
+        lambda run: None,  # nothing changed: no update
+        lambda run: run.step("perimeter", "Succeeded").step("ratio", "Cached").finish("Succeeded"),
     ]
     updates: list[RunStatus] = []
     final = wait_for_run(client, run_id, poll=0, on_update=updates.append, sleep=lambda _: None)
@@ -237,10 +222,11 @@ def test_wait_for_run_reports_each_change(kfp_server: FakeKFP, package: Path) ->
         ("PENDING", []),
         ("RUNNING", [("area", "RUNNING")]),
         ("RUNNING", [("area", "SUCCEEDED"), ("perimeter", "RUNNING")]),
-        ("SUCCEEDED", [("area", "SUCCEEDED"), ("perimeter", "SUCCEEDED")]),
+        ("SUCCEEDED", [("area", "SUCCEEDED"), ("perimeter", "SUCCEEDED"), ("ratio", "SUCCEEDED")]),
     ]
     assert final.finished and final.succeeded
-    assert kfp_server.paths() == [("GET", f"{API}/runs/{run_id}")] * 5
+    runs = [p for p in kfp_server.paths() if p[1].startswith(f"{API}/runs/")]
+    assert runs == [("GET", f"{API}/runs/{run_id}")] * 5
 
 
 def test_wait_gives_up_after_the_timeout_and_survives_a_restarting_server(
@@ -248,14 +234,11 @@ def test_wait_gives_up_after_the_timeout_and_survives_a_restarting_server(
 ) -> None:
     client = connected(kfp_server)
     run_id = started_run(kfp_server, client, package)
-    kfp_server.run_script[run_id] = [{"state": "RUNNING", "error": {"message": ""}}]
+    kfp_server.run(run_id).start().step("area", "Running")
     status = wait_for_run(client, run_id, poll=0.01, timeout=0.1)
     assert status.state == "RUNNING" and not status.finished  # the run goes on; the caller decides
 
-    kfp_server.run_script[run_id] = [
-        {"state": "RUNNING"},
-        {"state": "FAILED", "error": {"message": "step area failed"}},
-    ]
+    kfp_server.on_get[run_id] = [lambda run: None, lambda run: run.step("area", "Failed").finish("Failed")]
     kfp_server.take()
     polls = iter(range(100))
 
@@ -264,8 +247,8 @@ def test_wait_gives_up_after_the_timeout_and_survives_a_restarting_server(
             kfp_server.fail("GET", f"{API}/runs/{run_id}", 503, "upstream connect error", times=2)
 
     status = wait_for_run(client, run_id, poll=0, sleep=sleep)
-    assert (status.state, status.error) == ("FAILED", "step area failed")
-    assert len(kfp_server.take()) == 4  # ok, 503, 503, ok
+    assert (status.state, status.outcome()) == ("FAILED", "failed: step area failed")
+    assert len([p for p in kfp_server.take() if p.path.startswith(f"{API}/runs/")]) == 4  # ok, 503, 503, ok
 
 
 def test_cancel_run_terminates(kfp_server: FakeKFP, package: Path) -> None:
@@ -283,21 +266,6 @@ def test_cancel_run_terminates(kfp_server: FakeKFP, package: Path) -> None:
         TargetError, match=r"cancelling run nope failed: KFP answered 404 \(run nope not found\)"
     ):
         cancel_run(client, "nope")
-
-
-def test_run_logs_come_from_the_log_route(kfp_server: FakeKFP, package: Path) -> None:
-    client = connected(kfp_server)
-    run_id = started_run(kfp_server, client, package)
-    details = {
-        "task_details": [task("area", "SUCCEEDED", "kale-area-1"), task("ratio", "RUNNING", "kale-ratio-2")]
-    }
-    kfp_server.run_script[run_id] = [{"state": "RUNNING", "run_details": details}]
-    kfp_server.logs = {"kale-area-1": "area = 12.56\n", "kale-ratio-2": "ratio...\n"}
-    assert run_logs(client, run_id, task="area") == {"kale-area-1": "area = 12.56\n"}
-    assert kfp_server.take()[-1].path == f"/apis/v1alpha1/runs/{run_id}/nodes/kale-area-1/log"
-    assert set(run_logs(client, run_id)) == {"kale-area-1", "kale-ratio-2"}
-    with pytest.raises(TargetError, match="no pod for task 'perimeter'. Tasks: area, ratio"):
-        run_logs(client, run_id, task="perimeter")
 
 
 # -- auth -------------------------------------------------------------------------------------------------
