@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jupyter_ext.notebook.params import resolve  # noqa: E402
 from jupyter_ext.pipeline.build import build_pipeline  # noqa: E402
-from jupyter_ext.targets.local.runner import RunOptions, run_pipeline  # noqa: E402
+from jupyter_ext.services.runs import run_pipeline  # noqa: E402
+from jupyter_ext.targets.local.target import LocalOptions  # noqa: E402
 
 BUSY = "_end = time.perf_counter() + {s}\nwhile time.perf_counter() < _end:\n    pass\n"
 
@@ -78,10 +79,11 @@ def run_cellpipe(path: Path, data_dir: Path, parallel: int = 0) -> float:
         pipeline,
         workdir=path.parent,
         data_dir=data_dir,
-        options=RunOptions(parameters=resolve(pipeline.parameters, None), max_parallel=parallel),
+        parameters=resolve(pipeline.parameters, None),
+        options=LocalOptions(max_parallel=parallel),
     )
     elapsed = time.perf_counter() - start
-    if record["status"] != "succeeded":
+    if record.status.value != "succeeded":
         raise SystemExit(f"benchmark run failed: {record}")
     return elapsed
 

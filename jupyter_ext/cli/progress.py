@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from jupyter_ext.records.models import RunRecord, StepStatus
 
 STYLE = {
     "pending": ("·", "dim"),
@@ -15,10 +16,10 @@ STYLE = {
     "succeeded": ("✓", "green"),
     "cached": ("↺", "blue"),
     "failed": ("✗", "red"),
-    "skipped": ("-", "yellow"),
+    "queued": ("·", "dim"),
+    "not_run": ("-", "yellow"),
     "cancelled": ("■", "yellow"),
     "crashed": ("✗", "red"),
-    "not run": ("-", "dim"),
 }
 
 
@@ -37,64 +38,82 @@ def display_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def steps_table(record: dict[str, Any], *, title: str | None = None, live: bool = False) -> Table:
+def steps_table(record: RunRecord | None, *, title: str | None = None, live: bool = False) -> Table:
+    """The steps in pipeline order: status, time, and the executed notebook or why a step did not run."""
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     for column in ("step", "status", "time", "notebook / note"):
         table.add_column(column)
-    for name, info in record.get("steps", {}).items():
-        status = info.get("status", "pending")
-        if status == "running" and live:
-            seconds = time.time() - info.get("started", time.time())
+    for info in record.steps if record else []:
+        if info.status is StepStatus.RUNNING and live:
+            seconds = time.time() - (info.started or time.time())
         else:
-            seconds = info.get("duration")
+            seconds = info.duration_s
         when = f"{seconds:.1f}s" if seconds is not None else ""
-        note = info.get("reason") or ""
-        if status == "cached":
-            note = f"from run {info.get('cached_from', '?')}"
-        elif status in ("succeeded", "failed"):
-            note = display_path(info.get("notebook", ""))
-        table.add_row(name, status_text(status), when, note)
+        note = info.reason or ""
+        if info.status is StepStatus.CACHED:
+            note = f"from run {info.cached_from or '?'}"
+        elif info.status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+            note = display_path(info.notebook or "")
+        table.add_row(info.name, status_text(info.status.value), when, note)
     return table
 
 
 class LiveRun:
-    """A rich Live view fed by the runner's events."""
+    """A rich Live view fed by the run service's events."""
 
     def __init__(self, console: Console) -> None:
         from rich.live import Live
 
-        self.record: dict[str, Any] = {}
+        self.record: RunRecord | None = None
         self.live = Live(self, console=console, refresh_per_second=4, transient=True)
 
     def __rich__(self) -> Table:
         return steps_table(self.record, live=True)
 
-    def event(self, record: dict[str, Any]) -> None:
+    def event(self, record: RunRecord) -> None:
         self.record = record
 
 
-def print_summary(console: Console, record: dict[str, Any]) -> None:
-    console.print(steps_table(record, title=f"Run {record['id']}: {record['pipeline']}"))
-    status = record["status"]
-    mark, style = STYLE.get(status, ("?", ""))
-    duration = record.get("duration")
-    line = f"[{style}]{mark} {status}[/{style}]" + (f" in {duration:.1f}s" if duration else "")
-    console.print(line)
-    for name, info in record.get("steps", {}).items():
-        error = info.get("error")
-        if info.get("status") == "failed" and error:
+def wall_time_line(record: RunRecord) -> str:
+    """The real wall time, from the request to the final record, and what it went to."""
+    t = record.timings
+    prepare, execute = t.get("prepare_s", 0.0), t.get("execute_s")
+    if execute is None:
+        return f" after {record.duration_s or 0:.1f}s" if record.duration_s else ""
+    wall = prepare + (record.duration_s or 0.0)
+    kernels = t.get("kernel_wait_s", 0.0)
+    parts = [("analyse and snapshot", prepare), ("kernel start", kernels), ("steps", execute - kernels),
+             ("tracking", t.get("tracking_s", 0.0))]  # fmt: skip
+    shown = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in parts if seconds >= 0.05)
+    return f" in {wall:.1f}s" + (f" ({shown})" if shown else "")
+
+
+def print_summary(console: Console, record: RunRecord) -> None:
+    console.print(steps_table(record, title=f"Run {record.id}: {record.pipeline}"))
+    mark, style = STYLE.get(record.status.value, ("?", ""))
+    console.print(f"[{style}]{mark} {record.status.value}[/{style}]{wall_time_line(record)}")
+    if record.error:
+        console.print(f"[red]{record.error.get('message', '')}[/red]", highlight=False)
+    for info in record.steps:
+        error = info.error
+        if info.status is StepStatus.FAILED and error:
             where = f"cell {error['cell']}, " if error.get("cell") else ""
             console.print(
-                f"\n[red]step '{name}' failed[/red] ({where}{record['notebook']}): {error['message']}"
+                f"\n[red]step '{info.name}' failed[/red] ({where}{record.notebook}): {error['message']}"
             )
             for line in error.get("traceback", [])[-6:]:
                 console.print(f"    {line}", markup=False, highlight=False)
-            console.print(f"  executed notebook: {display_path(info.get('notebook', ''))}")
-    if record.get("metrics"):
-        console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()))
-    if record.get("snapshot_id"):
-        console.print(f"snapshot: {record['snapshot_id'][:12]}")
-    if record.get("mlflow"):
-        m = record["mlflow"]
-        console.print(f"mlflow: run {m['run_id']} in {m['tracking_uri']}")
-        console.print(f"  view it: mlflow ui --backend-store-uri {m['tracking_uri']}", style="dim")
+            console.print(f"  executed notebook: {display_path(info.notebook or '')}")
+    if record.metrics:
+        console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()))
+    if record.snapshot_id:
+        console.print(f"snapshot: {record.snapshot_id[:12]}")
+    tracking = record.tracking
+    if tracking.status.value == "ok":
+        console.print(f"mlflow: run {tracking.mlflow_run_id} in {tracking.tracking_uri}")
+        console.print(
+            f"  view it: {tracking.mlflow_url or 'mlflow ui --backend-store-uri ' + str(tracking.tracking_uri)}",
+            style="dim",
+        )
+    elif tracking.status.value == "failed":
+        console.print(f"[yellow]MLflow tracking failed[/yellow]: {tracking.error}", highlight=False)

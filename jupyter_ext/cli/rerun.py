@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jupyter_ext.cli.run import add_run_options, launch
+from jupyter_ext.cli.run import add_run_options, launch, local_options
 from jupyter_ext.cli.runs import add_data_dir_option, default_data_dir
 
 HELP = """\
@@ -13,8 +13,9 @@ from the working copy, which may have changed since), with the run's parameters.
 the same snapshot id and `rerun_of`. Unchanged steps come from the step cache unless --no-cache.
 
 examples:
-  cellpipe rerun 20261122-0310
-  cellpipe rerun 20261122-0310 --no-cache
+  cellpipe rerun latest
+  cellpipe rerun 20261122-031005-3fa2c1
+  cellpipe rerun 3fa2c1 --no-cache          (any unique prefix, or the last characters)
 """
 
 
@@ -23,21 +24,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rerun", help="run a past run again from its snapshot", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("run_id", help="run id or unique prefix (see `cellpipe runs`)")
+    parser.add_argument("run_id", help="run id, unique prefix or suffix, or `latest` (see `cellpipe runs`)")
     add_data_dir_option(parser)
     add_run_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.launch import rerun_request
+    from jupyter_ext.services.runs import RunService
 
-    request = rerun_request(
+    service = RunService(args.data_dir or default_data_dir())
+    request = service.rerun_request(
         args.run_id,
-        args.data_dir or default_data_dir(),
-        max_parallel=args.max_parallel,
+        target_options=local_options(args),
         use_cache=not args.no_cache,
         track=not args.no_track,
-        step_timeout=args.timeout,
     )
-    return launch(request, as_json=args.json)
+    return launch(service, request, as_json=args.json)

@@ -45,38 +45,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.launch import LaunchRequest
+    from pathlib import Path
 
-    request = LaunchRequest(
-        notebook=args.notebook,
-        overrides=args.param,
-        max_parallel=args.max_parallel,
+    from jupyter_ext.services.runs import RunRequest, RunService
+    from jupyter_ext.snapshot.project import data_dir
+
+    notebook = Path(args.notebook).absolute()
+    request = RunRequest(
+        notebook=notebook,
+        parameters=args.param,
+        target_options=local_options(args),
         use_cache=not args.no_cache,
         track=not args.no_track,
-        step_timeout=args.timeout,
     )
-    return launch(request, as_json=args.json)
+    return launch(RunService(data_dir(notebook)), request, as_json=args.json)
 
 
-def launch(request, *, as_json: bool = False) -> int:
+def local_options(args: argparse.Namespace):
+    from jupyter_ext.targets.local.target import LocalOptions
+
+    return LocalOptions(max_parallel=args.max_parallel, step_timeout=args.timeout)
+
+
+def launch(service, request, *, as_json: bool = False) -> int:
+    """Prepare (analyse, snapshot), then run in the foreground with a live view; print the summary."""
     from rich.console import Console
 
     from jupyter_ext.cli.progress import LiveRun, print_summary
-    from jupyter_ext.runs.launch import execute, prepare
 
     console = Console(stderr=as_json, highlight=False)
     with console.status("Analysing and snapshotting the notebook..."):
-        prepared = prepare(request)
+        prepared = service.prepare(request)
     pipeline, snap = prepared.pipeline, prepared.snapshot
     console.print(
         f"[bold]{pipeline.name}[/bold]: {len(pipeline.steps)} steps, parameters {prepared.parameters}"
     )
     if snap is not None:
         console.print(f"snapshot {snap.short_id}: {snap.files} data files, {snap.new_bytes} new bytes")
+    record = service.create_record(prepared)
     view = LiveRun(console)
-    with view.live:
-        record = execute(request, prepared, listener=lambda event, step, rec: view.event(rec))
+    try:
+        with view.live:
+            record = service.run_prepared(record, prepared, listener=lambda event, step, rec: view.event(rec))
+    except KeyboardInterrupt:
+        record = service.get(record.id)
     print_summary(console, record)
     if as_json:
-        print(json.dumps(record, indent=2, default=str))
-    return {"succeeded": 0, "cancelled": 130}.get(record["status"], 1)
+        print(json.dumps(record.to_dict(), indent=2, default=str))
+    return {"succeeded": 0, "cancelled": 130}.get(record.status.value, 1)

@@ -8,14 +8,17 @@ import json
 from pathlib import Path
 
 HELP = """\
-List the runs recorded in this project's data directory (.cellpipe/runs, or $CELLPIPE_HOME), newest
-first, or show one run: its steps with status and timings, errors, metrics, artifacts, cache keys,
-snapshot and MLflow run. A run id may be abbreviated to any unique prefix.
+List the runs recorded in this project's data directory (.cellpipe, or $CELLPIPE_HOME), newest
+first, or show one run: its steps in pipeline order with status and timings, errors, metrics, artifacts,
+cache keys, snapshot and MLflow run. A run id may be given whole, as any unique prefix, as its last
+characters (4 or more, e.g. the random part), or as `latest`.
 
 examples:
   cellpipe runs
-  cellpipe runs show 20261122-0310
-  cellpipe runs show 20261122-0310 --json
+  cellpipe runs --status failed --limit 10
+  cellpipe runs show latest
+  cellpipe runs show 20261122-031005-3fa2c1 --json
+  cellpipe runs show 3fa2c1
 """
 
 
@@ -37,19 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     add_data_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--status", help="only runs with this status (succeeded, failed, running, ...)")
+    parser.add_argument("--notebook", help="only runs of this notebook (path)")
+    parser.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     parser.set_defaults(handler=list_runs)
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     show = sub.add_parser("show", help="show one run")
-    show.add_argument("run_id", help="run id or unique prefix")
+    show.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
     add_data_dir_option(show)
     show.add_argument("--json", action="store_true", help="print the run record as JSON")
     show.set_defaults(handler=show_run)
 
 
-def _store(args):
-    from jupyter_ext.runs.store import RunStore
+def _service(args):
+    from jupyter_ext.services.runs import RunService
 
-    return RunStore((args.data_dir or default_data_dir()) / "runs")
+    return RunService(args.data_dir or default_data_dir())
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -58,30 +64,39 @@ def list_runs(args: argparse.Namespace) -> int:
 
     from jupyter_ext.cli.progress import status_text
 
-    records = _store(args).list()
+    service = _service(args)
+    notebook = str(Path(args.notebook).resolve()) if args.notebook else None
+    records, total = service.list(notebook=notebook, status=args.status, limit=args.limit)
     if args.json:
-        print(json.dumps(records, indent=2, default=str))
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
         return 0
     console = Console(highlight=False)
     if not records:
-        console.print("no runs yet: start one with `cellpipe run NOTEBOOK`")
+        filtered = " matching the filters" if args.status or notebook else ""
+        print(f"no runs in {service.data_dir}{filtered}; start one with `cellpipe run NOTEBOOK`")
         return 0
     table = Table(box=None, pad_edge=False)
-    for column in ("run", "pipeline", "status", "started", "time", "steps", "metrics"):
+    table.add_column(
+        "run", no_wrap=True, min_width=len(records[0].id)
+    )  # ids are never cut: `runs show` needs them
+    for column in ("pipeline", "status", "started", "time", "steps", "metrics"):
         table.add_column(column)
     for r in records:
-        steps = r.get("steps", {}).values()
-        counts = {s: sum(1 for i in steps if i.get("status") == s) for s in ("succeeded", "cached", "failed")}
+        counts = {
+            s: sum(1 for i in r.steps if i.status.value == s) for s in ("succeeded", "cached", "failed")
+        }
         table.add_row(
-            r["id"],
-            r.get("pipeline", ""),
-            status_text(r.get("status", "?")),
-            datetime.datetime.fromtimestamp(r.get("created", 0)).strftime("%Y-%m-%d %H:%M:%S"),
-            f"{r['duration']:.1f}s" if r.get("duration") else "",
+            r.id,
+            r.pipeline,
+            status_text(r.status.value),
+            datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.duration_s:.1f}s" if r.duration_s else "",
             " ".join(f"{n} {k}" for k, n in counts.items() if n),
-            ", ".join(f"{k}={v:.4g}" for k, v in (r.get("metrics") or {}).items()),
+            ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items()),
         )
     console.print(table)
+    if total > len(records):
+        console.print(f"{len(records)} of {total} runs; --limit N shows more", style="dim")
     return 0
 
 
@@ -90,20 +105,18 @@ def show_run(args: argparse.Namespace) -> int:
 
     from jupyter_ext.cli.progress import print_summary
 
-    record = _store(args).load(args.run_id)
+    record = _service(args).get(args.run_id)
     if args.json:
-        print(json.dumps(record, indent=2, default=str))
+        print(json.dumps(record.to_dict(), indent=2, default=str))
         return 0
     console = Console(highlight=False)
     print_summary(console, record)
-    console.print(f"notebook: {record['notebook']} (sha256 {str(record.get('notebook_sha256'))[:12]})")
-    console.print(f"parameters: {record.get('parameters')}")
-    for name, info in record.get("steps", {}).items():
-        outputs = ", ".join(
-            f"{k} ({v.get('backend')}, {v.get('bytes')} B)" for k, v in (info.get("outputs") or {}).items()
-        )
+    console.print(f"notebook: {record.notebook} (sha256 {str(record.notebook_sha256)[:12]})")
+    console.print(f"parameters: {record.parameters}")
+    for info in record.steps:  # pipeline order
+        outputs = ", ".join(f"{k} ({v.get('backend')}, {v.get('bytes')} B)" for k, v in info.outputs.items())
         console.print(
-            f"  {name}: cache key {str(info.get('cache_key', ''))[:12]}"
+            f"  {info.name}: cache key {str(info.cache_key or '')[:12]}"
             + (f"; outputs {outputs}" if outputs else "")
         )
     return 0

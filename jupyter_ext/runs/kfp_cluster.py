@@ -130,7 +130,7 @@ def _compile(
 # -- targets ------------------------------------------------------------------------------------------
 def submit_kfp(request: ClusterRequest) -> Created:
     """Snapshot the notebook and run it once on KFP; ``Created.name`` is KFP's run id."""
-    from jupyter_ext.runs.store import new_run_id
+    from jupyter_ext.records.models import new_run_id
     from jupyter_ext.targets.kfp.connect import client_namespace
     from jupyter_ext.targets.kfp.submit import submit_run
 

@@ -21,7 +21,6 @@ Exit status: 0 succeeded, 1 failed (the user's code, or a one-line error such as
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -87,7 +86,7 @@ def parse_parameter_args(items: list[str]) -> dict[str, Any]:
 def request_from_args(args: argparse.Namespace) -> PodRequest:
     run_id = args.run_id or os.environ.get(RUN_ID_ENV)
     if not run_id:
-        from jupyter_ext.runs.store import new_run_id
+        from jupyter_ext.records.models import new_run_id
 
         run_id = new_run_id()
         print(f"{PROG}: no --run-id or ${RUN_ID_ENV}; using {run_id}", file=sys.stderr)
@@ -167,44 +166,29 @@ def _restore_and_run(store: Any, request: PodRequest, workdir: Path, record: dic
 
 
 def _run_steps(restored: Any, request: PodRequest, workdir: Path, values: dict[str, Any]) -> _Outcome:
-    from jupyter_ext.runs.launch import LaunchRequest, prepare
-    from jupyter_ext.targets.local.runner import LocalRunner, RunOptions
+    from jupyter_ext.pipeline.load import load_pipeline
+    from jupyter_ext.services.runs import run_pipeline
+    from jupyter_ext.targets.local.target import LocalOptions
 
-    track = bool(os.environ.get("MLFLOW_TRACKING_URI"))
-    launch = LaunchRequest(notebook=restored.notebook, overrides=values, max_parallel=1, track=track,
-                           snapshot=False, snapshot_id=restored.id, data_dir=workdir / "cellpipe")  # fmt: skip
-    prepared = prepare(launch)
-    runner = LocalRunner(
-        prepared.pipeline,
+    pipeline = load_pipeline(restored.notebook)
+    _say(f"running {len(pipeline.steps)} steps")
+    record = run_pipeline(
+        pipeline,
         workdir=restored.notebook.parent,
-        data_dir=prepared.data_dir,
-        options=RunOptions(
-            parameters=prepared.parameters,
-            max_parallel=1,  # one pod, one step at a time: the pod's limits are sized for one step
-            snapshot_id=restored.id,
-            notebook_sha256=prepared.notebook_sha256,
-            target="kubernetes",
-        ),
+        data_dir=workdir / "cellpipe",
+        parameters=values,
+        options=LocalOptions(
+            max_parallel=1
+        ),  # one pod, one step at a time: its limits are sized for one step
+        track=bool(os.environ.get("MLFLOW_TRACKING_URI")),
         listener=_print_step_event,
-        extra={"id": request.run_id},
     )
-    _say(f"running {len(prepared.pipeline.steps)} steps")
-    try:
-        record = asyncio.run(runner.run())
-    except KeyboardInterrupt:  # SIGTERM (the Job was deleted): the runner recorded "cancelled"
-        record = runner.record
-    if track and record.get("status") in ("succeeded", "failed", "cancelled"):
-        from jupyter_ext.tracking.mlflow import track_run
-
-        try:
-            record["mlflow"] = track_run(record, prepared.pipeline, data_dir=prepared.data_dir)
-        except Exception as exc:  # a tracking server outage must not lose the run's results
-            record["mlflow_error"] = f"{type(exc).__name__}: {exc}"
-            _say(f"MLflow tracking failed: {record['mlflow_error']}")
-    files = {f"steps/{name}.ipynb": Path(info["notebook"])
-             for name, info in record.get("steps", {}).items() if info.get("notebook")}  # fmt: skip
-    keep = ("status", "steps", "metrics", "error", "mlflow", "mlflow_error", "notebook_sha256")
-    return _Outcome({k: record[k] for k in keep if k in record}, files)
+    if record.tracking.status.value == "failed":
+        _say(f"MLflow tracking failed: {record.tracking.error}")
+    files = {f"steps/{s.name}.ipynb": Path(s.notebook) for s in record.steps if s.notebook}
+    data = record.to_dict()
+    keep = ("status", "steps", "metrics", "error", "tracking", "timings", "notebook_sha256")
+    return _Outcome({k: data[k] for k in keep if k in data}, files)
 
 
 def _run_notebook(pipeline: Any, restored: Any, values: dict[str, Any], output_dir: Path) -> _Outcome:
@@ -217,7 +201,7 @@ def _run_notebook(pipeline: Any, restored: Any, values: dict[str, Any], output_d
     output = output_dir / "notebook.ipynb"
     output_dir.mkdir(parents=True, exist_ok=True)
     _say(f"running the whole notebook with papermill, parameters {values}")
-    record: dict[str, Any] = {"status": "succeeded", "steps": {}}
+    record: dict[str, Any] = {"status": "succeeded", "steps": []}
     try:
         papermill.execute_notebook(
             notebook,
@@ -300,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _failed_steps(record: dict[str, Any]) -> str:
-    for name, info in record.get("steps", {}).items():
+    for info in record.get("steps") or []:
         if info.get("status") == "failed":
             error = info.get("error") or {}
             cell = f" at cell {error['cell']}" if error.get("cell") else ""
-            return f"step '{name}' failed{cell}: {error.get('message', 'see its notebook')}"
+            return f"step '{info['name']}' failed{cell}: {error.get('message', 'see its notebook')}"
     return "see the run record"
 
 

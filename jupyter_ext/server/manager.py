@@ -1,28 +1,26 @@
-"""Runs started from JupyterLab: analysis, background local runs, status and cancel.
+"""Runs started from JupyterLab: background runs through the run service, status and cancel.
 
-Runs execute in the server's own event loop (the local runner is asyncio-native); the blocking parts
-(snapshot hashing, MLflow logging) go to a worker thread so the server stays responsive.
+Runs go through :class:`~jupyter_ext.services.runs.RunService` (the same lifecycle as the CLI); the blocking
+parts (snapshot hashing, MLflow logging) go to worker threads so the server stays responsive.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError
-from jupyter_ext.runs.launch import LaunchRequest, prepare
-from jupyter_ext.runs.store import RunStore
+from jupyter_ext.records.models import RunStatus
+from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.snapshot.project import data_dir
-from jupyter_ext.targets.local.runner import LocalRunner, RunOptions
 
 
 class RunManager:
     def __init__(self, root_dir: str | Path, log: logging.Logger | None = None) -> None:
         self.root = Path(root_dir).resolve()
         self.log = log or logging.getLogger(__name__)
-        self.tasks: dict[str, asyncio.Task] = {}
+        self.service = RunService(data_dir(self.root / "notebook.ipynb"), root=self.root, log=self.log)
 
     # -- paths -------------------------------------------------------------------------------------
     def resolve(self, path: str) -> Path:
@@ -40,73 +38,32 @@ class RunManager:
         use_cache: bool = True, track: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         """Validate and snapshot now (errors go back to the caller), then run in the background."""
-        notebook = self.resolve(path)
-        request = LaunchRequest(
-            notebook=notebook,
-            overrides=parameters or {},
+        request = RunRequest(
+            notebook=self.resolve(path),
+            parameters=parameters or {},
             content=content,
             use_cache=use_cache,
             track=track,
-            extra={"source": "jupyterlab"},
+            source="jupyterlab",
         )
-        prepared = await asyncio.to_thread(prepare, request)
-        runner = LocalRunner(
-            prepared.pipeline,
-            workdir=notebook.parent,
-            data_dir=prepared.data_dir,
-            options=RunOptions(
-                parameters=prepared.parameters,
-                use_cache=use_cache,
-                snapshot_id=prepared.snapshot.id if prepared.snapshot else None,
-                notebook_sha256=prepared.notebook_sha256,
-            ),
-            extra=request.extra,
-        )
-        task = asyncio.ensure_future(self._run(runner, prepared, track))
-        await asyncio.sleep(0)  # the runner writes its record before its first await: the id exists now
-        self.tasks[runner.record["id"]] = task
-        return runner.record
-
-    async def _run(self, runner: LocalRunner, prepared: Any, track: bool) -> dict[str, Any]:
-        try:
-            record = await runner.run()
-        except asyncio.CancelledError:
-            record = runner.record
-        except Exception:
-            self.log.exception("cellpipe run %s failed", runner.record.get("id"))
-            return runner.record
-        if track and record.get("status") in ("succeeded", "failed", "cancelled"):
-            from jupyter_ext.tracking.mlflow import track_run
-
-            record["mlflow"] = await asyncio.to_thread(
-                track_run, record, prepared.pipeline, data_dir=prepared.data_dir
-            )
-            RunStore(prepared.data_dir / "runs").save(record)
-        return record
+        return (await self.service.submit(request)).to_dict()
 
     def list(self, path: str | None = None) -> list[dict[str, Any]]:
-        store = self._store(path)
-        records = store.list()
-        if path:
-            notebook = str(self.resolve(path))
-            records = [r for r in records if r.get("notebook") == notebook]
-        return records
+        notebook = str(self.resolve(path)) if path else None
+        return [r.to_dict() for r in self.service.list(notebook=notebook, limit=1000)[0]]
 
     def get(self, run_id: str, path: str | None = None) -> dict[str, Any]:
-        return self._store(path).load(run_id)
+        return self.service.get(run_id).to_dict()
 
     async def cancel(self, run_id: str) -> bool:
-        task = self.tasks.get(run_id)
-        if task is None or task.done():
+        """True when an active run of this server was cancelled."""
+        try:
+            record = self.service.get(run_id)
+        except CellpipeError:
             return False
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return True
-
-    def _store(self, path: str | None) -> RunStore:
-        anchor = self.resolve(path) if path else self.root / "notebook.ipynb"
-        return RunStore(data_dir(anchor) / "runs")
+        if record.is_final or not self.service.is_active_here(record.id):
+            return False
+        return (await self.service.cancel(record.id)).status is RunStatus.CANCELLED
 
     async def shutdown(self) -> None:
-        for run_id in list(self.tasks):
-            await self.cancel(run_id)
+        await self.service.shutdown()

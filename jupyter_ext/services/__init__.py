@@ -1,1 +1,2 @@
-"""Services above the targets: the run lifecycle, scheduling, cluster submission."""
+"""Services above the targets: the one run lifecycle (:mod:`.runs`), scheduling, cluster submission and the
+Job pod's entry point. The CLI and the server call these; they never run or record a run themselves."""

@@ -12,10 +12,12 @@ Default store: ``sqlite:///<data dir>/mlflow.db`` with artifacts in ``<data dir>
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, Tracking, TrackingStatus
 from jupyter_ext.util import open_private, private_dir
 
 STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED", "crashed": "FAILED"}
@@ -28,8 +30,8 @@ def tracking_uri(data_dir: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(data_dir).resolve() / DATABASE_FILE}"
 
 
-def track_run(record: dict[str, Any], pipeline: Pipeline, *, data_dir: str | Path) -> dict[str, str]:
-    """Log a run record to MLflow; returns ``{"tracking_uri", "experiment_id", "run_id"}``."""
+def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, status: RunStatus) -> Tracking:
+    """Log a run record to MLflow as a run with ``status``; raises what MLflow raises (the caller decides)."""
     import logging
 
     from mlflow.entities import Metric, Param
@@ -42,54 +44,65 @@ def track_run(record: dict[str, Any], pipeline: Pipeline, *, data_dir: str | Pat
         _create_private_store(Path(data_dir).resolve())
     client = MlflowClient(tracking_uri=uri)
     experiment_id = _experiment(client, pipeline.experiment or pipeline.name, data_dir, uri)
-    start_ms = int(record["created"] * 1000)
-    end_ms = int(record.get("finished", record["created"]) * 1000)
+    start_ms = int(record.created * 1000)
+    end_ms = int(time.time() * 1000)
     parent = client.create_run(
         experiment_id,
         start_time=start_ms,
-        run_name=f"{pipeline.name} {record['id']}",
+        run_name=f"{pipeline.name} {record.id}",
         tags={
-            "cellpipe.run_id": record["id"],
+            "cellpipe.run_id": record.id,
             "cellpipe.pipeline": pipeline.name,
-            "cellpipe.notebook": record["notebook"],
-            "cellpipe.notebook_sha256": record.get("notebook_sha256") or "",
-            "cellpipe.snapshot_id": record.get("snapshot_id") or "",
-            "cellpipe.target": record.get("target", "local"),
+            "cellpipe.notebook": record.notebook,
+            "cellpipe.notebook_sha256": record.notebook_sha256 or "",
+            "cellpipe.snapshot_id": record.snapshot_id or "",
+            "cellpipe.target": record.target,
         },
     ).info.run_id
-    params = [Param(k, _param(v)) for k, v in sorted(record.get("parameters", {}).items())]
-    metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.get("metrics", {}).items())]
+    params = [Param(k, _param(v)) for k, v in sorted(record.parameters.items())]
+    metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
     client.log_batch(parent, metrics=metrics, params=params)
     for step in pipeline.steps:
-        info = record["steps"][step.name]
-        _track_step(client, experiment_id, parent, step.parameters, step.name, info, record, end_ms)
-    client.set_terminated(parent, status=STATUS.get(record["status"], "FAILED"), end_time=end_ms)
-    return {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": parent}
+        _track_step(client, experiment_id, parent, step.parameters, record.step(step.name), record, end_ms)
+    client.set_terminated(parent, status=STATUS.get(status.value, "FAILED"), end_time=end_ms)
+    return Tracking(
+        status=TrackingStatus.OK,
+        mlflow_run_id=parent,
+        mlflow_url=run_url(uri, experiment_id, parent),
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+    )
 
 
-def _track_step(client, experiment_id, parent, reads, name, info, record, end_ms) -> None:
+def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The MLflow UI's page of a run, when the tracking URI is a server (a sqlite file has no page)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _track_step(client, experiment_id, parent, reads, info: StepRecord, record: RunRecord, end_ms) -> None:
     from mlflow.entities import Metric, Param
 
-    started = int(info.get("started", record["created"]) * 1000)
+    started = int((info.started or record.created) * 1000)
     tags = {
         "mlflow.parentRunId": parent,
-        "cellpipe.run_id": record["id"],
-        "cellpipe.step": name,
-        "cellpipe.status": info["status"],
-        "cellpipe.cache_key": info.get("cache_key", ""),
+        "cellpipe.run_id": record.id,
+        "cellpipe.step": info.name,
+        "cellpipe.status": info.status.value,
+        "cellpipe.cache_key": info.cache_key or "",
     }
-    if info.get("cached_from"):
-        tags["cellpipe.cached_from"] = info["cached_from"]
-    run_id = client.create_run(experiment_id, start_time=started, run_name=name, tags=tags).info.run_id
-    params = [Param(p, _param(record["parameters"].get(p))) for p in reads]
-    metrics = [Metric(k, v, end_ms, 0) for k, v in (info.get("metrics") or {}).items()]
+    if info.cached_from:
+        tags["cellpipe.cached_from"] = info.cached_from
+    run_id = client.create_run(experiment_id, start_time=started, run_name=info.name, tags=tags).info.run_id
+    params = [Param(p, _param(record.parameters.get(p))) for p in reads]
+    metrics = [Metric(k, v, end_ms, 0) for k, v in info.metrics.items()]
     client.log_batch(run_id, metrics=metrics, params=params)
-    notebook = info.get("notebook")
-    if notebook and Path(notebook).is_file():
-        client.log_artifact(run_id, notebook, artifact_path="notebooks")
-    duration_ms = int((info.get("duration") or 0) * 1000)
+    if info.notebook and Path(info.notebook).is_file():
+        client.log_artifact(run_id, info.notebook, artifact_path="notebooks")
+    duration_ms = int((info.duration_s or 0) * 1000)
     status = {"succeeded": "FINISHED", "cached": "FINISHED"}.get(
-        info["status"], STATUS.get(info["status"], "KILLED")
+        info.status.value, STATUS.get(info.status.value, "KILLED")
     )
     client.set_terminated(run_id, status=status, end_time=started + duration_ms if duration_ms else end_ms)
 

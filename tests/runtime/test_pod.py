@@ -71,7 +71,7 @@ def test_tagged_notebook_runs_its_steps_from_the_jobs_args(
     assert record["target"] == "kubernetes" and record["snapshot_id"] == snapshot.id
     assert record["parameters"] == {"factor": 10} and record["metrics"] == {"total": 60}
     assert record["notebook"].endswith("sum.ipynb")
-    assert [s["status"] for s in record["steps"].values()] == ["succeeded", "succeeded"]
+    assert [s["status"] for s in record["steps"]] == ["succeeded", "succeeded"]
     assert record["files"] == [
         "runs/sum-20250101-030000-abcdef/steps/load.ipynb",
         "runs/sum-20250101-030000-abcdef/steps/scale.ipynb",

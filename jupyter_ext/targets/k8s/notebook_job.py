@@ -25,7 +25,7 @@ from typing import Any
 
 from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline, Secret
-from jupyter_ext.runs.store import new_run_id
+from jupyter_ext.records.models import new_run_id
 from jupyter_ext.snapshot.manifest import short_id
 from jupyter_ext.targets.k8s.names import CRONJOB_NAME_MAX, DNS_LABEL_MAX
 from jupyter_ext.targets.k8s.objects import (

@@ -207,7 +207,7 @@ def _describe(
 
 
 def _new_id() -> str:
-    from jupyter_ext.runs.store import new_run_id
+    from jupyter_ext.records.models import new_run_id
 
     return new_run_id()
 

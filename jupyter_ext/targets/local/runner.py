@@ -1,9 +1,9 @@
-"""The embedded local runner: run a pipeline on this machine, independent steps in parallel.
+"""The embedded local runner: run a pipeline's steps on this machine, independent steps in parallel.
 
-:func:`run_pipeline` is the top-level function (sync wrapper over :meth:`LocalRunner.run`). Each step runs
+The run service (:mod:`jupyter_ext.services.runs`) drives it through the local target. Each step runs
 through :func:`jupyter_ext.runtime.step.run_step`, the same code a pod runs. Steps whose inputs are
 unchanged come from the step cache. A failed step stops its dependants; independent branches finish.
-Ctrl-C cancels: every kernel is shut down and the run is recorded as cancelled.
+Cancelling (Ctrl-C, a cancel request) shuts every kernel down and marks unfinished steps cancelled.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.runs.store import RunStore
+from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepStatus
 from jupyter_ext.runtime.kernel import clean_connection_files
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, import_statements
-from jupyter_ext.util import private_dir, sha256_file
+from jupyter_ext.util import sha256_file
 
-Listener = Callable[[str, str, dict], None]  # (event, step name or "", the whole run record)
+Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
 
 
 @dataclass
@@ -34,43 +34,44 @@ class RunOptions:
     max_parallel: int = 0  # 0: number of cores
     use_cache: bool = True
     step_timeout: float | None = None
-    snapshot_id: str | None = None
-    notebook_sha256: str | None = None
-    target: str = "local"
 
 
 class LocalRunner:
+    """Executes the steps of ``record`` (created by the run service, steps in pipeline order) and keeps their
+    status in it; ``save`` persists the record after each change. The run's own status is the service's:
+    :meth:`run` returns the outcome and leaves finalizing (tracking, final status) to the caller."""
+
     def __init__(
         self,
         pipeline: Pipeline,
+        record: RunRecord,
         *,
         workdir: str | Path,
-        data_dir: str | Path,
+        run_dir: str | Path,
+        cache_dir: str | Path,
         options: RunOptions | None = None,
+        save: Callable[[RunRecord], None] | None = None,
         listener: Listener | None = None,
-        extra: dict[str, Any] | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.extra = extra or {}
+        self.record = record
         self.workdir = Path(workdir)
-        self.data_dir = Path(data_dir)
+        self.run_dir = Path(run_dir)
         options = options or RunOptions()
         # every parameter has a value, so cache keys and records never depend on who filled in defaults
         self.options = replace(options, parameters={**pipeline.defaults(), **options.parameters})
+        self.save = save or (lambda record: None)
         self.listener = listener or (lambda event, step, info: None)
-        self.store = RunStore(self.data_dir / "runs")
-        self.cache = StepCache(self.data_dir / "cache")
-        self.record: dict[str, Any] = {}
+        self.cache = StepCache(Path(cache_dir))
+        self.steps: dict[str, StepRecord] = {s.name: s for s in record.steps}
+        self.kernel_wait = 0.0  # seconds steps waited for a kernel to start
         self._outputs_dirs: dict[str, str] = {}
         self._output_hashes: dict[str, dict[str, str]] = {}
 
     # -- the run -----------------------------------------------------------------------------------
-    async def run(self) -> dict[str, Any]:
-        private_dir(self.data_dir)  # records, cache, logs and MLflow below it are the user's alone
+    async def run(self) -> RunStatus:
         self.cache.clean_leftovers()  # of runs that were killed
         clean_connection_files()
-        self.record = self.store.create(self._initial_record())
-        run_dir = self.store.path(self.record["id"])
         parallel = self.options.max_parallel or os.cpu_count() or 1
         to_execute = self._steps_to_execute()
         pool = KernelPool(
@@ -78,7 +79,7 @@ class LocalRunner:
             self.workdir,
             size=min(parallel + 1, to_execute),  # one more warming for the next ready step
             warmup=import_statements([c.source for c in self.pipeline.prelude]),
-            log=run_dir / "kernels.log",
+            log=self.run_dir / "kernels.log",
         )
         pool.expect(to_execute)
         limiter = asyncio.Semaphore(parallel)
@@ -87,76 +88,56 @@ class LocalRunner:
             while True:
                 self._skip_blocked()
                 for step in self._ready(running):
-                    running[step.name] = asyncio.ensure_future(self._run_one(step, pool, limiter, run_dir))
+                    running[step.name] = asyncio.ensure_future(self._run_one(step, pool, limiter))
                 if not running:
                     break
                 done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
                 for name in [n for n, t in running.items() if t in done]:
                     running.pop(name).result()
-            self._finish("failed" if self._any("failed") else "succeeded")
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except BaseException:  # cancelled, interrupted, or a bug of ours: no step stays "running"
             for task in running.values():
                 task.cancel()
             for task in running.values():
                 with contextlib.suppress(BaseException):
                     await task
-            for info in self.record["steps"].values():
-                if info["status"] in ("pending", "running"):
-                    info["status"] = "cancelled"
-            self._finish("cancelled")
-            raise
-        except BaseException as exc:  # a bug of ours: record it, never leave the run "running"
-            self.record["error"] = {"message": f"internal error: {exc!r}"}
-            self._finish("failed")
+            for info in self.steps.values():
+                if not info.status.is_final:
+                    info.status = StepStatus.CANCELLED
             raise
         finally:
             await pool.close()
-        return self.record
-
-    def _initial_record(self) -> dict[str, Any]:
-        return {
-            **self.extra,
-            "pipeline": self.pipeline.name,
-            "notebook": str(Path(self.pipeline.notebook).resolve()),
-            "notebook_sha256": self.options.notebook_sha256,
-            "snapshot_id": self.options.snapshot_id,
-            "target": self.options.target,
-            "parameters": self.options.parameters,
-            "use_cache": self.options.use_cache,
-            "steps": {
-                s.name: {"status": "pending", "depends_on": s.depends_on, "cells": [c.index for c in s.cells]}
-                for s in self.pipeline.steps
-            },
-        }
+            self.record.metrics = {k: v for info in self.record.steps for k, v in info.metrics.items()}
+            self.record.timings["kernel_wait_s"] = round(self.kernel_wait, 3)
+        return RunStatus.FAILED if self._any(StepStatus.FAILED) else RunStatus.SUCCEEDED
 
     def _ready(self, running: dict[str, asyncio.Task]) -> list[Step]:
-        steps = self.record["steps"]
         return [
             s
             for s in self.pipeline.steps
-            if steps[s.name]["status"] == "pending"
+            if self.steps[s.name].status is StepStatus.PENDING
             and s.name not in running
-            and all(steps[u]["status"] in ("succeeded", "cached") for u in s.depends_on)
+            and all(self.steps[u].status.ok for u in s.depends_on)
         ]
 
     def _skip_blocked(self) -> None:
-        steps = self.record["steps"]
         changed = True
         while changed:
             changed = False
             for step in self.pipeline.steps:
-                info = steps[step.name]
+                info = self.steps[step.name]
                 blocked = [
-                    u for u in step.depends_on if steps[u]["status"] in ("failed", "skipped", "cancelled")
+                    u
+                    for u in step.depends_on
+                    if self.steps[u].status.is_final and not self.steps[u].status.ok
                 ]
-                if info["status"] == "pending" and blocked:
-                    info["status"] = "skipped"
-                    info["reason"] = f"upstream step '{blocked[0]}' did not succeed"
+                if info.status is StepStatus.PENDING and blocked:
+                    info.status = StepStatus.NOT_RUN
+                    info.reason = f"upstream step '{blocked[0]}' did not succeed"
                     changed = True
-                    self._emit("skipped", step.name)
+                    self._emit("not_run", step.name)
 
-    def _any(self, status: str) -> bool:
-        return any(s["status"] == status for s in self.record["steps"].values())
+    def _any(self, status: StepStatus) -> bool:
+        return any(s.status is status for s in self.record.steps)
 
     # -- cache -------------------------------------------------------------------------------------
     def _cacheable(self, step: Step) -> bool:
@@ -186,14 +167,15 @@ class LocalRunner:
         return count
 
     # -- one step ----------------------------------------------------------------------------------
-    async def _run_one(self, step: Step, pool: KernelPool, limiter: asyncio.Semaphore, run_dir: Path) -> None:
-        info = self.record["steps"][step.name]
-        key = info["cache_key"] = self._cache_key(step, self._output_hashes)
+    async def _run_one(self, step: Step, pool: KernelPool, limiter: asyncio.Semaphore) -> None:
+        info = self.steps[step.name]
+        key = info.cache_key = self._cache_key(step, self._output_hashes)
         entry = self.cache.lookup(key) if self._cacheable(step) else None
         if entry is not None:
             self._use_cached(step, info, entry)
             return
         async with limiter:
+            waited = time.monotonic()
             try:
                 warm = await pool.acquire()
             except Exception as exc:  # the kernel did not start: this step fails, the run goes on
@@ -202,8 +184,10 @@ class LocalRunner:
                 self._store_result(info, StepResult(step.name, "failed", now, 0.0, "",
                                                     error=StepError(kind="kernel_start", message=message)))  # fmt: skip
                 return
+            finally:
+                self.kernel_wait += time.monotonic() - waited
             staging = self.cache.staging_dir()
-            info.update(status="running", started=time.time())
+            info.status, info.started = StepStatus.RUNNING, time.time()
             self._save()
             self._emit("started", step.name)
             try:
@@ -214,7 +198,7 @@ class LocalRunner:
                     input_dirs={u: self._outputs_dirs[u] for u in step.depends_on if u in self._outputs_dirs},
                     output_dir=staging / "outputs",
                     workdir=self.workdir,
-                    notebook_path=run_dir / "steps" / f"{step.name}.ipynb",
+                    notebook_path=self.run_dir / "steps" / f"{step.name}.ipynb",
                     kernel=warm,
                     timeout=self.options.step_timeout,
                 )
@@ -225,8 +209,8 @@ class LocalRunner:
                 pool.release(warm)
             if result.status == "succeeded":
                 hashes = await asyncio.to_thread(_hash_outputs, staging / "outputs", result)
-                entry = {"step": step.name, "run_id": self.record["id"], "outputs": result.outputs,
-                         "metrics": result.metrics, "hashes": hashes}  # fmt: skip
+                entry = {"step": step.name, "run_id": self.record.id, "outputs": result.outputs,
+                         "metrics": result.metrics, "hashes": hashes, "notebook": result.notebook}  # fmt: skip
                 outputs_dir = self.cache.commit(staging, key, entry, replace=True)
                 self._outputs_dirs[step.name] = str(outputs_dir)
                 self._output_hashes[step.name] = hashes
@@ -234,47 +218,34 @@ class LocalRunner:
                 self.cache.discard(staging)
             self._store_result(info, result)
 
-    def _use_cached(self, step: Step, info: dict, entry: dict) -> None:
+    def _use_cached(self, step: Step, info: StepRecord, entry: dict) -> None:
         self._outputs_dirs[step.name] = entry["outputs_dir"]
         self._output_hashes[step.name] = entry.get("hashes", {})
-        info.update(
-            status="cached",
-            started=time.time(),
-            duration=0.0,
-            cached_from=entry.get("run_id"),
-            outputs=entry.get("outputs", {}),
-            metrics=entry.get("metrics", {}),
-            notebook=str(self.store.path(entry.get("run_id", "")) / "steps" / f"{step.name}.ipynb"),
+        now = time.time()
+        info.status, info.cached, info.cached_from = StepStatus.CACHED, True, entry.get("run_id")
+        info.started, info.finished, info.duration_s = now, now, 0.0
+        info.outputs, info.metrics = entry.get("outputs", {}), entry.get("metrics", {})
+        info.notebook = entry.get("notebook") or str(
+            self.run_dir.parent / entry.get("run_id", "") / "steps" / f"{step.name}.ipynb"
         )
         self._save()
         self._emit("cached", step.name)
 
-    def _store_result(self, info: dict, result: StepResult) -> None:
-        info.update(
-            status=result.status,
-            duration=round(result.duration, 3),
-            notebook=result.notebook,
-            outputs=result.outputs,
-            metrics=result.metrics,
-        )
+    def _store_result(self, info: StepRecord, result: StepResult) -> None:
+        info.status = StepStatus(result.status)
+        info.started = info.started or result.started
+        info.duration_s = round(result.duration, 3)
+        info.finished = info.started + info.duration_s
+        info.notebook = result.notebook or None
+        info.outputs, info.metrics = result.outputs, result.metrics
         if result.error is not None:
-            info["error"] = {k: v for k, v in result.error.__dict__.items()}
+            info.error = dict(result.error.__dict__)
         self._save()
         self._emit(result.status, result.step)
 
     # -- bookkeeping -------------------------------------------------------------------------------
-    def _finish(self, status: str) -> None:
-        self.record["status"] = status
-        self.record["finished"] = time.time()
-        self.record["duration"] = round(self.record["finished"] - self.record["created"], 3)
-        self.record["metrics"] = {
-            k: v for info in self.record["steps"].values() for k, v in (info.get("metrics") or {}).items()
-        }
-        self._save()
-        self._emit("finished", "")
-
     def _save(self) -> None:
-        self.store.save(self.record)
+        self.save(self.record)
 
     def _emit(self, event: str, step: str) -> None:
         self.listener(event, step, self.record)
@@ -282,16 +253,3 @@ class LocalRunner:
 
 def _hash_outputs(directory: Path, result: StepResult) -> dict[str, str]:
     return {name: sha256_file(directory / Path(rec["file"]).name) for name, rec in result.outputs.items()}
-
-
-def run_pipeline(
-    pipeline: Pipeline,
-    *,
-    workdir: str | Path,
-    data_dir: str | Path,
-    options: RunOptions | None = None,
-    listener: Listener | None = None,
-) -> dict[str, Any]:
-    """Run ``pipeline`` locally and return its run record (sync wrapper for scripts and the CLI)."""
-    runner = LocalRunner(pipeline, workdir=workdir, data_dir=data_dir, options=options, listener=listener)
-    return asyncio.run(runner.run())

@@ -469,7 +469,7 @@ WINE_OVERRIDES = {"n_estimators": 3, "max_depth": 1, "test_size": 0.5, "seed": 3
 def test_compiled_wine_runs_like_the_local_runner(tmp_path: Path, kfp_local: Path) -> None:
     import joblib
 
-    from jupyter_ext.targets.local.runner import RunOptions, run_pipeline
+    from jupyter_ext.services.runs import run_pipeline
 
     pipeline = build_pipeline(WINE)
     package = compile_pipeline(
@@ -499,8 +499,9 @@ def test_compiled_wine_runs_like_the_local_runner(tmp_path: Path, kfp_local: Pat
         pipeline,
         workdir=tmp_path,
         data_dir=tmp_path / "local",
-        options=RunOptions(parameters={**pipeline.defaults(), **WINE_OVERRIDES}, use_cache=False),
-    )
+        parameters=WINE_OVERRIDES,
+        use_cache=False,
+    ).to_dict()
     assert record["status"] == "succeeded", record
     assert set(kfp_metrics) == {"accuracy", "f1"}
     assert kfp_metrics == pytest.approx(record["metrics"], rel=0, abs=1e-12)

@@ -1,6 +1,5 @@
 """Ctrl-C and a killed runner: kernels are stopped, and the run record says what happened."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,7 +9,10 @@ import time
 import psutil
 import pytest
 
-from jupyter_ext.runs.store import RunStore
+from jupyter_ext.records.models import StepStatus
+from jupyter_ext.records.store import RecordStore
+from jupyter_ext.services.runs import RunRequest, RunService
+from jupyter_ext.targets.local.target import LocalOptions
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +26,10 @@ def start_run(notebook, data_dir):
 def wait_for_running_step(data_dir, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for record_file in (data_dir / "runs").glob("*/record.json"):
-            try:
-                record = json.loads(record_file.read_text())
-            except ValueError:
-                continue
-            if any(s["status"] == "running" for s in record["steps"].values()):
-                return record["id"]
+        if (data_dir / "cellpipe.db").exists():
+            for record in RecordStore(data_dir).list_runs()[0]:
+                if any(s.status is StepStatus.RUNNING for s in record.steps):
+                    return record.id
         time.sleep(0.2)
     raise AssertionError("no step started running")
 
@@ -53,10 +52,10 @@ def test_ctrl_c_cancels_and_stops_every_kernel(write_notebook, data_dir):
     assert process.returncode == 130, output
     gone, alive = psutil.wait_procs(kernels, timeout=10)
     assert not alive, f"kernels left behind: {alive}"
-    record = RunStore(data_dir / "runs").load(run_id)
-    assert record["status"] == "cancelled"
-    assert record["steps"]["slow"]["status"] == "cancelled"
-    assert record["steps"]["after"]["status"] == "cancelled"
+    record = RecordStore(data_dir).get_run(run_id)
+    assert record.status == "cancelled"
+    assert record.step("slow").status == "cancelled"
+    assert record.step("after").status == "cancelled"
 
 
 def test_killed_runner_leaves_a_crashed_record(write_notebook, data_dir):
@@ -66,9 +65,9 @@ def test_killed_runner_leaves_a_crashed_record(write_notebook, data_dir):
     kernels = descendants(process.pid)
     process.kill()
     process.wait(timeout=30)
-    record = RunStore(data_dir / "runs").load(run_id)
-    assert record["status"] == "crashed"
-    assert record["steps"]["slow"]["status"] == "crashed"
+    record = RecordStore(data_dir).get_run(run_id)
+    assert record.status == "crashed"
+    assert record.step("slow").status == "crashed"
     # kernels notice their parent is gone (ipykernel's parent poller) and exit on their own
     gone, alive = psutil.wait_procs(kernels, timeout=20)
     for proc in alive:
@@ -77,10 +76,8 @@ def test_killed_runner_leaves_a_crashed_record(write_notebook, data_dir):
 
 
 def test_step_timeout_names_the_cell(write_notebook, data_dir):
-    from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
-
     notebook = write_notebook([(["step:quick"], "x = 1"), (["step:stuck"], "import time\ntime.sleep(60)")])
-    request = LaunchRequest(notebook=notebook, data_dir=data_dir, track=False, snapshot=False, step_timeout=2)
-    record = execute(request, prepare(request))
-    error = record["steps"]["stuck"]["error"]
+    request = RunRequest(notebook=notebook, track=False, target_options=LocalOptions(step_timeout=2))
+    record = RunService(data_dir).run(request)
+    error = record.step("stuck").error
     assert error["kind"] == "timeout" and error["cell"] == 2

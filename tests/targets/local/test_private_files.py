@@ -8,7 +8,6 @@ import stat
 import subprocess
 
 import pytest
-
 from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
 from jupyter_ext.util import private_dir
 

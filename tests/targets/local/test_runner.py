@@ -8,47 +8,59 @@ import pytest
 
 from jupyter_ext.notebook.params import resolve
 from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
-from jupyter_ext.runs.store import RunStore
-from jupyter_ext.targets.local.runner import RunOptions, run_pipeline
+from jupyter_ext.services.runs import RunRequest, RunService, run_pipeline
+from jupyter_ext.targets.local.target import LocalOptions
 
 pytestmark = pytest.mark.slow
 
 
-def launch(notebook, data_dir, **kwargs):
-    request = LaunchRequest(notebook=notebook, data_dir=data_dir, **kwargs)
-    return execute(request, prepare(request))
+def launch(notebook, data_dir, *, overrides=None, step_timeout=None, **kwargs):
+    """A run through the run service (snapshot, record, local target, tracking), as a JSON record."""
+    request = RunRequest(notebook=Path(notebook), parameters=overrides,
+                         target_options=LocalOptions(step_timeout=step_timeout), **kwargs)  # fmt: skip
+    return RunService(data_dir).run(request).to_dict()
+
+
+def steps(record):
+    """The record's steps (a list in pipeline order) by name."""
+    return {s["name"]: s for s in record["steps"]}
 
 
 def test_wine_pipeline_runs_and_is_tracked(notebooks, tmp_path, data_dir):
     notebook = shutil.copy(notebooks / "wine_classifier.ipynb", tmp_path / "wine.ipynb")
     record = launch(notebook, data_dir, overrides=["n_estimators=10"])
     assert record["status"] == "succeeded", record
-    assert set(record["steps"]) == {"load_data", "split", "train", "evaluate"}
-    assert all(s["status"] == "succeeded" for s in record["steps"].values())
+    assert [s["name"] for s in record["steps"]] == [
+        "load_data",
+        "split",
+        "train",
+        "evaluate",
+    ]  # pipeline order
+    assert all(s["status"] == "succeeded" for s in steps(record).values())
     assert 0.5 < record["metrics"]["accuracy"] <= 1.0
     assert record["parameters"]["n_estimators"] == 10
     assert record["snapshot_id"] and record["notebook_sha256"]
     # data passed by type
-    backends = {k: v["backend"] for k, v in record["steps"]["split"]["outputs"].items()}
+    backends = {k: v["backend"] for k, v in steps(record)["split"]["outputs"].items()}
     assert backends == {
         "X_train": "dataframe",
         "X_test": "dataframe",
         "y_train": "series",
         "y_test": "series",
     }
-    assert record["steps"]["train"]["outputs"]["model"]["backend"] == "sklearn"
+    assert steps(record)["train"]["outputs"]["model"]["backend"] == "sklearn"
     # the executed step notebook is kept and readable, with the step's own output
-    executed = json.loads(Path(record["steps"]["evaluate"]["notebook"]).read_text())
+    executed = json.loads(Path(steps(record)["evaluate"]["notebook"]).read_text())
     texts = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "accuracy=" in texts
     # the record on disk is the same
-    assert RunStore(data_dir / "runs").load(record["id"])["status"] == "succeeded"
+    assert RunService(data_dir).get(record["id"]).to_dict() == record
     # MLflow: a parent run with params, metrics and lineage tags, and a nested run per step
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=record["mlflow"]["tracking_uri"])
-    parent = client.get_run(record["mlflow"]["run_id"])
+    assert record["tracking"]["status"] == "ok"  # complete when final: the MLflow run is in the record
+    client = MlflowClient(tracking_uri=record["tracking"]["tracking_uri"])
+    parent = client.get_run(record["tracking"]["mlflow_run_id"])
     assert parent.data.params["n_estimators"] == "10"
     assert parent.data.metrics["accuracy"] == record["metrics"]["accuracy"]
     assert parent.data.tags["cellpipe.run_id"] == record["id"]
@@ -76,7 +88,7 @@ def test_cache_reruns_only_what_changed(write_notebook, data_dir):
     first = launch(notebook, data_dir, track=False)
     assert first["metrics"] == {"total": 6.0}
     again = launch(notebook, data_dir, track=False)
-    assert {n: s["status"] for n, s in again["steps"].items()} == dict.fromkeys(
+    assert {n: s["status"] for n, s in steps(again).items()} == dict.fromkeys(
         ("make", "scale", "total"), "cached"
     )
     assert again["metrics"] == {"total": 6.0}
@@ -84,7 +96,7 @@ def test_cache_reruns_only_what_changed(write_notebook, data_dir):
     cells[3] = (["step:total"], "total = sum(scaled) + 1")
     write_notebook(cells, name="cache.ipynb")
     edited = launch(notebook, data_dir, track=False)
-    assert {n: s["status"] for n, s in edited["steps"].items()} == {
+    assert {n: s["status"] for n, s in steps(edited).items()} == {
         "make": "cached",
         "scale": "cached",
         "total": "succeeded",
@@ -92,15 +104,15 @@ def test_cache_reruns_only_what_changed(write_notebook, data_dir):
     assert edited["metrics"] == {"total": 7.0}
     # a parameter change re-runs the steps that read it, and those downstream of a changed output
     changed = launch(notebook, data_dir, track=False, overrides=["factor=3"])
-    assert {n: s["status"] for n, s in changed["steps"].items()} == {
+    assert {n: s["status"] for n, s in steps(changed).items()} == {
         "make": "cached",
         "scale": "succeeded",
         "total": "succeeded",
     }
     assert changed["metrics"] == {"total": 10.0}
     forced = launch(notebook, data_dir, track=False, use_cache=False)
-    assert all(s["status"] == "succeeded" for s in forced["steps"].values())
-    assert forced["steps"]["make"]["cache_key"] == first["steps"]["make"]["cache_key"]
+    assert all(s["status"] == "succeeded" for s in steps(forced).values())
+    assert steps(forced)["make"]["cache_key"] == steps(first)["make"]["cache_key"]
 
 
 def test_failure_stops_dependants_and_lets_branches_finish(write_notebook, data_dir):
@@ -114,24 +126,24 @@ def test_failure_stops_dependants_and_lets_branches_finish(write_notebook, data_
         ]
     )
     record = launch(notebook, data_dir, track=False)
-    statuses = {n: s["status"] for n, s in record["steps"].items()}
+    statuses = {n: s["status"] for n, s in steps(record).items()}
     assert statuses == {
         "source": "succeeded",
         "broken": "failed",
-        "after_broken": "skipped",
+        "after_broken": "not_run",
         "independent": "succeeded",
     }
     assert record["status"] == "failed"
-    error = record["steps"]["broken"]["error"]
+    error = steps(record)["broken"]["error"]
     assert error["cell"] == 3 and error["ename"] == "ZeroDivisionError"
     assert any("y / 0" in line for line in error["traceback"])
-    assert record["steps"]["after_broken"]["reason"] == "upstream step 'broken' did not succeed"
+    assert steps(record)["after_broken"]["reason"] == "upstream step 'broken' did not succeed"
 
 
 def test_kernel_death_is_reported(write_notebook, data_dir):
     notebook = write_notebook([(["step:die"], "import os\nos._exit(1)")])
-    record = launch(notebook, data_dir, track=False, snapshot=False)
-    error = record["steps"]["die"]["error"]
+    record = launch(notebook, data_dir, track=False)
+    error = steps(record)["die"]["error"]
     assert error["kind"] == "kernel_died" and "kernel died" in error["message"]
     assert error["cell"] == 1
 
@@ -140,9 +152,9 @@ def test_unserialisable_variable_names_variable_type_and_step(write_notebook, da
     notebook = write_notebook(
         [(["step:make"], "gen = (i for i in range(3))"), (["step:use"], "total = sum(gen)")]
     )
-    record = launch(notebook, data_dir, track=False, snapshot=False)
-    error = record["steps"]["make"]["error"]
-    assert record["steps"]["use"]["status"] == "skipped"
+    record = launch(notebook, data_dir, track=False)
+    error = steps(record)["make"]["error"]
+    assert steps(record)["use"]["status"] == "not_run"
     assert "gen" in error["message"] and "generator" in error["message"] and "make" in error["message"]
 
 
@@ -163,9 +175,10 @@ def test_independent_steps_overlap(notebooks, tmp_path, data_dir):
         pipeline,
         workdir=tmp_path,
         data_dir=data_dir,
-        options=RunOptions(parameters=resolve(pipeline.parameters, None), max_parallel=2),
+        parameters=resolve(pipeline.parameters, None),
+        options=LocalOptions(max_parallel=2),
         listener=lambda event, step, rec: events.append((event, step)),
-    )
+    ).to_dict()
     assert record["status"] == "succeeded"
     order = [e for e in events if e[1] in ("stats", "histogram")]
     # both branches started before either finished
@@ -182,9 +195,9 @@ def test_torch_and_numpy_values_flow_between_kernels(write_notebook, data_dir):
             (["pipeline-metrics"], "total"),
         ]
     )
-    record = launch(notebook, data_dir, track=False, snapshot=False)
+    record = launch(notebook, data_dir, track=False)
     assert record["status"] == "succeeded", record
-    outputs = record["steps"]["make"]["outputs"]
+    outputs = steps(record)["make"]["outputs"]
     assert (outputs["weights"]["backend"], outputs["bias"]["backend"]) == ("torch", "ndarray")
     assert record["metrics"] == {"total": 8.0}
 
@@ -192,18 +205,18 @@ def test_torch_and_numpy_values_flow_between_kernels(write_notebook, data_dir):
 def test_a_kernel_that_cannot_start_fails_the_step_not_the_runner(write_notebook, tmp_path, data_dir):
     pipeline = build_pipeline(write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x")]))
     pipeline.kernel = "no-such-kernel"  # past the up-front check of `cellpipe run`, e.g. removed meanwhile
-    record = run_pipeline(pipeline, workdir=tmp_path, data_dir=data_dir, options=RunOptions())
+    record = run_pipeline(pipeline, workdir=tmp_path, data_dir=data_dir).to_dict()
     assert record["status"] == "failed"
-    error = record["steps"]["a"]["error"]
+    error = steps(record)["a"]["error"]
     assert error["kind"] == "kernel_start" and "no-such-kernel" in error["message"]
-    assert record["steps"]["b"]["status"] == "skipped"
+    assert steps(record)["b"]["status"] == "not_run"
 
 
 def test_parameter_defaults_are_part_of_the_cache_key(write_notebook, tmp_path, data_dir):
     cells = [(["parameters"], "n = 2"), (["step:a"], "total = n * 10"), (["pipeline-metrics"], "total")]
     notebook = write_notebook(cells, name="defaults.ipynb")
-    first = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir)
+    first = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir).to_dict()
     write_notebook([(["parameters"], "n = 3"), *cells[1:]], name="defaults.ipynb")  # a new default
-    second = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir)
+    second = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir).to_dict()
     assert (first["metrics"], second["metrics"]) == ({"total": 20.0}, {"total": 30.0})
-    assert second["steps"]["a"]["status"] == "succeeded" and second["parameters"] == {"n": 3}
+    assert steps(second)["a"]["status"] == "succeeded" and second["parameters"] == {"n": 3}

@@ -1,0 +1,316 @@
+"""The record store: runs, schedules and schedule fire leases in ``<data dir>/cellpipe.db`` (SQLite through
+SQLAlchemy), with each run's files (executed step notebooks, kernel logs) beside it in ``runs/<id>/``.
+
+- One row per run: the columns that are filtered and sorted on (notebook, status, target, schedule, created)
+  plus the whole record as JSON. Listing 50 of 10,000 runs is an index walk, not a directory scan.
+- The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` take any older database to the
+  current version in order, inside one transaction. Run records of cellpipe versions that kept one
+  ``runs/<id>/record.json`` per run are imported once, on first open.
+- A run still queued or running whose owner process is gone (see :mod:`.owner`; PID reuse does not fool it)
+  is marked crashed when it is read, so nothing shows "running" forever.
+- Private by default: the data directory is 0700, the database and run files 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.errors import CellpipeError
+from jupyter_ext.records.models import (
+    ACTIVE_RUN_STATES,
+    RunRecord,
+    RunStatus,
+    ScheduleRecord,
+    StepStatus,
+)
+from jupyter_ext.records.owner import owner_alive
+from jupyter_ext.util import private_dir
+
+DB_FILE = "cellpipe.db"
+RUNS_DIR = "runs"
+LEGACY_RECORD = "record.json"
+SCHEMA_VERSION = 2
+LATEST = "latest"
+
+log = logging.getLogger(__name__)
+
+
+def _v1(conn: Any) -> None:
+    """The first schema: runs only."""
+    _ddl(conn, """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY, notebook TEXT NOT NULL, status TEXT NOT NULL, target TEXT NOT NULL,
+            created REAL NOT NULL, finished REAL, data TEXT NOT NULL)
+        """, "CREATE INDEX runs_created ON runs (created)", "CREATE INDEX runs_notebook ON runs (notebook, created)",
+    )  # fmt: skip
+
+
+def _v2(conn: Any) -> None:
+    """Runs know their source and schedule; schedules and their fire leases get tables."""
+    _ddl(conn, "ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'cli'",
+         "ALTER TABLE runs ADD COLUMN schedule_id TEXT",
+         "CREATE INDEX runs_status ON runs (status, created)",
+         "CREATE INDEX runs_schedule ON runs (schedule_id, created)",
+         """CREATE TABLE schedules (
+            id TEXT PRIMARY KEY, notebook TEXT NOT NULL, enabled INTEGER NOT NULL, target TEXT NOT NULL,
+            created REAL NOT NULL, updated REAL NOT NULL, data TEXT NOT NULL)""",
+         # one row per (schedule, fire time): whoever inserts it fires that time, nobody else
+         """CREATE TABLE fire_leases (
+            schedule_id TEXT NOT NULL, fire_time REAL NOT NULL, owner TEXT NOT NULL, acquired REAL NOT NULL,
+            heartbeat REAL NOT NULL, run_id TEXT, PRIMARY KEY (schedule_id, fire_time))""",
+    )  # fmt: skip
+
+
+# MIGRATIONS[n] takes a database at version n-1 to version n.
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2}
+
+
+def _ddl(conn: Any, *statements: str) -> None:
+    from sqlalchemy import text
+
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+class RecordStore:
+    def __init__(self, data_dir: str | Path) -> None:
+        from sqlalchemy import create_engine, event
+
+        self.data_dir = Path(data_dir)
+        private_dir(self.data_dir)
+        self.db_path = self.data_dir / DB_FILE
+        if not self.db_path.exists():  # created private; SQLite gives its -wal/-shm files the same mode
+            os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.engine = create_engine(f"sqlite:///{self.db_path}", connect_args={"timeout": 30})
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions are ours (BEGIN IMMEDIATE below)
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            cursor.execute("PRAGMA synchronous=FULL")  # a committed final state survives a power cut
+            cursor.close()
+
+        self._migrate()
+
+    # -- schema --------------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return int(conn.exec_driver_sql("PRAGMA user_version").scalar())
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            version = int(conn.exec_driver_sql("PRAGMA user_version").scalar())
+            if version > SCHEMA_VERSION:
+                raise CellpipeError(
+                    f"the run store {self.db_path} was written by a newer cellpipe (schema {version})",
+                    hint="upgrade cellpipe, or point CELLPIPE_HOME at another directory",
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+            if version < SCHEMA_VERSION:
+                conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version == 0:
+                self._import_legacy(conn)
+
+    def _import_legacy(self, conn: Any) -> None:
+        """Runs recorded as ``runs/<id>/record.json`` by earlier versions become rows (the files stay)."""
+        from jupyter_ext.records.legacy import legacy_record
+
+        runs = self.data_dir / RUNS_DIR
+        for path in sorted(runs.glob(f"*/{LEGACY_RECORD}")) if runs.is_dir() else []:
+            try:
+                record = legacy_record(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("cellpipe: not importing the run record %s: %s", path, exc)
+                continue
+            self._upsert(conn, record)
+
+    # -- runs ----------------------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.data_dir / RUNS_DIR / run_id
+
+    def save_run(self, record: RunRecord) -> None:
+        """Insert or replace the whole record (atomic: readers see the old row or the new one)."""
+        with self._write() as conn:
+            self._upsert(conn, record)
+
+    def _upsert(self, conn: Any, record: RunRecord) -> None:
+        conn.exec_driver_sql(
+            "INSERT OR REPLACE INTO runs (id, notebook, status, target, created, finished, source, schedule_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.notebook, record.status.value, record.target, record.created, record.finished,
+             record.source, record.schedule_id, json.dumps(record.to_dict(), default=str)),
+        )  # fmt: skip
+
+    def resolve_run_id(self, text: str) -> str:
+        """A full id, ``latest``, or a unique prefix (or unique suffix of 4+ characters) -> the full id."""
+        text = (text or "").strip()
+        with self._read() as conn:
+            if text == LATEST:
+                row = conn.exec_driver_sql(
+                    "SELECT id FROM runs ORDER BY created DESC, id DESC LIMIT 1"
+                ).first()
+                if row is None:
+                    raise CellpipeError(
+                        f"no runs in {self.data_dir}", hint="start one with `cellpipe run NOTEBOOK`"
+                    )
+                return row[0]
+            matches = [r[0] for r in conn.exec_driver_sql(
+                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (text, text + "\uffff"))]  # fmt: skip
+            if not matches and len(text) >= 4:
+                pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                matches = [r[0] for r in conn.exec_driver_sql(
+                    "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 6", (pattern,))]  # fmt: skip
+        if text in matches:
+            return text
+        if not matches or not text:
+            raise CellpipeError(f"no run '{text}' in {self.data_dir}", hint="list runs with `cellpipe runs`")
+        if len(matches) > 1:
+            raise CellpipeError(
+                f"run id '{text}' is ambiguous: {', '.join(matches[:5])}", hint="give more characters"
+            )
+        return matches[0]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        full = self.resolve_run_id(run_id)
+        with self._read() as conn:
+            row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (full,)).first()
+        if row is None:
+            raise CellpipeError(
+                f"no run '{run_id}' in {self.data_dir}", hint="list runs with `cellpipe runs`"
+            )
+        return self._check_alive(RunRecord.from_dict(json.loads(row[0])))
+
+    def list_runs(
+        self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
+        schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:  # fmt: skip
+        """Newest first, with the total count of matching runs (for paging)."""
+        self.recover_crashed()
+        where, args = [], []
+        for column, value in (("notebook", notebook), ("status", status), ("target", target),
+                              ("schedule_id", schedule_id)):  # fmt: skip
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(str(value))
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._read() as conn:
+            total = conn.exec_driver_sql(f"SELECT count(*) FROM runs{clause}", tuple(args)).scalar()
+            rows = conn.exec_driver_sql(
+                f"SELECT data FROM runs{clause} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?",
+                (*args, max(0, int(limit)), max(0, int(offset))),
+            ).all()
+        return [RunRecord.from_dict(json.loads(r[0])) for r in rows], int(total)
+
+    def all_run_ids(self) -> list[str]:
+        with self._read() as conn:
+            return [r[0] for r in conn.exec_driver_sql("SELECT id FROM runs ORDER BY id")]
+
+    def delete_run(self, run_id: str) -> None:
+        import shutil
+
+        with self._write() as conn:
+            conn.exec_driver_sql("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def recover_crashed(self) -> list[str]:
+        """Mark every active run whose owner is gone as crashed; returns their ids."""
+        marks = ",".join("?" * len(ACTIVE_RUN_STATES))
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT data FROM runs WHERE status IN ({marks})", tuple(s.value for s in ACTIVE_RUN_STATES)
+            ).all()
+        crashed = []
+        for row in rows:
+            record = RunRecord.from_dict(json.loads(row[0]))
+            if self._check_alive(record).status is RunStatus.CRASHED:
+                crashed.append(record.id)
+        return crashed
+
+    def _check_alive(self, record: RunRecord) -> RunRecord:
+        if record.status.is_final or owner_alive(record.owner) is not False:
+            return record
+        record.status = RunStatus.CRASHED
+        record.finished = record.finished or time.time()
+        record.error = record.error or {"message": "the process running it stopped before the run finished"}
+        for step in record.steps:
+            if step.status is StepStatus.RUNNING:
+                step.status = StepStatus.CRASHED
+            elif step.status is StepStatus.PENDING:
+                step.status = StepStatus.NOT_RUN
+        with self._write() as conn:  # only if nobody finished it meanwhile
+            current = conn.exec_driver_sql("SELECT status FROM runs WHERE id = ?", (record.id,)).scalar()
+            if current in {s.value for s in ACTIVE_RUN_STATES}:
+                self._upsert(conn, record)
+        return record
+
+    # -- schedules (the schedule service owns the logic) ---------------------------------------------
+    def save_schedule(self, schedule: ScheduleRecord) -> None:
+        with self._write() as conn:
+            conn.exec_driver_sql(
+                "INSERT OR REPLACE INTO schedules (id, notebook, enabled, target, created, updated, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (schedule.id, schedule.notebook, int(schedule.enabled), schedule.target, schedule.created,
+                 schedule.updated, json.dumps(schedule.to_dict(), default=str)),
+            )  # fmt: skip
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        with self._read() as conn:
+            row = conn.exec_driver_sql("SELECT data FROM schedules WHERE id = ?", (schedule_id,)).first()
+        return None if row is None else ScheduleRecord.from_dict(json.loads(row[0]))
+
+    def list_schedules(self, *, notebook: str | None = None) -> list[ScheduleRecord]:
+        query, args = "SELECT data FROM schedules", ()
+        if notebook is not None:
+            query, args = query + " WHERE notebook = ?", (notebook,)
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(query + " ORDER BY created DESC, id DESC", args).all()
+        return [ScheduleRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        with self._write() as conn:
+            conn.exec_driver_sql("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+            conn.exec_driver_sql("DELETE FROM fire_leases WHERE schedule_id = ?", (schedule_id,))
+
+    def acquire_fire_lease(self, schedule_id: str, fire_time: float, owner: str) -> bool:
+        """True for exactly one caller per (schedule, fire time), across processes sharing this store."""
+        now = time.time()
+        with self._write() as conn:
+            inserted = conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO fire_leases (schedule_id, fire_time, owner, acquired, heartbeat)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (schedule_id, fire_time, owner, now, now),
+            ).rowcount
+        return inserted == 1
+
+    # -- transactions --------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so two writers never deadlock."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,448 @@
+"""The run service: the one lifecycle every run goes through, whoever starts it and wherever it runs.
+
+    validate -> snapshot -> create the record -> execute on the target -> track -> finalize
+
+The CLI (``cellpipe run``/``rerun``), the Jupyter server, the scheduler and the Job pod all call
+:class:`RunService`; nothing else writes run records. Hooks around execution, as in jupyter-scheduler's
+execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure`,
+:meth:`RunService.on_complete` (override them, or pass ``hooks`` objects with the same methods).
+
+- Everything that can fail on user input (notebook, parameters, kernel, snapshot) fails in :meth:`prepare`,
+  before a record exists, as a :class:`~jupyter_ext.errors.CellpipeError`.
+- A run's status turns final only when its record is complete: tracking done (or failed, and saying why).
+  A tracking failure (MLflow down, disk full) never changes a run's status or raises.
+- Background runs (:meth:`submit`) wait in ``queued`` beyond ``max_concurrent_runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_ext.errors import CellpipeError, NotebookError
+from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.records.models import (
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    Tracking,
+    TrackingStatus,
+    new_run_id,
+)
+from jupyter_ext.records.owner import current_owner
+from jupyter_ext.records.store import RecordStore
+from jupyter_ext.targets.base import ExecutionContext, Listener
+from jupyter_ext.targets.registry import get_target, options_for
+from jupyter_ext.util import private_dir
+
+
+@dataclass
+class RunRequest:
+    notebook: Path  # absolute path
+    content: bytes | None = None  # unsaved content from the UI
+    parameters: dict[str, Any] | list[str] | None = None  # typed values, or CLI "NAME=VALUE" strings
+    target: str = "local"  # "local" | "job" | "kfp"
+    target_options: Any = None  # LocalOptions | JobOptions | KfpOptions (or a dict of their fields)
+    use_cache: bool = True
+    track: bool = True
+    snapshot_id: str | None = None  # rerun from this snapshot
+    schedule_id: str | None = None
+    source: str = "cli"  # "cli" | "jupyterlab" | "schedule" | "pod"
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded as is; "rerun_of" is understood
+
+
+@dataclass
+class Prepared:
+    """A validated, snapshotted request: what :meth:`RunService.execute` needs."""
+
+    request: RunRequest
+    pipeline: Pipeline
+    parameters: dict[str, Any]
+    notebook_sha256: str
+    workdir: Path
+    options: Any
+    snapshot_id: str | None = None
+    snapshot: Any = None  # jupyter_ext.snapshot.Snapshot when one was taken now
+    prepare_s: float = 0.0
+    cleanup: Path | None = None  # a restored copy to remove when the run is over
+
+
+class RunService:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        root: Path | None = None,
+        max_concurrent_runs: int = 2,
+        kernel_pool: Any = None,
+        log: logging.Logger | None = None,
+        hooks: list[Any] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.root = Path(root).resolve() if root else None
+        self.store = RecordStore(self.data_dir)
+        self.max_concurrent_runs = max(1, int(max_concurrent_runs))
+        self.kernel_pool = kernel_pool  # reserved: a shared pool of warm kernels (the server's)
+        self.log = log or logging.getLogger(__name__)
+        self.hooks = list(hooks or [])
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self.store.recover_crashed()  # runs of a previous process that died show as crashed now
+
+    # -- hooks ---------------------------------------------------------------------------------------
+    def before_start(self, record: RunRecord) -> None:
+        self._call_hooks("before_start", record)
+
+    def on_failure(self, record: RunRecord) -> None:
+        self._call_hooks("on_failure", record)
+
+    def on_complete(self, record: RunRecord) -> None:
+        self._call_hooks("on_complete", record)
+
+    def _call_hooks(self, name: str, record: RunRecord) -> None:
+        for hook in self.hooks:
+            method = getattr(hook, name, None)
+            if method is None:
+                continue
+            try:
+                method(record)
+            except Exception:  # a hook's bug must not change the run
+                self.log.exception("cellpipe: %s hook failed for run %s", name, record.id)
+
+    # -- the lifecycle -------------------------------------------------------------------------------
+    def prepare(self, request: RunRequest, *, snapshot_progress: Any = None) -> Prepared:
+        """Validate and snapshot: every user mistake fails here, before a record exists."""
+        from jupyter_ext.notebook.params import resolve
+        from jupyter_ext.pipeline.build import build_pipeline
+
+        began = time.perf_counter()
+        options = options_for(request.target, request.target_options)
+        notebook, cleanup, snapshot_id = Path(request.notebook), None, request.snapshot_id
+        if snapshot_id:  # a rerun: the notebook and its data come from the snapshot
+            from jupyter_ext.snapshot import materialize
+
+            restored = materialize(self.snapshot_store_url(), snapshot_id)
+            notebook, cleanup, snapshot_id = restored.notebook, restored.notebook.parent, restored.id
+            content = notebook.read_bytes()
+        else:
+            content = request.content if request.content is not None else _read(notebook)
+        try:
+            pipeline = build_pipeline(notebook, content=content)
+            if pipeline.is_plain:
+                raise NotebookError(
+                    "no steps: a plain notebook (no step:NAME tags) does not run locally as a pipeline yet",
+                    notebook=str(request.notebook),
+                    hint="tag the first cell of each step step:NAME (e.g. step:load_data); run `cellpipe --help`",
+                )
+            check_kernel(pipeline)
+            parameters = resolve(pipeline.parameters, request.parameters)
+            snap = None
+            if not snapshot_id:
+                from jupyter_ext.snapshot import take_snapshot
+
+                snap = take_snapshot(
+                    notebook,
+                    store=self.snapshot_store_url(),
+                    notebook_bytes=content,
+                    progress=snapshot_progress,
+                )
+                snapshot_id = snap.id
+        except BaseException:
+            if cleanup:
+                shutil.rmtree(cleanup, ignore_errors=True)
+            raise
+        return Prepared(
+            request=request,
+            pipeline=pipeline,
+            parameters=parameters,
+            notebook_sha256=hashlib.sha256(content).hexdigest(),
+            workdir=notebook.resolve().parent,
+            options=options,
+            snapshot_id=snapshot_id,
+            snapshot=snap,
+            prepare_s=time.perf_counter() - began,
+            cleanup=cleanup,
+        )
+
+    def create_record(self, prepared: Prepared) -> RunRecord:
+        request = prepared.request
+        extra = dict(request.extra)
+        record = RunRecord(
+            id=new_run_id(),
+            notebook=str(Path(request.notebook).resolve()),
+            target=request.target,
+            status=RunStatus.QUEUED,
+            source=request.source,
+            parameters=prepared.parameters,
+            snapshot_id=prepared.snapshot_id,
+            schedule_id=request.schedule_id,
+            rerun_of=extra.pop("rerun_of", None),
+            steps=[
+                StepRecord(
+                    name=s.name, cell=s.first_cell, cells=[c.index for c in s.cells], depends_on=s.depends_on
+                )
+                for s in prepared.pipeline.steps
+            ],
+            tracking=Tracking(status=TrackingStatus.PENDING if request.track else TrackingStatus.OFF),
+            pipeline=prepared.pipeline.name,
+            notebook_sha256=prepared.notebook_sha256,
+            use_cache=request.use_cache,
+            timings={"prepare_s": round(prepared.prepare_s, 3)},
+            owner=current_owner(),
+            extra=extra,
+        )
+        self.store.save_run(record)
+        return record
+
+    async def execute(
+        self, record: RunRecord, prepared: Prepared, listener: Listener | None = None
+    ) -> RunRecord:
+        """Execute on the target, track, finalize. Never raises for the run's own failure; re-raises
+        cancellation after the record says ``cancelled``."""
+        listener = listener or (lambda event, step, rec: None)
+        target = get_target(record.target)
+        record.status, record.started = RunStatus.RUNNING, time.time()
+        self.before_start(record)
+        self._save(record)
+        listener("started", "", record)
+        context = ExecutionContext(
+            record=record,
+            pipeline=prepared.pipeline,
+            parameters=prepared.parameters,
+            workdir=prepared.workdir,
+            run_dir=private_dir(self.store.run_dir(record.id)),
+            data_dir=self.data_dir,
+            options=prepared.options,
+            use_cache=prepared.request.use_cache,
+            snapshot_store=self.snapshot_store_url(),
+            save=self._save,
+            listener=listener,
+        )
+        interrupted: BaseException | None = None
+        began = time.perf_counter()
+        try:
+            outcome = await target.execute(context)
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            outcome, interrupted = RunStatus.CANCELLED, exc
+        except CellpipeError as exc:
+            outcome, record.error = RunStatus.FAILED, exc.to_dict()
+        except Exception as exc:  # a bug of ours: the record says so, the caller goes on
+            self.log.exception("cellpipe: run %s failed inside cellpipe", record.id)
+            outcome, record.error = (
+                RunStatus.FAILED,
+                {"message": f"internal error: {type(exc).__name__}: {exc}"},
+            )
+        record.timings["execute_s"] = round(time.perf_counter() - began, 3)
+        await asyncio.shield(asyncio.to_thread(self._finalize, record, prepared, outcome))
+        listener("finished", "", record)
+        if interrupted is not None:
+            raise interrupted
+        return record
+
+    def _finalize(self, record: RunRecord, prepared: Prepared, outcome: RunStatus) -> None:
+        """Track, then turn the status final in one save: a final record is a complete record."""
+        if prepared.request.track:
+            began = time.perf_counter()
+            record.tracking = self._track(record, prepared.pipeline, outcome)
+            record.timings["tracking_s"] = round(time.perf_counter() - began, 3)
+            if record.tracking.mlflow_url:
+                record.links["mlflow"] = record.tracking.mlflow_url
+        record.status, record.finished = outcome, time.time()
+        record.duration_s = round(record.finished - record.created, 3)
+        self._save(record)
+        if prepared.cleanup:
+            shutil.rmtree(prepared.cleanup, ignore_errors=True)
+        (self.on_complete if outcome is RunStatus.SUCCEEDED else self.on_failure)(record)
+
+    def _track(self, record: RunRecord, pipeline: Pipeline, outcome: RunStatus) -> Tracking:
+        try:
+            from jupyter_ext.tracking.mlflow import track_run
+
+            return track_run(record, pipeline, data_dir=self.data_dir, status=outcome)
+        except Exception as exc:  # MLflow down, disk full: the run keeps its status, the record says why
+            self.log.warning("cellpipe: MLflow tracking of run %s failed: %s", record.id, exc)
+            return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+    def _save(self, record: RunRecord) -> None:
+        self.store.save_run(record)
+
+    # -- foreground (CLI) ----------------------------------------------------------------------------
+    def run(self, request: RunRequest, listener: Listener | None = None) -> RunRecord:
+        """Prepare and run in the foreground; Ctrl-C cancels (the record says so) and re-raises."""
+        prepared = self.prepare(request)
+        record = self.create_record(prepared)
+        return self.run_prepared(record, prepared, listener)
+
+    def run_prepared(
+        self, record: RunRecord, prepared: Prepared, listener: Listener | None = None
+    ) -> RunRecord:
+        try:
+            return asyncio.run(self.execute(record, prepared, listener))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise KeyboardInterrupt from None
+
+    # -- background (server, scheduler) --------------------------------------------------------------
+    async def submit(self, request: RunRequest) -> RunRecord:
+        """Validate and snapshot now (errors raise), then run in the background; returns the queued record."""
+        prepared = await asyncio.to_thread(self.prepare, request)
+        record = await asyncio.to_thread(self.create_record, prepared)
+        answer = RunRecord.from_dict(
+            record.to_dict()
+        )  # as it is now: the background task goes on changing it
+        self._tasks[record.id] = asyncio.ensure_future(self._background(record, prepared))
+        return answer
+
+    async def _background(self, record: RunRecord, prepared: Prepared) -> RunRecord:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent_runs)
+        try:
+            async with self._slots:
+                return await self.execute(record, prepared)
+        except asyncio.CancelledError:
+            if not record.status.is_final:  # cancelled while queued: it never started
+                record.status, record.finished = RunStatus.CANCELLED, time.time()
+                record.duration_s = round(record.finished - record.created, 3)
+                self._save(record)
+            return record
+        finally:
+            self._tasks.pop(record.id, None)
+
+    def is_active_here(self, run_id: str) -> bool:
+        """Whether this service is executing (or queueing) the run now."""
+        return run_id in self._tasks
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        record = self.get(run_id)
+        task = self._tasks.get(record.id)
+        if task is None:
+            if record.is_final:
+                return record
+            raise CellpipeError(
+                f"run {record.id} is not running in this process",
+                hint="it belongs to another cellpipe process",
+            )
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return self.get(record.id)
+
+    async def rerun(self, run_id: str) -> RunRecord:
+        return await self.submit(self.rerun_request(run_id))
+
+    def rerun_request(self, run_id: str, **changes: Any) -> RunRequest:
+        """A request that runs a recorded run again from its snapshot, with its parameters."""
+        record = self.get(run_id)
+        if not record.snapshot_id:
+            raise CellpipeError(
+                f"run {record.id} has no snapshot to run from",
+                hint="run the notebook again with `cellpipe run`",
+            )
+        values: dict[str, Any] = {
+            "notebook": Path(record.notebook),
+            "parameters": dict(record.parameters),
+            "target": record.target,
+            "use_cache": record.use_cache,
+            "snapshot_id": record.snapshot_id,
+            "extra": {"rerun_of": record.id},
+        }
+        return RunRequest(**{**values, **changes})
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def list(
+        self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
+        schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:  # fmt: skip
+        return self.store.list_runs(notebook=notebook, status=status, target=target, schedule_id=schedule_id,
+                                    since=since, limit=limit, offset=offset)  # fmt: skip
+
+    def get(self, run_id: str) -> RunRecord:
+        """By full id, unique prefix, or ``latest``."""
+        return self.store.get_run(run_id)
+
+    def delete(self, run_id: str) -> None:
+        record = self.get(run_id)
+        if not record.is_final:
+            raise CellpipeError(
+                f"run {record.id} is {record.status.value}", hint="cancel it first, or wait until it finishes"
+            )
+        self.store.delete_run(record.id)
+
+    def step_notebook(self, run_id: str, step: str) -> Path:
+        record = self.get(run_id)
+        try:
+            path = record.step(step).notebook
+        except KeyError:
+            raise CellpipeError(f"run {record.id} has no step '{step}'", step=step) from None
+        if not path or not Path(path).is_file():
+            raise CellpipeError(f"step '{step}' of run {record.id} has no executed notebook", step=step)
+        return Path(path)
+
+    def logs(self, run_id: str) -> str:
+        record = self.get(run_id)
+        path = self.store.run_dir(record.id) / "kernels.log"
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def snapshot_store_url(self) -> str:
+        """The snapshot store (``$CELLPIPE_STORE`` overrides), as the snapshot commands see it."""
+        from jupyter_ext.snapshot.store import STORE_DIR
+
+        return os.environ.get("CELLPIPE_STORE") or str(self.data_dir / STORE_DIR)
+
+
+def check_kernel(pipeline: Pipeline) -> None:
+    """Fail before anything runs when the notebook's kernel is not installed here."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(pipeline.kernel)
+    except NoSuchKernel:
+        raise NotebookError(
+            f"the notebook's kernel '{pipeline.kernel}' is not installed here",
+            notebook=pipeline.notebook,
+            field="metadata.kernelspec.name",
+            hint="install it (python -m ipykernel install --user --name NAME) or switch the notebook to python3",
+        ) from None
+
+
+def _read(path: Path) -> bytes:
+    from jupyter_ext.notebook.read import read_notebook
+
+    read_notebook(path)  # the clear errors for a missing or broken file
+    return path.read_bytes()
+
+
+def run_pipeline(
+    pipeline: Pipeline, *, workdir: str | Path, data_dir: str | Path, parameters: dict[str, Any] | None = None,
+    options: Any = None, use_cache: bool = True, track: bool = False, listener: Listener | None = None,
+) -> RunRecord:  # fmt: skip
+    """Run an already built pipeline locally, without a snapshot (scripts, benchmarks, tests)."""
+    from jupyter_ext.notebook.params import resolve
+
+    request = RunRequest(
+        notebook=Path(pipeline.notebook), use_cache=use_cache, track=track, target_options=options
+    )
+    prepared = Prepared(
+        request=request,
+        pipeline=pipeline,
+        parameters=resolve(pipeline.parameters, parameters),
+        notebook_sha256="",
+        workdir=Path(workdir),
+        options=options_for("local", options),
+    )
+    service = RunService(Path(data_dir))
+    return service.run_prepared(service.create_record(prepared), prepared, listener)

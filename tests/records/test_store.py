@@ -1,0 +1,143 @@
+"""The SQLite record store: filters and paging, id resolution, crash detection that PID reuse cannot fool,
+schema migrations, the import of old JSON records, private files, fire leases."""
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jupyter_ext.errors import CellpipeError
+from jupyter_ext.records.models import RunRecord, RunStatus, ScheduleRecord, StepRecord, StepStatus
+from jupyter_ext.records.owner import current_owner, process_start
+from jupyter_ext.records.store import DB_FILE, MIGRATIONS, SCHEMA_VERSION, RecordStore
+
+
+def make(run_id, created, **kwargs):
+    return RunRecord(id=run_id, notebook=kwargs.pop("notebook", "/p/a.ipynb"), created=created, **kwargs)
+
+
+def test_list_is_newest_first_filtered_and_paged(tmp_path):
+    store = RecordStore(tmp_path)
+    for i in range(12):
+        status = RunStatus.FAILED if i % 3 == 0 else RunStatus.SUCCEEDED
+        store.save_run(make(f"2026-{i:02d}", 1000 + i, status=status, notebook=f"/p/{i % 2}.ipynb"))
+    records, total = store.list_runs(limit=5)
+    assert total == 12 and [r.id for r in records] == [f"2026-{i:02d}" for i in (11, 10, 9, 8, 7)]
+    records, total = store.list_runs(limit=5, offset=10)
+    assert [r.id for r in records] == ["2026-01", "2026-00"]
+    failed, total = store.list_runs(status="failed")
+    assert total == 4 and all(r.status is RunStatus.FAILED for r in failed)
+    odd, total = store.list_runs(notebook="/p/1.ipynb", since=1006)
+    assert [r.id for r in odd] == ["2026-11", "2026-09", "2026-07"] and total == 3
+
+
+def test_ids_resolve_by_prefix_suffix_and_latest(tmp_path):
+    store = RecordStore(tmp_path)
+    store.save_run(make("20261129-100000-aaa111", 1))
+    store.save_run(make("20261129-100001-bbb222", 2))
+    assert store.get_run("latest").id == "20261129-100001-bbb222"
+    assert store.resolve_run_id("20261129-100000") == "20261129-100000-aaa111"
+    assert store.resolve_run_id("bbb222") == "20261129-100001-bbb222"  # the random part alone
+    with pytest.raises(CellpipeError, match="ambiguous"):
+        store.resolve_run_id("20261129-10000")
+    with pytest.raises(CellpipeError, match="no run 'zzzz'"):
+        store.resolve_run_id("zzzz")
+
+
+def test_a_run_whose_owner_died_is_crashed_on_the_next_read(tmp_path):
+    store = RecordStore(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    owner = {**current_owner(), "pid": child.pid, "pid_start": process_start(child.pid)}
+    record = make("r1", 1, status=RunStatus.RUNNING, owner=owner,
+                  steps=[StepRecord("a", StepStatus.RUNNING), StepRecord("b")])  # fmt: skip
+    store.save_run(record)
+    assert store.get_run("r1").status is RunStatus.RUNNING  # its owner is alive
+    child.kill()
+    child.wait()
+    crashed = store.get_run("r1")
+    assert crashed.status is RunStatus.CRASHED and crashed.is_final
+    assert [s.status for s in crashed.steps] == [StepStatus.CRASHED, StepStatus.NOT_RUN]
+    assert RecordStore(tmp_path).get_run("r1").status is RunStatus.CRASHED  # saved, not just shown
+    store.delete_run("r1")
+    assert store.list_runs()[1] == 0
+
+
+def test_pid_reuse_does_not_keep_a_dead_run_alive(tmp_path):
+    """After a restart the same pid belongs to another process: its start time tells them apart."""
+    store = RecordStore(tmp_path)
+    reused = {**current_owner(), "pid_start": process_start(os.getpid()) - 1}  # our pid, an earlier process
+    store.save_run(make("r2", 1, status=RunStatus.RUNNING, owner=reused))
+    other_boot = {**current_owner(), "boot_id": "another-boot"}
+    store.save_run(make("r3", 2, status=RunStatus.QUEUED, owner=other_boot))
+    store.save_run(make("r4", 3, status=RunStatus.RUNNING, owner=current_owner()))
+    assert sorted(RecordStore(tmp_path).recover_crashed()) == ["r2", "r3"]  # what a server start does
+    assert store.get_run("r4").status is RunStatus.RUNNING
+
+
+def test_files_are_private(tmp_path):
+    RecordStore(tmp_path / "data")
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data" / DB_FILE).stat().st_mode) == 0o600
+
+
+def test_an_old_database_is_migrated(tmp_path):
+    """A version-1 database (runs only, no source/schedule columns, no schedules) opens as the current one."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / DB_FILE}")
+    with engine.begin() as conn:
+        MIGRATIONS[1](conn)
+        conn.exec_driver_sql("PRAGMA user_version = 1")
+        data = make("old-1", 5.0, status=RunStatus.SUCCEEDED).to_dict()
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, notebook, status, target, created, finished, data) VALUES (?,?,?,?,?,?,?)",
+            ("old-1", "/p/a.ipynb", "succeeded", "local", 5.0, 6.0, json.dumps(data)),
+        )
+    engine.dispose()
+    store = RecordStore(tmp_path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.get_run("old-1").status is RunStatus.SUCCEEDED
+    assert store.list_runs(schedule_id="nope")[1] == 0  # the new column works
+    store.save_schedule(ScheduleRecord(id="s", notebook="/p/a.ipynb", cron="* * * * *"))
+    assert [s.id for s in store.list_schedules()] == ["s"]
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    RecordStore(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_FILE) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(CellpipeError, match="newer cellpipe"):
+        RecordStore(tmp_path)
+
+
+def test_old_json_records_are_imported_once(tmp_path):
+    run_dir = tmp_path / "runs" / "20261101-000000-abcdef"
+    run_dir.mkdir(parents=True)
+    legacy = {
+        "id": "20261101-000000-abcdef", "notebook": "/p/a.ipynb", "status": "failed", "created": 10.0,
+        "finished": 12.0, "duration": 2.0, "parameters": {"n": 1}, "pipeline": "a", "pid": 1, "host": "h",
+        "mlflow": {"tracking_uri": "sqlite:///x.db", "experiment_id": "1", "run_id": "abc"},
+        "steps": {"one": {"status": "succeeded", "duration": 1.0, "started": 10.0, "cells": [2]},
+                  "two": {"status": "skipped", "reason": "upstream step 'x' did not succeed"}},
+    }  # fmt: skip
+    (run_dir / "record.json").write_text(json.dumps(legacy))
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "record.json").write_text("{not json")
+    record = RecordStore(tmp_path).get_run("abcdef")
+    assert record.status is RunStatus.FAILED and record.duration_s == 2.0
+    assert [(s.name, s.status) for s in record.steps] == [("one", "succeeded"), ("two", "not_run")]
+    assert record.tracking.mlflow_run_id == "abc" and record.tracking.status == "ok"
+    assert RecordStore(tmp_path).list_runs()[1] == 1
+
+
+def test_a_fire_lease_is_granted_once(tmp_path):
+    first, second = RecordStore(tmp_path), RecordStore(tmp_path)
+    fire = time.time()
+    assert first.acquire_fire_lease("s1", fire, "a") is True
+    assert second.acquire_fire_lease("s1", fire, "b") is False
+    assert second.acquire_fire_lease("s1", fire + 60, "b") is True

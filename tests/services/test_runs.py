@@ -1,0 +1,108 @@
+"""The run lifecycle with real kernels: one record from request to final state, hooks, tracking failures
+that do not fail the run, background runs with a queue, cancel, delete, rerun."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.errors import CellpipeError
+from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus
+from jupyter_ext.services.runs import RunRequest, RunService
+
+pytestmark = pytest.mark.slow
+
+CELLS = [(["parameters"], "n = 2"), (["step:make"], "values = list(range(n))"),
+         (["step:total"], "total = sum(values)"), (["pipeline-metrics"], "total")]  # fmt: skip
+
+
+class Hooks:
+    def __init__(self):
+        self.calls = []
+
+    def before_start(self, record):
+        self.calls.append(("before_start", record.status.value))
+
+    def on_failure(self, record):
+        self.calls.append(("on_failure", record.status.value))
+
+    def on_complete(self, record):
+        self.calls.append(("on_complete", record.status.value, record.tracking.status.value))
+
+
+def test_tracking_failure_keeps_the_runs_status_and_says_why(write_notebook, data_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")  # MLflow cannot create a database below a file: a real, immediate failure
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/mlflow.db")
+    hooks = Hooks()
+    service = RunService(data_dir, hooks=[hooks])
+    record = service.run(RunRequest(notebook=write_notebook(CELLS), parameters=["n=4"]))
+    assert record.status is RunStatus.SUCCEEDED and record.metrics == {"total": 6.0}
+    assert record.tracking.status is TrackingStatus.FAILED and record.tracking.error
+    assert hooks.calls == [("before_start", "running"), ("on_complete", "succeeded", "failed")]
+    stored = service.get(record.id)
+    assert stored == record and stored.timings["tracking_s"] >= 0
+    assert [s.name for s in stored.steps] == ["make", "total"]
+
+
+def test_a_failed_run_is_final_only_once_tracked(write_notebook, data_dir):
+    hooks = Hooks()
+    service = RunService(data_dir, hooks=[hooks])
+    notebook = write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x / 0"), (["step:c"], "z = y")])
+    record = service.run(RunRequest(notebook=notebook))
+    assert record.status is RunStatus.FAILED
+    assert [s.status for s in record.steps] == [StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.NOT_RUN]
+    assert record.tracking.status is TrackingStatus.OK and record.tracking.mlflow_run_id
+    assert hooks.calls[-1] == ("on_failure", "failed")
+    service.delete(record.id)
+    assert service.list()[1] == 0 and not service.store.run_dir(record.id).exists()
+
+
+def test_user_mistakes_fail_before_a_record_exists(write_notebook, data_dir):
+    service = RunService(data_dir)
+    with pytest.raises(CellpipeError, match="unknown parameter 'm'"):
+        service.run(RunRequest(notebook=write_notebook(CELLS), parameters={"m": 1}))
+    with pytest.raises(CellpipeError, match="unknown target 'mars'"):
+        service.run(RunRequest(notebook=write_notebook(CELLS), target="mars"))
+    assert service.list() == ([], 0)
+
+
+def test_background_runs_queue_cancel_and_rerun(write_notebook, data_dir):
+    slow = write_notebook([(["step:wait"], "import time\ntime.sleep(60)\nx = 1")], name="slow.ipynb")
+    quick = write_notebook(CELLS, name="quick.ipynb")
+
+    async def scenario():
+        service = RunService(data_dir, max_concurrent_runs=1)
+        first = await service.submit(RunRequest(notebook=slow, track=False, source="jupyterlab"))
+        second = await service.submit(RunRequest(notebook=quick, track=False))
+        assert (first.status, second.status) == (RunStatus.QUEUED, RunStatus.QUEUED)
+        for _ in range(300):  # the first takes the only slot; the second waits in the queue
+            if service.get(first.id).steps[0].status is StepStatus.RUNNING:
+                break
+            await asyncio.sleep(0.1)
+        assert service.get(second.id).status is RunStatus.QUEUED
+        with pytest.raises(CellpipeError, match="is running"):
+            service.delete(first.id)
+        cancelled = await service.cancel(first.id)
+        assert cancelled.status is RunStatus.CANCELLED and cancelled.steps[0].status is StepStatus.CANCELLED
+        for _ in range(600):
+            if service.get(second.id).is_final:
+                break
+            await asyncio.sleep(0.1)
+        done = service.get(second.id)
+        assert done.status is RunStatus.SUCCEEDED and done.metrics == {"total": 1.0}
+        again = await service.rerun(second.id)
+        assert again.rerun_of == second.id and again.snapshot_id == second.snapshot_id
+        for _ in range(600):
+            if service.get(again.id).is_final:
+                break
+            await asyncio.sleep(0.1)
+        rerun = service.get(again.id)
+        assert rerun.status is RunStatus.SUCCEEDED and [s.status for s in rerun.steps] == ["cached", "cached"]
+        assert rerun.notebook == str(Path(quick).resolve())
+        records, total = service.list()
+        assert total == 3 and [r.id for r in records] == [again.id, second.id, first.id]  # newest first
+        assert service.step_notebook(second.id, "total").is_file()
+        await service.shutdown()
+
+    asyncio.run(scenario())
