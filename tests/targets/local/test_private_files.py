@@ -8,7 +8,8 @@ import stat
 import subprocess
 
 import pytest
-from jupyter_ext.runs.launch import LaunchRequest, execute, prepare
+
+from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.util import private_dir
 
 pytestmark = pytest.mark.slow
@@ -22,8 +23,7 @@ def test_a_tracked_run_leaves_nothing_readable_by_others(write_notebook, data_di
     old = os.umask(0o022)
     try:
         notebook = write_notebook([(["step:make"], "x = 41"), (["step:use"], "y = x + 1")])
-        request = LaunchRequest(notebook=notebook, data_dir=data_dir)
-        record = execute(request, prepare(request))
+        record = RunService(data_dir).run(RunRequest(notebook=notebook)).to_dict()
     finally:
         os.umask(old)
     assert record["status"] == "succeeded", record
@@ -34,7 +34,10 @@ def test_a_tracked_run_leaves_nothing_readable_by_others(write_notebook, data_di
 
     (kernels_log,) = data_dir.glob("runs/*/kernels.log")
     assert [mode(data_dir / name) for name in ("", "store", "cache", "mlartifacts")] == [oct(0o700)] * 4
-    assert [mode(data_dir / "mlflow.db"), mode(kernels_log)] == [oct(0o600)] * 2
+    assert [mode(data_dir / "mlflow.db"), mode(kernels_log), mode(data_dir / "cellpipe.db")] == [
+        oct(0o600)
+    ] * 3
+    assert mode(kernels_log.parent) == oct(0o700)
     # Store and cache through and through; MLflow's artifact tree follows the umask, behind mlartifacts/ (0700).
     exposed = [
         f"{path} {mode(path)}"
