@@ -165,9 +165,10 @@ def test_bad_parameter_values(
         'e.g. -p label="\\"run\\""\n'
     )
     base[-1] = str(env / "w2")
-    assert main([*base, "--run-id", "p-2", "-p", 'epochs="3"']) == 1
+    assert main([*base, "--run-id", "p-2", "-p", 'epochs="three"']) == 1
     assert capsys.readouterr().err == (
-        "cellpipe-pod: error: parameter 'epochs' (override): expects int, got str '3'. E.g. -p epochs=3\n"
+        "cellpipe-pod: error: parameter 'epochs' (override): 'three' is not a valid int: expected a whole number. "
+        "E.g. -p epochs=3\n"
     )
 
 
