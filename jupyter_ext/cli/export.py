@@ -17,6 +17,12 @@ Write the Kubernetes manifests (or the KFP package) that run a notebook as YAML 
 them: review them, commit them to a GitOps repository, or `kubectl create -f` them yourself. The cluster is
 not contacted (the kubeconfig is read only for the default namespace), but the notebook is snapshotted to
 the store (--store or $CELLPIPE_STORE): the manifests name that snapshot, which their pods will restore.
+Everything that can be checked without the store (notebook, parameters, store URL, image, cron, names,
+resources) is checked first, and all problems are reported together, before anything is uploaded.
+
+--preview writes the files without a store, an image or an upload, to look at: they are named
+*.preview.yaml, start with a NOT RUNNABLE comment, and name a placeholder snapshot (and store or image
+where none was given).
 
 Files, written atomically into DIR:
   <job name>.job.yaml           a Job that runs the notebook once (its name is the run id)
@@ -34,6 +40,7 @@ examples:
   cellpipe export train.ipynb -o deploy/ --cron "0 3 * * *" -n team-a -p epochs=20
   kubectl create -f deploy/
   cellpipe export train.ipynb -o deploy/ --format kfp --image ghcr.io/acme/cellpipe-runtime:1.0
+  cellpipe export train.ipynb -o review/ --preview       # no store or image needed, not runnable
 """
 
 
@@ -50,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cron", metavar="EXPR", help='also write a CronJob with this schedule, e.g. "0 3 * * *"'
     )
     parser.add_argument("--timezone", metavar="TZ", help="IANA time zone for --cron, e.g. Europe/Berlin")
+    parser.add_argument("--preview", action="store_true",
+                        help="write *.preview.yaml files to look at: no store, image or upload needed; "
+                             "NOT runnable")  # fmt: skip
     add_pod_options(parser)
     add_cluster_options(parser)
     parser.set_defaults(handler=run)
@@ -59,9 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.runs.cluster import EXPORT_FORMATS, pick
 
     export = pick(EXPORT_FORMATS, args.format, "--format")
-    exported = export(request_from_args(args), args.output, cron=args.cron, timezone=args.timezone)
+    exported = export(
+        request_from_args(args), args.output, cron=args.cron, timezone=args.timezone, preview=args.preview
+    )
     for path in exported.paths:
         print(f"wrote {path}")
-    print(f"snapshot {exported.snapshot_id[:12]} in {exported.store} (the manifests' pods restore it)")
+    if exported.preview:
+        print(
+            "PREVIEW: nothing was uploaded and the files are NOT runnable; export without --preview to run them"
+        )
+    else:
+        print(f"snapshot {exported.snapshot_id[:12]} in {exported.store} (the manifests' pods restore it)")
     print_notes(exported.notes)
     return 0

@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyter_ext.errors import TargetError
+from jupyter_ext.errors import CellpipeError, TargetError
 from jupyter_ext.pipeline.model import Pipeline, Secret
 
 PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
+# What a preview (export --preview) writes where the store and image would go: visibly not real.
+PREVIEW_STORE = "preview://no-snapshot-uploaded"
+PREVIEW_IMAGE = "preview.invalid/set-an-image-with--image:not-runnable"
+PREVIEW_SUFFIX = ".preview.yaml"
 FINAL_PHASES = ("Succeeded", "Failed")
 _LOCAL_SCHEMES = ("file", "local", "memory")
 
@@ -90,9 +94,32 @@ class Exported:
     snapshot_id: str
     store: str
     notes: list[str] = field(default_factory=list)
+    preview: bool = False  # nothing uploaded: the files are marked not runnable
 
 
 # -- checks -------------------------------------------------------------------------------------------
+class Problems:
+    """Mistakes found by checks that do not depend on each other, reported together: one try shows them all."""
+
+    def __init__(self) -> None:
+        self.errors: list[CellpipeError] = []
+
+    def check(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)``, or None with its error kept for :meth:`raise_all`."""
+        try:
+            return function(*args, **kwargs)
+        except CellpipeError as exc:
+            self.errors.append(exc)
+            return None
+
+    def raise_all(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            listing = "\n".join(f"  - {error}" for error in self.errors)
+            raise TargetError(f"{len(self.errors)} problems, nothing was uploaded or written:\n{listing}")
+
+
 def default_owner() -> str:
     """Who runs it: the JupyterHub user in a hub, else the login name."""
     return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
@@ -131,21 +158,38 @@ def require_pod_store(url: str | None) -> str:
 ImageChoice = Callable[[Pipeline, str | None, str | None], tuple[str, list[str]]]
 
 
-def plan(request: ClusterRequest, choose: ImageChoice | None = None) -> Plan:
+def plan(
+    request: ClusterRequest,
+    choose: ImageChoice | None = None,
+    *,
+    preview: bool = False,
+    checks: list[Callable[[], Any]] | None = None,
+) -> Plan:
     """Analyse the notebook and settle parameters, store, owner and image; uploads nothing.
 
     ``choose(pipeline, --image, $CELLPIPE_IMAGE) -> (image, notes)``: the target's image rule (default: one
-    image for the single pod of a Job).
+    image for the single pod of a Job). Every check runs, and ``checks`` (more cheap ones, e.g. the cron
+    expression) too, before any error is raised: all mistakes are reported at once. ``preview``: a missing
+    store or image is not a mistake; placeholders stand in (:data:`PREVIEW_STORE`, :data:`PREVIEW_IMAGE`).
     """
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.load import load_pipeline
     from jupyter_ext.snapshot.config import IMAGE_ENV, STORE_ENV
     from jupyter_ext.targets.k8s.notebook_job import choose_image
 
-    pipeline = load_pipeline(request.notebook)
-    parameters = resolve(pipeline.parameters, request.overrides)
-    store = require_pod_store(request.store or os.environ.get(STORE_ENV))
-    image, notes = (choose or choose_image)(pipeline, request.image, os.environ.get(IMAGE_ENV))
+    problems = Problems()
+    pipeline = problems.check(load_pipeline, request.notebook)
+    parameters = problems.check(resolve, pipeline.parameters, request.overrides) if pipeline else None
+    store_url = request.store or os.environ.get(STORE_ENV)
+    store = PREVIEW_STORE if preview and not store_url else problems.check(require_pod_store, store_url)
+    default_image = os.environ.get(IMAGE_ENV) or (PREVIEW_IMAGE if preview else None)
+    chosen = (
+        problems.check(choose or choose_image, pipeline, request.image, default_image) if pipeline else None
+    )
+    for check in checks or []:
+        problems.check(check)
+    problems.raise_all()
+    image, notes = chosen
     owner = request.owner or default_owner()
     return Plan(pipeline, parameters, store, owner, image, notes)
 
@@ -246,12 +290,18 @@ def schedule_cronjob(
 
 
 def export_k8s(
-    request: ClusterRequest, out_dir: str | Path, *, cron: str | None = None, timezone: str | None = None
+    request: ClusterRequest,
+    out_dir: str | Path,
+    *,
+    cron: str | None = None,
+    timezone: str | None = None,
+    preview: bool = False,
 ) -> Exported:
     """Write the Job (and with ``cron`` the CronJob) as YAML files; uploads the snapshot, no cluster contact.
 
     ``request.name`` names both objects (they are different kinds); by default the Job gets
-    ``<pipeline>-<run id>`` and the CronJob ``<pipeline>``.
+    ``<pipeline>-<run id>`` and the CronJob ``<pipeline>``. ``preview``: upload nothing and write
+    ``*.preview.yaml`` files, marked not runnable (no snapshot, perhaps no store or image).
     """
     from jupyter_ext.targets.k8s.namespace import resolve_namespace
     from jupyter_ext.targets.k8s.notebook_job import (
@@ -260,8 +310,9 @@ def export_k8s(
         make_notebook_job,
         new_job_name,
     )
+    from jupyter_ext.targets.k8s.schedule import validate_cron
 
-    planned = plan(request)
+    planned = plan(request, preview=preview, checks=[lambda: validate_cron(cron)] if cron else [])
     namespace = resolve_namespace(request.namespace, kubeconfig=request.kubeconfig, context=request.context)
     options = _pod_options(request, planned.image, namespace)
     job_name = request.name or new_job_name(planned.pipeline.name)
@@ -275,7 +326,13 @@ def export_k8s(
             out.append((f"{cron_name}.cronjob.yaml", cronjob))
         return out
 
-    build(PENDING_SNAPSHOT)
+    dry = build(PENDING_SNAPSHOT)  # every check of the objects themselves, before anything is uploaded
+    if preview:
+        header = preview_header(request)
+        paths = [
+            write_manifest(Path(out_dir) / preview_name(name), manifest, header) for name, manifest in dry
+        ]
+        return Exported(paths, PENDING_SNAPSHOT, planned.store, planned.notes, preview=True)
     snapshot = upload_snapshot(request, planned)
     header = export_header(request, snapshot.id, planned.store)
     paths = [write_manifest(Path(out_dir) / name, manifest, header) for name, manifest in build(snapshot.id)]
@@ -287,14 +344,29 @@ def export_header(request: ClusterRequest, snapshot_id: str, store: str) -> str:
     return f"# cellpipe export of {request.notebook}: snapshot {snapshot_id} in {store}\n"
 
 
+def preview_header(request: ClusterRequest) -> str:
+    """The first lines of a previewed file: it cannot run, and why."""
+    return (
+        f"# PREVIEW of the cellpipe export of {request.notebook}: NOT RUNNABLE.\n"
+        f"# No snapshot was uploaded (snapshot id {PENDING_SNAPSHOT[:12]}... is a placeholder); the store and\n"
+        "# image may be placeholders too. Export without --preview for files that run.\n"
+    )
+
+
+def preview_name(name: str) -> str:
+    """``x.job.yaml`` -> ``x.job.preview.yaml``: a previewed file never takes a runnable one's name."""
+    return name.removesuffix(".yaml") + PREVIEW_SUFFIX
+
+
 def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") -> Path:
-    """One manifest as a YAML file, written atomically (a reviewer never sees half a file)."""
+    """One manifest as a YAML file, written atomically (a reviewer never sees half a file), with the mode
+    any file the user writes gets (it holds no secret: Secrets are referenced by name)."""
     import yaml
 
-    from jupyter_ext.util import write_atomic
+    from jupyter_ext.util import user_file_mode, write_atomic
 
     text = yaml.safe_dump(dict(manifest), sort_keys=False, default_flow_style=False)
-    write_atomic(path, (header + text).encode())
+    write_atomic(path, (header + text).encode(), mode=user_file_mode())
     return path
 
 

@@ -30,6 +30,8 @@ from jupyter_ext.runs.cluster import (
     export_header,
     kept_snapshot_error,
     plan,
+    preview_header,
+    preview_name,
     upload_snapshot,
 )
 
@@ -68,9 +70,9 @@ def refuse(option: str, message: str, hint: str) -> NoReturn:
     raise TargetError(message, field=option, hint=hint)
 
 
-def kfp_plan(request: ClusterRequest) -> Plan:
+def kfp_plan(request: ClusterRequest, *, preview: bool = False) -> Plan:
     """:func:`~jupyter_ext.runs.cluster.plan` for KFP: a pipeline of steps, no Job-only options."""
-    planned = plan(request, kfp_image)
+    planned = plan(request, kfp_image, preview=preview)
     if not planned.pipeline.steps:
         raise TargetError(
             "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
@@ -192,25 +194,35 @@ def schedule_kfp(
 
 
 def export_kfp(
-    request: ClusterRequest, out_dir: str | Path, *, cron: str | None = None, timezone: str | None = None
+    request: ClusterRequest,
+    out_dir: str | Path,
+    *,
+    cron: str | None = None,
+    timezone: str | None = None,
+    preview: bool = False,
 ) -> Exported:
     """Write the KFP package for a snapshot of the notebook as ``<name>.kfp.yaml``; no KFP contact.
 
     The package's lineage parameters default to the snapshot, so a run started from it in the KFP UI restores
-    that snapshot; it has no run id (every run of an uploaded package is a different run).
+    that snapshot; it has no run id (every run of an uploaded package is a different run). ``preview``:
+    upload nothing and write ``<name>.kfp.preview.yaml``, marked not runnable.
     """
     from jupyter_ext.targets.k8s.names import sanitize_name
-    from jupyter_ext.util import write_atomic
+    from jupyter_ext.util import user_file_mode, write_atomic
 
-    planned = kfp_plan(request)
     if cron or timezone:
         refuse("--cron" if cron else "--timezone", "a KFP package has no schedule",
                "Create a KFP recurring run with: cellpipe schedule NOTEBOOK --target kfp --cron EXPR")  # fmt: skip
+    planned = kfp_plan(request, preview=preview)
     path = Path(out_dir) / f"{sanitize_name(request.name or planned.pipeline.name)}.kfp.yaml"
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
-        _compile(request, planned, directory, PENDING_SNAPSHOT)
+        dry = _compile(request, planned, directory, PENDING_SNAPSHOT)
+        if preview:
+            path = path.with_name(preview_name(path.name))
+            write_atomic(path, preview_header(request).encode() + dry.read_bytes(), mode=user_file_mode())
+            return Exported([path], PENDING_SNAPSHOT, planned.store, planned.notes, preview=True)
         snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id)
         header = export_header(request, snapshot.id, planned.store)
-        write_atomic(path, header.encode() + package.read_bytes())
+        write_atomic(path, header.encode() + package.read_bytes(), mode=user_file_mode())
     return Exported([path], snapshot.id, planned.store, planned.notes)
