@@ -275,10 +275,13 @@ def wait_for_run(
     deadline = None if timeout is None else time.monotonic() + timeout
     seen: tuple[Any, ...] | None = None
     failures = 0
+    cancelling = False  # seen CANCELING: KFP's history may miss it if the workflow stopped at once
     while True:
         try:
             status = _read_status(client, run_id)
             failures = 0
+            cancelling = cancelling or status.cancelled
+            status = replace(status, cancelled=cancelling)
         except TargetError:
             failures += 1
             # A first poll that fails is a wrong id or host, not a hiccup: no point in retrying it.

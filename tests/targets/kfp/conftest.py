@@ -11,7 +11,8 @@ models; where they come from:
 
 - Field names and JSON: ``backend/api/v2beta1/{run,recurring_run,pipeline}.proto``, marshalled by
   grpc-gateway with ``UseProtoNames: true, EmitUnpopulated: false`` (``backend/src/apiserver/common/
-  utils.go: CustomMarshaler``): snake_case names, zero values left out (an UNSPECIFIED state, an
+  utils.go: CustomMarshaler``; 2.5.0 used grpc-gateway v1's default, ``OrigName`` without defaults, which
+  gives the same JSON): snake_case names, zero values left out (an UNSPECIFIED state, an
   ``execution_id`` of 0, an empty ``pod_name``), int64 as JSON strings (``max_concurrency: "2"``), enums
   as names, timestamps as RFC 3339.
 - A run (``server/api_converter.go: toApiRun``): ``error`` only when the server cannot convert the run,

@@ -99,6 +99,41 @@ def failed(fake: FakeKFP, package: Path) -> tuple[Any, FakeRun]:
     return client, run
 
 
+def fields(model: str) -> set[str]:
+    import kfp_server_api
+
+    return set(getattr(kfp_server_api, model).attribute_map.values())
+
+
+def test_the_fake_answers_only_fields_the_real_models_have(kfp_server: FakeKFP, package: Path) -> None:
+    """The loopback server's JSON against the kfp-server-api 2.17 models generated from KFP's protos."""
+    import kfp_server_api
+
+    client, run = failed(kfp_server, package)
+    answer = run.answer()
+    assert set(answer) <= fields("V2beta1Run")
+    states = set(kfp_server_api.V2beta1RuntimeState.allowable_values)
+    for entry in answer["run_details"]["task_details"]:
+        assert set(entry) <= fields("V2beta1PipelineTaskDetail")
+        assert entry.get("state", "RUNTIME_STATE_UNSPECIFIED") in states
+        for child in entry.get("child_tasks") or []:
+            assert set(child) <= fields("PipelineTaskDetailChildTask")
+    for item in answer["state_history"]:
+        assert set(item) <= fields("V2beta1RuntimeStatus") and item["state"] in states
+    version = kfp_server.versions[-1]
+    assert set(version) <= fields("V2beta1PipelineVersion")
+    schedule_recurring(client, package, cron="0 3 * * *", name="nightly", enabled=False)
+    assert set(kfp_server.recurring_runs[-1]) <= fields("V2beta1RecurringRun")
+    # and the client reads them back as its own models
+    model = client.runs.run_service_get_run(run.record["run_id"])
+    read = {(t.display_name, t.state, len(t.child_tasks or [])) for t in model.run_details.task_details}
+    sent = {
+        (e["display_name"], e.get("state"), len(e.get("child_tasks") or []))
+        for e in answer["run_details"]["task_details"]
+    }
+    assert read == sent and len(model.run_details.task_details) == 13  # report omitted: its driver only
+
+
 # -- the real shapes, folded into steps --------------------------------------------------------------------
 def test_a_succeeded_run_reports_steps_not_kfp_nodes(kfp_server: FakeKFP, package: Path) -> None:
     client, run = started(kfp_server, package)
@@ -250,6 +285,24 @@ def test_a_cancelled_run(kfp_server: FakeKFP, package: Path) -> None:
     assert [s["status"] for s in record["steps"]] == ["succeeded", "cancelled", "cancelled", "not_run"]
     with pytest.raises(TargetError, match="Row not found"):
         cancel_run(client, run_id)  # KFP refuses to terminate a finished run
+
+
+def test_a_cancel_missing_from_the_history_is_still_seen_while_waiting(
+    kfp_server: FakeKFP, package: Path
+) -> None:
+    """The persistence agent may report the stopped workflow without a report while it stopped."""
+    client, run = started(kfp_server, package)
+    run_id = run.record["run_id"]
+    run.start().step("load-data", "Running")
+    cancel_run(client, run_id)
+
+    def stopped_at_once(r: FakeRun) -> None:
+        r.step("load-data", "Failed", "Step exceeded its deadline").finish("Failed")
+
+    kfp_server.on_get[run_id] = [lambda r: None, stopped_at_once]
+    final = wait_for_run(client, run_id, poll=0, sleep=lambda _: None)
+    assert [h["state"] for h in run.record["state_history"]] == ["PENDING", "RUNNING", "FAILED"]
+    assert final.cancelled and final.outcome() == "cancelled"
 
 
 def test_cached_steps_and_a_failed_driver(kfp_server: FakeKFP, package: Path) -> None:
