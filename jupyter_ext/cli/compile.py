@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 HELP = """\
@@ -11,8 +12,10 @@ component per step, variables passed between steps as artifacts, typed pipeline 
 notebook's defaults (change them with -p), limits, GPUs, secrets, volumes, labels and caching as task
 settings. Nothing is run and nothing is uploaded; the package is written atomically.
 
-Every step runs in an image that has cellpipe installed: by default cellpipe/runtime:<cellpipe version>;
-the notebook's docker_image, or --image, replaces it; an image:REF tag on a step wins over both.
+Every step runs in an image that has cellpipe installed: by default cellpipe/runtime:<cellpipe version>
+(build it from hub_config/images/runtime.Dockerfile, see docs/hub.md; the output says when it is used).
+--image, else the notebook's docker_image, else $CELLPIPE_IMAGE replaces it; an image:REF tag on a step
+wins over all of them.
 
 examples:
   cellpipe compile train.ipynb -o train.yaml
@@ -36,18 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_ext.cli._warnings import print_warnings
+    from jupyter_ext.cli._cluster import print_notes
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
+    from jupyter_ext.runs.kfp_cluster import kfp_image
+    from jupyter_ext.snapshot.config import IMAGE_ENV
     from jupyter_ext.targets.kfp.compile import compile_pipeline
 
     pipeline = build_pipeline(args.notebook)
     print_warnings(pipeline)
     values = resolve(pipeline.parameters, args.param)  # bad -p fails here, before kfp is imported
     output = Path(args.output or f"{Path(args.notebook).stem}.yaml")
-    path = compile_pipeline(pipeline, output, parameters=values, image=args.image)
+    # the same choice (and the same note when cellpipe's default image is used) as submit/export --target kfp
+    image, notes = kfp_image(pipeline, args.image, os.environ.get(IMAGE_ENV))
+    path = compile_pipeline(pipeline, output, parameters=values, image=image)
     steps, parameters = len(pipeline.steps), len(pipeline.parameters)
     print(
         f"compiled '{pipeline.name}': {steps} step{'s' * (steps != 1)}, "
         f"{parameters} parameter{'s' * (parameters != 1)} -> {path}"
     )
+    print_notes(notes)
     return 0

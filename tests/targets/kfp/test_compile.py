@@ -401,8 +401,12 @@ def test_cli_compile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     spec, _ = load_package(out)
     assert spec["root"]["inputDefinitions"]["parameters"]["n_estimators"]["defaultValue"] == 7
     printed = capsys.readouterr().out.strip()
-    assert printed == f"compiled 'wine-classifier': 4 steps, 4 parameters -> {out}"
+    compiled, note = printed.splitlines()
+    assert compiled == f"compiled 'wine-classifier': 4 steps, 4 parameters -> {out}"
+    assert note.startswith("note: no --image: steps run in cellpipe/runtime:0.1.0, cellpipe's default image")
     assert [p.name for p in tmp_path.iterdir()] == ["pipeline.yaml"]  # no temporary file left behind
+    assert main(["compile", str(WINE), "-o", str(out), "--image", "registry.example.com/rt:2"]) == 0
+    assert "note:" not in capsys.readouterr().out  # an image the user chose needs no note
 
 
 def test_cli_bad_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
