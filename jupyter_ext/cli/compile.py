@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.cli._cluster import print_notes
+    from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
     from jupyter_ext.runs.kfp_cluster import kfp_image
