@@ -22,9 +22,9 @@ prints; the host and credentials are the ones submit takes (--host or $CELLPIPE_
 
 Step pods, their errors and logs are read from Kubernetes when you have cluster credentials (in a
 notebook pod, or a kubeconfig for the cluster, as kubectl finds it); the KFP API does not report which
-cell failed. Without them, logs come from the KFP API server's log route, which only the API server
-serves (--host http://localhost:8888 after kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888),
-not the KFP UI.
+cell failed. Without them, logs come from the KFP API server's log route (--host http://localhost:8888
+after kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888), or from the KFP UI's own log route
+when --host is the UI.
 
 examples:
   export CELLPIPE_KFP_HOST=https://kubeflow.example.com/pipeline

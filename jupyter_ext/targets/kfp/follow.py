@@ -9,7 +9,8 @@ named from the pipeline version's spec. It does not give a step's pod name or er
 Kubernetes when the caller has cluster credentials (``kubernetes=``, pods.py), where the step runtime's
 termination message says which cell failed and why. Logs come from Kubernetes, else from the API server's
 log route, which only the API server itself serves (not the KFP UI in front of it), and which answers
-200 with a JSON error body when it cannot read the pod.
+200 with a JSON error body when it cannot read the pod; when the host is the KFP UI, from the UI's own
+log route, which reads the pod with the UI's service account.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ __all__ = [
 ]
 
 FINAL_STATES = ("SUCCEEDED", "SKIPPED", "FAILED", "CANCELED")
-LOG_ROUTE = "/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log"
+LOG_ROUTE = "/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log"  # the API server's
+UI_LOG_ROUTE = "/k8s/pod/logs"  # the KFP UI's (frontend/server/app.ts)
 # The executor template of a step (backend/src/v2/compiler/argocompiler/container.go): since KFP 2.14 a
 # step with pod labels or annotations (cellpipe's always has them) runs in
 # "metadata-<annotations>-<labels>-system-container-impl", before that in "system-container-impl".
@@ -122,7 +124,7 @@ class StepLog:
     step: str
     pod: str
     text: str
-    source: str  # "kubernetes" or "KFP API"
+    source: str  # "kubernetes", "KFP API" (the API server's route) or "KFP UI" (the UI's route)
 
 
 def kubernetes_for(
@@ -167,7 +169,7 @@ def _pipeline_spec(client: Client, run: dict[str, Any]) -> tuple[dict[str, Any] 
             version = _get_json(f"reading pipeline version {version_id}",
                                 client.pipelines.pipeline_service_get_pipeline_version, pipeline_id, version_id)  # fmt: skip
         except TargetError as exc:
-            return None, f"{exc}; steps are named by their KFP task keys"
+            return None, f"{exc.message}; steps are named by their KFP task keys"
         if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
             _SPEC_CACHE.pop(next(iter(_SPEC_CACHE)))
         _SPEC_CACHE[cache_key] = version.get("pipeline_spec") or {}
@@ -211,7 +213,7 @@ def _with_pods(status: RunStatus, kubernetes: Kubernetes) -> RunStatus:
     try:
         pods = step_pods(kubernetes.api_client, kubernetes.namespace, status.run_id)
     except TargetError as exc:
-        return replace(status, notes=(*status.notes, f"no pods or step errors: {exc}"))
+        return replace(status, notes=(*status.notes, f"no pods or step errors: {exc.message}"))
     by_node = {p.node_id: p for p in pods if p.node_id}
     by_key: dict[str, StepPod] = {}
     for pod in pods:
@@ -411,32 +413,71 @@ def _route_error(text: str) -> str | None:
     return str(body.get("error_message") or "unknown error") if isinstance(body, dict) else None
 
 
-def _route_log(client: Client, run_id: str, pod: str) -> tuple[str | None, str]:
-    """The log through the API server's route, or None and why not.
+def _get(client: Client, what: str, path: str, **options: Any) -> Any:
+    """A GET with the client's authenticated session, outside the generated services."""
+    api_client = client.runs.run_service_get_run.__self__.api_client
+    return call_api(what, api_client.call_api, path, "GET", auth_settings=["Bearer"], _preload_content=False,
+                    _return_http_data_only=True, **options)  # fmt: skip
+
+
+def _is_page(response: Any, text: str) -> bool:
+    kind = str(response.getheader("Content-Type") or "")
+    return "html" in kind or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))
+
+
+def _route_log(client: Client, run_id: str, pod: str) -> tuple[str | None, str, bool]:
+    """The log through the API server's route: (text or None, why not, whether the host is the KFP UI).
 
     The route (``backend/src/apiserver/server/run_log_server.go``) writes 200 before it reads the pod, so a
     failure is a 200 whose body is (or ends with) a JSON error. A KFP UI answers this path with its web
     page: only the API server serves it.
     """
-    api_client = client.runs.run_service_get_run.__self__.api_client  # the client's authenticated session
     try:
-        response = call_api(f"reading the log of pod {pod}", api_client.call_api, LOG_ROUTE, "GET",
-                            path_params={"run_id": run_id, "node_id": pod}, auth_settings=["Bearer"],
-                            _preload_content=False, _return_http_data_only=True)  # fmt: skip
+        response = _get(client, f"reading the log of pod {pod}", LOG_ROUTE,
+                        path_params={"run_id": run_id, "node_id": pod})  # fmt: skip
     except TargetError as exc:
-        return None, str(exc)
+        return None, exc.message, False
     text = (response.data or b"").decode("utf-8", "replace")
-    kind = str(response.getheader("Content-Type") or "")
-    if "html" in kind or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
-        return None, ("the host answered with a web page: the log route is served by the KFP API server "
-                      "(service ml-pipeline, port 8888), not by the KFP UI")  # fmt: skip
+    if _is_page(response, text):
+        return None, "served by the KFP API server (service ml-pipeline, port 8888), not by the KFP UI", True
     error = _route_error(text)
     if error is not None:
         before = text[: text.rfind('{"error_message"')]
         if before.strip():  # the stream broke after some of the log was read
-            return before + f"\n[cellpipe: the log ends here: {error}]\n", ""
-        return None, f"the KFP API server could not read pod {pod}: {error}"
+            return before + f"\n[cellpipe: the log ends here: {error}]\n", "", False
+        return None, f"the KFP API server could not read pod {pod}: {error}", False
+    return text, "", False
+
+
+def _ui_log(client: Client, run_id: str, pod: str) -> tuple[str | None, str]:
+    """The log through the KFP UI's own route (``frontend/server/handlers/pod-logs.ts``), or None and why.
+
+    The UI reads the pod's main container from Kubernetes with its own service account, then the log
+    archive. On multi-user KFP it wants the pod's namespace and checks that you may view it.
+    """
+    from jupyter_ext.targets.kfp.connect import client_namespace
+
+    query = [("podname", pod), ("runid", run_id)]
+    if client_namespace(client):
+        query.append(("podnamespace", str(client_namespace(client))))
+    try:
+        response = _get(client, f"reading the log of pod {pod} through the KFP UI", UI_LOG_ROUTE,
+                        query_params=query)  # fmt: skip
+    except TargetError as exc:
+        return None, exc.message
+    text = (response.data or b"").decode("utf-8", "replace")
+    if _is_page(response, text):
+        return None, "the host has no KFP UI log route either"
     return text, ""
+
+
+def _kfp_log(client: Client, run_id: str, pod: str) -> tuple[str | None, str, str]:
+    """A pod's log through the KFP host: (text or None, where from, why not)."""
+    text, reason, is_ui = _route_log(client, run_id, pod)
+    if text is not None or not is_ui:
+        return text, "KFP API", f"KFP log route: {reason}"
+    text, ui_reason = _ui_log(client, run_id, pod)
+    return text, "KFP UI", f"KFP log route: {reason}; KFP UI log route: {ui_reason}"
 
 
 def step_logs(
@@ -445,8 +486,8 @@ def step_logs(
     """The main container's log of each started step (or of step ``task``), in pipeline order.
 
     From Kubernetes with ``kubernetes``; else (or when that fails) from the API server's log route, which
-    reads the pod, or KFP's log archive when one is configured. A TargetError says which of the two
-    failed and why, when no log could be read.
+    reads the pod, or KFP's log archive when one is configured; or, when the host is the KFP UI, from the
+    UI's log route. A TargetError says which of them failed and why, when no log could be read.
     """
     status = run_status(client, run_id, kubernetes=kubernetes)
     chosen = _select(status, task)
@@ -460,7 +501,7 @@ def step_logs(
                 logs.append(StepLog(step.name, step.pod_name, text, "kubernetes"))
                 continue
             except TargetError as exc:
-                kube_reason = str(exc)
+                kube_reason = exc.message
         elif kubernetes is not None:
             kube_reason = f"Kubernetes has no pod of step {step.name} in namespace {kubernetes.namespace}"
         candidates = _pod_names(status, step)
@@ -469,12 +510,12 @@ def step_logs(
             continue
         route_reason = ""
         for pod in candidates:
-            text, route_reason = _route_log(client, run_id, pod)
+            text, source, route_reason = _kfp_log(client, run_id, pod)
             if text is not None:
-                logs.append(StepLog(step.name, pod, text, "KFP API"))
+                logs.append(StepLog(step.name, pod, text, source))
                 break
         else:
-            problems.append(f"step {step.name}: Kubernetes: {kube_reason}; KFP log route: {route_reason}")
+            problems.append(f"step {step.name}: Kubernetes: {kube_reason}; {route_reason}")
     if problems and (task is not None or not logs):
         raise TargetError(f"no log for run {run_id}: " + " | ".join(problems), field="logs",
                           hint="give cellpipe cluster credentials (a kubeconfig, or run in a notebook pod), "

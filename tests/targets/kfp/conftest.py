@@ -40,6 +40,9 @@ models; where they come from:
   ``/apis/v2beta1`` and answers other paths with its web page); the node id is used as the pod name; it
   writes 200 before reading the pod, so a failure is a 200 whose body is ``{"error_message",
   "error_details"}`` (Go sniffs ``text/plain; charset=utf-8`` for both).
+- With ``ui = True`` the host is the KFP UI: its own healthz (``frontend/server/handlers/healthz.ts``) and
+  its log route ``/k8s/pod/logs?podname=&runid=&podnamespace=`` (``handlers/pod-logs.ts``: 400 without a
+  pod name, 422 without the namespace on multi-user KFP, 404 ``pod not found``).
 - A pipeline version's ``pipeline_spec`` (``server/api_util.go: YamlStringToPipelineSpecStruct``): the
   spec, or ``{"pipeline_spec", "platform_spec"}`` for a package with a Kubernetes platform spec.
 - Recurring runs (``api_converter.go: toApiRecurringRun``, ``toApiRecurringRunStatus``):
@@ -341,6 +344,7 @@ class FakeKFP:
         app.router.add_post(f"{API}/recurringruns/{{rr_id:[^/:]+}}:disable", self.disable_recurring_run)
         app.router.add_delete(f"{API}/recurringruns/{{rr_id:[^/:]+}}", self.delete_recurring_run)
         app.router.add_get("/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log", self.read_log)
+        app.router.add_get("/k8s/pod/logs", self.ui_pod_logs)
         return app
 
     @web.middleware
@@ -555,6 +559,19 @@ class FakeKFP:
             message = f"Failed to read logs for run {run_id}: {problem}"
             text = json.dumps({"error_message": message, "error_details": message})
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"})
+
+    async def ui_pod_logs(self, request: web.Request) -> web.Response:
+        """The KFP UI's log route (frontend/server/handlers/pod-logs.ts); the API server has none."""
+        if not self.ui:
+            return web.json_response({"code": 5, "message": "Not Found", "details": []}, status=404)
+        pod = request.query.get("podname")
+        if not pod:
+            return web.Response(text="podname argument is required", status=400)
+        if self.multi_user and not request.query.get("podnamespace"):
+            return web.Response(text="podnamespace argument is required", status=422)
+        if pod not in self.logs:  # not in Kubernetes, and no archive named in the workflow's status
+            return web.Response(text="pod not found", status=404)
+        return web.Response(text=self.logs[pod])
 
 
 @pytest.fixture

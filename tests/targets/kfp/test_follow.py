@@ -389,13 +389,28 @@ def test_logs_from_the_api_server_route_without_cluster_credentials(
     assert "\n" not in text and "port-forward" in text
 
 
-def test_logs_through_the_kfp_ui_say_which_host_serves_them(kfp_server: FakeKFP, package: Path) -> None:
-    kfp_server.ui = True
-    client, run = started(kfp_server, package)
-    run.start().step("load-data", "Succeeded")
-    with pytest.raises(TargetError, match=r"answered with a web page: the log route is served by the KFP API "
-                                          r"server \(service ml-pipeline, port 8888\), not by the KFP UI"):  # fmt: skip
-        run_logs(client, run.record["run_id"], task="load_data")
+@pytest.mark.parametrize("multi_user", [False, True])
+def test_logs_through_the_kfp_ui(kfp_server: FakeKFP, package: Path, multi_user: bool) -> None:
+    """The KFP UI answers the API server's log route with its page, and has a log route of its own."""
+    kfp_server.ui, kfp_server.multi_user = True, multi_user
+    client = connect(kfp_server.url, namespace="team-a" if multi_user else None)
+    run_id = submit_run(client, package).run_id
+    run = kfp_server.run(run_id)
+    run.start().step("load-data", "Succeeded").step("train-model", "Succeeded")
+    kfp_server.logs = {run.pod("load-data"): "loaded\n"}
+    kfp_server.take()
+    (log,) = step_logs(client, run_id, task="load_data")
+    assert (log.text, log.source) == ("loaded\n", "KFP UI")
+    ui_request = kfp_server.requests[-1]
+    assert ui_request.path == "/k8s/pod/logs"
+    expected = {"podname": run.pod("load-data"), "runid": run_id}
+    assert ui_request.query == ({**expected, "podnamespace": "team-a"} if multi_user else expected)
+
+    with pytest.raises(TargetError) as info:
+        run_logs(client, run_id, task="train_model")
+    assert ("KFP log route: served by the KFP API server (service ml-pipeline, port 8888), not by the KFP UI; "
+            "KFP UI log route: reading the log of pod") in str(info.value)  # fmt: skip
+    assert "failed: KFP answered 404 (pod not found)" in str(info.value)
 
 
 def test_a_log_cut_short_keeps_what_was_read(kfp_server: FakeKFP, package: Path) -> None:
