@@ -71,12 +71,14 @@ def launch(service, request, *, as_json: bool = False) -> int:
     """Prepare (analyse, snapshot), then run in the foreground with a live view; print the summary."""
     from rich.console import Console
 
+    from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.cli.progress import LiveRun, print_summary
 
     console = Console(stderr=as_json, highlight=False)
     with console.status("Analysing and snapshotting the notebook..."):
         prepared = service.prepare(request)
     pipeline, snap = prepared.pipeline, prepared.snapshot
+    print_warnings(pipeline)  # tag typos, cells left out: the run goes on, but the user must know
     console.print(
         f"[bold]{pipeline.name}[/bold]: {len(pipeline.steps)} steps, parameters {prepared.parameters}"
     )

@@ -258,18 +258,20 @@ class _Collector:
             volumes=settings.volumes,
             kernel=kernel,
             data=self.data,
-            warnings=[w.to_dict() for w in self.warnings],
+            # notebook settings first, then in cell order, as the user reads the notebook
+            warnings=[w.to_dict() for w in sorted(self.warnings, key=lambda w: w.cell or 0)],
         )
 
     def _warn_leading_cells(self) -> None:
         """Kale leaves untagged cells above the first step out of the pipeline; so do we, but say so."""
         if not self.leading:
             return
-        cells = _cells_text(self.leading)
+        many = len(self.leading) > 1
         self.warnings.append(
             CellpipeWarning(
-                f"{cells} {'come' if len(self.leading) > 1 else 'comes'} before the first step and "
-                f"{'are' if len(self.leading) > 1 else 'is'} left out of the pipeline",
+                f"code {_cells_text(self.leading)} come before the first step and are left out of the pipeline"
+                if many
+                else "this code cell comes before the first step and is left out of the pipeline",
                 notebook=self.notebook,
                 cell=self.leading[0],
                 hint="tag each such cell 'skip' to confirm, or step:NAME, imports or functions to include it",

@@ -31,13 +31,20 @@ def test_untagged_cells_before_the_first_step_are_left_out_with_a_warning(write_
     assert [s.name for s in p.steps] == ["a"]
     (warning,) = p.warnings
     assert warning["cell"] == 2
-    assert "cells 2, 3 come before the first step and are left out of the pipeline" in warning["text"]
+    assert (
+        "cell 2: code cells 2, 3 come before the first step and are left out of the pipeline"
+        in warning["text"]
+    )
     assert "'skip'" in warning["hint"] and "step:NAME" in warning["hint"]
 
 
 def test_one_leading_cell_reads_singular(write_notebook):
     (warning,) = build_pipeline(write_notebook([(None, "a = 1"), (["step:s"], "b = 2")])).warnings
-    assert "cell 1 comes before the first step and is left out" in warning["message"]
+    assert warning["text"].endswith(
+        "cell 1: this code cell comes before the first step and is left out of the "
+        "pipeline. Tag each such cell 'skip' to confirm, or step:NAME, imports or "
+        "functions to include it"
+    )
 
 
 def test_a_notebook_without_step_tags_is_plain_not_an_error(write_notebook):

@@ -1,0 +1,33 @@
+"""Warnings reach the user on every command and never stop it: inspect, compile and run survive them."""
+
+import json
+
+from jupyter_ext.cli.main import main
+
+CELLS = [
+    (None, "print('exploring')"),  # before the first step: left out, with a warning
+    (["step:load"], "x = 1"),
+    (["stpe:train"], "y = x + 1"),  # a typo: joins 'load', with a warning
+    (["step:report"], "z = y"),
+]
+
+
+def test_inspect_and_compile_warn_and_succeed(write_notebook, tmp_path, capsys):
+    notebook = write_notebook(CELLS)
+    assert main(["inspect", str(notebook), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["warnings"][1]["hint"] == "did you mean 'step:train'?"
+    assert (
+        f"cellpipe: warning: {notebook}: cell 1: this code cell comes before the first step" in captured.err
+    )
+    assert f"cellpipe: warning: {notebook}: cell 3: tag 'stpe:train': not a cellpipe tag" in captured.err
+    assert main(["compile", str(notebook), "-o", str(tmp_path / "p.yaml")]) == 0
+    assert captured.err.count("warning") == capsys.readouterr().err.count("warning") == 2
+
+
+def test_run_warns_and_runs(write_notebook, data_dir, capsys):
+    notebook = write_notebook(CELLS)
+    assert main(["run", str(notebook), "--no-track", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "succeeded"
+    assert "Did you mean 'step:train'?" in captured.err and "before the first step" in captured.err
