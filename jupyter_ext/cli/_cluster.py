@@ -102,29 +102,54 @@ def parse_secrets(items: list[str]) -> list[Any]:
 
 
 def request_from_args(args: argparse.Namespace) -> Any:
-    from jupyter_ext.runs.cluster import ClusterRequest
+    """The ClusterRequest of submit/schedule/export: KfpOptions for the kfp target or format, else JobOptions."""
+    from jupyter_ext.services.cluster import ClusterRequest
+    from jupyter_ext.targets.k8s.options import JobOptions
+    from jupyter_ext.targets.kfp.options import KfpOptions
 
-    return ClusterRequest(
-        notebook=args.notebook,
-        overrides=list(args.param),
-        store=args.store,
-        image=args.image,
-        namespace=args.namespace,
-        name=args.name,
-        env=parse_pairs(args.env, "--env"),
-        secrets=parse_secrets(args.secret),
-        service_account=args.service_account,
-        active_deadline_seconds=args.deadline,
-        backoff_limit=args.retries,
-        ttl_seconds_after_finished=args.ttl,
-        gpu_node_selector=parse_pairs(args.gpu_node_selector, "--gpu-node-selector") or None,
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        host=getattr(args, "host", None),  # the KFP options; `export` has none (no KFP contact)
-        token=getattr(args, "token", None),
-        token_file=getattr(args, "token_file", None),
-        experiment=getattr(args, "experiment", None),
-    )
+    shared = {
+        "store": args.store,
+        "image": args.image,
+        "namespace": args.namespace,
+        "name": args.name,
+        "env": parse_pairs(args.env, "--env"),
+        "secrets": parse_secrets(args.secret),
+        "service_account": args.service_account,
+        "gpu_node_selector": parse_pairs(args.gpu_node_selector, "--gpu-node-selector") or None,
+        "kubeconfig": args.kubeconfig,
+        "context": args.context,
+    }
+    if "kfp" in (getattr(args, "target", None), getattr(args, "format", None)):
+        refuse_job_only_options(args)
+        options: Any = KfpOptions(
+            **shared,
+            host=getattr(args, "host", None),  # `export` has no KFP options (no KFP contact)
+            token=getattr(args, "token", None),
+            token_file=getattr(args, "token_file", None),
+            experiment=getattr(args, "experiment", None),
+        )
+    else:
+        options = JobOptions(
+            **shared,
+            active_deadline_seconds=args.deadline,
+            backoff_limit=args.retries,
+            ttl_seconds_after_finished=args.ttl,
+        )
+    return ClusterRequest(notebook=args.notebook, overrides=list(args.param), options=options)
+
+
+# Job settings KFP has no per-run equivalent for: refused rather than silently dropped.
+_JOB_ONLY = (("deadline", "--deadline", None), ("retries", "--retries", 0), ("ttl", "--ttl", 86400))
+
+
+def refuse_job_only_options(args: argparse.Namespace) -> None:
+    for attribute, option, default in _JOB_ONLY:
+        if getattr(args, attribute, default) != default:
+            raise TargetError(
+                "applies to Kubernetes Jobs only",
+                field=option,
+                hint="Drop it for kfp: KFP has no such run setting",
+            )
 
 
 def print_notes(notes: list[str]) -> None:

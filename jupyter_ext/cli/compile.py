@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
-    from jupyter_ext.runs.kfp_cluster import kfp_image
+    from jupyter_ext.services.kfp_cluster import kfp_image
     from jupyter_ext.snapshot.config import IMAGE_ENV
     from jupyter_ext.targets.kfp.compile import compile_pipeline
 

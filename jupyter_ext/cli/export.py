@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.cluster import EXPORT_FORMATS, pick
+    from jupyter_ext.services.submission import EXPORT_FORMATS, pick
 
     export = pick(EXPORT_FORMATS, args.format, "--format")
     exported = export(

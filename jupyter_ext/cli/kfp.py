@@ -58,7 +58,7 @@ def kubernetes(options: Any, client: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.kfp_cluster import connect_kfp
+    from jupyter_ext.services.kfp_cluster import connect_kfp
     from jupyter_ext.targets.kfp.submit import cancel_run, run_status, step_logs
 
     client = connect_kfp(args)
@@ -152,7 +152,7 @@ class _Changes:
 
 def follow_run(options: Any, run_id: str, *, timeout: float, poll: float) -> int:
     """Wait for a KFP run, printing state changes; Ctrl-C stops waiting, not the run. The exit code."""
-    from jupyter_ext.runs.kfp_cluster import connect_kfp
+    from jupyter_ext.services.kfp_cluster import connect_kfp
     from jupyter_ext.targets.kfp import submit
 
     client = connect_kfp(options)

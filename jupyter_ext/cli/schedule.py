@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def create_schedule(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.cluster import SCHEDULE_TARGETS, pick
-    from jupyter_ext.runs.kfp_cluster import KFP_RECURRING_RUN
+    from jupyter_ext.services.kfp_cluster import KFP_RECURRING_RUN
+    from jupyter_ext.services.submission import SCHEDULE_TARGETS, pick
 
     schedule = pick(SCHEDULE_TARGETS, args.target, "--target")
     if args.cronjob:
@@ -111,7 +111,7 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def list_schedules(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.cluster import default_owner
+    from jupyter_ext.services.cluster import default_owner
 
     with _target(args) as target:
         cronjobs = target.list_cronjobs(owner=None if args.all else default_owner())

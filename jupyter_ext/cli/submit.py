@@ -62,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runs.cluster import SUBMIT_TARGETS, pick
-    from jupyter_ext.runs.kfp_cluster import KFP_RUN
+    from jupyter_ext.services.kfp_cluster import KFP_RUN
+    from jupyter_ext.services.submission import SUBMIT_TARGETS, pick
 
     submit = pick(SUBMIT_TARGETS, args.target, "--target")
     request = request_from_args(args)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print_run(created)
         if not args.wait:
             return 0
-        return follow_run(request, created.name, timeout=args.wait_timeout, poll=args.poll)
+        return follow_run(request.options, created.name, timeout=args.wait_timeout, poll=args.poll)
     print_created(created)
     if not args.wait:
         return 0
@@ -94,14 +94,15 @@ def print_created(created: Any) -> None:
 
 
 def wait(request: Any, created: Any, *, timeout: float, interval: float) -> int:
-    from jupyter_ext.runs.cluster import wait_for_job
+    from jupyter_ext.services.cluster import wait_for_job
     from jupyter_ext.targets.k8s.client import KubernetesTarget
 
     def show(status: dict[str, Any]) -> None:
         print(f"job {created.name}: {status['phase']}", file=sys.stderr, flush=True)
 
-    with KubernetesTarget(namespace=created.namespace, kubeconfig=request.kubeconfig,
-                          context=request.context) as target:  # fmt: skip
+    options = request.options
+    with KubernetesTarget(namespace=created.namespace, kubeconfig=options.kubeconfig,
+                          context=options.context) as target:  # fmt: skip
         try:
             status = wait_for_job(target, created.name, timeout=timeout, interval=interval, on_change=show)
         except KeyboardInterrupt:

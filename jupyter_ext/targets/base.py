@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.pipeline.model import Pipeline, Secret
 from jupyter_ext.records.models import RunRecord, RunStatus
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
@@ -34,6 +34,23 @@ class TargetInfo:
 
 
 @dataclass
+class ClusterOptions:
+    """What every cluster target needs: where pods read the snapshot, which image, which credentials."""
+
+    store: str | None = None  # snapshot store the pods read from; default $CELLPIPE_STORE
+    image: str | None = None  # default: the notebook's, else $CELLPIPE_IMAGE
+    namespace: str | None = None
+    name: str | None = None  # object / run name; default from the pipeline name
+    owner: str | None = None  # default: $JUPYTERHUB_USER, else the login name
+    env: dict[str, str] = field(default_factory=dict)  # plain settings for the pods (never secrets)
+    secrets: list[Secret] = field(default_factory=list)  # Kubernetes Secret keys as environment variables
+    service_account: str | None = None
+    gpu_node_selector: dict[str, str] | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+@dataclass
 class ExecutionContext:
     """Everything a target needs to execute one run."""
 
@@ -45,6 +62,7 @@ class ExecutionContext:
     data_dir: Path
     options: Any  # the target's options dataclass
     use_cache: bool = True
+    snapshot_id: str | None = None
     snapshot_store: str | None = None  # URL of the store the snapshot is in
     save: Callable[[RunRecord], None] = field(default=lambda record: None)
     listener: Listener = field(default=lambda event, step, record: None)
@@ -60,6 +78,9 @@ class Target(Protocol):
 
     def availability(self, settings: Any) -> tuple[bool, str | None]:
         """Whether runs can go here with these settings, and why not."""
+
+    def snapshot_store(self, options: Any, default: str) -> str:
+        """Where the run's snapshot must be stored for this target to read it (``default``: the local one)."""
 
     async def execute(self, context: ExecutionContext) -> RunStatus:
         """Run it; returns succeeded / failed / cancelled. Raises CellpipeError for a refusal it can explain."""

@@ -1,6 +1,6 @@
 """Job and CronJob manifests that run a whole notebook (or pipeline) in one pod, as pure functions.
 
-The pod runs ``python -m jupyter_ext.runtime.pod``: it reads the notebook and its data from the snapshot
+The pod runs ``python -m jupyter_ext.services.job_main``: it reads the notebook and its data from the snapshot
 store, runs the steps in order (or the whole notebook with papermill), and writes results back to
 ``<store>/runs/<run id>/``. All steps share that pod, so it gets the union of what they ask for:
 the largest limit of each resource (a GPU if any step wants one), every step's secrets (as
@@ -39,7 +39,7 @@ from jupyter_ext.targets.k8s.objects import (
 )
 from jupyter_ext.targets.k8s.resources import NATIVE_RESOURCES
 
-POD_COMMAND = ("python", "-m", "jupyter_ext.runtime.pod")
+POD_COMMAND = ("python", "-m", "jupyter_ext.services.job_main")
 RUN_ID_ENV = "CELLPIPE_RUN_ID"
 # Set by the Job controller on every pod it creates (Kubernetes >= 1.27).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

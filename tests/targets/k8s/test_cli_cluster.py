@@ -19,7 +19,7 @@ from kubernetes import client
 
 from jupyter_ext.cli.main import main
 from jupyter_ext.errors import TargetError
-from jupyter_ext.runs.cluster import require_pod_store, wait_for_job
+from jupyter_ext.services.cluster import require_pod_store, wait_for_job
 from jupyter_ext.snapshot import SnapshotStore
 
 NS = "team-a"
@@ -269,7 +269,7 @@ async def test_ctrl_c_stops_waiting_not_the_job(
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("jupyter_ext.runs.cluster.wait_for_job", interrupted)
+    monkeypatch.setattr("jupyter_ext.services.cluster.wait_for_job", interrupted)
     argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "--name", "t-1",
             "--wait"]  # fmt: skip
     assert await cli(call, *argv) == 130

@@ -105,7 +105,7 @@ def test_manifests_are_schema_valid(variant: str, version: str) -> None:
 
 def test_pod_runs_the_entry_point_with_json_parameters() -> None:
     c = container(make_notebook_job(run(), "train-model-1", options()))
-    assert c["command"] == ["python", "-m", "jupyter_ext.runtime.pod"]
+    assert c["command"] == ["python", "-m", "jupyter_ext.services.job_main"]
     assert c["args"] == [
         "--store", STORE, "--snapshot", SNAPSHOT, "--run-id", "train-model-1",
         "-p", "epochs=20", "-p", "layers=[64,32]",

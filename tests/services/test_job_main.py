@@ -13,8 +13,8 @@ import nbformat
 import pytest
 
 from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.runs.remote import get_run_file, get_run_record
-from jupyter_ext.runtime.pod import main, parse_parameter_args
+from jupyter_ext.records.remote import get_run_file, get_run_record
+from jupyter_ext.services.job_main import main, parse_parameter_args
 from jupyter_ext.snapshot import SnapshotStore, take_snapshot
 from jupyter_ext.targets.k8s.notebook_job import NotebookRun, PodOptions, make_notebook_job
 

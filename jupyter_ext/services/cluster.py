@@ -1,18 +1,18 @@
 """Run a notebook on a cluster: check everything, snapshot it to a store pods can read, create the object.
 
-Used by ``cellpipe submit``, ``cellpipe schedule`` and ``cellpipe export``. Order matters so that nothing
-is half-created: every check that can fail on user input (parameters, image, names, resources, cron,
+Used by ``cellpipe submit``, ``cellpipe schedule`` and ``cellpipe export`` (through the registries of
+:mod:`jupyter_ext.services.submission`) and by the job target. Order matters so that nothing is
+half-created: every check that can fail on user input (parameters, image, names, resources, cron,
 credentials) runs on a dry manifest before anything is uploaded; the snapshot is uploaded next; the Job
 or CronJob is created last, and if that fails the error says which snapshot was kept.
 
-Targets and formats are looked up in registries (name -> function): Kubernetes here, Kubeflow Pipelines in
-:mod:`jupyter_ext.runs.kfp_cluster` (imported on first use, so the Kubernetes commands never load it).
+This module holds what both cluster targets share plus the Kubernetes one; Kubeflow Pipelines is in
+:mod:`jupyter_ext.services.kfp_cluster`, which imports this one (never the other way round).
 """
 
 from __future__ import annotations
 
 import getpass
-import importlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +22,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from jupyter_ext.errors import CellpipeError, TargetError
-from jupyter_ext.pipeline.model import Pipeline, Secret
+from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.targets.base import ClusterOptions
+from jupyter_ext.targets.k8s.options import JobOptions
 
 PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
 # What a preview (export --preview) writes where the store and image would go: visibly not real.
@@ -35,32 +37,11 @@ _LOCAL_SCHEMES = ("file", "local", "memory")
 
 @dataclass
 class ClusterRequest:
-    """One notebook to run on a cluster, with the options shared by submit, schedule and export.
-
-    ``host``, ``token``, ``token_file`` and ``experiment`` are for the KFP target only (see
-    :func:`jupyter_ext.targets.kfp.connect.connect`); there ``kubeconfig``/``context`` select credentials.
-    """
+    """One notebook to run on a cluster, with the options of its target (JobOptions or KfpOptions)."""
 
     notebook: str
-    overrides: list[str] = field(default_factory=list)
-    store: str | None = None  # default: $CELLPIPE_STORE
-    image: str | None = None  # default: the notebook's, else $CELLPIPE_IMAGE
-    namespace: str | None = None
-    name: str | None = None
-    owner: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    secrets: list[Secret] = field(default_factory=list)
-    service_account: str | None = None
-    active_deadline_seconds: int | None = None
-    backoff_limit: int = 0
-    ttl_seconds_after_finished: int | None = 86400
-    gpu_node_selector: dict[str, str] | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    host: str | None = None  # default: $CELLPIPE_KFP_HOST, $KF_PIPELINES_ENDPOINT
-    token: str | None = None
-    token_file: str | None = None
-    experiment: str | None = None  # default: the notebook's experiment_name, else "Default"
+    overrides: list[str] | dict[str, Any] = field(default_factory=list)
+    options: ClusterOptions = field(default_factory=JobOptions)
 
 
 @dataclass
@@ -177,36 +158,45 @@ def plan(
     from jupyter_ext.snapshot.config import IMAGE_ENV, STORE_ENV
     from jupyter_ext.targets.k8s.notebook_job import choose_image
 
+    options = request.options
     problems = Problems()
     pipeline = problems.check(load_pipeline, request.notebook)
     parameters = problems.check(resolve, pipeline.parameters, request.overrides) if pipeline else None
-    store_url = request.store or os.environ.get(STORE_ENV)
+    store_url = options.store or os.environ.get(STORE_ENV)
     store = PREVIEW_STORE if preview and not store_url else problems.check(require_pod_store, store_url)
     default_image = os.environ.get(IMAGE_ENV) or (PREVIEW_IMAGE if preview else None)
     chosen = (
-        problems.check(choose or choose_image, pipeline, request.image, default_image) if pipeline else None
+        problems.check(choose or choose_image, pipeline, options.image, default_image) if pipeline else None
     )
     for check in checks or []:
         problems.check(check)
     problems.raise_all()
     image, notes = chosen
-    owner = request.owner or default_owner()
+    owner = options.owner or default_owner()
     return Plan(pipeline, parameters, store, owner, image, notes)
+
+
+def job_options(request: ClusterRequest) -> JobOptions:
+    """The request's options, which must be the Job target's."""
+    if not isinstance(request.options, JobOptions):
+        raise TargetError(f"the Kubernetes Job target takes JobOptions, not {type(request.options).__name__}")
+    return request.options
 
 
 def _pod_options(request: ClusterRequest, image: str, namespace: str) -> Any:
     from jupyter_ext.targets.k8s.notebook_job import PodOptions
 
+    options = job_options(request)
     return PodOptions(
         image=image,
         namespace=namespace,
-        active_deadline_seconds=request.active_deadline_seconds,
-        backoff_limit=request.backoff_limit,
-        ttl_seconds_after_finished=request.ttl_seconds_after_finished,
-        gpu_node_selector=request.gpu_node_selector,
-        service_account=request.service_account,
-        env=dict(request.env),
-        secrets=list(request.secrets),
+        active_deadline_seconds=options.active_deadline_seconds,
+        backoff_limit=options.backoff_limit,
+        ttl_seconds_after_finished=options.ttl_seconds_after_finished,
+        gpu_node_selector=options.gpu_node_selector,
+        service_account=options.service_account,
+        env=dict(options.env),
+        secrets=list(options.secrets),
     )
 
 
@@ -233,12 +223,12 @@ def kept_snapshot_error(exc: TargetError, snapshot: Any, kind: str) -> TargetErr
     )
 
 
-def _target(request: ClusterRequest) -> Any:
+def kubernetes_client(options: ClusterOptions) -> Any:
+    """Loads credentials and settles the namespace without contacting the cluster."""
     from jupyter_ext.targets.k8s.client import KubernetesTarget
 
-    # Loads credentials and settles the namespace without contacting the cluster.
     return KubernetesTarget(
-        namespace=request.namespace, kubeconfig=request.kubeconfig, context=request.context
+        namespace=options.namespace, kubeconfig=options.kubeconfig, context=options.context
     )
 
 
@@ -248,8 +238,8 @@ def submit_job(request: ClusterRequest) -> Created:
     from jupyter_ext.targets.k8s.notebook_job import make_notebook_job, new_job_name
 
     planned = plan(request)
-    with _target(request) as target:
-        name = request.name or new_job_name(planned.pipeline.name)
+    with kubernetes_client(request.options) as target:
+        name = request.options.name or new_job_name(planned.pipeline.name)
         options = _pod_options(request, planned.image, target.namespace)
         make_notebook_job(_run_for(planned, PENDING_SNAPSHOT), name, options)  # every check, no upload
         snapshot = upload_snapshot(request, planned)
@@ -271,8 +261,8 @@ def schedule_cronjob(
 
     planned = plan(request)
     validate_cron(cron)  # a typo in the schedule is reported before any credentials are needed
-    with _target(request) as target:
-        name = request.name or default_cronjob_name(planned.pipeline.name)
+    with kubernetes_client(request.options) as target:
+        name = request.options.name or default_cronjob_name(planned.pipeline.name)
         options = _pod_options(request, planned.image, target.namespace)
 
         def build(snapshot_id: str) -> dict[str, Any]:
@@ -299,7 +289,7 @@ def export_k8s(
 ) -> Exported:
     """Write the Job (and with ``cron`` the CronJob) as YAML files; uploads the snapshot, no cluster contact.
 
-    ``request.name`` names both objects (they are different kinds); by default the Job gets
+    ``request.options.name`` names both objects (they are different kinds); by default the Job gets
     ``<pipeline>-<run id>`` and the CronJob ``<pipeline>``. ``preview``: upload nothing and write
     ``*.preview.yaml`` files, marked not runnable (no snapshot, perhaps no store or image).
     """
@@ -313,10 +303,12 @@ def export_k8s(
     from jupyter_ext.targets.k8s.schedule import validate_cron
 
     planned = plan(request, preview=preview, checks=[lambda: validate_cron(cron)] if cron else [])
-    namespace = resolve_namespace(request.namespace, kubeconfig=request.kubeconfig, context=request.context)
+    namespace = resolve_namespace(
+        request.options.namespace, kubeconfig=request.options.kubeconfig, context=request.options.context
+    )
     options = _pod_options(request, planned.image, namespace)
-    job_name = request.name or new_job_name(planned.pipeline.name)
-    cron_name = request.name or default_cronjob_name(planned.pipeline.name)
+    job_name = request.options.name or new_job_name(planned.pipeline.name)
+    cron_name = request.options.name or default_cronjob_name(planned.pipeline.name)
 
     def build(snapshot_id: str) -> list[tuple[str, dict[str, Any]]]:
         run = _run_for(planned, snapshot_id)
@@ -368,32 +360,6 @@ def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") ->
     text = yaml.safe_dump(dict(manifest), sort_keys=False, default_flow_style=False)
     write_atomic(path, (header + text).encode(), mode=user_file_mode())
     return path
-
-
-def _kfp(name: str) -> Callable[..., Any]:
-    """``jupyter_ext.runs.kfp_cluster.<name>``, imported when called (that module imports this one)."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module("jupyter_ext.runs.kfp_cluster"), name)(*args, **kwargs)
-
-    return call
-
-
-SUBMIT_TARGETS: dict[str, Callable[..., Created]] = {"job": submit_job, "kfp": _kfp("submit_kfp")}
-SCHEDULE_TARGETS: dict[str, Callable[..., Created]] = {
-    "cronjob": schedule_cronjob,
-    "kfp": _kfp("schedule_kfp"),
-}
-EXPORT_FORMATS: dict[str, Callable[..., Exported]] = {"k8s": export_k8s, "kfp": _kfp("export_kfp")}
-
-
-def pick(registry: Mapping[str, Callable[..., Any]], name: str, option: str) -> Callable[..., Any]:
-    """The function registered as ``name``; an unknown one is a one-line error listing the known."""
-    if name not in registry:
-        raise TargetError(
-            f"unknown {option.lstrip('-')} '{name}'", field=option, hint=f"Use one of: {', '.join(registry)}"
-        )
-    return registry[name]
 
 
 # -- waiting ------------------------------------------------------------------------------------------

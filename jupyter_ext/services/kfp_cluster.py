@@ -1,6 +1,6 @@
 """The Kubeflow Pipelines target of ``cellpipe submit``, ``schedule`` and ``export``.
 
-The same order as the Kubernetes target (:mod:`jupyter_ext.runs.cluster`), so that nothing is half-created:
+The same order as the Kubernetes target (:mod:`jupyter_ext.services.cluster`), so that nothing is half-created:
 
 1. every check that can fail on user input: parameters, options, a store the pods can reach, the cron,
    and a compile of the package with a placeholder snapshot id (whatever KFP cannot express fails here);
@@ -15,13 +15,13 @@ If KFP fails in step 4, the error names the kept snapshot and, from ``submit_run
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.runs.cluster import (
+from jupyter_ext.services.cluster import (
     PENDING_SNAPSHOT,
     ClusterRequest,
     Created,
@@ -34,19 +34,13 @@ from jupyter_ext.runs.cluster import (
     preview_name,
     upload_snapshot,
 )
+from jupyter_ext.targets.kfp.options import KfpOptions
 
 if TYPE_CHECKING:
     from kfp.client import Client
 
 KFP_RUN = "kfp-run"
 KFP_RECURRING_RUN = "kfp-recurring-run"
-# Job settings KFP has no per-run equivalent for: refused rather than silently dropped.
-_JOB_ONLY = (
-    ("active_deadline_seconds", "--deadline"),
-    ("backoff_limit", "--retries"),
-    ("ttl_seconds_after_finished", "--ttl"),
-)
-_DEFAULTS = {f.name: f.default for f in fields(ClusterRequest)}
 
 
 # -- checks -------------------------------------------------------------------------------------------
@@ -71,8 +65,16 @@ def refuse(option: str, message: str, hint: str) -> NoReturn:
     raise TargetError(message, field=option, hint=hint)
 
 
+def kfp_options(request: ClusterRequest) -> KfpOptions:
+    """The request's options, which must be KFP's (Job-only settings have no KFP equivalent: refused)."""
+    if not isinstance(request.options, KfpOptions):
+        raise TargetError(f"the KFP target takes KfpOptions, not {type(request.options).__name__}")
+    return request.options
+
+
 def kfp_plan(request: ClusterRequest, *, preview: bool = False) -> Plan:
-    """:func:`~jupyter_ext.runs.cluster.plan` for KFP: a pipeline of steps, no Job-only options."""
+    """:func:`~jupyter_ext.services.cluster.plan` for KFP: a pipeline of steps."""
+    kfp_options(request)
     planned = plan(request, kfp_image, preview=preview)
     if not planned.pipeline.steps:
         raise TargetError(
@@ -81,9 +83,6 @@ def kfp_plan(request: ClusterRequest, *, preview: bool = False) -> Plan:
             field="kfp",
             hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)",
         )
-    for attribute, option in _JOB_ONLY:
-        if getattr(request, attribute) != _DEFAULTS[attribute]:
-            refuse(option, "applies to Kubernetes Jobs only", "Drop it for kfp: KFP has no such run setting")
     return planned
 
 
@@ -91,11 +90,11 @@ def experiment_for(request: ClusterRequest, pipeline: Pipeline) -> str:
     """--experiment, else the notebook's ``experiment_name``, else KFP's "Default"."""
     from jupyter_ext.targets.kfp.submit import DEFAULT_EXPERIMENT
 
-    return request.experiment or pipeline.experiment or DEFAULT_EXPERIMENT
+    return kfp_options(request).experiment or pipeline.experiment or DEFAULT_EXPERIMENT
 
 
 def connect_kfp(options: Any) -> Client:
-    """A checked KFP client from anything with ClusterRequest's connection attributes (or the CLI's args)."""
+    """A checked KFP client from :class:`KfpOptions` (or anything with its connection attributes: CLI args)."""
     from jupyter_ext.targets.kfp.connect import connect
 
     return connect(
@@ -115,18 +114,19 @@ def _compile(
     from jupyter_ext.targets.k8s.names import sanitize_name
     from jupyter_ext.targets.kfp.compile import compile_pipeline
 
+    options = kfp_options(request)
     return compile_pipeline(
         planned.pipeline,
         Path(directory) / f"{sanitize_name(planned.pipeline.name)}.yaml",
         parameters=planned.parameters,
         image=planned.image,
-        gpu_node_selector=request.gpu_node_selector,
+        gpu_node_selector=options.gpu_node_selector,
         snapshot_id=snapshot_id,
         store=planned.store,
         run_id=run_id,
         owner=planned.owner,
-        env=request.env,
-        secrets=request.secrets,
+        env=options.env,
+        secrets=options.secrets,
     )
 
 
@@ -142,14 +142,14 @@ def submit_kfp(request: ClusterRequest) -> Created:
     run_id = new_run_id()
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
         _compile(request, planned, directory, PENDING_SNAPSHOT, run_id)  # every check, no upload
-        client = connect_kfp(request)
+        client = connect_kfp(request.options)
         snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id, run_id)
         try:
             result = submit_run(
                 client, package, pipeline_name=planned.pipeline.name, experiment=experiment,
-                parameters=planned.parameters, run_name=request.name, run_id=run_id, snapshot_id=snapshot.id,
-                store=planned.store, notebook=request.notebook, service_account=request.service_account,
+                parameters=planned.parameters, run_name=request.options.name, run_id=run_id, snapshot_id=snapshot.id,
+                store=planned.store, notebook=request.notebook, service_account=request.options.service_account,
             )  # fmt: skip
         except TargetError as exc:
             raise kept_snapshot_error(exc, snapshot, "KFP run") from None
@@ -173,19 +173,19 @@ def schedule_kfp(
         refuse("--replace", "cellpipe does not replace KFP recurring runs",
                "Drop it; after scheduling, disable or delete the old recurring run in the KFP UI")  # fmt: skip
     kfp_cron(cron)  # the error names the field
-    name = request.name or planned.pipeline.name
+    name = request.options.name or planned.pipeline.name
     experiment = experiment_for(request, planned.pipeline)
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
         # No run id: each run of the schedule is its own; KFP labels its pods pipeline/runid.
         _compile(request, planned, directory, PENDING_SNAPSHOT)
-        client = connect_kfp(request)
+        client = connect_kfp(request.options)
         snapshot = upload_snapshot(request, planned)
         package = _compile(request, planned, directory, snapshot.id)
         try:
             result = schedule_recurring(
                 client, package, cron=cron, name=name, pipeline_name=planned.pipeline.name,
                 experiment=experiment, parameters=planned.parameters, snapshot_id=snapshot.id,
-                store=planned.store, notebook=request.notebook, service_account=request.service_account,
+                store=planned.store, notebook=request.notebook, service_account=request.options.service_account,
             )  # fmt: skip
         except TargetError as exc:
             raise kept_snapshot_error(exc, snapshot, "recurring run") from None
@@ -215,7 +215,7 @@ def export_kfp(
         refuse("--cron" if cron else "--timezone", "a KFP package has no schedule",
                "Create a KFP recurring run with: cellpipe schedule NOTEBOOK --target kfp --cron EXPR")  # fmt: skip
     planned = kfp_plan(request, preview=preview)
-    path = Path(out_dir) / f"{sanitize_name(request.name or planned.pipeline.name)}.kfp.yaml"
+    path = Path(out_dir) / f"{sanitize_name(request.options.name or planned.pipeline.name)}.kfp.yaml"
     with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
         dry = _compile(request, planned, directory, PENDING_SNAPSHOT)
         if preview:

@@ -1,6 +1,6 @@
-"""What a cellpipe Job's container runs: ``python -m jupyter_ext.runtime.pod``.
+"""What a cellpipe Job's container runs: ``python -m jupyter_ext.services.job_main``.
 
-    python -m jupyter_ext.runtime.pod --store s3://bucket/cellpipe --snapshot <id> --run-id <id> \\
+    python -m jupyter_ext.services.job_main --store s3://bucket/cellpipe --snapshot <id> --run-id <id> \\
         [-p NAME=<JSON> ...] [--workdir DIR]
 
 1. Restore the snapshot from the store into ``<workdir>/project``: the pod reads the notebook and its
@@ -10,7 +10,7 @@
    workdir; MLflow tracking only when ``MLFLOW_TRACKING_URI`` is set). A notebook without steps runs
    whole with papermill, the parameters injected after its ``parameters`` cell.
 3. Write the executed notebook(s) and the run record to ``<store>/runs/<run id>/``
-   (see :mod:`jupyter_ext.runs.remote`); a ``running`` record is written first, so a run that never
+   (see :mod:`jupyter_ext.records.remote`); a ``running`` record is written first, so a run that never
    reports back is visible.
 
 Parameters are JSON values (``-p alpha=0.5 -p label="\\"x\\""``), checked against the notebook's
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError, ParameterError
-from jupyter_ext.runs.remote import RUNS_PREFIX, check_run_id, put_run_file, put_run_record
+from jupyter_ext.records.remote import RUNS_PREFIX, check_run_id, put_run_file, put_run_record
 
 PROG = "cellpipe-pod"
 RUN_ID_ENV = "CELLPIPE_RUN_ID"
