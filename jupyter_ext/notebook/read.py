@@ -9,13 +9,14 @@ from pathlib import Path
 from jupyter_ext.errors import NotebookError
 
 
-def read_notebook(path: str | Path, *, content: bytes | str | None = None):
-    """Return the notebook as an ``nbformat.NotebookNode`` (v4). ``content`` replaces the file's bytes."""
+def read_notebook(path: str | Path, *, content: bytes | str | None = None, label: str | None = None):
+    """Return the notebook as an ``nbformat.NotebookNode`` (v4). ``content`` replaces the file's bytes;
+    ``label`` names the notebook in errors (default: ``path``)."""
     import nbformat
     from nbformat.warnings import MissingIDFieldWarning
 
     path = Path(path)
-    name = str(path)
+    name = label or str(path)
     if content is None:
         if not path.exists():
             raise NotebookError("no such file", notebook=name, hint="check the path")

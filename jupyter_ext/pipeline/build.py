@@ -38,11 +38,15 @@ class _Draft:
 
 
 def build_pipeline(
-    path: str | Path, *, content: bytes | str | None = None, name: str | None = None
+    path: str | Path, *, content: bytes | str | None = None, name: str | None = None, label: str | None = None
 ) -> Pipeline:
-    """Analyse a tagged notebook into a :class:`Pipeline`. ``content`` replaces the file (unsaved edits)."""
-    notebook_name = str(path)
-    notebook = read_notebook(path, content=content)
+    """Analyse a tagged notebook into a :class:`Pipeline`. ``content`` replaces the file (unsaved edits).
+
+    ``label`` names the notebook in the pipeline, its errors and warnings (default: ``path``), e.g. the path
+    relative to a server's root, which a client may see where the absolute one would leak.
+    """
+    notebook_name = label or str(path)
+    notebook = read_notebook(path, content=content, label=notebook_name)
     settings = read_settings(notebook.get("metadata", {}), notebook=notebook_name)
     collector = _Collector(notebook_name, settings)
     for index, cell in enumerate(notebook.cells, start=1):

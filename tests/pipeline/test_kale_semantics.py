@@ -115,3 +115,14 @@ def test_notebooks_without_cell_ids_read_quietly(tmp_path):
 def test_a_step_payload_carries_no_warnings(write_notebook):
     p = build_pipeline(write_notebook([(None, "a = 1"), (["step:s"], "b = 2")]))
     assert p.warnings and p.for_step("s").warnings == []
+
+
+def test_a_label_names_the_notebook_everywhere_instead_of_its_path(write_notebook):
+    path = write_notebook([(None, "a = 1"), (["step:s"], "b = 2")])
+    p = build_pipeline(path, label="work/nb.ipynb")
+    assert p.notebook == "work/nb.ipynb"
+    assert p.warnings[0]["text"].startswith("work/nb.ipynb: cell 1: ") and str(path) not in json.dumps(
+        p.to_dict()
+    )
+    with pytest.raises(NotebookError, match=r"^work/nb.ipynb: not a notebook"):
+        build_pipeline(path, content=b"{}", label="work/nb.ipynb")
