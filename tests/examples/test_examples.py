@@ -30,7 +30,8 @@ def run_example(name: str, tmp_path: Path, capsys, *params: str) -> dict:
     record = json.loads(out[out.index("{") :])
     assert code == 0, record.get("error") or record
     assert record["status"] == "succeeded"
-    assert all(step["status"] == "succeeded" for step in record["steps"].values())
+    assert all(step["status"] == "succeeded" for step in record["steps"])
+    record["steps"] = {step["name"]: step for step in record["steps"]}  # pipeline order, by name
     return record
 
 
