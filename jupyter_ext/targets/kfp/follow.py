@@ -218,10 +218,12 @@ def _with_pods(status: RunStatus, kubernetes: Kubernetes) -> RunStatus:
     by_key: dict[str, StepPod] = {}
     for pod in pods:
         by_key.setdefault(pod.task_key, pod)
-    tasks = []
+    tasks, gone = [], []
     for task in status.tasks:
         pod = by_node.get(task.node_id) or by_key.get(task.key)
         if pod is None:
+            if task.state == "FAILED" and task.node_id:
+                gone.append(task.name)
             tasks.append(task)
             continue
         found = pod.step_error() if task.state == "FAILED" else None
@@ -230,7 +232,11 @@ def _with_pods(status: RunStatus, kubernetes: Kubernetes) -> RunStatus:
             continue
         detail = StepError(found["message"], found["cell"], found["ename"], found["evalue"])
         tasks.append(replace(task, pod_name=pod.name, detail=detail, error=_one_line(detail)))
-    return replace(status, tasks=tuple(tasks))
+    notes = status.notes
+    if gone:
+        notes = (*notes, f"no pod of {', '.join(gone)} in namespace {kubernetes.namespace}, so its error is "
+                         "unknown: KFP deletes a finished run's pods after its workflow TTL (7 days by default)")  # fmt: skip
+    return replace(status, tasks=tuple(tasks), notes=notes)
 
 
 def _one_line(error: StepError) -> str:

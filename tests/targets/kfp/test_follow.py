@@ -262,6 +262,17 @@ async def test_a_pod_killed_without_a_message_reports_kubernetes_reason(
     assert status.tasks[2].error == "OOMKilled (exit code 137)"
 
 
+async def test_a_failed_step_whose_pod_is_gone(kfp_server: FakeKFP, package: Path, kmock: Any) -> None:
+    client, run = await asyncio.to_thread(failed, kfp_server, package)
+    kmock.resources["v1/pods"] = {}  # KFP deleted the workflow, and its pods, after its TTL
+    status = await asyncio.to_thread(run_status, client, run.record["run_id"], kubernetes=kube(kmock))
+    assert status.tasks[2].error is None and status.tasks[2].pod_name is None
+    assert status.notes == (
+        "no pod of train_model in namespace kubeflow, so its error is unknown: KFP deletes a finished run's "
+        "pods after its workflow TTL (7 days by default)",
+    )
+
+
 def test_a_cancelled_run(kfp_server: FakeKFP, package: Path) -> None:
     client, run = started(kfp_server, package)
     run_id = run.record["run_id"]
