@@ -77,6 +77,20 @@ class _Collector:
         self.leading: list[int] = []  # code cells before the first step: left out of the pipeline
         self.leading_settings: list[int] = []  # ... of which carry step settings (limit:, prev:...)
         self.unimplemented: dict[str, list[int]] = {}  # Kale tag prefix -> cells
+        for ignored in self.defaults.ignored if self.defaults else []:
+            what = (
+                f"did you mean '{ignored.suggestion}'?"
+                if ignored.suggestion
+                else "a Kale setting cellpipe does not implement"
+            )
+            self.warnings.append(
+                CellpipeWarning(
+                    f"'{ignored.tag}' is ignored",
+                    notebook=notebook,
+                    field="metadata steps_defaults",
+                    hint=what,
+                )
+            )
 
     # -- collecting cells --------------------------------------------------------------------------
     def add(self, index: int, source: str, tags: list[str]) -> None:

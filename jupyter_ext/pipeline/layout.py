@@ -124,7 +124,8 @@ def layout(
         )
 
     widest = max((row_width(r) for r in rows), default=box_width)
-    result = Layout(width=widest + 2 * margin, height=len(rows) * (box_height + gap_y) - gap_y + 2 * margin)
+    height = max(len(rows) * (box_height + gap_y) - gap_y, 0) + 2 * margin  # a plain notebook has no rows
+    result = Layout(width=widest + 2 * margin, height=height)
     centre: dict[str, float] = {}
     for level, row in enumerate(rows):
         x = margin + (widest - row_width(row)) / 2

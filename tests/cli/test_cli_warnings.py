@@ -31,3 +31,15 @@ def test_run_warns_and_runs(write_notebook, data_dir, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["status"] == "succeeded"
     assert "Did you mean 'step:train'?" in captured.err and "before the first step" in captured.err
+
+
+def test_a_plain_notebook_is_inspected_as_such_and_kfp_compile_says_why_not(write_notebook, tmp_path, capsys):
+    notebook = write_notebook([(["parameters"], "n = 1"), (None, "print(n)")])
+    assert main(["inspect", str(notebook), "--svg", str(tmp_path / "p.svg")]) == 0
+    out = capsys.readouterr().out
+    assert "a plain notebook: no cell is tagged step:NAME, so it runs whole" in out
+    assert 'height="48"' in (tmp_path / "p.svg").read_text()  # an empty picture, still a valid one
+    assert main(["compile", str(notebook), "-o", str(tmp_path / "p.yaml")]) == 1
+    assert "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps" in (
+        capsys.readouterr().err
+    )

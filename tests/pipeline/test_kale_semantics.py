@@ -126,3 +126,13 @@ def test_a_label_names_the_notebook_everywhere_instead_of_its_path(write_noteboo
     )
     with pytest.raises(NotebookError, match=r"^work/nb.ipynb: not a notebook"):
         build_pipeline(path, content=b"{}", label="work/nb.ipynb")
+
+
+def test_steps_defaults_typos_are_warned(write_notebook):
+    meta = {"kubeflow_notebook": {"steps_defaults": ["label:team:ml", "limits:cpu:1", "report:enabled"]}}
+    p = build_pipeline(write_notebook([(["step:a"], "x = 1")], metadata=meta))
+    assert p.step("a").labels == {"team": "ml"}
+    assert [(w["field"], w["hint"]) for w in p.warnings] == [
+        ("metadata steps_defaults", "did you mean 'limit:cpu:1'?"),
+        ("metadata steps_defaults", "a Kale setting cellpipe does not implement"),
+    ]

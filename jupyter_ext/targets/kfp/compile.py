@@ -502,6 +502,13 @@ def build_kfp_pipeline(
     ``env`` (plain values, never credentials) and ``secrets`` (Secret references) go to every step, e.g.
     what the pods need to read the store.
     """
+    if pipeline.is_plain:
+        raise TargetError(
+            "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
+            notebook=pipeline.notebook,
+            hint="tag the first cell of each step step:NAME, or run the notebook whole on Kubernetes "
+            "(cellpipe submit NOTEBOOK)",
+        )
     values = pipeline_parameters(pipeline, parameters)
     plans = plan_steps(
         pipeline, image=image, gpu_node_selector=gpu_node_selector, gpu_tolerations=gpu_tolerations
