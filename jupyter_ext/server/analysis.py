@@ -33,22 +33,9 @@ def analyse_notebook(path: str, label: str, content: bytes | None) -> dict[str, 
         "levels": text_dag(pipeline),
         "dot": to_dot(pipeline),
         "svg": to_svg(pipeline),
-        "warnings": [_warning(w) for w in getattr(pipeline, "warnings", None) or []],
+        # CellpipeWarning.to_dict()s: tag typos with "did you mean", code before the first step, ...
+        "warnings": [{key: warning.get(key) for key in WARNING_KEYS} for warning in pipeline.warnings],
     }
-
-
-def _warning(warning: Any) -> dict[str, Any]:
-    """A warning of the analysis (a CellpipeError-like object, a dict or a string) in the API's shape."""
-    if isinstance(warning, str):
-        data: dict[str, Any] = {"message": warning}
-    elif isinstance(warning, dict):
-        data = dict(warning)
-    elif hasattr(warning, "to_dict"):
-        data = warning.to_dict()
-    else:
-        data = {key: getattr(warning, key, None) for key in WARNING_KEYS}
-    data.setdefault("text", data.get("message"))
-    return {key: data.get(key) for key in WARNING_KEYS}
 
 
 def _analyse_in_worker(path: str, label: str, content: bytes | None) -> dict[str, Any]:
@@ -67,6 +54,17 @@ def _analyse_in_worker(path: str, label: str, content: bytes | None) -> dict[str
         import traceback
 
         return {"unexpected": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+def _limit_memory(max_bytes: int) -> None:
+    """Worker initializer: a notebook that would need more address space gets MemoryError (a clean 400),
+    instead of pushing the machine into swap or the OOM killer."""
+    if max_bytes > 0:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = max_bytes if hard == resource.RLIM_INFINITY else min(max_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _warm() -> bool:
@@ -88,11 +86,20 @@ def error_from_dict(data: dict[str, Any]) -> CellpipeError:
 
 
 class Analyser:
-    """A pool of ``workers`` processes (0: one thread, for debugging) that analyse notebooks."""
+    """A pool of ``workers`` processes (0: one thread, for debugging) that analyse notebooks, each with at
+    most ``max_memory`` bytes of address space (0: no limit)."""
 
-    def __init__(self, *, workers: int = 1, timeout: float = 60.0, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        timeout: float = 60.0,
+        max_memory: int = 0,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.workers = workers
         self.timeout = timeout
+        self.max_memory = max_memory
         self.log = log or logging.getLogger(__name__)
         self._pool: concurrent.futures.Executor | None = None
         self._lock = threading.Lock()
@@ -107,7 +114,10 @@ class Analyser:
                 else:
                     # spawn, not fork: the server process has threads (and an event loop) a fork would copy
                     self._pool = concurrent.futures.ProcessPoolExecutor(
-                        self.workers, mp_context=multiprocessing.get_context("spawn")
+                        self.workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_limit_memory,
+                        initargs=(self.max_memory,),
                     )
             return self._pool
 

@@ -12,16 +12,20 @@ server stops (the embedded scheduler starts and stops that way). Adding a group 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, Unicode, default, validate
 
+from jupyter_ext.errors import CellpipeError
 from jupyter_ext.server.analysis import Analyser
+from jupyter_ext.server.base import API, UnknownRouteHandler
 from jupyter_ext.server.paths import ServerPaths
 
 ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers",)
@@ -94,6 +98,12 @@ class CellpipeApp(ExtensionApp):
         "Default: $CELLPIPE_ANALYSIS_TIMEOUT or 60.",
     )
 
+    analysis_max_memory = Int(
+        config=True,
+        help="Address space (bytes) each analysis process may use; a notebook needing more is refused "
+        "with an error (0: no limit). Default: $CELLPIPE_ANALYSIS_MAX_MEMORY or 3 GiB.",
+    )
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         from jupyter_ext.snapshot.project import project_root_of
@@ -143,6 +153,10 @@ class CellpipeApp(ExtensionApp):
     def _default_analysis_timeout(self) -> float:
         return float(_env_int("CELLPIPE_ANALYSIS_TIMEOUT", 60))
 
+    @default("analysis_max_memory")
+    def _default_analysis_max_memory(self) -> int:
+        return _env_int("CELLPIPE_ANALYSIS_MAX_MEMORY", 3 * 1024**3)
+
     @validate("max_concurrent_runs")
     def _check_max_concurrent_runs(self, proposal: Any) -> int:
         return max(1, int(proposal["value"]))
@@ -151,7 +165,7 @@ class CellpipeApp(ExtensionApp):
     def _check_max_body_bytes(self, proposal: Any) -> int:
         return max(1024, int(proposal["value"]))
 
-    @validate("kernel_pool_size", "analysis_workers")
+    @validate("kernel_pool_size", "analysis_workers", "analysis_max_memory")
     def _check_not_negative(self, proposal: Any) -> int:
         return max(0, int(proposal["value"]))
 
@@ -161,7 +175,12 @@ class CellpipeApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         self.paths = ServerPaths(root=self._root_dir(), data_dir=Path(self.data_dir))
-        self.analyser = Analyser(workers=self.analysis_workers, timeout=self.analysis_timeout, log=self.log)
+        self.analyser = Analyser(
+            workers=self.analysis_workers,
+            timeout=self.analysis_timeout,
+            max_memory=self.analysis_max_memory,
+            log=self.log,
+        )
         self.run_service = self._make_run_service()
         self._route_modules = [importlib.import_module(name) for name in ROUTE_MODULES]
         self.log.info(
@@ -172,13 +191,23 @@ class CellpipeApp(ExtensionApp):
         )
 
     def _make_run_service(self) -> Any:
-        from jupyter_ext.server.manager import RunManager
+        from jupyter_ext.services.runs import RunService
 
-        return RunManager(root_dir=self.paths.root, log=self.log)
+        if self.store_url and not os.environ.get("CELLPIPE_STORE"):
+            # the run service (like the CLI) finds the snapshot store through this variable
+            os.environ["CELLPIPE_STORE"] = self.store_url
+        return RunService(
+            self.paths.data_dir,
+            root=self.paths.root,
+            max_concurrent_runs=self.max_concurrent_runs,
+            kernel_pool=self.kernel_pool_size or None,
+            log=self.log,
+        )
 
     def initialize_handlers(self) -> None:
         for module in self._route_modules:
             self.handlers.extend(module.routes())
+        self.handlers.append((f"{API}/.*", UnknownRouteHandler))  # last: only what no route matched
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.analyser.warm_up()
@@ -210,12 +239,36 @@ class CellpipeApp(ExtensionApp):
             "max_body_bytes": self.max_body_bytes,
         }
 
+    def target_settings(self) -> dict[str, Any]:
+        """The settings targets are judged and configured with (empty values left out)."""
+        values = {
+            "kfp_host": self.kfp_host,
+            "host": self.kfp_host,
+            "image": self.image,
+            "namespace": self.namespace,
+        }
+        return {key: value for key, value in values.items() if value}
+
     def targets(self) -> list[dict[str, Any]]:
-        return [
-            {"name": "local", "label": "This server", "available": True, "reason": None},
-            {"name": "job", "label": "Kubernetes Job", "available": False, "reason": "not wired yet"},
-            {"name": "kfp", "label": "Kubeflow Pipelines", "available": False, "reason": "not wired yet"},
-        ]
+        from jupyter_ext.targets.registry import available_targets
+
+        return [info.to_dict() for info in available_targets(SimpleNamespace(**self.target_settings()))]
 
     def target_names(self) -> list[str]:
-        return [t["name"] for t in self.targets()]
+        from jupyter_ext.targets.registry import TARGETS
+
+        return list(TARGETS)
+
+    def check_target_available(self, name: str) -> None:
+        for info in self.targets():
+            if info["name"] == name and not info["available"]:
+                raise CellpipeError(
+                    f"target '{name}' is not available here: {info['reason']}", field="target"
+                )
+
+    def target_options(self, name: str) -> dict[str, Any]:
+        """The server's settings that the target's options type has fields for (image, namespace, host)."""
+        from jupyter_ext.targets.registry import get_target
+
+        accepted = {f.name for f in dataclasses.fields(get_target(name).options_type)}
+        return {key: value for key, value in self.target_settings().items() if key in accepted}

@@ -144,8 +144,15 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
                 )
             error = {"message": message, "text": message}
         error = {key: error.get(key) for key in ERROR_KEYS}
+        if status_code == 405:  # RFC 9110: say which methods the route has
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": self.app.paths.public(error)}))
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        own = {name for klass in cls.__mro__[: cls.__mro__.index(CellpipeHandler)] for name in vars(klass)}
+        return [name.upper() for name in HTTP_METHODS if name in own]
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, CellpipeError):  # a user mistake: 400 with the message, not a 500 with a traceback
@@ -186,3 +193,14 @@ def conflict(message: str, *, field: str | None = None, hint: str | None = None)
     error = CellpipeError(message, field=field, hint=hint)
     error.http_status = 409  # type: ignore[attr-defined]
     return error
+
+
+class UnknownRouteHandler(CellpipeHandler):
+    """Any other path under the API: a JSON 404 (not Jupyter's HTML page), for an authenticated client."""
+
+    def _unknown(self, *args: Any, **kwargs: Any) -> None:
+        if not self.current_user:
+            raise web.HTTPError(403)
+        raise not_found(f"no such route: {self.request.method} {self.request.path}")
+
+    get = post = put = patch = delete = _unknown

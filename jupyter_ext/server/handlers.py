@@ -1,18 +1,50 @@
 """The routes of the cellpipe API except schedules: config, analyse and runs. Thin: fields in, service call, JSON out.
 
 The HTTP contract (paths, bodies, answers) is ``openapi.yaml`` beside this module; a test checks the live
-server against it.
+server against it. Runs go through :class:`~jupyter_ext.services.runs.RunService`, the one lifecycle the
+CLI and the scheduler use too; what is left here is HTTP: field types, paths relative to the root, statuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tornado import web
 
-from jupyter_ext.server.base import API, CellpipeHandler, executes, not_found, reads
+from jupyter_ext.errors import CellpipeError
+from jupyter_ext.records.models import RunRecord, RunStatus
+from jupyter_ext.server.base import API, CellpipeHandler, conflict, executes, not_found, reads, writes
+from jupyter_ext.server.validate import identifier
+from jupyter_ext.services.runs import RunRequest
 
 RUN_ID = r"(?P<run_id>[\w.-]+)"
+STEP = r"(?P<step>[\w.-]+)"
+MAX_PAGE = 500
+
+
+class RunHandlerBase(CellpipeHandler):
+    @property
+    def service(self) -> Any:
+        return self.app.run_service
+
+    def run(self, run_id: str) -> RunRecord:
+        """The run by id, unique prefix or ``latest``; 404 when there is none."""
+        try:
+            return self.service.get(identifier(run_id, field="id"))
+        except CellpipeError as error:
+            if error.message.startswith("no run"):
+                raise not_found(f"no run '{run_id}'", field="id") from None
+            raise
+
+    def present(self, record: RunRecord) -> dict[str, Any]:
+        """The record as the API serves it: paths relative to the root, links to executed step notebooks."""
+        data = record.to_dict()
+        data["notebook"] = self.app.paths.relative(data["notebook"])
+        for step in data.get("steps", []):
+            has_notebook = bool(step.get("notebook"))
+            step["notebook"] = f"runs/{record.id}/steps/{step['name']}/notebook" if has_notebook else None
+        return data
 
 
 class ConfigHandler(CellpipeHandler):
@@ -28,53 +60,105 @@ class AnalyseHandler(CellpipeHandler):
     @reads
     async def post(self) -> None:
         fields = self.body("path", "content")
-        label = fields.string("path", required=True, max_chars=4096)
-        notebook = self.app.paths.resolve(label)
+        notebook = self.app.paths.resolve(fields.string("path", required=True))
         content = fields.notebook_content("content")
         self.reply(await self.app.analyser.analyse(str(notebook), self.app.paths.relative(notebook), content))
 
 
-class RunsHandler(CellpipeHandler):
+class RunsHandler(RunHandlerBase):
     @web.authenticated
     @reads
     def get(self) -> None:
-        query = self.query("path")
+        query = self.query("path", "status", "target", "schedule", "limit", "offset")
         path = query.string("path")
-        runs = self.app.run_service.list(path and self.app.paths.relative(self.app.paths.resolve(path)))
-        self.reply({"runs": runs, "total": len(runs)})
+        records, total = self.service.list(
+            notebook=str(self.app.paths.resolve(path)) if path else None,
+            status=query.string("status", choices=[s.value for s in RunStatus]),
+            target=query.string("target", choices=self.app.target_names()),
+            schedule_id=query.string("schedule", max_chars=128),
+            limit=query.integer("limit", 50, minimum=1, maximum=MAX_PAGE),
+            offset=query.integer("offset", 0, minimum=0, maximum=10**9),
+        )
+        self.reply({"runs": [self.present(r) for r in records], "total": total})
 
     @web.authenticated
     @executes
     async def post(self) -> None:
         fields = self.body("path", "content", "parameters", "target", "use_cache", "track")
         notebook = self.app.paths.resolve(fields.string("path", required=True))
-        fields.string("target", choices=["local"])
-        record = await self.app.run_service.start(
-            self.app.paths.relative(notebook),
-            parameters=fields.object("parameters") or {},
+        target = fields.string("target", choices=self.app.target_names()) or self.app.default_target
+        self.app.check_target_available(target)
+        request = RunRequest(
+            notebook=notebook,
             content=fields.notebook_content("content"),
+            parameters=fields.object("parameters") or {},
+            target=target,
+            target_options=self.app.target_options(target),
             use_cache=fields.boolean("use_cache", True),
             track=fields.boolean("track", True),
+            source="jupyterlab",
         )
-        self.reply(record, 202)
+        self.reply(self.present(await self.service.submit(request)), 202)
 
 
-class RunHandler(CellpipeHandler):
+class RunHandler(RunHandlerBase):
     @web.authenticated
     @reads
     def get(self, run_id: str) -> None:
         self.query()
-        self.reply(self.app.run_service.get(run_id))
+        self.reply(self.present(self.run(run_id)))
+
+    @web.authenticated
+    @writes
+    def delete(self, run_id: str) -> None:
+        record = self.run(run_id)
+        if not record.status.is_final:
+            raise conflict(
+                f"run {record.id} is {record.status.value}", hint="cancel it first, or wait until it ends"
+            )
+        self.service.delete(record.id)
+        self.reply(None, 204)
 
 
-class CancelHandler(CellpipeHandler):
+class CancelHandler(RunHandlerBase):
     @web.authenticated
     @executes
     async def post(self, run_id: str) -> None:
         self.body()
-        if not await self.app.run_service.cancel(run_id):
-            raise not_found(f"no active run '{run_id}'", field="id")
-        self.reply(self.app.run_service.get(run_id), 202)
+        record = self.run(run_id)
+        self.reply(self.present(await self.service.cancel(record.id)), 202)
+
+
+class RerunHandler(RunHandlerBase):
+    @web.authenticated
+    @executes
+    async def post(self, run_id: str) -> None:
+        self.body()
+        record = self.run(run_id)
+        self.reply(self.present(await self.service.rerun(record.id)), 202)
+
+
+class LogsHandler(RunHandlerBase):
+    @web.authenticated
+    @reads
+    async def get(self, run_id: str) -> None:
+        self.query()
+        self.reply({"text": await asyncio.to_thread(self.service.logs, self.run(run_id).id)})
+
+
+class StepNotebookHandler(RunHandlerBase):
+    @web.authenticated
+    @reads
+    async def get(self, run_id: str, step: str) -> None:
+        self.query()
+        record = self.run(run_id)
+        try:
+            path = self.service.step_notebook(record.id, identifier(step, field="step"))
+        except CellpipeError as error:
+            raise not_found(error.message, field="step") from None
+        text = await asyncio.to_thread(path.read_text, errors="replace")
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.app.paths.redact(text))  # the generated cells name server paths (the step cache)
 
 
 def routes() -> list[tuple[str, Any]]:
@@ -84,4 +168,7 @@ def routes() -> list[tuple[str, Any]]:
         (f"{API}/runs", RunsHandler),
         (f"{API}/runs/{RUN_ID}", RunHandler),
         (f"{API}/runs/{RUN_ID}/cancel", CancelHandler),
+        (f"{API}/runs/{RUN_ID}/rerun", RerunHandler),
+        (f"{API}/runs/{RUN_ID}/logs", LogsHandler),
+        (f"{API}/runs/{RUN_ID}/steps/{STEP}/notebook", StepNotebookHandler),
     ]

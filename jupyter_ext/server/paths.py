@@ -18,6 +18,7 @@ from jupyter_ext.errors import CellpipeError
 from jupyter_ext.server.validate import json_type
 
 MAX_PATH_CHARS = 1024
+MAX_NAME_BYTES = 255  # of one file or folder name, as file systems allow
 # keys that describe the serving process, not the run: never sent to a client
 PRIVATE_KEYS = frozenset({"pid", "host", "hostname", "owner_pid", "owner_host", "owner"})
 
@@ -26,21 +27,27 @@ PRIVATE_KEYS = frozenset({"pid", "host", "hostname", "owner_pid", "owner_host", 
 class ServerPaths:
     root: Path
     data_dir: Path
-    _replacements: list[tuple[re.Pattern[str], str]] = field(default_factory=list, repr=False)
+    _replacements: list[tuple[re.Pattern[str], str, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        pairs = [
-            (str(self.data_dir), "<cellpipe data>"),  # before the root: it may lie inside it
-            (str(self.root) + os.sep, ""),
-            (str(self.root), "."),
-            (str(Path.home()), "~"),
+        # (prefix, what it becomes before a "/", what it becomes alone); the data directory first: it may lie
+        # in the root. A prefix counts only where a path component ends: /srv/root does not eat into /srv/root2.
+        prefixes = [
+            (str(self.data_dir), "<cellpipe data>/", "<cellpipe data>"),
+            (str(self.root), "", "."),
+            (str(Path.home()), "~/", "~"),
+        ]
+        self._replacements = [
+            (re.compile(re.escape(prefix) + r"(/|(?=[\s\"'`,;:)\]]|\.(?:\s|$)|$))"), inside, alone)
+            for prefix, inside, alone in prefixes
+            if prefix not in ("", "/")
         ]
         host = socket.gethostname()
-        self._replacements = [(re.compile(re.escape(old)), new) for old, new in pairs if old not in ("", "/")]
-        if host and len(host) > 2:
-            self._replacements.append((re.compile(rf"\b{re.escape(host)}\b"), "<host>"))
+        self._host = host if len(host) > 2 else ""
+        if self._host:
+            self._replacements.append((re.compile(rf"\b{re.escape(self._host)}\b"), "<host>", "<host>"))
 
     def resolve(self, value: Any, *, field: str = "path") -> Path:
         """A notebook path from a client (relative to the root; a leading / means the root) inside the root."""
@@ -52,6 +59,8 @@ class ServerPaths:
             raise CellpipeError("must not contain NUL characters", field=field)
         if len(value) > MAX_PATH_CHARS:
             raise CellpipeError(f"longer than {MAX_PATH_CHARS} characters ({len(value)})", field=field)
+        if any(len(part.encode(errors="surrogatepass")) > MAX_NAME_BYTES for part in value.split("/")):
+            raise CellpipeError(f"has a file or folder name longer than {MAX_NAME_BYTES} bytes", field=field)
         try:
             candidate = (self.root / value.lstrip("/")).resolve()
         except (OSError, RuntimeError, ValueError) as exc:  # too long a name, a symlink loop
@@ -70,8 +79,10 @@ class ServerPaths:
             return self.redact(str(path))
 
     def redact(self, text: str) -> str:
-        for pattern, new in self._replacements:
-            text = pattern.sub(new, text)
+        if "/" not in text and (not self._host or self._host not in text):
+            return text  # most strings (names, ids, statuses): nothing to look for
+        for pattern, inside, alone in self._replacements:
+            text = pattern.sub(lambda match, i=inside, a=alone: i if match.group(1) else a, text)
         return text
 
     def public(self, value: Any, *, keep: frozenset[str] = frozenset({"parameters"})) -> Any:

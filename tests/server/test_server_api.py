@@ -1,7 +1,4 @@
-"""The server extension in a real `jupyter server` process: auth, XSRF, paths, analysis, runs, cancel."""
-
-import json
-import time
+"""The server extension in a real `jupyter server` process: authentication, XSRF, paths, analysis."""
 
 import pytest
 import requests
@@ -68,57 +65,3 @@ def test_user_mistake_in_notebook_names_the_cell(server):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["cell"] == 5 and "malformed tag 'step:Bad Stats'" in error["text"]
-
-
-def wait_final(server, run_id, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        record = server.api("GET", f"runs/{run_id}").json()
-        if record["status"] not in ("queued", "running"):
-            return record
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not finish")
-
-
-@pytest.mark.slow
-def test_run_as_pipeline_from_the_ui(server):
-    response = server.api(
-        "POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": 50}, "track": False}
-    )
-    assert response.status_code == 202, response.text
-    run_id = response.json()["id"]
-    record = wait_final(server, run_id)
-    assert record["status"] == "succeeded", json.dumps(record, indent=1)
-    assert record["parameters"]["n"] == 50 and record["source"] == "jupyterlab"
-    assert record["snapshot_id"]
-    listed = server.api("GET", "runs", params={"path": "branches.ipynb"}).json()["runs"]
-    assert run_id in [r["id"] for r in listed]
-
-
-@pytest.mark.slow
-def test_typed_parameters_are_checked(server):
-    response = server.api("POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": "many"}})
-    assert response.status_code == 400
-    assert "parameter 'n' (override): 'many' is not a valid int" in response.json()["error"]["text"]
-
-
-@pytest.mark.slow
-def test_cancel_a_running_pipeline(server):
-    root = server.root
-    text = (
-        (root / "branches.ipynb")
-        .read_text()
-        .replace(
-            "rng = np.random.default_rng(0)", "import time; time.sleep(60)\\nrng = np.random.default_rng(0)"
-        )
-    )
-    (root / "slow.ipynb").write_text(text)
-    run_id = server.api("POST", "runs", json={"path": "slow.ipynb", "track": False}).json()["id"]
-    deadline = time.time() + 60
-    while server.api("GET", f"runs/{run_id}").json()["steps"][0]["status"] != "running":
-        assert time.time() < deadline
-        time.sleep(0.3)
-    assert server.api("POST", f"runs/{run_id}/cancel").status_code == 202
-    record = wait_final(server, run_id, timeout=30)
-    assert record["status"] == "cancelled"
-    assert server.api("POST", f"runs/{run_id}/cancel").status_code == 404

@@ -1,0 +1,87 @@
+"""Every route asks jupyter_server's Authorizer, with the resource and action it really touches.
+
+A real server runs with a restrictive Authorizer (``support/policy_authorizer.py``: it allows exactly the
+``resource:action`` pairs in a policy file the test rewrites). Under each policy, each route is called under each policy: where the
+policy lacks the route's permission the answer is 403 and nothing happens; where it has it, the request
+gets past authorization (to a 2xx, or a 4xx about the request itself, never 403).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+READ = "contents:read"
+WRITE = "contents:write"
+EXECUTE = "kernels:execute"
+
+# (method, route, body, permission it needs). Bodies are deliberately incomplete where the route would
+# otherwise start work: an authorized request then ends in a 400/404, which still proves it got past the check.
+ROUTES = [
+    ("GET", "config", None, READ),
+    ("POST", "analyse", {"path": "branches.ipynb"}, READ),
+    ("GET", "runs", None, READ),
+    ("POST", "runs", {}, EXECUTE),
+    ("GET", "runs/no-such-run", None, READ),
+    ("POST", "runs/no-such-run/cancel", None, EXECUTE),
+    ("POST", "runs/no-such-run/rerun", None, EXECUTE),
+    ("DELETE", "runs/no-such-run", None, WRITE),
+    ("GET", "runs/no-such-run/logs", None, READ),
+    ("GET", "runs/no-such-run/steps/train/notebook", None, READ),
+]
+
+POLICIES = {
+    "nothing": set(),
+    "read-only": {READ},
+    "read-write": {READ, WRITE},
+    "read-execute": {READ, EXECUTE},
+    "everything": {READ, WRITE, EXECUTE},
+}
+
+
+@pytest.fixture(scope="module")
+def guarded(launch, tmp_path_factory):
+    """A server asking the policy Authorizer, and a function that sets the policy."""
+    policy = tmp_path_factory.mktemp("policy") / "allowed.txt"
+    policy.write_text("")
+    support = str(Path(__file__).parent / "support")
+    server = launch(
+        "--ServerApp.authorizer_class=policy_authorizer.PolicyAuthorizer",
+        env={
+            "CELLPIPE_TEST_POLICY": str(policy),
+            "PYTHONPATH": os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH", "")) if p),
+        },
+    )
+
+    def allow(permissions: set[str]) -> None:
+        policy.write_text("\n".join(sorted(permissions)))
+
+    return server, allow
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_route_permission_matrix(guarded, policy):
+    server, allow = guarded
+    allowed = POLICIES[policy]
+    allow(allowed)
+    outcomes = []
+    for method, route, body, needs in ROUTES:
+        response = server.api(method, route, json=body)
+        refused = response.status_code == 403
+        outcomes.append(f"{method} {route}: {response.status_code}")
+        assert refused == (needs not in allowed), (policy, method, route, response.status_code, response.text)
+        assert response.status_code < 500, (policy, method, route, response.text)
+        if refused:
+            assert "not authorized" in response.json()["error"]["message"]
+    print(policy, "; ".join(outcomes))
+
+
+def test_a_refused_start_runs_nothing(guarded):
+    server, allow = guarded
+    allow(POLICIES["read-only"])
+    response = server.api("POST", "runs", json={"path": "branches.ipynb", "track": False})
+    assert response.status_code == 403
+    listed = server.api("GET", "runs").json()
+    assert listed["total"] == 0 and listed["runs"] == []
