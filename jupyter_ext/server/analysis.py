@@ -2,7 +2,8 @@
 
 Analysing is pure CPU work on client input (a multi-megabyte cell takes seconds), so it runs in a small
 pool of worker processes: the server keeps answering every other request meanwhile, and an analysis that
-overruns ``timeout`` is stopped by replacing its worker, not left to eat a core. The worker returns plain
+overruns ``timeout`` is stopped by a timer in its worker (a worker that does not answer at all is replaced),
+not left to eat a core. The worker returns plain
 dicts (a user mistake travels back as its ``to_dict()``), never exceptions, so nothing depends on pickling
 error classes.
 """
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import multiprocessing
+import signal
 import threading
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError
 
+WORKER_START_GRACE_S = 60.0  # a fresh worker imports the analysis code first (seconds on a busy machine)
 WARNING_KEYS = ("message", "cell", "step", "field", "hint", "text")
 
 
@@ -38,10 +42,35 @@ def analyse_notebook(path: str, label: str, content: bytes | None) -> dict[str, 
     }
 
 
-def _analyse_in_worker(path: str, label: str, content: bytes | None) -> dict[str, Any]:
-    """Runs in a worker: every outcome as data. Unexpected errors are reported, with their type, as such."""
+class _Overrun(Exception):
+    """Raised in a worker by its timer when one analysis runs past its time."""
+
+
+def _on_timer(signum: int, frame: Any) -> None:
+    raise _Overrun
+
+
+def _overrun_error(label: str, timeout: float) -> CellpipeError:
+    return CellpipeError(
+        f"analysis took longer than {timeout:g} s and was stopped",
+        notebook=label,
+        hint="split very large cells, or raise CellpipeApp.analysis_timeout",
+    )
+
+
+def _analyse_in_worker(path: str, label: str, content: bytes | None, timeout: float) -> dict[str, Any]:
+    """Runs in a worker: every outcome as data. Unexpected errors are reported, with their type, as such.
+
+    In a worker process a timer interrupts the analysis after ``timeout`` s of its own (not counting the
+    worker's start), and the worker stays usable for the next one."""
+    timed = timeout > 0 and threading.current_thread() is threading.main_thread()
+    if timed:
+        signal.signal(signal.SIGALRM, _on_timer)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         return {"result": analyse_notebook(path, label, content)}
+    except _Overrun:
+        return {"error": _overrun_error(label, timeout).to_dict()}
     except CellpipeError as exc:
         return {"error": exc.to_dict()}
     except RecursionError:
@@ -54,6 +83,9 @@ def _analyse_in_worker(path: str, label: str, content: bytes | None) -> dict[str
         import traceback
 
         return {"unexpected": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _limit_memory(max_bytes: int) -> None:
@@ -68,9 +100,18 @@ def _limit_memory(max_bytes: int) -> None:
 
 
 def _warm() -> bool:
-    import jupyter_ext.pipeline.build  # noqa: F401  - the imports are most of a first analysis's time
-    import jupyter_ext.pipeline.render  # noqa: F401
-
+    """Analyse a two-step notebook: the first analysis pays for imports (nbformat's schema validation alone
+    takes seconds on a busy machine) and later ones should not."""
+    tiny = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [
+            {"cell_type": "code", "id": "a", "metadata": {"tags": ["step:a"]}, "source": "x = 1", "outputs": [], "execution_count": None},
+            {"cell_type": "code", "id": "b", "metadata": {"tags": ["step:b"]}, "source": "y = x", "outputs": [], "execution_count": None},
+        ],
+    }  # fmt: skip
+    analyse_notebook("warm-up.ipynb", "warm-up.ipynb", json.dumps(tiny).encode())
     return True
 
 
@@ -128,16 +169,13 @@ class Analyser:
     async def analyse(self, path: str, label: str, content: bytes | None) -> dict[str, Any]:
         pool = self._executor()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(pool, _analyse_in_worker, path, label, content)
+        future = loop.run_in_executor(pool, _analyse_in_worker, path, label, content, self.timeout)
         try:
-            outcome = await asyncio.wait_for(future, self.timeout)
+            # the worker stops itself on time; this is the backstop for one that is stuck or still starting
+            outcome = await asyncio.wait_for(future, self.timeout + WORKER_START_GRACE_S)
         except TimeoutError:
             self._replace(pool)
-            raise CellpipeError(
-                f"analysis took longer than {self.timeout:g} s and was stopped",
-                notebook=label,
-                hint="split very large cells, or raise CellpipeApp.analysis_timeout",
-            ) from None
+            raise _overrun_error(label, self.timeout) from None
         except concurrent.futures.process.BrokenProcessPool:
             self._replace(pool)
             raise CellpipeError(

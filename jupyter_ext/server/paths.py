@@ -7,7 +7,6 @@ nothing about where it runs.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import dataclass, field
