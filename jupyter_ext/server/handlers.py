@@ -120,22 +120,21 @@ class RunHandler(RunHandlerBase):
         self.reply(None, 204)
 
 
-class CancelHandler(RunHandlerBase):
+class RunActionHandler(RunHandlerBase):
+    """POST runs/{id}/cancel and runs/{id}/rerun: both act on a run and may run code, both answer 202."""
+
+    ACTIONS = ("cancel", "rerun")
+
+    def initialize(self, name: str = "cellpipe", action: str = "cancel", **kwargs: Any) -> None:
+        super().initialize(name, **kwargs)
+        self.action = action
+
     @web.authenticated
     @executes
     async def post(self, run_id: str) -> None:
         self.body()
         record = self.run(run_id)
-        self.reply(self.present(await self.service.cancel(record.id)), 202)
-
-
-class RerunHandler(RunHandlerBase):
-    @web.authenticated
-    @executes
-    async def post(self, run_id: str) -> None:
-        self.body()
-        record = self.run(run_id)
-        self.reply(self.present(await self.service.rerun(record.id)), 202)
+        self.reply(self.present(await getattr(self.service, self.action)(record.id)), 202)
 
 
 class LogsHandler(RunHandlerBase):
@@ -161,14 +160,16 @@ class StepNotebookHandler(RunHandlerBase):
         self.finish(self.app.paths.redact(text))  # the generated cells name server paths (the step cache)
 
 
-def routes() -> list[tuple[str, Any]]:
+def routes() -> list[tuple[Any, ...]]:
     return [
         (f"{API}/config", ConfigHandler),
         (f"{API}/analyse", AnalyseHandler),
         (f"{API}/runs", RunsHandler),
         (f"{API}/runs/{RUN_ID}", RunHandler),
-        (f"{API}/runs/{RUN_ID}/cancel", CancelHandler),
-        (f"{API}/runs/{RUN_ID}/rerun", RerunHandler),
+        *[
+            (f"{API}/runs/{RUN_ID}/{action}", RunActionHandler, {"action": action})
+            for action in RunActionHandler.ACTIONS
+        ],
         (f"{API}/runs/{RUN_ID}/logs", LogsHandler),
         (f"{API}/runs/{RUN_ID}/steps/{STEP}/notebook", StepNotebookHandler),
     ]

@@ -36,7 +36,7 @@ def test_every_served_route_is_described_and_every_described_route_served():
     served = {
         shape(pattern.removeprefix("cellpipe/api/")): sorted(m for m in methods if m in vars(handler))
         for module in ROUTE_MODULES
-        for pattern, handler in importlib.import_module(module).routes()
+        for pattern, handler, *_ in importlib.import_module(module).routes()
     }
     described = {
         shape(path): sorted(m for m in operations if m in methods)
