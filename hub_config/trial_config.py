@@ -32,9 +32,11 @@ import shutil
 import sys
 from pathlib import Path
 
-c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-LOOPBACK = "127.0.0.1"
+from cellpipe_trial import LOOPBACK, quiet_port  # noqa: E402 - after the path insert above
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 hub_dir = Path(os.environ.get("CELLPIPE_HUB_DIR", "cellpipe-hub")).resolve()
 users = [u.strip() for u in os.environ.get("CELLPIPE_HUB_USERS", "alice,bob").split(",") if u.strip()]
 
@@ -76,10 +78,11 @@ def user_dir(username: str) -> Path:
     return private_dir(hub_dir / "users" / username)
 
 
-def make_user_dirs(spawner) -> None:
-    """Before a server starts: the user's home (its root) and cellpipe data directory, both private."""
+def prepare_server(spawner) -> None:
+    """Before a server starts: the user's home (its root) and cellpipe data directory, both private; a port."""
     for name in ("home", "cellpipe"):
         private_dir(user_dir(spawner.user.name) / name)
+    spawner.port = quiet_port()  # 0 (none found): the spawner picks a random one itself
 
 
 private_dir(hub_dir)
@@ -108,7 +111,7 @@ c.Authenticator.allowed_users = set(users)
 # -- one JupyterLab + cellpipe server per user, as a local process --------------------------------------
 c.JupyterHub.spawner_class = "simple"  # SimpleLocalProcessSpawner: the hub's OS user, a home per user
 c.SimpleLocalProcessSpawner.home_dir_template = str(hub_dir / "users" / "{username}" / "home")
-c.Spawner.pre_spawn_hook = make_user_dirs
+c.Spawner.pre_spawn_hook = prepare_server
 # This interpreter's jupyterhub-singleuser: it loads every server extension enabled here, cellpipe's included.
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []  # a root server refuses to start without it

@@ -4,6 +4,7 @@ reach the other's runs or server. One hub for the module (starting it costs ~10 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -118,3 +119,35 @@ def test_bobs_own_server_knows_nothing_of_alices_runs(hub, alice_run):
     # the same notebook path names bob's own (absent) file, not alice's
     refused = hub.api("POST", f"/user/{B}/cellpipe/api/runs", hub.tokens[B], json={"path": "wine.ipynb"})
     assert refused.status_code == 400, refused.text
+
+
+def test_browser_login_through_the_hub_lands_in_jupyterlab(hub):
+    """A person logs in at /hub/login with the shared password and gets their own JupyterLab, not bob's."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    chromium = os.environ.get("CELLPIPE_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no chromium at {chromium} (apt-get install -y chromium, or set CELLPIPE_CHROMIUM)")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--no-first-run"]  # fmt: skip
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=flags)
+        try:
+            page = browser.new_page()
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", A)
+            page.fill("#password_input", "not-the-password")
+            page.click("#login_submit")
+            assert "Invalid username or password" in page.content()
+
+            page.fill("#username_input", A)
+            page.fill("#password_input", hub.password)
+            page.click("#login_submit")
+            page.wait_for_url(f"**/user/{A}/lab**", timeout=90_000)
+            page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)  # JupyterLab's shell rendered
+            # her own home in the file browser
+            page.locator(".jp-DirListing-item", has_text="wine.ipynb").wait_for(timeout=60_000)
+
+            answer = page.goto(f"{hub.url}/user/{B}/lab")  # with alice's cookies
+            assert answer.status == 403 and page.locator("#jp-main-dock-panel").count() == 0
+        finally:
+            browser.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +19,17 @@ from pathlib import Path
 import psutil
 import requests
 
-TRIAL_CONFIG = Path(__file__).parents[2] / "hub_config" / "trial_config.py"
+HUB_CONFIG = Path(__file__).parents[2] / "hub_config"
+TRIAL_CONFIG = HUB_CONFIG / "trial_config.py"
+sys.path.insert(0, str(HUB_CONFIG))
+from cellpipe_trial import quiet_port as free_port  # noqa: E402 - hub_config/ is not a package
+
 TEST_CONFIG = """\
 load_subconfig({trial!r})
 c.JupyterHub.services = [{{"name": "token-minter", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "token-minter", "scopes": ["tokens"], "services": ["token-minter"]}}]
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # POST .../server answers 202: spawns in parallel
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
