@@ -77,9 +77,13 @@ def test_each_user_has_a_separate_private_home_and_data_dir(hub, alice_run):
         ("GET", "cellpipe/api/runs/{id}", None),
         ("DELETE", "cellpipe/api/runs/{id}", None),
         ("POST", "cellpipe/api/runs/{id}/cancel", None),
+        ("POST", "cellpipe/api/runs/{id}/rerun", None),
+        ("GET", "cellpipe/api/runs/{id}/logs", None),
+        ("GET", "cellpipe/api/runs/{id}/steps/train/notebook", None),
         ("POST", "cellpipe/api/runs", {"path": "wine.ipynb", "track": False}),
         ("POST", "cellpipe/api/schedules", {"path": "wine.ipynb", "cron": "0 3 * * *"}),
         ("GET", "cellpipe/api/schedules", None),
+        ("GET", "cellpipe/api/config", None),
         ("GET", "api/status", None),
         ("GET", "api/contents/wine.ipynb", None),
         ("GET", "lab", None),
@@ -115,7 +119,7 @@ def test_bobs_own_server_knows_nothing_of_alices_runs(hub, alice_run):
     listed = hub.api("GET", f"/user/{B}/cellpipe/api/runs", hub.tokens[B])
     assert listed.status_code == 200 and listed.json()["runs"] == []
     lookup = hub.api("GET", f"/user/{B}/cellpipe/api/runs/{alice_run['id']}", hub.tokens[B])
-    assert lookup.status_code in (400, 404) and "wine" not in lookup.text
+    assert lookup.status_code == 404 and "wine" not in lookup.text
     # the same notebook path names bob's own (absent) file, not alice's
     refused = hub.api("POST", f"/user/{B}/cellpipe/api/runs", hub.tokens[B], json={"path": "wine.ipynb"})
     assert refused.status_code == 400, refused.text
