@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_ext.server.app import ROUTE_MODULES
+
 READ = "contents:read"
 WRITE = "contents:write"
 EXECUTE = "kernels:execute"
@@ -31,6 +33,15 @@ ROUTES = [
     ("GET", "runs/no-such-run/logs", None, READ),
     ("GET", "runs/no-such-run/steps/train/notebook", None, READ),
 ]
+if "jupyter_ext.server.schedules" in ROUTE_MODULES:  # scheduling runs code later: execute, like starting
+    ROUTES += [
+        ("GET", "schedules", None, READ),
+        ("POST", "schedules", {}, EXECUTE),
+        ("POST", "schedules/preview", {}, READ),
+        ("GET", "schedules/no-such-schedule", None, READ),
+        ("PATCH", "schedules/no-such-schedule", {}, EXECUTE),
+        ("DELETE", "schedules/no-such-schedule", None, EXECUTE),
+    ]
 
 POLICIES = {
     "nothing": set(),

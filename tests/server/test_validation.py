@@ -125,3 +125,17 @@ def test_malformed_notebooks_are_400s(server, content):
     response = server.api("POST", "analyse", json={"path": NOTEBOOK, "content": content})
     assert response.status_code == 400, response.text
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("declared", ["/etc/passwd", "../outside.csv"])
+def test_unsaved_content_cannot_capture_files_outside_the_project(server, declared):
+    """A request's notebook content declares data outside the root: no snapshot, no run, a 400 naming it."""
+    (server.root.parent / "outside.csv").write_text("secret\n")
+    content = json.loads((server.root / NOTEBOOK).read_text())
+    content["cells"][3]["metadata"]["tags"].append(f"data:{declared}")
+    before = server.api("GET", "runs").json()["total"]
+    response = server.api("POST", "runs", json={"path": NOTEBOOK, "content": content, "track": False})
+    assert response.status_code == 400, response.text
+    assert "outside" in response.json()["error"]["text"]
+    assert str(server.root) not in response.text
+    assert server.api("GET", "runs").json()["total"] == before
