@@ -150,11 +150,9 @@ def container_security_context() -> dict[str, Any]:
 
 def server_environment(settings: HubSettings) -> dict[str, str]:
     """The server's environment; ``{username}`` is expanded by KubeSpawner. No secret values here."""
-    env = {
-        "CELLPIPE_OWNER": "{username}",
+    env = {  # (the owner of runs is $JUPYTERHUB_USER, which JupyterHub sets)
         "CELLPIPE_NAMESPACE": settings.user_namespace("{username}"),
         "CELLPIPE_IMAGE": settings.runtime_image,
-        "CELLPIPE_SERVICE_ACCOUNT": USER_ROLE,
     }
     if settings.store_bucket:
         env["CELLPIPE_STORE"] = f"s3://{settings.store_bucket}/{settings.store_prefix}/{{username}}"
@@ -177,6 +175,20 @@ def server_volumes(settings: HubSettings) -> tuple[list[dict[str, Any]], list[di
     return volumes, mounts
 
 
+def namespace_labels(settings: HubSettings) -> dict[str, str]:
+    """Labels of the namespaces KubeSpawner creates. Without KFP the namespace itself enforces "restricted",
+    so the users' Jobs must comply too (cellpipe's do). Kubeflow's own pipeline pods (Argo's) do not, so a
+    KFP profile namespace can only enforce "baseline" and warns on "restricted"; the servers comply anyway."""
+    level = "baseline" if settings.kfp else "restricted"
+    return {
+        USER_NAMESPACE_LABEL: "true",
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
+
+
 def kubespawner_config(settings: HubSettings) -> dict[str, Any]:
     """Every ``c.KubeSpawner.<trait>`` value, as plain data (the Python config and the z2jh values share it)."""
     volumes, mounts = server_volumes(settings)
@@ -196,11 +208,7 @@ def kubespawner_config(settings: HubSettings) -> dict[str, Any]:
         "user_namespace_template": settings.namespace_template.replace(
             "{hubnamespace}", settings.hub_namespace
         ),
-        "user_namespace_labels": {
-            USER_NAMESPACE_LABEL: "true",
-            "pod-security.kubernetes.io/enforce": "restricted",  # the namespace refuses any other pod too
-            "pod-security.kubernetes.io/enforce-version": "latest",
-        },
+        "user_namespace_labels": namespace_labels(settings),
         "service_account": USER_ROLE,
         "automount_service_account_token": True,  # the server submits Jobs with its own, per-user account
         "environment": server_environment(settings),

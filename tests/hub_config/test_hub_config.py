@@ -79,7 +79,15 @@ def test_config_loads_with_three_profiles_and_the_culler(hub_config):
         hub_config.KubeSpawner.modify_pod_hook
     )  # provisions the user's objects (test_provision.py)
     labels = hub_config.KubeSpawner.user_namespace_labels  # on the namespaces KubeSpawner creates
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # this config uses KFP, whose own pipeline pods only meet "baseline"; without KFP: "restricted"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert (
+        labels["pod-security.kubernetes.io/warn"]
+        == labels["pod-security.kubernetes.io/audit"]
+        == "restricted"
+    )
+    plain = cellpipe_hub.namespace_labels(cellpipe_hub.HubSettings())
+    assert plain["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 @pytest.mark.parametrize("profile", cellpipe_hub.PROFILE_SLUGS)
@@ -122,7 +130,7 @@ async def test_each_user_gets_their_namespace_account_store_prefix_and_own_secre
         assert pod["spec"]["serviceAccountName"] == "cellpipe-user"
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["CELLPIPE_STORE"] == f"s3://ml-snapshots/cellpipe/users/{user}"
-        assert env["CELLPIPE_NAMESPACE"] == f"jupyterhub-{user}" and env["CELLPIPE_OWNER"] == user
+        assert env["CELLPIPE_NAMESPACE"] == f"jupyterhub-{user}" and env["JUPYTERHUB_USER"] == user
         assert env["CELLPIPE_IMAGE"] == "registry.example.com/cellpipe/runtime:1.0"
         assert env["KF_PIPELINES_SA_TOKEN_PATH"] == "/var/run/secrets/kubeflow/pipelines/token"
         assert not any("SECRET" in name or "PASSWORD" in name for name in env)  # values never in the spec
