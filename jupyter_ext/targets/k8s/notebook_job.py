@@ -118,8 +118,8 @@ def choose_image(pipeline: Pipeline, explicit: str | None, default: str | None) 
         )
     if distinct:
         return distinct[0], []
-    if default:
-        return default, []
+    if default:  # e.g. set by the hub for every server: say so, the user did not choose it here
+        return default, [f"no --image: the pod runs {default}, from $CELLPIPE_IMAGE"]
     raise TargetError(
         "no container image for the pod",
         notebook=pipeline.notebook,

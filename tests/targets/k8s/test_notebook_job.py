@@ -284,7 +284,7 @@ def test_image_choice() -> None:
         "target runs all steps in one pod. Pass --image with an image that has everything the steps need"
     )
     assert choose_image(pipeline(image="base:1"), None, "default:1") == ("base:1", [])
-    assert choose_image(pipeline(), None, "default:1") == ("default:1", [])
+    assert choose_image(pipeline(), None, "default:1") == ("default:1", ["no --image: the pod runs default:1, from $CELLPIPE_IMAGE"])  # fmt: skip
     with pytest.raises(
         TargetError, match="no container image for the pod. Pass --image REF, set CELLPIPE_IMAGE"
     ):
