@@ -239,7 +239,7 @@ def _free_spot(
             if (
                 spot.inside(frame)
                 and not any(spot.overlaps(b, 3) for b in boxes)
-                and not any(spot.overlaps(o, 2) for o in taken)
+                and not any(spot.overlaps(o, 6) for o in taken)  # apart enough to read as two
             ):
                 return spot
     return None
