@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from typing import Any
 
 from jupyter_ext.errors import NotebookError, ParameterError
-from jupyter_ext.notebook.source import to_python
+from jupyter_ext.notebook.source import parse, to_python
 from jupyter_ext.pipeline.model import Parameter
 
 
@@ -29,7 +30,7 @@ def type_of(value: Any) -> str | None:
 
 def parse_parameters_cell(source: str, *, notebook: str, cell: int) -> list[Parameter]:
     try:
-        tree = ast.parse(to_python(source))
+        tree = parse(source)
     except SyntaxError as exc:
         raise NotebookError(
             f"parameters cell has a syntax error at line {exc.lineno}: {exc.msg}",
@@ -67,8 +68,44 @@ def parse_parameters_cell(source: str, *, notebook: str, cell: int) -> list[Para
                 cell=cell,
                 hint="parameters may be int, float, str, bool, list or dict",
             )
+        problem = value_problem(value)
+        if problem:
+            raise NotebookError(
+                f"parameter '{target}' (line {stmt.lineno}): {problem}",
+                notebook=notebook,
+                cell=cell,
+                hint="parameters are plain values that records, MLflow and KFP store as JSON",
+            )
         parameters[target] = Parameter(name=target, type=kind, default=value, cell=cell)
     return list(parameters.values())
+
+
+MAX_VALUE_DEPTH = 32  # nested lists/dicts in one parameter value
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a parameter value cannot be stored and passed on as JSON (None when it can): numbers must be
+    finite, dict keys strings, text valid Unicode, nesting at most :data:`MAX_VALUE_DEPTH` levels."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_VALUE_DEPTH:
+            return f"nests more than {MAX_VALUE_DEPTH} levels deep"
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a finite number (1e999 overflows to infinity)"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "holds an invalid character (a lone surrogate)"
+        elif isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "dict keys must be strings"
+            pending.extend((key, depth + 1) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend((child, depth + 1) for child in item)
+    return None
 
 
 def _literal_assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None]:
@@ -220,12 +257,25 @@ def resolve(parameters: list[Parameter], overrides: dict[str, Any] | list[str] |
             parameter = find_parameter(parameters, name)
             if parameter is None:
                 raise _unknown(name, parameters, "override")
-            values[parameter.name] = coerce(parameter, value, source="override")
+            values[parameter.name] = _checked(
+                parameter.name, coerce(parameter, value, source="override"), "override"
+            )
         return values
     for text in overrides:
         name, value = parse_override(text, parameters)
-        values[name] = value
+        values[name] = _checked(name, value, "-p")
     return values
+
+
+def _checked(name: str, value: Any, source: str) -> Any:
+    problem = value_problem(value)
+    if problem:
+        raise ParameterError(
+            problem,
+            field=f"parameter '{name}' ({source})",
+            hint="give a plain value that JSON can hold (finite numbers, string keys)",
+        )
+    return value
 
 
 def _example(parameter: Parameter) -> str:

@@ -57,13 +57,27 @@ class NotebookSettings:
     warnings: list[CellpipeWarning] = field(default_factory=list)
 
 
+MAX_PIPELINE_NAME = 128  # KFP's limit, and a sane one for MLflow experiments and Kubernetes labels
+# The types the settings cellpipe reads must have (JSON null or "" means unset); "str list" is a list of strings.
+SETTING_TYPES = {
+    "pipeline_name": "str", "pipeline_description": "str", "experiment_name": "str", "experiment": "str|dict",
+    "docker_image": "str", "base_image": "str", "enable_caching": "bool", "volumes": "list",
+    "steps_defaults": "str list", "data": "str list", "storage_class_name": "str", "volume_access_mode": "str",
+}  # fmt: skip
+_DESCRIBED = {"str": "a string", "bool": "true or false", "list": "a list", "dict": "an object",
+              "str list": "a list of strings"}  # fmt: skip
+
+
 def read_settings(metadata: dict, *, notebook: str) -> NotebookSettings:
     merged: dict = {}
     for namespace in ("kubeflow_notebook", "cellpipe"):  # later wins
         section = metadata.get(namespace) or {}
         if not isinstance(section, dict):
             raise NotebookError(f"metadata.{namespace} must be an object", notebook=notebook)
-        merged.update({k: v for k, v in section.items() if v not in (None, "")})
+        for key, value in section.items():
+            if value not in (None, ""):
+                _check_type(namespace, key, value, notebook)
+                merged[key] = value
     settings = NotebookSettings(
         pipeline_name=merged.get("pipeline_name"),
         description=str(merged.get("pipeline_description") or ""),
@@ -84,10 +98,39 @@ def read_settings(metadata: dict, *, notebook: str) -> NotebookSettings:
     return settings
 
 
+def _check_type(namespace: str, key: str, value: Any, notebook: str) -> None:
+    expected = SETTING_TYPES.get(key)
+    if expected is None:
+        return
+    ok = any(_is(value, kind) for kind in expected.split("|"))
+    if ok and key == "pipeline_name" and len(value) > MAX_PIPELINE_NAME:
+        raise NotebookError(
+            f"is {len(value)} characters long; at most {MAX_PIPELINE_NAME} are allowed",
+            notebook=notebook,
+            field=f"metadata.{namespace}.{key}",
+            hint="shorten it (Kubeflow Pipelines refuses longer names)",
+        )
+    if not ok:
+        described = " or ".join(_DESCRIBED[kind] for kind in expected.split("|"))
+        raise NotebookError(
+            f"must be {described}, not {type(value).__name__}",
+            notebook=notebook,
+            field=f"metadata.{namespace}.{key}",
+            hint="fix the value in the notebook metadata, or remove the key",
+        )
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "str list":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, {"str": str, "bool": bool, "list": list, "dict": dict}[kind])
+
+
 def _experiment(merged: dict) -> str | None:
     experiment = merged.get("experiment")
     if isinstance(experiment, dict):  # newer Kale: {"id": ..., "name": ...}
-        return experiment.get("name")
+        name = experiment.get("name")
+        return name if isinstance(name, str) and name else None
     return merged.get("experiment_name") or experiment
 
 

@@ -36,6 +36,38 @@ def to_python(source: str) -> str:
         return _transformer().transform_cell(source)
 
 
+MAX_AST_DEPTH = 200  # the analysis walks the tree recursively; real code nests a few dozen levels
+
+
 def parse(source: str) -> ast.Module:
-    """Parse a cell's IPython source; raises SyntaxError (with a line number) if it is not valid."""
-    return ast.parse(to_python(source))
+    """Parse a cell's IPython source; raises SyntaxError (with a line number) if it is not valid, also when
+    it nests too deeply for Python's parser or for the analysis (``((((...))))`` thousands deep)."""
+    try:
+        tree = ast.parse(to_python(source))
+    except (RecursionError, MemoryError):
+        raise _too_deep() from None
+    if _depth_exceeds(tree, MAX_AST_DEPTH):
+        raise _too_deep()
+    return tree
+
+
+def _too_deep() -> SyntaxError:
+    error = SyntaxError(f"the code nests more than {MAX_AST_DEPTH} levels deep, too deep to analyse")
+    error.lineno = 1
+    return error
+
+
+def _depth_exceeds(tree: ast.Module, limit: int) -> bool:
+    # Each level of nesting takes at least one character of source, so a one-line statement shorter than
+    # the limit cannot exceed it: only long or multi-line statements are walked (keeps big cells linear).
+    pending = [
+        (stmt, 1)
+        for stmt in tree.body
+        if stmt.end_lineno != stmt.lineno or (stmt.end_col_offset or 0) - stmt.col_offset >= limit - 8
+    ]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False

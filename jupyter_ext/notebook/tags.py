@@ -17,7 +17,9 @@ from jupyter_ext.errors import NotebookError
 from jupyter_ext.notebook.suggest import closest
 from jupyter_ext.pipeline.model import Secret
 
+# At least one letter or digit: KFP derives component names from it, and '_' alone makes none.
 STEP_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+STEP_NAME_HAS_WORD = re.compile(r"[a-z0-9]")
 # Kubernetes quantity: 2, 0.5, 500m, 4Gi, 1e3...
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][0-9]+|[munkMGTPE]|[KMGTPE]i)?$")
 RESOURCE = re.compile(
@@ -127,10 +129,11 @@ def _apply(parsed: CellTags, tag: str, *, notebook: str, cell: int) -> None:
             return
         if not rest:
             raise bad("no step name", f"write {prefix}:NAME, e.g. {prefix}:train")
-        if not STEP_NAME.match(rest):
+        if not STEP_NAME.match(rest) or not STEP_NAME_HAS_WORD.search(rest):
             raise bad(
                 f"'{rest}' is not a valid step name",
-                "use lowercase letters, digits and underscores, starting with a letter or '_' (e.g. train_model)",
+                "use lowercase letters, digits and underscores, starting with a letter or '_' and not only "
+                "underscores (e.g. train_model)",
             )
         target = parsed.prev if prefix == "prev" else parsed.steps
         if rest not in target:

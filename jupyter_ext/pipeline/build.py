@@ -20,7 +20,7 @@ from jupyter_ext.errors import CellpipeWarning, NotebookError
 from jupyter_ext.notebook import params as params_mod
 from jupyter_ext.notebook.names import KERNEL_NAMES, NameUsage, analyse, free_variables
 from jupyter_ext.notebook.read import kernel_name, read_notebook
-from jupyter_ext.notebook.settings import NotebookSettings, read_settings
+from jupyter_ext.notebook.settings import MAX_PIPELINE_NAME, NotebookSettings, read_settings
 from jupyter_ext.notebook.source import parse
 from jupyter_ext.notebook.tags import CellTags, parse_cell_tags
 from jupyter_ext.pipeline.dag import find_cycle, topological_order
@@ -454,4 +454,4 @@ def _has_code(source: str) -> bool:
 def pipeline_name_for(notebook: str) -> str:
     """A pipeline name from the notebook's file name: lowercase, words joined by '-'."""
     stem = Path(notebook).stem.lower()
-    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-") or "pipeline"
+    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-")[:MAX_PIPELINE_NAME].strip("-") or "pipeline"

@@ -8,12 +8,12 @@ which every ``cellpipe run`` would pay).
 from __future__ import annotations
 
 import ast
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_ext.errors import SnapshotError
+from jupyter_ext.errors import NotebookError, SnapshotError
+from jupyter_ext.notebook.read import parse_notebook_json
 
 DATA_TAG = "data:"
 METADATA_FIELD = "metadata.cellpipe.data"
@@ -47,15 +47,17 @@ class Literal:
 
 
 def parse_notebook(data: bytes, *, notebook: str) -> dict[str, Any]:
+    """The notebook's JSON, its shape checked as analysis checks it (one error line, never a traceback)."""
     try:
-        parsed = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return parse_notebook_json(data, notebook=notebook)
+    except NotebookError as exc:
         raise SnapshotError(
-            f"not a readable notebook ({exc})", notebook=notebook, hint="Save it from Jupyter and retry."
+            f"not a readable notebook: {exc.message}",
+            notebook=notebook,
+            cell=exc.cell,
+            field=exc.field,
+            hint=exc.hint or "Save it from Jupyter and retry.",
         ) from None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("cells"), list):
-        raise SnapshotError("not a notebook: no 'cells' list", notebook=notebook)
-    return parsed
 
 
 def cell_source(cell: dict[str, Any]) -> str:

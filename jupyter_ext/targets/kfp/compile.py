@@ -162,9 +162,23 @@ def pipeline_parameters(pipeline: Pipeline, overrides: Mapping[str, Any] | None 
 
 def _json_safe(value: Any) -> bool:
     try:
-        return json.loads(json.dumps(value, allow_nan=False)) == value
-    except (TypeError, ValueError):
+        same = json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError, RecursionError):
         return False
+    return same and not _holds_none(value)  # KFP's protobuf Struct refuses None inside a value
+
+
+def _holds_none(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def plan_steps(
