@@ -28,10 +28,11 @@ class RunHandlerBase(CellpipeHandler):
     def service(self) -> Any:
         return self.app.run_service
 
-    def run(self, run_id: str) -> RunRecord:
-        """The run by id, unique prefix or ``latest``; 404 when there is none."""
+    async def run(self, run_id: str) -> RunRecord:
+        """The run by id, unique prefix or ``latest``; 404 when there is none. (Store reads go to a thread:
+        a query is milliseconds, but on a busy machine milliseconds the event loop should not wait.)"""
         try:
-            return self.service.get(identifier(run_id, field="id"))
+            return await asyncio.to_thread(self.service.get, identifier(run_id, field="id"))
         except CellpipeError as error:
             if error.message.startswith("no run"):
                 raise not_found(f"no run '{run_id}'", field="id") from None
@@ -68,18 +69,23 @@ class AnalyseHandler(CellpipeHandler):
 class RunsHandler(RunHandlerBase):
     @web.authenticated
     @reads
-    def get(self) -> None:
+    async def get(self) -> None:
         query = self.query("path", "status", "target", "schedule", "limit", "offset")
         path = query.string("path")
-        records, total = self.service.list(
-            notebook=str(self.app.paths.resolve(path)) if path else None,
-            status=query.string("status", choices=[s.value for s in RunStatus]),
-            target=query.string("target", choices=self.app.target_names()),
-            schedule_id=query.string("schedule", max_chars=128),
-            limit=query.integer("limit", 50, minimum=1, maximum=MAX_PAGE),
-            offset=query.integer("offset", 0, minimum=0, maximum=10**9),
-        )
-        self.reply({"runs": [self.present(r) for r in records], "total": total})
+        filters = {
+            "notebook": str(self.app.paths.resolve(path)) if path else None,
+            "status": query.string("status", choices=[s.value for s in RunStatus]),
+            "target": query.string("target", choices=self.app.target_names()),
+            "schedule_id": query.string("schedule", max_chars=128),
+            "limit": query.integer("limit", 50, minimum=1, maximum=MAX_PAGE),
+            "offset": query.integer("offset", 0, minimum=0, maximum=10**9),
+        }
+
+        def page() -> dict[str, Any]:  # the query and the records' conversion, off the event loop
+            records, total = self.service.list(**filters)
+            return {"runs": [self.present(r) for r in records], "total": total}
+
+        self.reply(await asyncio.to_thread(page))
 
     @web.authenticated
     @executes
@@ -104,19 +110,19 @@ class RunsHandler(RunHandlerBase):
 class RunHandler(RunHandlerBase):
     @web.authenticated
     @reads
-    def get(self, run_id: str) -> None:
+    async def get(self, run_id: str) -> None:
         self.query()
-        self.reply(self.present(self.run(run_id)))
+        self.reply(self.present(await self.run(run_id)))
 
     @web.authenticated
     @writes
-    def delete(self, run_id: str) -> None:
-        record = self.run(run_id)
+    async def delete(self, run_id: str) -> None:
+        record = await self.run(run_id)
         if not record.status.is_final:
             raise conflict(
                 f"run {record.id} is {record.status.value}", hint="cancel it first, or wait until it ends"
             )
-        self.service.delete(record.id)
+        await asyncio.to_thread(self.service.delete, record.id)
         self.reply(None, 204)
 
 
@@ -133,7 +139,7 @@ class RunActionHandler(RunHandlerBase):
     @executes
     async def post(self, run_id: str) -> None:
         self.body()
-        record = self.run(run_id)
+        record = await self.run(run_id)
         self.reply(self.present(await getattr(self.service, self.action)(record.id)), 202)
 
 
@@ -142,7 +148,8 @@ class LogsHandler(RunHandlerBase):
     @reads
     async def get(self, run_id: str) -> None:
         self.query()
-        self.reply({"text": await asyncio.to_thread(self.service.logs, self.run(run_id).id)})
+        record = await self.run(run_id)
+        self.reply({"text": await asyncio.to_thread(self.service.logs, record.id)})
 
 
 class StepNotebookHandler(RunHandlerBase):
@@ -150,9 +157,11 @@ class StepNotebookHandler(RunHandlerBase):
     @reads
     async def get(self, run_id: str, step: str) -> None:
         self.query()
-        record = self.run(run_id)
+        record = await self.run(run_id)
         try:
-            path = self.service.step_notebook(record.id, identifier(step, field="step"))
+            path = await asyncio.to_thread(
+                self.service.step_notebook, record.id, identifier(step, field="step")
+            )
         except CellpipeError as error:
             raise not_found(error.message, field="step") from None
         text = await asyncio.to_thread(path.read_text, errors="replace")
