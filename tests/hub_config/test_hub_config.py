@@ -156,7 +156,9 @@ CLUSTER_SCOPED = {"namespaces", "nodes", "persistentvolumes", "clusterroles", "c
 
 def all_manifests() -> list[dict]:
     config = settings()
-    return [*cellpipe_hub.hub_rbac(config), *cellpipe_hub.user_objects("alice", config),
+    namespace = {"apiVersion": "v1", "kind": "Namespace",  # as KubeSpawner makes it, with our labels
+                 "metadata": {"name": "jupyterhub-alice", "labels": cellpipe_hub.namespace_labels(config)}}  # fmt: skip
+    return [*cellpipe_hub.hub_rbac(config), namespace, *cellpipe_hub.user_objects("alice", config),
             *cellpipe_hub.user_objects("bob", config)]  # fmt: skip
 
 
