@@ -18,6 +18,7 @@ from jupyter_ext.cli.main import main
 from jupyter_ext.errors import NotebookError
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.targets.kfp.compile import compile_pipeline
+from tests.targets.kfp.test_compile import kfp_local, local_run, logged_metrics, run_package  # noqa: F401 (fixture)
 
 KALE = Path(__file__).parent / "kale_notebooks"
 VENDORED = {
@@ -119,3 +120,13 @@ def test_what_kale_compiles_but_cellpipe_rightly_refuses(write_notebook):
         NotebookError, match="cell 2: step 'b': name 'never_defined' is read but never defined"
     ):
         build_pipeline(undefined)
+
+
+@pytest.mark.slow
+@local_run
+def test_kale_parameters_and_metrics_notebook_runs_under_kfp_local(tmp_path, kfp_local):  # noqa: F811
+    pipeline = build_pipeline(KALE / "pipeline_parameters_and_metrics.ipynb")
+    package = compile_pipeline(pipeline, tmp_path / "hp.yaml")
+    run_dir = run_package(package, kfp_local, d1=3, d2=2)  # the KFP run parameters: Kale's names, d1 and d2
+    metrics = logged_metrics(run_dir, "sum-matrix")
+    assert metrics["d1"] == 3 and metrics["d2"] == 2 and 0 <= metrics["sum_result"] <= 6
