@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
-    from jupyter_ext.services.kfp_cluster import kfp_image
     from jupyter_ext.snapshot.config import IMAGE_ENV
     from jupyter_ext.targets.kfp.compile import compile_pipeline
+    from jupyter_ext.targets.kfp.options import kfp_image
 
     pipeline = build_pipeline(args.notebook)
     print_warnings(pipeline)

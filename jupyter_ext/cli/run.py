@@ -9,7 +9,8 @@ HELP = """\
 Run a tagged notebook as a pipeline here, no cluster needed. Each step runs in a fresh kernel;
 variables flow between steps as files (Parquet for DataFrames, .npy for arrays, joblib for models,
 cloudpickle otherwise). Independent steps run in parallel. Steps whose code, parameters and inputs
-are unchanged are reused from the step cache.
+are unchanged are reused from the step cache. A plain notebook (no step: tags, a papermill `parameters`
+cell or none) runs whole with papermill, as the run's one step; -p works the same way.
 
 Every run first snapshots the notebook and the data it references, then writes a run record
 (`cellpipe runs show ID`), keeps each executed step notebook, and is tracked in MLflow
@@ -19,6 +20,7 @@ examples:
   cellpipe run train.ipynb
   cellpipe run train.ipynb -p learning_rate=0.05 -p epochs=20
   cellpipe run train.ipynb --no-cache --max-parallel 1
+  cellpipe run report.ipynb -p region=emea        (a plain papermill notebook)
 """
 
 
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run a notebook as a pipeline locally", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("notebook", help="path to the tagged .ipynb file")
+    parser.add_argument("notebook", help="path to the .ipynb file (tagged, or plain for papermill)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (type-checked against its default)")  # fmt: skip
     add_run_options(parser)

@@ -12,18 +12,16 @@ This module holds what both cluster targets share plus the Kubernetes one; Kubef
 
 from __future__ import annotations
 
-import getpass
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from jupyter_ext.errors import CellpipeError, TargetError
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.targets.base import ClusterOptions
+from jupyter_ext.targets.base import ClusterOptions, default_owner, require_pod_store
 from jupyter_ext.targets.k8s.options import JobOptions
 
 PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
@@ -32,7 +30,6 @@ PREVIEW_STORE = "preview://no-snapshot-uploaded"
 PREVIEW_IMAGE = "preview.invalid/set-an-image-with--image:not-runnable"
 PREVIEW_SUFFIX = ".preview.yaml"
 FINAL_PHASES = ("Succeeded", "Failed")
-_LOCAL_SCHEMES = ("file", "local", "memory")
 
 
 @dataclass
@@ -99,41 +96,6 @@ class Problems:
         if self.errors:
             listing = "\n".join(f"  - {error}" for error in self.errors)
             raise TargetError(f"{len(self.errors)} problems, nothing was uploaded or written:\n{listing}")
-
-
-def default_owner() -> str:
-    """Who runs it: the JupyterHub user in a hub, else the login name."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-def require_pod_store(url: str | None) -> str:
-    """The store URL if pods on a cluster can read it, else TargetError saying why and what to use."""
-    from jupyter_ext.snapshot.config import STORE_ENV
-
-    example = "e.g. --store s3://my-bucket/cellpipe (see docs/kubernetes.md)"
-    if not url:
-        raise TargetError(
-            "no snapshot store for the cluster: pods read the notebook and its data from the store",
-            field="--store",
-            hint=f"Pass --store or set {STORE_ENV} to a bucket the pods can reach, {example}",
-        )
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower() if "://" in url else ""
-    if not scheme or scheme in _LOCAL_SCHEMES:
-        where = "lives in this process only" if scheme == "memory" else "is on this machine"
-        raise TargetError(
-            f"snapshot store '{url}' {where}; pods on the cluster cannot read it",
-            field="--store",
-            hint=f"Use an object store both this machine and the pods can reach, {example}",
-        )
-    if parsed.password:
-        raise TargetError(
-            f"snapshot store URL for '{parsed.hostname}' contains a password; it would be readable in the "
-            "Job's arguments",
-            field="--store",
-            hint="Drop it from the URL and give the pods credentials with --secret SECRET:KEY:ENV",
-        )
-    return url
 
 
 ImageChoice = Callable[[Pipeline, str | None, str | None], tuple[str, list[str]]]

@@ -160,76 +160,39 @@ def _restore_and_run(store: Any, request: PodRequest, workdir: Path, record: dic
     )
     put_run_record(store, record)
     _say(f"run {request.run_id}: snapshot {restored.id[:12]} restored ({restored.files} data files)")
-    if pipeline.steps:
-        return _run_steps(restored, request, workdir, values)
-    return _run_notebook(pipeline, restored, values, workdir / "output")
+    return _run(pipeline, restored, workdir, values)
 
 
-def _run_steps(restored: Any, request: PodRequest, workdir: Path, values: dict[str, Any]) -> _Outcome:
-    from jupyter_ext.pipeline.load import load_pipeline
+def _run(pipeline: Any, restored: Any, workdir: Path, values: dict[str, Any]) -> _Outcome:
+    """Through the run service, as ``cellpipe run`` does: steps one at a time (the pod's limits are sized for
+    one step), or a plain notebook whole with papermill, its cell output in the pod log."""
     from jupyter_ext.services.runs import run_pipeline
     from jupyter_ext.targets.local.target import LocalOptions
 
-    pipeline = load_pipeline(restored.notebook)
-    _say(f"running {len(pipeline.steps)} steps")
+    _say(f"running {len(pipeline.steps)} steps" if pipeline.steps else
+         f"running the whole notebook with papermill, parameters {values}")  # fmt: skip
     record = run_pipeline(
         pipeline,
         workdir=restored.notebook.parent,
         data_dir=workdir / "cellpipe",
         parameters=values,
-        options=LocalOptions(
-            max_parallel=1
-        ),  # one pod, one step at a time: its limits are sized for one step
+        options=LocalOptions(max_parallel=1, stream_output=True),
         track=bool(os.environ.get("MLFLOW_TRACKING_URI")),
         listener=_print_step_event,
+        source="pod",
     )
     if record.tracking.status.value == "failed":
         _say(f"MLflow tracking failed: {record.tracking.error}")
-    files = {f"steps/{s.name}.ipynb": Path(s.notebook) for s in record.steps if s.notebook}
+    if pipeline.is_plain:
+        (step,) = record.steps
+        files = {"notebook.ipynb": Path(step.notebook)} if step.notebook else {}
+        if step.error and not record.error:
+            record.error = step.error
+    else:
+        files = {f"steps/{s.name}.ipynb": Path(s.notebook) for s in record.steps if s.notebook}
     data = record.to_dict()
     keep = ("status", "steps", "metrics", "error", "tracking", "timings", "notebook_sha256")
     return _Outcome({k: data[k] for k in keep if k in data}, files)
-
-
-def _run_notebook(pipeline: Any, restored: Any, values: dict[str, Any], output_dir: Path) -> _Outcome:
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    notebook = nbformat.read(restored.notebook, as_version=4)
-    _tag_parameters_cell(notebook, {p.cell for p in pipeline.parameters})
-    output = output_dir / "notebook.ipynb"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    _say(f"running the whole notebook with papermill, parameters {values}")
-    record: dict[str, Any] = {"status": "succeeded", "steps": []}
-    try:
-        papermill.execute_notebook(
-            notebook,
-            str(output),
-            parameters=values,
-            kernel_name=pipeline.kernel,
-            cwd=str(restored.notebook.parent),
-            progress_bar=False,
-            stdout_file=sys.stdout,  # cell output goes to the pod log (kubectl logs)
-            stderr_file=sys.stderr,
-        )
-    except PapermillExecutionError as exc:
-        record["status"] = "failed"
-        record["error"] = {
-            "message": f"{exc.ename}: {exc.evalue}",
-            "ename": exc.ename,
-            "evalue": exc.evalue,
-            "executed_cell": exc.cell_index,  # position in the executed notebook (injected cell included)
-        }
-    return _Outcome(record, {"notebook.ipynb": output})
-
-
-def _tag_parameters_cell(notebook: Any, cells: set[int | None]) -> None:
-    """Give the defaults cell papermill's own tag (it may be tagged only ``pipeline-parameters``)."""
-    for index, cell in enumerate(notebook.cells, start=1):
-        tags = cell.metadata.setdefault("tags", [])
-        if index in cells and "parameters" not in tags:
-            tags.append("parameters")
 
 
 def _finish(record: dict[str, Any]) -> None:

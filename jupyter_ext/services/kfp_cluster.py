@@ -34,7 +34,7 @@ from jupyter_ext.services.cluster import (
     preview_name,
     upload_snapshot,
 )
-from jupyter_ext.targets.kfp.options import KfpOptions
+from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image
 
 if TYPE_CHECKING:
     from kfp.client import Client
@@ -44,22 +44,6 @@ KFP_RECURRING_RUN = "kfp-recurring-run"
 
 
 # -- checks -------------------------------------------------------------------------------------------
-def kfp_image(pipeline: Pipeline, explicit: str | None, default: str | None) -> tuple[str, list[str]]:
-    """The image of steps without an ``image:`` tag: --image > the notebook's > $CELLPIPE_IMAGE > cellpipe's.
-
-    Unlike a Job's single pod, each step is its own pod, so steps may name different images.
-    """
-    from jupyter_ext.targets.kfp.compile import DEFAULT_IMAGE
-
-    image = explicit or pipeline.image or default
-    if image or all(step.image for step in pipeline.steps):
-        return image or DEFAULT_IMAGE, []
-    return DEFAULT_IMAGE, [
-        f"no --image: steps run in {DEFAULT_IMAGE}, cellpipe's default image; build it from "
-        "hub_config/images/runtime.Dockerfile (docs/hub.md) or pass --image / set CELLPIPE_IMAGE"
-    ]
-
-
 def refuse(option: str, message: str, hint: str) -> NoReturn:
     """An option this target cannot honour, as a one-line error naming it."""
     raise TargetError(message, field=option, hint=hint)
@@ -111,23 +95,9 @@ def _compile(
     request: ClusterRequest, planned: Plan, directory: str, snapshot_id: str, run_id: str | None = None
 ) -> Path:
     """The package for ``snapshot_id`` in ``directory``, named after the pipeline (KFP shows the file name)."""
-    from jupyter_ext.targets.k8s.names import sanitize_name
-    from jupyter_ext.targets.kfp.compile import compile_pipeline
-
-    options = kfp_options(request)
-    return compile_pipeline(
-        planned.pipeline,
-        Path(directory) / f"{sanitize_name(planned.pipeline.name)}.yaml",
-        parameters=planned.parameters,
-        image=planned.image,
-        gpu_node_selector=options.gpu_node_selector,
-        snapshot_id=snapshot_id,
-        store=planned.store,
-        run_id=run_id,
-        owner=planned.owner,
-        env=options.env,
-        secrets=options.secrets,
-    )
+    return compile_for(kfp_options(request), planned.pipeline, directory, parameters=planned.parameters,
+                       image=planned.image, snapshot_id=snapshot_id, store=planned.store, owner=planned.owner,
+                       run_id=run_id)  # fmt: skip
 
 
 # -- targets ------------------------------------------------------------------------------------------

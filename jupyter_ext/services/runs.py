@@ -68,7 +68,10 @@ class Prepared:
     notebook_sha256: str
     workdir: Path
     options: Any
+    notebook_path: Path | None = None  # the file read (a restored copy for a rerun)
+    content: bytes | None = None  # unsaved content that differs from the file
     snapshot_id: str | None = None
+    snapshot_store: str | None = None  # where the snapshot is (the target's store for a cluster run)
     snapshot: Any = None  # jupyter_ext.snapshot.Snapshot when one was taken now
     prepare_s: float = 0.0
     cleanup: Path | None = None  # a restored copy to remove when the run is over
@@ -123,35 +126,30 @@ class RunService:
         from jupyter_ext.pipeline.build import build_pipeline
 
         began = time.perf_counter()
+        target = get_target(request.target)
         options = options_for(request.target, request.target_options)
+        store = target.snapshot_store(options, self.snapshot_store_url())  # pods need one they can read
         notebook, cleanup, snapshot_id = Path(request.notebook), None, request.snapshot_id
         if snapshot_id:  # a rerun: the notebook and its data come from the snapshot
             from jupyter_ext.snapshot import materialize
 
-            restored = materialize(self.snapshot_store_url(), snapshot_id)
+            restored = materialize(store, snapshot_id)
             notebook, cleanup, snapshot_id = restored.notebook, restored.notebook.parent, restored.id
             content = notebook.read_bytes()
         else:
             content = request.content if request.content is not None else _read(notebook)
         try:
             pipeline = build_pipeline(notebook, content=content)
-            if pipeline.is_plain:
-                raise NotebookError(
-                    "no steps: a plain notebook (no step:NAME tags) does not run locally as a pipeline yet",
-                    notebook=str(request.notebook),
-                    hint="tag the first cell of each step step:NAME (e.g. step:load_data); run `cellpipe --help`",
-                )
-            check_kernel(pipeline)
+            target.check(pipeline, options)
+            if request.target == "local":  # elsewhere the kernel is the image's
+                check_kernel(pipeline)
             parameters = resolve(pipeline.parameters, request.parameters)
             snap = None
             if not snapshot_id:
                 from jupyter_ext.snapshot import take_snapshot
 
                 snap = take_snapshot(
-                    notebook,
-                    store=self.snapshot_store_url(),
-                    notebook_bytes=content,
-                    progress=snapshot_progress,
+                    notebook, store=store, notebook_bytes=content, progress=snapshot_progress
                 )
                 snapshot_id = snap.id
         except BaseException:
@@ -165,7 +163,10 @@ class RunService:
             notebook_sha256=hashlib.sha256(content).hexdigest(),
             workdir=notebook.resolve().parent,
             options=options,
+            notebook_path=notebook,
+            content=request.content,
             snapshot_id=snapshot_id,
+            snapshot_store=store,
             snapshot=snap,
             prepare_s=time.perf_counter() - began,
             cleanup=cleanup,
@@ -184,12 +185,8 @@ class RunService:
             snapshot_id=prepared.snapshot_id,
             schedule_id=request.schedule_id,
             rerun_of=extra.pop("rerun_of", None),
-            steps=[
-                StepRecord(
-                    name=s.name, cell=s.first_cell, cells=[c.index for c in s.cells], depends_on=s.depends_on
-                )
-                for s in prepared.pipeline.steps
-            ],
+            steps=_step_records(prepared.pipeline),
+            mode="notebook" if prepared.pipeline.is_plain else "steps",
             tracking=Tracking(status=TrackingStatus.PENDING if request.track else TrackingStatus.OFF),
             pipeline=prepared.pipeline.name,
             notebook_sha256=prepared.notebook_sha256,
@@ -212,16 +209,19 @@ class RunService:
         self.before_start(record)
         self._save(record)
         listener("started", "", record)
+        run_dir = private_dir(self.store.run_dir(record.id))
         context = ExecutionContext(
             record=record,
             pipeline=prepared.pipeline,
             parameters=prepared.parameters,
             workdir=prepared.workdir,
-            run_dir=private_dir(self.store.run_dir(record.id)),
+            notebook=_notebook_file(prepared, run_dir),
+            run_dir=run_dir,
             data_dir=self.data_dir,
             options=prepared.options,
             use_cache=prepared.request.use_cache,
-            snapshot_store=self.snapshot_store_url(),
+            snapshot_id=prepared.snapshot_id,
+            snapshot_store=prepared.snapshot_store or self.snapshot_store_url(),
             save=self._save,
             listener=listener,
         )
@@ -404,6 +404,30 @@ class RunService:
         return os.environ.get("CELLPIPE_STORE") or str(self.data_dir / STORE_DIR)
 
 
+def _step_records(pipeline: Pipeline) -> list[StepRecord]:
+    """The record's steps, in pipeline order; a plain notebook's one step is the whole notebook."""
+    from jupyter_ext.targets.local.papermill import PLAIN_STEP
+
+    if pipeline.is_plain:
+        return [StepRecord(name=PLAIN_STEP, cell=1)]
+    return [
+        StepRecord(name=s.name, cell=s.first_cell, cells=[c.index for c in s.cells], depends_on=s.depends_on)
+        for s in pipeline.steps
+    ]
+
+
+def _notebook_file(prepared: Prepared, run_dir: Path) -> Path:
+    """The notebook as it runs: unsaved content is written (privately) into the run's directory."""
+    from jupyter_ext.util import open_private
+
+    if prepared.content is None:
+        return Path(prepared.notebook_path or prepared.request.notebook)
+    path = run_dir / "source.ipynb"
+    with open_private(path, "wb") as fh:
+        fh.write(prepared.content)
+    return path
+
+
 def check_kernel(pipeline: Pipeline) -> None:
     """Fail before anything runs when the notebook's kernel is not installed here."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -429,6 +453,7 @@ def _read(path: Path) -> bytes:
 def run_pipeline(
     pipeline: Pipeline, *, workdir: str | Path, data_dir: str | Path, parameters: dict[str, Any] | None = None,
     options: Any = None, use_cache: bool = True, track: bool = False, listener: Listener | None = None,
+    source: str = "cli",
 ) -> RunRecord:  # fmt: skip
     """Run an already built pipeline locally, without a snapshot (scripts, benchmarks, tests)."""
     from jupyter_ext.notebook.params import resolve
@@ -442,6 +467,7 @@ def run_pipeline(
         parameters=resolve(pipeline.parameters, parameters),
         notebook_sha256="",
         workdir=Path(workdir),
+        notebook_path=Path(pipeline.notebook),
         options=options_for("local", options),
     )
     service = RunService(Path(data_dir))

@@ -11,15 +11,104 @@ Cancelling a run cancels the task awaiting ``execute``: a target stops its work 
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+from urllib.parse import urlparse
 
+from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline, Secret
 from jupyter_ext.records.models import RunRecord, RunStatus
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
+_LOCAL_SCHEMES = ("file", "local", "memory")
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass
+class TargetSettings:
+    """What decides which targets a server or CLI can use; empty fields fall back to the environment."""
+
+    store_url: str | None = None  # $CELLPIPE_STORE
+    kfp_host: str | None = None  # $CELLPIPE_KFP_HOST, $KF_PIPELINES_ENDPOINT
+    kubeconfig: str | None = None  # $KUBECONFIG, ~/.kube/config
+
+    def store(self) -> str | None:
+        return self.store_url or os.environ.get("CELLPIPE_STORE") or None
+
+    def kfp(self) -> str | None:
+        return self.kfp_host or os.environ.get("CELLPIPE_KFP_HOST") or os.environ.get("KF_PIPELINES_ENDPOINT")
+
+    def kubernetes_credentials(self) -> str | None:
+        """Where Kubernetes credentials come from ("in-cluster" or a kubeconfig path), None when nowhere."""
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and IN_CLUSTER_TOKEN.is_file():
+            return "in-cluster"
+        for candidate in (
+            self.kubeconfig,
+            *os.environ.get("KUBECONFIG", "").split(os.pathsep),
+            "~/.kube/config",
+        ):
+            if candidate and Path(candidate).expanduser().is_file():
+                return str(Path(candidate).expanduser())
+        return None
+
+
+def settings_of(settings: Any) -> TargetSettings:
+    """A :class:`TargetSettings` from itself, None (the environment), or an object with the same attributes
+    (the server's ExtensionApp)."""
+    if isinstance(settings, TargetSettings):
+        return settings
+    return TargetSettings(
+        store_url=getattr(settings, "store_url", None) or None,
+        kfp_host=getattr(settings, "kfp_host", None) or None,
+        kubeconfig=getattr(settings, "kubeconfig", None) or None,
+    )
+
+
+def default_owner() -> str:
+    """Who runs it: the JupyterHub user in a hub, else the login name."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def require_pod_store(url: str | None) -> str:
+    """The store URL if pods on a cluster can read it, else TargetError saying why and what to use."""
+    from jupyter_ext.snapshot.config import STORE_ENV
+
+    example = "e.g. --store s3://my-bucket/cellpipe (see docs/kubernetes.md)"
+    if not url:
+        raise TargetError(
+            "no snapshot store for the cluster: pods read the notebook and its data from the store",
+            field="--store",
+            hint=f"Pass --store or set {STORE_ENV} to a bucket the pods can reach, {example}",
+        )
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower() if "://" in url else ""
+    if not scheme or scheme in _LOCAL_SCHEMES:
+        where = "lives in this process only" if scheme == "memory" else "is on this machine"
+        raise TargetError(
+            f"snapshot store '{url}' {where}; pods on the cluster cannot read it",
+            field="--store",
+            hint=f"Use an object store both this machine and the pods can reach, {example}",
+        )
+    if parsed.password:
+        raise TargetError(
+            f"snapshot store URL for '{parsed.hostname}' contains a password; it would be readable in the "
+            "Job's arguments",
+            field="--store",
+            hint="Drop it from the URL and give the pods credentials with --secret SECRET:KEY:ENV",
+        )
+    return url
+
+
+def pod_store_problem(settings: TargetSettings) -> str | None:
+    try:
+        require_pod_store(settings.store())
+    except TargetError as exc:
+        return exc.message
+    return None
 
 
 @dataclass
@@ -58,6 +147,7 @@ class ExecutionContext:
     pipeline: Pipeline
     parameters: dict[str, Any]  # every parameter, typed
     workdir: Path  # the notebook's directory (restored snapshot for a rerun)
+    notebook: Path  # the notebook file to run (the snapshot's copy, or one holding unsaved content)
     run_dir: Path  # <data dir>/runs/<id>: executed notebooks, logs
     data_dir: Path
     options: Any  # the target's options dataclass
@@ -80,7 +170,11 @@ class Target(Protocol):
         """Whether runs can go here with these settings, and why not."""
 
     def snapshot_store(self, options: Any, default: str) -> str:
-        """Where the run's snapshot must be stored for this target to read it (``default``: the local one)."""
+        """Where the run's snapshot must be stored for this target to read it (``default``: the local one).
+        Raises TargetError when the options name no store the target can use."""
+
+    def check(self, pipeline: Pipeline, options: Any) -> None:
+        """Refuse (TargetError) what this target cannot run, before anything is snapshotted or recorded."""
 
     async def execute(self, context: ExecutionContext) -> RunStatus:
         """Run it; returns succeeded / failed / cancelled. Raises CellpipeError for a refusal it can explain."""

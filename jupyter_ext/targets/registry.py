@@ -11,6 +11,8 @@ from jupyter_ext.targets.base import Target, TargetInfo
 # name -> "module:Class", imported on first use (the KFP and Kubernetes clients are slow to import)
 TARGETS: dict[str, str] = {
     "local": "jupyter_ext.targets.local.target:LocalTarget",
+    "job": "jupyter_ext.targets.k8s.target:JobTarget",
+    "kfp": "jupyter_ext.targets.kfp.target:KfpTarget",
 }
 
 
@@ -45,7 +47,8 @@ def options_for(name: str, options: Any) -> Any:
 
 
 def available_targets(settings: Any = None) -> list[TargetInfo]:
-    """Every registered target, whether it can be used with ``settings`` and why not."""
+    """Every registered target, whether it can be used with ``settings`` (a TargetSettings, an object with
+    ``store_url``/``kfp_host``/``kubeconfig`` attributes, or None for the environment) and why not."""
     infos = []
     for name in TARGETS:
         target = get_target(name)

@@ -1,9 +1,13 @@
-"""The options of the Kubeflow Pipelines target: the API and its credentials, plus the cluster options."""
+"""The options of the Kubeflow Pipelines target (the API and its credentials, plus the cluster options), and
+the two choices made from them for every package: the steps' default image, and the compile call."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.targets.base import ClusterOptions
 
 
@@ -13,3 +17,41 @@ class KfpOptions(ClusterOptions):
     token: str | None = None  # avoid: prefer token_file
     token_file: str | None = None
     experiment: str | None = None  # default: the notebook's experiment_name, else "Default"
+
+
+def kfp_image(pipeline: Pipeline, explicit: str | None, default: str | None) -> tuple[str, list[str]]:
+    """The image of steps without an ``image:`` tag: --image > the notebook's > $CELLPIPE_IMAGE > cellpipe's.
+
+    Unlike a Job's single pod, each step is its own pod, so steps may name different images.
+    """
+    from jupyter_ext.targets.kfp.compile import DEFAULT_IMAGE
+
+    image = explicit or pipeline.image or default
+    if image or all(step.image for step in pipeline.steps):
+        return image or DEFAULT_IMAGE, []
+    return DEFAULT_IMAGE, [
+        f"no --image: steps run in {DEFAULT_IMAGE}, an image you build yourself (see docs/kfp.md)"
+    ]
+
+
+def compile_for(
+    options: KfpOptions, pipeline: Pipeline, directory: str | Path, *, parameters: dict[str, Any], image: str,
+    snapshot_id: str, store: str, owner: str, run_id: str | None = None,
+) -> Path:  # fmt: skip
+    """The package of ``pipeline`` for one snapshot, in ``directory``, named after the pipeline."""
+    from jupyter_ext.targets.k8s.names import sanitize_name
+    from jupyter_ext.targets.kfp.compile import compile_pipeline
+
+    return compile_pipeline(
+        pipeline,
+        Path(directory) / f"{sanitize_name(pipeline.name)}.yaml",
+        parameters=parameters,
+        image=image,
+        gpu_node_selector=options.gpu_node_selector,
+        snapshot_id=snapshot_id,
+        store=store,
+        run_id=run_id,
+        owner=owner,
+        env=options.env,
+        secrets=options.secrets,
+    )

@@ -232,14 +232,7 @@ class LocalRunner:
         self._emit("cached", step.name)
 
     def _store_result(self, info: StepRecord, result: StepResult) -> None:
-        info.status = StepStatus(result.status)
-        info.started = info.started or result.started
-        info.duration_s = round(result.duration, 3)
-        info.finished = info.started + info.duration_s
-        info.notebook = result.notebook or None
-        info.outputs, info.metrics = result.outputs, result.metrics
-        if result.error is not None:
-            info.error = dict(result.error.__dict__)
+        apply_result(info, result)
         self._save()
         self._emit(result.status, result.step)
 
@@ -249,6 +242,18 @@ class LocalRunner:
 
     def _emit(self, event: str, step: str) -> None:
         self.listener(event, step, self.record)
+
+
+def apply_result(info: StepRecord, result: StepResult) -> None:
+    """A finished step's result into its record."""
+    info.status = StepStatus(result.status)
+    info.started = info.started or result.started
+    info.duration_s = round(result.duration, 3)
+    info.finished = info.started + info.duration_s
+    info.notebook = result.notebook or None
+    info.outputs, info.metrics = result.outputs, result.metrics
+    if result.error is not None:
+        info.error = dict(result.error.__dict__)
 
 
 def _hash_outputs(directory: Path, result: StepResult) -> dict[str, str]:

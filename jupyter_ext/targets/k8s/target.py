@@ -1,0 +1,128 @@
+"""The Kubernetes Job target: the run's snapshot goes to a store the pods read, one Job runs it
+(``python -m jupyter_ext.services.job_main``), the run service follows the Job until it ends.
+
+Cancelling deletes the Job (and its pod). When it ends, the record the pod wrote to the store
+(``runs/<job name>/record.json``) gives the steps' statuses, errors and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, ClassVar
+
+from jupyter_ext.records.models import RunStatus, StepStatus
+from jupyter_ext.targets.base import (
+    ExecutionContext,
+    default_owner,
+    pod_store_problem,
+    require_pod_store,
+    settings_of,
+)
+from jupyter_ext.targets.k8s.options import JobOptions
+
+FINAL_PHASES = ("Succeeded", "Failed")
+
+
+def job_name_for(pipeline_name: str, run_id: str) -> str:
+    """``<pipeline>-<run id>``, as ``cellpipe submit`` names its Jobs."""
+    from jupyter_ext.targets.k8s.names import DNS_LABEL_MAX, sanitize_name
+
+    return f"{sanitize_name(pipeline_name, DNS_LABEL_MAX - len(run_id) - 1)}-{run_id}"
+
+
+class JobTarget:
+    name: ClassVar[str] = "job"
+    label: ClassVar[str] = "Kubernetes Job"
+    options_type: ClassVar[type] = JobOptions
+    poll_seconds: float = 5.0
+
+    def availability(self, settings: Any) -> tuple[bool, str | None]:
+        settings = settings_of(settings)
+        if settings.kubernetes_credentials() is None:
+            return False, "no Kubernetes credentials: not inside a cluster and no kubeconfig (set KUBECONFIG)"
+        problem = pod_store_problem(settings)
+        return problem is None, problem
+
+    def snapshot_store(self, options: JobOptions, default: str) -> str:
+        from jupyter_ext.snapshot.config import STORE_ENV
+
+        return require_pod_store(options.store or os.environ.get(STORE_ENV))
+
+    def check(self, pipeline: Any, options: Any) -> None:
+        """Everything runs here: tagged pipelines, and plain notebooks whole with papermill."""
+
+    async def execute(self, context: ExecutionContext) -> RunStatus:
+        from jupyter_ext.snapshot.config import IMAGE_ENV
+        from jupyter_ext.targets.k8s.client import KubernetesTarget
+        from jupyter_ext.targets.k8s.notebook_job import (
+            NotebookRun,
+            PodOptions,
+            choose_image,
+            make_notebook_job,
+        )
+
+        options: JobOptions = context.options
+        record = context.record
+        image, _notes = choose_image(context.pipeline, options.image, os.environ.get(IMAGE_ENV))
+        store = context.snapshot_store or self.snapshot_store(options, "")
+        cluster = await asyncio.to_thread(
+            KubernetesTarget,
+            namespace=options.namespace,
+            kubeconfig=options.kubeconfig,
+            context=options.context,
+        )
+        with cluster:
+            name = options.name or job_name_for(context.pipeline.name, record.id)
+            pod = PodOptions(
+                image=image, namespace=cluster.namespace, active_deadline_seconds=options.active_deadline_seconds,
+                backoff_limit=options.backoff_limit, ttl_seconds_after_finished=options.ttl_seconds_after_finished,
+                gpu_node_selector=options.gpu_node_selector, service_account=options.service_account,
+                env=dict(options.env), secrets=list(options.secrets),
+            )  # fmt: skip
+            run = NotebookRun(context.pipeline, str(context.snapshot_id), store, options.owner or default_owner(),
+                              context.parameters)  # fmt: skip
+            await asyncio.to_thread(cluster.create_job, make_notebook_job(run, name, pod))
+            record.extra["job"] = {"name": name, "namespace": cluster.namespace, "store": store}
+            context.save(record)
+            context.emit("submitted")
+            try:
+                status = await self._follow(cluster, name)
+            except asyncio.CancelledError:
+                await asyncio.shield(asyncio.to_thread(cluster.cancel_job, name))
+                raise
+        await asyncio.to_thread(_merge_pod_record, context, store, name)
+        if status["phase"] == "Succeeded":
+            return RunStatus.SUCCEEDED
+        reason = next((c.get("message") or c.get("reason") for c in status.get("conditions", [])
+                       if c.get("type") == "Failed"), None)  # fmt: skip
+        if reason and not record.error:
+            record.error = {"message": f"job {name} failed: {reason}"}
+        return RunStatus.FAILED
+
+    async def _follow(self, cluster: Any, name: str) -> dict[str, Any]:
+        while True:
+            status = await asyncio.to_thread(cluster.job_status, name)
+            if status["phase"] in FINAL_PHASES:
+                return status
+            await asyncio.sleep(self.poll_seconds)
+
+
+def _merge_pod_record(context: ExecutionContext, store_url: str, name: str) -> None:
+    """Step statuses, errors and metrics from the record the pod wrote (none if it never got that far)."""
+    from jupyter_ext.records.remote import get_run_record
+    from jupyter_ext.snapshot import SnapshotStore
+
+    remote = get_run_record(SnapshotStore.open(store_url), name) or {}
+    steps = {s.get("name"): s for s in remote.get("steps") or [] if isinstance(s, dict)}
+    for step in context.record.steps:
+        info = steps.get(step.name)
+        if info:
+            step.status = StepStatus(info.get("status", "pending"))
+            step.duration_s, step.error = info.get("duration_s"), info.get("error")
+            step.metrics = info.get("metrics") or {}
+        elif not step.status.is_final:
+            step.status = StepStatus.NOT_RUN
+    context.record.metrics = remote.get("metrics") or context.record.metrics
+    if remote.get("error") and not context.record.error:
+        context.record.error = remote["error"]

@@ -1,0 +1,130 @@
+"""The Kubeflow Pipelines target: compile the pipeline for the run's snapshot, submit it as a KFP run, follow
+it until it ends (steps from KFP's task details); cancelling terminates the KFP run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from typing import Any, ClassVar
+
+from jupyter_ext.errors import TargetError
+from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.records.models import RunStatus, StepStatus
+from jupyter_ext.targets.base import (
+    ExecutionContext,
+    default_owner,
+    pod_store_problem,
+    require_pod_store,
+    settings_of,
+)
+from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image
+
+# KFP task states -> step statuses (the rest: still running)
+_STEP_STATUS = {"SUCCEEDED": StepStatus.SUCCEEDED, "SKIPPED": StepStatus.CACHED, "FAILED": StepStatus.FAILED,
+                "CANCELED": StepStatus.CANCELLED, "RUNNING": StepStatus.RUNNING}  # fmt: skip
+
+
+class KfpTarget:
+    name: ClassVar[str] = "kfp"
+    label: ClassVar[str] = "Kubeflow Pipelines"
+    options_type: ClassVar[type] = KfpOptions
+    poll_seconds: float = 5.0
+
+    def availability(self, settings: Any) -> tuple[bool, str | None]:
+        settings = settings_of(settings)
+        if not settings.kfp():
+            return False, "no Kubeflow Pipelines host configured (CELLPIPE_KFP_HOST or the kfp_host setting)"
+        problem = pod_store_problem(settings)
+        return problem is None, problem
+
+    def snapshot_store(self, options: KfpOptions, default: str) -> str:
+        from jupyter_ext.snapshot.config import STORE_ENV
+
+        return require_pod_store(options.store or os.environ.get(STORE_ENV))
+
+    def check(self, pipeline: Pipeline, options: KfpOptions) -> None:
+        if pipeline.is_plain:
+            raise TargetError(
+                "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
+                notebook=pipeline.notebook, field="target",
+                hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)",
+            )  # fmt: skip
+
+    async def execute(self, context: ExecutionContext) -> RunStatus:
+        from jupyter_ext.snapshot.config import IMAGE_ENV
+        from jupyter_ext.targets.kfp.connect import connect
+        from jupyter_ext.targets.kfp.submit import DEFAULT_EXPERIMENT, cancel_run, submit_run
+
+        options: KfpOptions = context.options
+        pipeline, record = context.pipeline, context.record
+        image, _notes = kfp_image(pipeline, options.image, os.environ.get(IMAGE_ENV))
+        store = context.snapshot_store or self.snapshot_store(options, "")
+        client = await asyncio.to_thread(
+            connect, options.host, namespace=options.namespace, token=options.token, token_path=options.token_file,
+            kubeconfig=options.kubeconfig, context=options.context,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
+            package = await asyncio.to_thread(
+                compile_for, options, pipeline, directory, parameters=context.parameters, image=image,
+                snapshot_id=str(context.snapshot_id), store=store, owner=options.owner or default_owner(),
+                run_id=record.id,
+            )  # fmt: skip
+            result = await asyncio.to_thread(
+                submit_run, client, package, pipeline_name=pipeline.name,
+                experiment=options.experiment or pipeline.experiment or DEFAULT_EXPERIMENT,
+                parameters=context.parameters, run_name=options.name, run_id=record.id,
+                snapshot_id=context.snapshot_id, store=store, notebook=record.notebook,
+                service_account=options.service_account,
+            )  # fmt: skip
+        record.extra["kfp"] = {"run_id": result.run_id, "experiment_id": result.experiment_id,
+                               "pipeline_id": result.pipeline_id, "version_id": result.version_id}  # fmt: skip
+        record.links["kfp"] = result.url
+        context.save(record)
+        context.emit("submitted")
+        try:
+            status = await self._follow(client, result.run_id, context)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(cancel_run, client, result.run_id))
+            raise
+        if status.succeeded:
+            return RunStatus.SUCCEEDED
+        if status.cancelled or status.state == "CANCELED":
+            return RunStatus.CANCELLED
+        if not record.error:
+            record.error = {"message": status.outcome()}
+        return RunStatus.FAILED
+
+    async def _follow(self, client: Any, run_id: str, context: ExecutionContext) -> Any:
+        from jupyter_ext.targets.kfp.follow import run_status
+
+        while True:
+            status = await asyncio.to_thread(run_status, client, run_id)
+            if _update_steps(context, status):
+                context.save(context.record)
+                context.emit("progress")
+            if status.finished:
+                return status
+            await asyncio.sleep(self.poll_seconds)
+
+
+def _update_steps(context: ExecutionContext, status: Any) -> bool:
+    """Copy the KFP tasks' states into the record's steps; True when something changed."""
+    changed = False
+    tasks = {task.name: task for task in status.tasks}
+    for step in context.record.steps:
+        task = tasks.get(step.name)
+        if task is None:
+            if status.finished and not step.status.is_final:
+                step.status, changed = StepStatus.NOT_RUN, True
+            continue
+        new = _STEP_STATUS.get(task.state, StepStatus.RUNNING if task.started else StepStatus.PENDING)
+        error = {"message": task.error} if task.error else None
+        if new is not step.status or error != step.error:
+            step.status, step.error, changed = new, error, True
+            step.cached = new is StepStatus.CACHED
+            step.started = task.started.timestamp() if task.started else step.started
+            step.finished = task.finished.timestamp() if task.finished else step.finished
+            if step.started and step.finished:
+                step.duration_s = round(step.finished - step.started, 3)
+    return changed
