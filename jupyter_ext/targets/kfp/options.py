@@ -30,7 +30,8 @@ def kfp_image(pipeline: Pipeline, explicit: str | None, default: str | None) -> 
     if image or all(step.image for step in pipeline.steps):
         return image or DEFAULT_IMAGE, []
     return DEFAULT_IMAGE, [
-        f"no --image: steps run in {DEFAULT_IMAGE}, an image you build yourself (see docs/kfp.md)"
+        f"no --image: steps run in {DEFAULT_IMAGE}, cellpipe's default image; build it from "
+        "hub_config/images/runtime.Dockerfile (docs/hub.md) or pass --image / set CELLPIPE_IMAGE"
     ]
 
 
