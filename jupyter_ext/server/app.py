@@ -240,16 +240,20 @@ class CellpipeApp(ExtensionApp):
         }
 
     def target_settings(self) -> dict[str, Any]:
-        """The settings targets are judged and configured with (empty values left out)."""
-        values = {
-            "kfp_host": self.kfp_host,
-            "host": self.kfp_host,
-            "image": self.image,
-            "namespace": self.namespace,
+        """The server's settings targets are judged and configured with (None where unset), under the names
+        of the targets' option fields (``host``, ``store``) and of these settings (``kfp_host``, ``store_url``)."""
+        return {
+            "host": self.kfp_host or None,
+            "kfp_host": self.kfp_host or None,
+            "image": self.image or None,
+            "namespace": self.namespace or None,
+            "store": self.store_url or None,
+            "store_url": self.store_url or None,
+            "data_dir": str(self.paths.data_dir),
         }
-        return {key: value for key, value in values.items() if value}
 
     def targets(self) -> list[dict[str, Any]]:
+        """Every registered target, whether runs can go there from this server, and why not."""
         from jupyter_ext.targets.registry import available_targets
 
         return [info.to_dict() for info in available_targets(SimpleNamespace(**self.target_settings()))]
@@ -271,4 +275,4 @@ class CellpipeApp(ExtensionApp):
         from jupyter_ext.targets.registry import get_target
 
         accepted = {f.name for f in dataclasses.fields(get_target(name).options_type)}
-        return {key: value for key, value in self.target_settings().items() if key in accepted}
+        return {key: value for key, value in self.target_settings().items() if key in accepted and value}

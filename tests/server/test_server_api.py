@@ -65,3 +65,34 @@ def test_user_mistake_in_notebook_names_the_cell(server):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["cell"] == 5 and "malformed tag 'step:Bad Stats'" in error["text"]
+
+
+def test_config_comes_from_traitlets_with_environment_defaults(launch):
+    from jupyter_ext import __version__
+    from jupyter_ext.targets.registry import TARGETS
+
+    server = launch(
+        "--CellpipeApp.max_body_bytes=500000",
+        env={
+            "CELLPIPE_MAX_CONCURRENT_RUNS": "3",
+            "CELLPIPE_KERNEL_POOL_SIZE": "1",
+            "CELLPIPE_MAX_BODY_BYTES": "9",
+        },
+    )
+    config = server.api("GET", "config").json()
+    assert config["version"] == __version__ and config["default_target"] == "local"
+    assert (config["max_concurrent_runs"], config["kernel_pool_size"]) == (3, 1)  # from the environment
+    assert config["max_body_bytes"] == 500000  # the command line wins over the environment
+    assert [t["name"] for t in config["targets"]] == list(TARGETS)
+    local = next(t for t in config["targets"] if t["name"] == "local")
+    assert local["available"] is True and local["reason"] is None
+    assert all(t["available"] or t["reason"] for t in config["targets"])  # never "no" without a why
+
+
+def test_analysis_warnings_come_back_with_the_cell_and_a_suggestion(server):
+    text = (server.root / "branches.ipynb").read_text().replace('"step:report"', '"step:report", "stpe:oops"')
+    response = server.api("POST", "analyse", json={"path": "branches.ipynb", "content": text})
+    assert response.status_code == 200, response.text
+    [warning] = response.json()["warnings"]
+    assert warning["cell"] == 7 and "did you mean 'step:oops'" in warning["hint"]
+    assert warning["text"].startswith("branches.ipynb: cell 7:")  # relative to the root, like every path
