@@ -31,6 +31,8 @@ KALE_UNIMPLEMENTED = {
     "security_context": "the pods' user and group (cellpipe pods always run non-root, restricted profile)",
     "kfp_host": "the KFP endpoint (cellpipe: --host, $CELLPIPE_KFP_HOST or $KF_PIPELINES_ENDPOINT)",
 }
+# Kale's default pod security context: what cellpipe's restricted pods do anyway, so nothing is lost.
+KALE_SECURITY_DEFAULTS = {"enabled": True, "run_as_user": 65534, "run_as_group": 0, "run_as_non_root": True}
 # Keys Kale writes for its own bookkeeping: meaningless for cellpipe, ignored without a word.
 KALE_INTERNAL = {"abs_working_dir", "marshal_path", "output_path", "notebook_path", "kale_version"}
 # Kale's short access-mode names; the Kubernetes names are accepted as they are.
@@ -142,6 +144,12 @@ def _unused_keys(merged: dict, notebook: str) -> list[CellpipeWarning]:
             continue
         if key in KALE_UNIMPLEMENTED:
             if not value or (key == "katib_metadata" and not katib):  # off, or Katib's unused defaults
+                continue
+            if (
+                key == "security_context"
+                and isinstance(value, dict)
+                and value.items() <= KALE_SECURITY_DEFAULTS.items()
+            ):
                 continue
             warnings.append(
                 CellpipeWarning(

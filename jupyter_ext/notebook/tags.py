@@ -51,6 +51,11 @@ FOREIGN_TAGS = frozenset(
         "scroll-output", "output_scroll", "nbval-ignore-output", "nbval-skip", "nbval-raises-exception",
     }
 )  # fmt: skip
+# Short forms people write for our role tags, too far from them for the edit distance.
+SHORT_FORMS = {
+    "metrics": "pipeline-metrics", "metric": "pipeline-metrics", "params": "parameters", "param": "parameters",
+    "pipeline-params": "pipeline-parameters", "import": "imports", "function": "functions",
+}  # fmt: skip
 _SEPARATED = re.compile(r"^([A-Za-z]+)\s*[-:_=/.\s]\s*(\S.*)$")
 
 
@@ -188,7 +193,7 @@ def suggest_tag(tag: str) -> str | None:
     if text.lower() in FOREIGN_TAGS:
         return None
     normal = re.sub(r"[\s_]+", "-", text.lower())
-    role = normal if normal in ROLE_TAGS else closest(normal, ROLE_TAGS)
+    role = normal if normal in ROLE_TAGS else SHORT_FORMS.get(normal) or closest(normal, ROLE_TAGS)
     if role is not None:
         return role
     match = _SEPARATED.match(text)

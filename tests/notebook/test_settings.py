@@ -96,8 +96,11 @@ def test_unimplemented_kale_settings_warn_once_each_by_name():
 
 def test_off_settings_and_kale_bookkeeping_are_quiet():
     read = settings(katib_run=False, katib_metadata={"parameters": []}, snapshot_volumes=False,
-                    abs_working_dir="/home/jovyan", marshal_path="/tmp/marshal")  # fmt: skip
+                    abs_working_dir="/home/jovyan", marshal_path="/tmp/marshal",
+                    security_context={"enabled": True, "run_as_user": 65534})  # fmt: skip
     assert read.warnings == []
+    (warning,) = settings(security_context={"run_as_user": 1000}).warnings  # this one would be lost
+    assert warning.field == "metadata security_context"
 
 
 def test_unknown_setting_suggests_the_known_one():

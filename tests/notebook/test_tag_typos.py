@@ -25,6 +25,8 @@ def parse(*tags):
         ("import", "imports"),
         ("Functions", "functions"),
         ("skp", "skip"),
+        ("metrics", "pipeline-metrics"),
+        ("params", "parameters"),
     ],
 )
 def test_slips_are_kept_with_a_suggestion(tag, meant):
