@@ -1,4 +1,4 @@
-"""The example notebooks run green as pipelines with ``cellpipe run`` (real kernels), offline.
+"""The example notebooks run green with ``cellpipe run`` (real kernels), offline: as pipelines, or whole.
 
 Each is copied to a temporary directory first, so a run never writes next to the repository's copy.
 """
@@ -92,7 +92,7 @@ def test_gpu_training_step_is_gpu_tagged_and_falls_back_to_cpu(tmp_path, data_di
     assert f"trained on {'cuda' if torch.cuda.is_available() else 'cpu'}" in printed
 
 
-def test_daily_report_is_a_plain_parameterised_notebook(tmp_path):
+def test_daily_report_is_a_plain_parameterised_notebook_run_whole(tmp_path, data_dir, capsys):
     import papermill
 
     notebook = nbformat.read(EXAMPLES / "daily_report.ipynb", 4)
@@ -104,11 +104,8 @@ def test_daily_report_is_a_plain_parameterised_notebook(tmp_path):
         "orders_per_day",
         "currency",
     ]
-    # until `cellpipe run` runs step-less notebooks, papermill (what that path is built on) runs it
-    output = tmp_path / "report.ipynb"
-    papermill.execute_notebook(
-        str(EXAMPLES / "daily_report.ipynb"), str(output), parameters={"report_date": "2026-11-20"},
-        cwd=str(tmp_path), progress_bar=False,
-    )  # fmt: skip
-    printed = "".join(o.get("text", "") for c in nbformat.read(output, 4).cells for o in c.get("outputs", []))
+    record = run_example("daily_report.ipynb", tmp_path, capsys, "report_date=2026-11-20")
+    assert list(record["steps"]) == ["notebook"] and record["parameters"]["report_date"] == "2026-11-20"
+    executed = nbformat.read(record["steps"]["notebook"]["notebook"], 4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "Report for Friday 20 November 2026: 300 orders" in printed and "busiest hour" in printed
