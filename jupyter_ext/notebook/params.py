@@ -10,8 +10,10 @@ code. Names match in any case: Kale's packages lower-case them, cellpipe's keep 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import math
+import re
 from typing import Any
 
 from jupyter_ext.errors import NotebookError, ParameterError
@@ -40,6 +42,16 @@ def parse_parameters_cell(source: str, *, notebook: str, cell: int) -> list[Para
     parameters: dict[str, Parameter] = {}
     for stmt in tree.body:
         target, value_node = _literal_assignment(stmt)
+        if target is not None and looks_like_credential(target):
+            raise NotebookError(
+                f"parameter '{target}' (line {stmt.lineno}) looks like a credential; parameter values are "
+                "written in plain text to run records, MLflow, step notebooks, KFP packages and Job arguments",
+                notebook=notebook,
+                cell=cell,
+                hint=f"remove it from the parameters cell and read it in the step from the environment "
+                f"(os.environ['{target.upper()}']); on a cluster tag the step secret:SECRET:KEY:{target.upper()} "
+                "so a Kubernetes Secret fills that variable (see docs/security.md)",
+            )
         if target is None:
             line = ast.get_source_segment(to_python(source), stmt) or ""
             raise NotebookError(
@@ -78,6 +90,22 @@ def parse_parameters_cell(source: str, *, notebook: str, cell: int) -> list[Para
             )
         parameters[target] = Parameter(name=target, type=kind, default=value, cell=cell)
     return list(parameters.values())
+
+
+# Words in a parameter name that say its value is a credential (names split at '_' and case changes).
+# Single words are matched whole ("max_tokens" and "tokenizer" are not credentials); "key" only in pairs.
+CREDENTIAL_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "secret", "token", "credential",
+                              "credentials", "apikey", "privatekey", "bearer"})  # fmt: skip
+CREDENTIAL_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"),
+                              ("client", "secret"), ("auth", "key"), ("signing", "key")})  # fmt: skip
+
+
+def looks_like_credential(name: str) -> bool:
+    """Whether a parameter name says its value is a credential (``api_token``, ``dbPassword``, ``AWS_SECRET_KEY``)."""
+    words = [word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name)]
+    return bool(CREDENTIAL_WORDS.intersection(words)) or any(
+        pair in CREDENTIAL_PAIRS for pair in itertools.pairwise(words)
+    )
 
 
 MAX_VALUE_DEPTH = 32  # nested lists/dicts in one parameter value

@@ -99,3 +99,41 @@ def test_names_match_in_either_case():
     assert resolve(both, ["LR=1"]) == {"lr": 0.1, "LR": 1.0}  # an exact match wins
     with pytest.raises(ParameterError, match="differ only in case"):
         resolve(both, ["Lr=1"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["api_token", "password", "secret_key", "dbPassword", "AWS_SECRET_ACCESS_KEY", "apiKey", "github_token",
+     "private_key_path", "client_secret", "passwd"],
+)  # fmt: skip
+def test_a_parameter_named_like_a_credential_is_refused(name):
+    with pytest.raises(NotebookError) as caught:
+        parse_parameters_cell(f"n = 1\n{name} = 'hunter2'", notebook="nb.ipynb", cell=3)
+    text = str(caught.value)
+    assert caught.value.cell == 3 and f"parameter '{name}' (line 2) looks like a credential" in text
+    assert f"secret:SECRET:KEY:{name.upper()}" in text and "os.environ" in text
+    assert "hunter2" not in text  # the value itself is never echoed
+
+
+@pytest.mark.parametrize(
+    "name", ["max_tokens", "tokenizer", "sort_key", "key_column", "n_estimators", "tokens"]
+)
+def test_ordinary_names_that_contain_credential_words_are_accepted(name):
+    assert [p.name for p in parse_parameters_cell(f"{name} = 1", notebook="nb.ipynb", cell=1)] == [name]
+
+
+def test_credential_parameter_through_the_cli_is_one_line(tmp_path, capsys):
+    from jupyter_ext.cli.main import main
+    from tests.conftest import make_notebook
+
+    path = make_notebook(
+        tmp_path / "nb.ipynb", [(["parameters"], "api_token = 'abc'"), (["step:a"], "x = 1")]
+    )
+    assert main(["inspect", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and err.startswith("cellpipe: error: ")
+        and "cell 1" in err
+        and "'abc'" not in err
+    )

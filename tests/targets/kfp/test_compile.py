@@ -352,7 +352,7 @@ def test_step_settings_kfp_cannot_express(write_notebook: Any, tags: list[str], 
     [
         ("_hidden = 1", "KFP does not accept this parameter name"),
         ("Output = 1", "KFP does not accept this parameter name"),
-        ("token = None", "has no value"),
+        ("label = None", "has no value"),
         (f"seed = {2**60}", "too large"),
         ("table = {'a': None}", "as JSON"),  # {1: 'a'} is refused by the parameters cell itself
     ],
