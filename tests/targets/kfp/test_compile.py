@@ -365,9 +365,9 @@ def test_parameters_kfp_cannot_carry(write_notebook: Any, source: str, message: 
 
 
 def test_none_default_needs_a_value(tmp_path: Path, write_notebook: Any) -> None:
-    pipeline = build_pipeline(write_notebook([(["parameters"], "token = None"), (["step:a"], "x = token")]))
-    spec, _ = load_package(compile_pipeline(pipeline, tmp_path / "p.yaml", parameters={"token": "abc"}))
-    assert spec["root"]["inputDefinitions"]["parameters"]["token"]["defaultValue"] == "abc"
+    pipeline = build_pipeline(write_notebook([(["parameters"], "label = None"), (["step:a"], "x = label")]))
+    spec, _ = load_package(compile_pipeline(pipeline, tmp_path / "p.yaml", parameters={"label": "abc"}))
+    assert spec["root"]["inputDefinitions"]["parameters"]["label"]["defaultValue"] == "abc"
 
 
 def test_bad_toleration_and_node_selector(write_notebook: Any) -> None:
