@@ -133,6 +133,12 @@ def test_dockerfile_is_pinned_non_root_and_offline_at_run_time(dockerfile):
     assert not [a for i, a in steps if i in ("CMD", "ENTRYPOINT") and "install" in a]
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_build_context_leaves_out_local_environments_and_data(dockerfile):
+    ignored = Path(f"{dockerfile}.dockerignore").read_text().split()
+    assert {"**/.venv", "**/node_modules", "**/.cellpipe", "jupyter_ext/labextension"} <= set(ignored)
+
+
 def test_the_images_carry_the_names_the_configs_default_to():
     labels = {}
     for dockerfile in DOCKERFILES:
