@@ -16,3 +16,8 @@ Import cost matters for the CLI: keep heavy imports (kfp, mlflow, pandas) inside
 """
 
 __version__ = "0.1.0"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (built from labextension/ at install; `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "cellpipe-labextension"}]

@@ -1,0 +1,304 @@
+/**
+ * cellpipe in JupyterLab: wires the pieces to the application (commands, toolbar button, chips,
+ * the pipeline panel, the runs view, the read-only runs drive, settings).
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ToolbarButton } from '@jupyterlab/ui-components';
+import { CellpipeClient } from './api';
+import { DEFAULT_SETTINGS, ISettings, PipelineActions } from './actions';
+import { ChipsView } from './chipsview';
+import { RunsDrive, stepNotebookPath } from './drive';
+import { pipelineIcon } from './icons';
+import { PipelinePanel } from './panel';
+import { editCellRole } from './roleeditor';
+import { RunsView } from './runs';
+import { openScheduleDialog, SchedulesView } from './schedules';
+import { ICellRole, RoleKind, applyRole, emptyRole, parseTags } from './tags';
+import { NotebookState } from './tracker';
+
+const PLUGIN_ID = 'cellpipe-labextension:plugin';
+
+export namespace CommandIDs {
+  export const run = 'cellpipe:run-pipeline';
+  export const editRole = 'cellpipe:edit-role';
+  export const newStep = 'cellpipe:new-step';
+  export const setRole = 'cellpipe:set-role';
+  export const openRuns = 'cellpipe:open-runs';
+  export const openPanel = 'cellpipe:open-panel';
+  export const schedule = 'cellpipe:schedule';
+  export const openSchedules = 'cellpipe:open-schedules';
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'cellpipe: cell roles, the pipeline panel, Run as pipeline, runs and schedules.',
+  autoStart: true,
+  requires: [INotebookTracker, IDocumentManager],
+  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker,
+    docManager: IDocumentManager,
+    settingRegistry: ISettingRegistry | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const serverSettings = ServerConnection.makeSettings();
+    const client = new CellpipeClient((route, init) =>
+      ServerConnection.makeRequest(
+        URLExt.join(serverSettings.baseUrl, 'cellpipe', 'api', route),
+        init,
+        serverSettings
+      )
+    );
+    app.serviceManager.contents.addDrive(new RunsDrive(client, serverSettings));
+
+    const states = new WeakMap<NotebookPanel, NotebookState>();
+    const chipViews = new Set<ChipsView>();
+    const actions = new PipelineActions(
+      client,
+      runId => void app.commands.execute(CommandIDs.openRuns, { run: runId ?? '' })
+    );
+    const stateOf = (panel: NotebookPanel | null): NotebookState | null =>
+      panel ? (states.get(panel) ?? null) : null;
+
+    const goToCell = async (panel: NotebookPanel, cell: number): Promise<void> => {
+      const notebook = panel.content;
+      const index = Math.max(0, Math.min(cell - 1, notebook.widgets.length - 1));
+      app.shell.activateById(panel.id);
+      notebook.activeCellIndex = index;
+      notebook.mode = 'command';
+      await notebook.scrollToCell(notebook.widgets[index], 'center');
+      notebook.widgets[index]?.node.focus();
+    };
+
+    const parametersOf = (panel: NotebookPanel) =>
+      stateOf(panel)?.analysis?.pipeline.parameters ?? [];
+
+    // -- the pipeline panel -------------------------------------------------------------------------
+    const pipelinePanel = new PipelinePanel({
+      actions,
+      current: () => stateOf(notebooks.currentWidget),
+      goToCell: cell => {
+        if (notebooks.currentWidget) {
+          void goToCell(notebooks.currentWidget, cell);
+        }
+      },
+      run: () => void app.commands.execute(CommandIDs.run),
+      openRuns: () => void app.commands.execute(CommandIDs.openRuns),
+      openSchedule: () => void app.commands.execute(CommandIDs.schedule)
+    });
+    app.shell.add(pipelinePanel, 'right', { rank: 600 });
+    restorer?.add(pipelinePanel, 'cellpipe-pipeline');
+
+    // -- the runs and schedules views ---------------------------------------------------------------
+    const runsTracker = new WidgetTracker<MainAreaWidget<RunsView>>({ namespace: 'cellpipe-runs' });
+    let runsWidget: MainAreaWidget<RunsView> | null = null;
+    const runsHost = {
+      client,
+      currentPath: () => notebooks.currentWidget?.context.path ?? null,
+      openStepNotebook: (runId: string, step: string) => {
+        docManager.openOrReveal(stepNotebookPath(runId, step), 'Notebook', undefined);
+      },
+      goToCell: (path: string, cell: number) => {
+        const widget = docManager.openOrReveal(path);
+        if (widget instanceof NotebookPanel) {
+          void widget.context.ready.then(() => goToCell(widget, cell));
+        }
+      }
+    };
+    let schedulesWidget: MainAreaWidget<SchedulesView> | null = null;
+
+    // -- per-notebook: state, chips, toolbar button -------------------------------------------------
+    const chipsActivate = (panel: NotebookPanel, index: number): void => {
+      panel.content.activeCellIndex = index;
+      void editCellRole(panel, index);
+    };
+    notebooks.widgetAdded.connect((_, panel) => {
+      void panel.context.ready.then(() => {
+        const state = new NotebookState(panel, client, () => actions.settings.liveDag);
+        states.set(panel, state);
+        const view = new ChipsView(state, chipsActivate, actions.settings.showChips);
+        chipViews.add(view);
+        panel.disposed.connect(() => chipViews.delete(view));
+        if (notebooks.currentWidget === panel) {
+          pipelinePanel.setState(state);
+        }
+      });
+      const button = new ToolbarButton({
+        icon: pipelineIcon,
+        label: 'Run as pipeline',
+        tooltip: 'Save, snapshot and run this notebook as a pipeline (cellpipe)',
+        className: 'cp-ToolbarRun',
+        onClick: () => void actions.run(panel, parametersOf(panel))
+      });
+      panel.toolbar.insertAfter('cellType', 'cellpipe-run', button);
+    });
+    notebooks.currentChanged.connect((_, panel) => {
+      pipelinePanel.setState(stateOf(panel));
+      runsWidget?.content.followPath(panel?.context.path ?? null);
+    });
+
+    // -- commands -----------------------------------------------------------------------------------
+    const current = (): NotebookPanel | null => notebooks.currentWidget;
+    const enabled = (): boolean => current() !== null;
+
+    app.commands.addCommand(CommandIDs.run, {
+      label: 'Run as Pipeline',
+      caption: 'Save, snapshot and run the notebook as a pipeline',
+      icon: pipelineIcon,
+      isEnabled: enabled,
+      execute: async () => {
+        const panel = current();
+        return panel ? actions.run(panel, parametersOf(panel)) : null;
+      }
+    });
+    app.commands.addCommand(CommandIDs.editRole, {
+      label: 'Set Cell Role…',
+      caption:
+        'Choose this cell’s pipeline role: step, imports, functions, parameters, metrics, skip',
+      isEnabled: enabled,
+      execute: async args => {
+        const panel = current();
+        if (!panel) {
+          return null;
+        }
+        const index = typeof args.index === 'number' ? args.index : panel.content.activeCellIndex;
+        return editCellRole(panel, index);
+      }
+    });
+    app.commands.addCommand(CommandIDs.newStep, {
+      label: 'Start a New Step Here',
+      caption: 'Tag the active cell step:NAME',
+      isEnabled: enabled,
+      execute: async () => {
+        const panel = current();
+        return panel
+          ? editCellRole(panel, panel.content.activeCellIndex, { startStep: true })
+          : null;
+      }
+    });
+    app.commands.addCommand(CommandIDs.setRole, {
+      label: 'Set Cell Role (no dialog)',
+      caption: 'Set the active cell’s role from arguments: kind, step',
+      isEnabled: enabled,
+      execute: args => {
+        const panel = current();
+        const cell = panel?.content.activeCell;
+        if (!cell || cell.model.type !== 'code') {
+          return null;
+        }
+        const raw = cell.model.getMetadata('tags');
+        const tags: string[] = Array.isArray(raw) ? raw.map(String) : [];
+        const role: ICellRole = {
+          ...(typeof args.kind === 'string' ? emptyRole(args.kind as RoleKind) : parseTags(tags)),
+          step: typeof args.step === 'string' ? args.step : ''
+        };
+        const next = applyRole(tags, role);
+        cell.model.setMetadata('tags', next);
+        return next;
+      }
+    });
+    app.commands.addCommand(CommandIDs.openRuns, {
+      label: 'Pipeline Runs',
+      caption: 'Runs of this notebook and of all notebooks',
+      icon: pipelineIcon,
+      execute: args => {
+        if (!runsWidget || runsWidget.isDisposed) {
+          runsWidget = new MainAreaWidget({ content: new RunsView(runsHost) });
+          runsWidget.id = 'cellpipe-runs-view';
+          runsWidget.title.label = 'Pipeline runs';
+          runsWidget.title.icon = pipelineIcon;
+          void runsTracker.add(runsWidget);
+          app.shell.add(runsWidget, 'main', { mode: 'split-right' });
+        }
+        app.shell.activateById(runsWidget.id);
+        runsWidget.content.followPath(current()?.context.path ?? null);
+        runsWidget.content.reveal(typeof args.run === 'string' && args.run ? args.run : undefined);
+      }
+    });
+    app.commands.addCommand(CommandIDs.openPanel, {
+      label: 'Show Pipeline Panel',
+      icon: pipelineIcon,
+      execute: () => app.shell.activateById(pipelinePanel.id)
+    });
+    app.commands.addCommand(CommandIDs.schedule, {
+      label: 'Schedule Notebook…',
+      caption: 'Run this notebook on a cron schedule',
+      isEnabled: enabled,
+      execute: async () => {
+        const panel = current();
+        if (!panel) {
+          return null;
+        }
+        const created = await openScheduleDialog(
+          client,
+          actions,
+          panel.context.path,
+          parametersOf(panel)
+        );
+        if (created) {
+          void app.commands.execute(CommandIDs.openSchedules);
+        }
+        return created;
+      }
+    });
+    app.commands.addCommand(CommandIDs.openSchedules, {
+      label: 'Pipeline Schedules',
+      icon: pipelineIcon,
+      execute: () => {
+        if (!schedulesWidget || schedulesWidget.isDisposed) {
+          schedulesWidget = new MainAreaWidget({
+            content: new SchedulesView(client, actions)
+          });
+          schedulesWidget.id = 'cellpipe-schedules-view';
+          schedulesWidget.title.label = 'Pipeline schedules';
+          schedulesWidget.title.icon = pipelineIcon;
+          app.shell.add(schedulesWidget, 'main', { mode: 'split-right' });
+        }
+        app.shell.activateById(schedulesWidget.id);
+        void schedulesWidget.content.refresh();
+      }
+    });
+
+    for (const command of [CommandIDs.editRole, CommandIDs.newStep]) {
+      app.contextMenu.addItem({ command, selector: '.jp-Notebook .jp-CodeCell', rank: 20 });
+    }
+    if (palette) {
+      for (const command of Object.values(CommandIDs).filter(c => c !== CommandIDs.setRole)) {
+        palette.addItem({ command, category: 'cellpipe' });
+      }
+    }
+
+    // -- settings -----------------------------------------------------------------------------------
+    const applySettings = (settings: ISettings): void => {
+      const liveBefore = actions.settings.liveDag;
+      actions.settings = settings;
+      chipViews.forEach(view => view.setEnabled(settings.showChips));
+      if (settings.liveDag && !liveBefore) {
+        const state = stateOf(current());
+        state?.refresh(0);
+      }
+      pipelinePanel.update();
+    };
+    if (settingRegistry) {
+      void settingRegistry.load(PLUGIN_ID).then(loaded => {
+        const read = (): ISettings => ({
+          ...DEFAULT_SETTINGS,
+          ...(loaded.composite as Partial<ISettings>)
+        });
+        applySettings(read());
+        loaded.changed.connect(() => applySettings(read()));
+      });
+    }
+    void actions.loadConfig();
+  }
+};
+
+export default plugin;

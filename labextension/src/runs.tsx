@@ -1,0 +1,393 @@
+/**
+ * The runs view: runs of the notebook in focus (or of all notebooks), live; each run's steps with
+ * status, duration, the failing cell and its error; open an executed step notebook; MLflow/KFP links;
+ * cancel; re-run from the same snapshot.
+ */
+import * as React from 'react';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Button, ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
+import { ApiError, CellpipeClient, FINAL_RUN_STATUSES, IRunRecord, IStepRecord } from './api';
+import { pipelineIcon } from './icons';
+
+export interface IRunsHost {
+  client: CellpipeClient;
+  /** Path of the notebook in focus, if any. */
+  currentPath: () => string | null;
+  openStepNotebook: (runId: string, step: string) => void;
+  /** Open a notebook (server path) at a cell (1-based CLI numbering). */
+  goToCell: (path: string, cell: number) => void;
+}
+
+const POLL_ACTIVE_MS = 1500;
+const POLL_IDLE_MS = 10000;
+
+export class RunsView extends ReactWidget {
+  constructor(private readonly host: IRunsHost) {
+    super();
+    this.id = 'cellpipe-runs';
+    this.addClass('cp-Runs');
+    this.title.label = 'Pipeline runs';
+    this.title.icon = pipelineIcon;
+    this.title.closable = true;
+  }
+
+  /** Show this run (expanded) and refresh at once. */
+  reveal(runId?: string): void {
+    if (runId) {
+      this.expanded.add(runId);
+      this.highlight = runId;
+    }
+    void this.refresh();
+  }
+
+  /** Which notebook's runs to show; null: all notebooks. */
+  followPath(path: string | null): void {
+    if (this.scope === 'notebook' && path !== this.path) {
+      this.path = path;
+      void this.refresh();
+    }
+  }
+
+  async refresh(): Promise<void> {
+    window.clearTimeout(this.timer);
+    const path = this.scope === 'notebook' ? (this.path ?? this.host.currentPath()) : null;
+    this.path = path;
+    try {
+      const data = await this.host.client.listRuns({ path: path ?? undefined, limit: 50 });
+      this.runs = data.runs;
+      this.total = data.total ?? data.runs.length;
+      this.error = null;
+    } catch (reason) {
+      this.error =
+        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+    }
+    this.loaded = true;
+    this.update();
+    if (!this.isDisposed) {
+      const active = this.runs.some(r => !FINAL_RUN_STATUSES.includes(r.status));
+      this.timer = window.setTimeout(
+        () => void this.refresh(),
+        active ? POLL_ACTIVE_MS : POLL_IDLE_MS
+      );
+    }
+  }
+
+  dispose(): void {
+    window.clearTimeout(this.timer);
+    super.dispose();
+  }
+
+  protected onAfterAttach(): void {
+    void this.refresh();
+  }
+
+  protected render(): JSX.Element {
+    const scopeLabel = this.path ? this.path : 'no notebook in focus';
+    return (
+      <div className="cp-Runs-body">
+        <header className="cp-Runs-header">
+          <h2>Pipeline runs</h2>
+          <div className="cp-Runs-scope" role="radiogroup" aria-label="Which runs">
+            <label>
+              <input
+                type="radio"
+                name="cp-runs-scope"
+                checked={this.scope === 'notebook'}
+                onChange={() => this.setScope('notebook')}
+              />
+              This notebook <span className="cp-Muted">({scopeLabel})</span>
+            </label>
+            <label>
+              <input
+                type="radio"
+                name="cp-runs-scope"
+                checked={this.scope === 'all'}
+                onChange={() => this.setScope('all')}
+              />
+              All notebooks
+            </label>
+          </div>
+          <Button minimal onClick={() => void this.refresh()} title="Refresh" aria-label="Refresh">
+            <refreshIcon.react tag="span" />
+          </Button>
+        </header>
+        {this.error && (
+          <div className="cp-Banner cp-Banner-error" role="alert">
+            <strong>Cannot list runs</strong>
+            <span>{this.error.text}</span>
+          </div>
+        )}
+        {this.loaded && !this.error && this.runs.length === 0 && (
+          <p className="cp-Muted cp-Runs-empty">
+            No runs yet. Click “Run as pipeline” in a notebook’s toolbar to start one.
+          </p>
+        )}
+        <ol className="cp-RunList">{this.runs.map(run => this.renderRun(run))}</ol>
+        {this.total > this.runs.length && (
+          <p className="cp-Muted">
+            Showing the newest {this.runs.length} of {this.total} runs.
+          </p>
+        )}
+      </div>
+    );
+  }
+
+  private renderRun(run: IRunRecord): JSX.Element {
+    const open = this.expanded.has(run.id);
+    const active = !FINAL_RUN_STATUSES.includes(run.status);
+    const links = run.links ?? {};
+    const mlflow = links.mlflow ?? run.tracking?.mlflow_url ?? null;
+    return (
+      <li
+        key={run.id}
+        className={`cp-Run cp-status-${run.status} ${this.highlight === run.id ? 'cp-mod-highlight' : ''}`}
+        data-run={run.id}
+      >
+        <button
+          className="cp-Run-summary"
+          aria-expanded={open}
+          onClick={() => {
+            if (open) {
+              this.expanded.delete(run.id);
+            } else {
+              this.expanded.add(run.id);
+            }
+            this.update();
+          }}
+        >
+          <span className="cp-Caret">{open ? '▾' : '▸'}</span>
+          <StatusBadge status={run.status} />
+          <span className="cp-Run-id">{run.id.slice(0, 8)}</span>
+          <span className="cp-Run-notebook">{run.notebook.split('/').pop()}</span>
+          <span className="cp-Muted">{run.target}</span>
+          <span className="cp-Muted">{formatTime(run.created)}</span>
+          <span className="cp-Run-duration">{formatDuration(run.duration_s)}</span>
+          <StepDots steps={run.steps} />
+        </button>
+        {open && (
+          <div className="cp-Run-detail">
+            <div className="cp-Run-actions">
+              {active && (
+                <Button small onClick={() => void this.act(run, 'cancel')}>
+                  Cancel
+                </Button>
+              )}
+              {!active && (
+                <Button
+                  small
+                  minimal
+                  onClick={() => void this.act(run, 'rerun')}
+                  title="Run again from the same snapshot and parameters"
+                >
+                  Re-run
+                </Button>
+              )}
+              <Button small minimal onClick={() => void this.showLogs(run)}>
+                Logs
+              </Button>
+              {isUrl(mlflow) && (
+                <a className="cp-Link" href={mlflow as string} target="_blank" rel="noreferrer">
+                  MLflow run ↗
+                </a>
+              )}
+              {isUrl(links.kfp) && (
+                <a className="cp-Link" href={links.kfp as string} target="_blank" rel="noreferrer">
+                  KFP run ↗
+                </a>
+              )}
+              {!isUrl(mlflow) && run.tracking?.mlflow_run_id && (
+                <span
+                  className="cp-Muted"
+                  title="Open with: mlflow ui --backend-store-uri sqlite:///.cellpipe/mlflow.db"
+                >
+                  MLflow run {run.tracking.mlflow_run_id.slice(0, 8)}
+                </span>
+              )}
+            </div>
+            {runErrorText(run) && <p className="cp-Run-error">{runErrorText(run)}</p>}
+            {Object.keys(run.parameters ?? {}).length > 0 && (
+              <p className="cp-Muted cp-Run-params">
+                {Object.entries(run.parameters)
+                  .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+                  .join('  ')}
+              </p>
+            )}
+            <table className="cp-Steps">
+              <thead>
+                <tr>
+                  <th>Step</th>
+                  <th>Status</th>
+                  <th>Duration</th>
+                  <th>Detail</th>
+                  <th />
+                </tr>
+              </thead>
+              <tbody>{run.steps.map(step => this.renderStep(run, step))}</tbody>
+            </table>
+          </div>
+        )}
+      </li>
+    );
+  }
+
+  private renderStep(run: IRunRecord, step: IStepRecord): JSX.Element {
+    const cell = step.error?.cell ?? null;
+    const error = step.error
+      ? [step.error.ename, step.error.evalue ?? step.error.message].filter(Boolean).join(': ')
+      : '';
+    const hasNotebook =
+      step.notebook !== null && !['pending', 'not_run', 'skipped'].includes(step.status);
+    return (
+      <tr key={step.name} className={`cp-Step cp-status-${step.status}`} data-step={step.name}>
+        <td>{step.name}</td>
+        <td>
+          <StatusBadge status={step.cached ? 'cached' : step.status} />
+        </td>
+        <td>{formatDuration(step.duration_s)}</td>
+        <td className="cp-Step-error">
+          {cell !== null && (
+            <button className="cp-Link" onClick={() => this.host.goToCell(run.notebook, cell)}>
+              cell {cell}
+            </button>
+          )}{' '}
+          {error}
+        </td>
+        <td>
+          {hasNotebook && (
+            <Button
+              small
+              minimal
+              onClick={() => this.host.openStepNotebook(run.id, step.name)}
+              title="Open the executed notebook of this step"
+            >
+              Open notebook
+            </Button>
+          )}
+        </td>
+      </tr>
+    );
+  }
+
+  private async act(run: IRunRecord, action: 'cancel' | 'rerun'): Promise<void> {
+    try {
+      if (action === 'cancel') {
+        await this.host.client.cancelRun(run.id);
+        Notification.info(`Cancelling run ${run.id.slice(0, 8)}`, { autoClose: 4000 });
+      } else {
+        const record = await this.host.client.rerun(run.id);
+        this.expanded.add(record.id);
+        this.highlight = record.id;
+        Notification.success(
+          `Run ${record.id.slice(0, 8)} started (re-run of ${run.id.slice(0, 8)})`,
+          {
+            autoClose: 5000
+          }
+        );
+      }
+    } catch (reason) {
+      const error =
+        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      Notification.error(
+        `Could not ${action === 'cancel' ? 'cancel' : 're-run'} ${run.id.slice(0, 8)}: ${error.text}`,
+        {
+          autoClose: false
+        }
+      );
+    }
+    await this.refresh();
+  }
+
+  private async showLogs(run: IRunRecord): Promise<void> {
+    let text: string;
+    try {
+      text = (await this.host.client.logs(run.id)).text || '(no log output)';
+    } catch (reason) {
+      text = reason instanceof ApiError ? reason.text : String(reason);
+    }
+    await showDialog({
+      title: `Logs of run ${run.id.slice(0, 8)}`,
+      body: ReactWidget.create(<pre className="cp-Logs">{text}</pre>),
+      buttons: [Dialog.okButton({ label: 'Close' })]
+    });
+  }
+
+  private setScope(scope: 'notebook' | 'all'): void {
+    this.scope = scope;
+    this.path = scope === 'notebook' ? this.host.currentPath() : null;
+    void this.refresh();
+  }
+
+  private runs: IRunRecord[] = [];
+  private total = 0;
+  private error: ApiError | null = null;
+  private loaded = false;
+  private scope: 'notebook' | 'all' = 'notebook';
+  private path: string | null = null;
+  private expanded = new Set<string>();
+  private highlight: string | null = null;
+  private timer = 0;
+}
+
+function runErrorText(run: IRunRecord): string {
+  if (!run.error) {
+    return '';
+  }
+  return typeof run.error === 'string' ? run.error : new ApiError(0, run.error).text;
+}
+
+function StatusBadge(props: { status: string }): JSX.Element {
+  return (
+    <span className={`cp-Badge cp-status-${props.status}`} data-status={props.status}>
+      {props.status.replace('_', ' ')}
+    </span>
+  );
+}
+
+function StepDots(props: { steps: IStepRecord[] }): JSX.Element {
+  return (
+    <span className="cp-StepDots" aria-hidden="true">
+      {props.steps.map(s => (
+        <span
+          key={s.name}
+          className={`cp-StepDot cp-status-${s.cached ? 'cached' : s.status}`}
+          title={`${s.name}: ${s.status}`}
+        />
+      ))}
+    </span>
+  );
+}
+
+function isUrl(value: string | null | undefined): boolean {
+  return !!value && /^https?:\/\//.test(value);
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) {
+    return '';
+  }
+  if (seconds < 60) {
+    return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.round(seconds % 60)} s`;
+}
+
+export function formatTime(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) {
+    return '';
+  }
+  const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+  if (isNaN(date.getTime())) {
+    return String(value);
+  }
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    : date.toLocaleString([], {
+        year: 'numeric',
+        month: 'short',
+        day: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit'
+      });
+}

@@ -1,0 +1,479 @@
+/**
+ * Schedules: a dialog to run the open notebook on a cron schedule (presets, a readable description
+ * and the next fire times from the server, timezone, parameters, target) and a list with
+ * pause/resume/edit/delete and each schedule's last runs.
+ */
+import * as React from 'react';
+import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
+import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import { ApiError, CellpipeClient, IParameter, IScheduleRecord, IScheduleRequest } from './api';
+import { PipelineActions } from './actions';
+import { formatTime } from './runs';
+
+export const CRON_PRESETS: { label: string; cron: string }[] = [
+  { label: 'Every hour', cron: '0 * * * *' },
+  { label: 'Every day at 06:00', cron: '0 6 * * *' },
+  { label: 'Weekdays at 07:00', cron: '0 7 * * 1-5' },
+  { label: 'Mondays at 08:00', cron: '0 8 * * 1' },
+  { label: 'First of the month', cron: '0 6 1 * *' }
+];
+
+function timezones(): string[] {
+  const intl = Intl as unknown as { supportedValuesOf?: (key: string) => string[] };
+  const zones = intl.supportedValuesOf?.('timeZone') ?? [];
+  return ['UTC', ...zones.filter(z => z !== 'UTC')];
+}
+
+interface IDraft {
+  name: string;
+  cron: string;
+  timezone: string;
+  target: string;
+  catch_up: 'skip' | 'once';
+  parameters: Record<string, unknown>;
+}
+
+function ScheduleForm(props: {
+  client: CellpipeClient;
+  draft: IDraft;
+  targets: { name: string; label: string; available: boolean; reason: string | null }[];
+  parameters: IParameter[];
+  onChange: (draft: IDraft) => void;
+}): JSX.Element {
+  const [draft, setDraft] = React.useState(props.draft);
+  const [preview, setPreview] = React.useState<{
+    description: string;
+    next: string[];
+    error: string;
+  }>({
+    description: '',
+    next: [],
+    error: ''
+  });
+  const update = (changes: Partial<IDraft>): void => {
+    const next = { ...draft, ...changes };
+    setDraft(next);
+    props.onChange(next);
+  };
+  React.useEffect(() => {
+    let cancelled = false;
+    const timer = window.setTimeout(() => {
+      props.client.previewSchedule(draft.cron, draft.timezone).then(
+        answer =>
+          !cancelled &&
+          setPreview({ description: answer.description, next: answer.next_fire_times, error: '' }),
+        reason =>
+          !cancelled &&
+          setPreview({
+            description: '',
+            next: [],
+            error: reason instanceof ApiError ? reason.text : String(reason)
+          })
+      );
+    }, 250);
+    return () => {
+      cancelled = true;
+      window.clearTimeout(timer);
+    };
+  }, [draft.cron, draft.timezone]);
+  return (
+    <div className="cp-ScheduleForm">
+      <label className="cp-RoleEditor-field">
+        <span>Name</span>
+        <input
+          className="jp-mod-styled"
+          name="name"
+          value={draft.name}
+          onChange={e => update({ name: e.target.value })}
+        />
+      </label>
+      <div className="cp-Presets" role="group" aria-label="Presets">
+        {CRON_PRESETS.map(p => (
+          <button
+            key={p.cron}
+            type="button"
+            className={`cp-Preset ${draft.cron === p.cron ? 'cp-mod-selected' : ''}`}
+            onClick={() => update({ cron: p.cron })}
+          >
+            {p.label}
+          </button>
+        ))}
+      </div>
+      <label className="cp-RoleEditor-field">
+        <span>Cron expression</span>
+        <input
+          className="jp-mod-styled cp-Mono"
+          name="cron"
+          value={draft.cron}
+          aria-invalid={!!preview.error}
+          onChange={e => update({ cron: e.target.value })}
+        />
+      </label>
+      <div className="cp-SchedulePreview" aria-live="polite">
+        {preview.error ? (
+          <span className="cp-RoleEditor-error">{preview.error}</span>
+        ) : (
+          <>
+            <strong>{preview.description}</strong>
+            {preview.next.length > 0 && (
+              <span className="cp-Muted">
+                Next:{' '}
+                {preview.next
+                  .slice(0, 3)
+                  .map(t => formatTime(t))
+                  .join(', ')}
+              </span>
+            )}
+          </>
+        )}
+      </div>
+      <div className="cp-RoleEditor-grid">
+        <label className="cp-RoleEditor-field">
+          <span>Timezone</span>
+          <select
+            className="jp-mod-styled"
+            name="timezone"
+            value={draft.timezone}
+            onChange={e => update({ timezone: e.target.value })}
+          >
+            {timezones().map(z => (
+              <option key={z}>{z}</option>
+            ))}
+          </select>
+        </label>
+        <label className="cp-RoleEditor-field">
+          <span>Run on</span>
+          <select
+            className="jp-mod-styled"
+            name="target"
+            value={draft.target}
+            onChange={e => update({ target: e.target.value })}
+          >
+            {props.targets.map(t => (
+              <option key={t.name} value={t.name} disabled={!t.available} title={t.reason ?? ''}>
+                {t.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="cp-RoleEditor-field">
+          <span>Missed while the server was down</span>
+          <select
+            className="jp-mod-styled"
+            name="catch_up"
+            value={draft.catch_up}
+            onChange={e => update({ catch_up: e.target.value as IDraft['catch_up'] })}
+          >
+            <option value="skip">skip them</option>
+            <option value="once">run once</option>
+          </select>
+        </label>
+      </div>
+      {props.parameters.length > 0 && (
+        <fieldset className="cp-RoleEditor-prev">
+          <legend>Parameters (from the pipeline panel; empty: the notebook’s default)</legend>
+          {props.parameters.map(p => (
+            <label key={p.name} className="cp-RoleEditor-field">
+              <span>
+                {p.name}{' '}
+                <span className="cp-Muted">
+                  ({p.type}, default {JSON.stringify(p.default)})
+                </span>
+              </span>
+              <input
+                className="jp-mod-styled"
+                name={`param-${p.name}`}
+                value={p.name in draft.parameters ? JSON.stringify(draft.parameters[p.name]) : ''}
+                placeholder={JSON.stringify(p.default)}
+                onChange={e => {
+                  const parameters = { ...draft.parameters };
+                  if (e.target.value.trim() === '') {
+                    delete parameters[p.name];
+                  } else {
+                    try {
+                      parameters[p.name] = JSON.parse(e.target.value);
+                    } catch {
+                      parameters[p.name] = e.target.value;
+                    }
+                  }
+                  update({ parameters });
+                }}
+              />
+            </label>
+          ))}
+        </fieldset>
+      )}
+    </div>
+  );
+}
+
+class ScheduleBody extends ReactWidget implements Dialog.IBodyWidget<IDraft> {
+  constructor(private props: Omit<React.ComponentProps<typeof ScheduleForm>, 'onChange'>) {
+    super();
+    this.draft = props.draft;
+    this.addClass('cp-ScheduleBody');
+  }
+
+  getValue(): IDraft {
+    return this.draft;
+  }
+
+  protected render(): JSX.Element {
+    return <ScheduleForm {...this.props} onChange={d => (this.draft = d)} />;
+  }
+
+  private draft: IDraft;
+}
+
+async function scheduleDialog(
+  client: CellpipeClient,
+  actions: PipelineActions,
+  title: string,
+  draft: IDraft,
+  parameters: IParameter[],
+  save: (draft: IDraft) => Promise<IScheduleRecord>
+): Promise<IScheduleRecord | null> {
+  for (;;) {
+    const result = await showDialog({
+      title,
+      body: new ScheduleBody({ client, draft, targets: actions.targets(), parameters }),
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Save schedule' })],
+      focusNodeSelector: 'input[name="cron"]'
+    });
+    if (!result.button.accept || !result.value) {
+      return null;
+    }
+    draft = result.value;
+    try {
+      return await save(draft);
+    } catch (reason) {
+      const error =
+        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      Notification.error(`Schedule not saved: ${error.text}`, { autoClose: 8000 });
+      if (error.status !== 400) {
+        return null; // not something the form can fix
+      }
+    }
+  }
+}
+
+/** The schedule dialog for a notebook; returns the created schedule, or null. */
+export async function openScheduleDialog(
+  client: CellpipeClient,
+  actions: PipelineActions,
+  path: string,
+  parameters: IParameter[]
+): Promise<IScheduleRecord | null> {
+  const stem = (path.split('/').pop() ?? path).replace(/\.ipynb$/, '');
+  const draft: IDraft = {
+    name: stem,
+    cron: CRON_PRESETS[1].cron,
+    timezone: 'UTC',
+    target: actions.target(path),
+    catch_up: 'skip',
+    parameters: (() => {
+      try {
+        return actions.overrides(path, parameters);
+      } catch {
+        return {};
+      }
+    })()
+  };
+  const created = await scheduleDialog(client, actions, `Schedule ${stem}`, draft, parameters, d =>
+    client.createSchedule({ path, ...d, enabled: true })
+  );
+  if (created) {
+    Notification.success(`Schedule “${created.name}” created: ${created.description}`, {
+      autoClose: 5000
+    });
+  }
+  return created;
+}
+
+export class SchedulesView extends ReactWidget {
+  constructor(
+    private readonly client: CellpipeClient,
+    private readonly actions: PipelineActions
+  ) {
+    super();
+    this.addClass('cp-Runs');
+    this.addClass('cp-Schedules');
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.schedules = (await this.client.listSchedules()).schedules;
+      this.error = null;
+    } catch (reason) {
+      this.error =
+        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+    }
+    this.loaded = true;
+    this.update();
+  }
+
+  protected onAfterAttach(): void {
+    void this.refresh();
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <div className="cp-Runs-body">
+        <header className="cp-Runs-header">
+          <h2>Pipeline schedules</h2>
+          <Button minimal onClick={() => void this.refresh()} title="Refresh" aria-label="Refresh">
+            <refreshIcon.react tag="span" />
+          </Button>
+        </header>
+        {this.error && (
+          <div className="cp-Banner cp-Banner-error" role="alert">
+            <strong>Cannot list schedules</strong>
+            <span>{this.error.text}</span>
+          </div>
+        )}
+        {this.loaded && !this.error && this.schedules.length === 0 && (
+          <p className="cp-Muted cp-Runs-empty">
+            No schedules. Use “Schedule…” in the pipeline panel of a notebook.
+          </p>
+        )}
+        <table className="cp-Steps cp-ScheduleTable">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Notebook</th>
+              <th>When</th>
+              <th>Next</th>
+              <th>Target</th>
+              <th>Last runs</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {this.schedules.map(s => (
+              <tr key={s.id} data-schedule={s.id} className={s.enabled ? '' : 'cp-mod-paused'}>
+                <td>{s.name}</td>
+                <td>{s.notebook}</td>
+                <td title={`${s.cron} (${s.timezone})`}>
+                  {s.description} <span className="cp-Muted">{s.timezone}</span>
+                  {!s.survives_server_cull && (
+                    <span
+                      className="cp-Muted"
+                      title="Local schedules fire only while this Jupyter server runs"
+                    >
+                      {' '}
+                      · while the server runs
+                    </span>
+                  )}
+                </td>
+                <td>
+                  {s.enabled ? (
+                    formatTime(s.next_fire_times[0])
+                  ) : (
+                    <span className="cp-Badge cp-status-cancelled">paused</span>
+                  )}
+                </td>
+                <td>{s.target}</td>
+                <td>
+                  <span className="cp-StepDots">
+                    {s.recent_runs.map(r => (
+                      <span
+                        key={r.id}
+                        className={`cp-StepDot cp-status-${r.status}`}
+                        title={`${r.id.slice(0, 8)}: ${r.status}`}
+                      />
+                    ))}
+                  </span>
+                </td>
+                <td className="cp-Row-actions">
+                  <Button
+                    small
+                    minimal
+                    onClick={() => void this.change(s, { enabled: !s.enabled })}
+                  >
+                    {s.enabled ? 'Pause' : 'Resume'}
+                  </Button>
+                  <Button small minimal onClick={() => void this.edit(s)}>
+                    Edit
+                  </Button>
+                  <Button small minimal className="cp-Danger" onClick={() => void this.remove(s)}>
+                    Delete
+                  </Button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    );
+  }
+
+  private async change(
+    schedule: IScheduleRecord,
+    changes: Partial<IScheduleRequest>
+  ): Promise<void> {
+    try {
+      await this.client.updateSchedule(schedule.id, changes);
+    } catch (reason) {
+      Notification.error(
+        `Could not change “${schedule.name}”: ${reason instanceof ApiError ? reason.text : String(reason)}`
+      );
+    }
+    await this.refresh();
+  }
+
+  private async edit(schedule: IScheduleRecord): Promise<void> {
+    const draft: IDraft = {
+      name: schedule.name,
+      cron: schedule.cron,
+      timezone: schedule.timezone,
+      target: schedule.target,
+      catch_up: schedule.catch_up,
+      parameters: schedule.parameters ?? {}
+    };
+    const parameters = Object.entries(schedule.parameters ?? {}).map(([name, value]) => ({
+      name,
+      type: 'str' as const,
+      default: value,
+      cell: null
+    }));
+    await scheduleDialog(
+      this.client,
+      this.actions,
+      `Edit schedule ${schedule.name}`,
+      draft,
+      parameters,
+      d =>
+        this.client.updateSchedule(schedule.id, {
+          cron: d.cron,
+          timezone: d.timezone,
+          target: d.target,
+          catch_up: d.catch_up,
+          parameters: d.parameters
+        })
+    );
+    await this.refresh();
+  }
+
+  private async remove(schedule: IScheduleRecord): Promise<void> {
+    const answer = await showDialog({
+      title: `Delete schedule “${schedule.name}”?`,
+      body: 'Runs it started stay in the runs list.',
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await this.client.deleteSchedule(schedule.id);
+    } catch (reason) {
+      Notification.error(
+        `Could not delete “${schedule.name}”: ${reason instanceof ApiError ? reason.text : String(reason)}`
+      );
+    }
+    await this.refresh();
+  }
+
+  private schedules: IScheduleRecord[] = [];
+  private error: ApiError | null = null;
+  private loaded = false;
+}

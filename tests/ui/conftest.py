@@ -1,0 +1,222 @@
+"""Browser tests of the JupyterLab extension: a real `jupyter lab` process, headless Debian chromium
+driven by Playwright (Python). No browser download: chromium comes from apt (the README's test command
+installs it). Screenshots go to tests/ui/artifacts/ (or $CELLPIPE_UI_ARTIFACTS) for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from nbformat.v4 import new_code_cell, new_notebook
+
+REPO = Path(__file__).parents[2]
+EXAMPLES = REPO / "examples"
+NOTEBOOKS = REPO / "tests" / "notebooks"
+ARTIFACTS = Path(os.environ.get("CELLPIPE_UI_ARTIFACTS", Path(__file__).parent / "artifacts"))
+TOKEN = "cellpipe-ui-test-token"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise pytest.UsageError(
+            "the browser tests need Debian's chromium: apt-get install -y chromium (the README's test command does it)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    url: str
+    root: Path
+    token: str
+    log: Path
+    process: subprocess.Popen
+
+    def api(self, method: str, route: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"}
+        return requests.request(method, f"{self.url}/cellpipe/api/{route}", headers=headers, timeout=60, **kwargs)
+
+    def notebook(self, name: str) -> dict:
+        return json.loads((self.root / name).read_text())
+
+
+def start_lab(root: Path, *extra: str, env: dict[str, str] | None = None) -> Lab:
+    """`jupyter lab` on a free loopback port, serving `root`; waits until it answers."""
+    port = free_port()
+    config_dir = root.parent / f"jupyter-config-{port}"
+    config_dir.mkdir()
+    environment = {
+        **os.environ,
+        "CELLPIPE_HOME": str(root / ".cellpipe"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_CONFIG_DIR": str(config_dir),  # no user settings leak in
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        **(env or {}),
+    }
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: tests run commands as the menus do
+        f"--LabApp.workspaces_dir={root.parent / f'workspaces-{port}'}",
+        f"--LabApp.user_settings_dir={root.parent / f'settings-{port}'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *extra,
+    ]  # fmt: skip
+    log = root.parent / f"lab-{port}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"jupyter lab exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}, timeout=2).ok:
+                return Lab(url=url, root=root, token=TOKEN, log=log, process=process)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError(f"jupyter lab did not start in 120 s: {log.read_text()[-3000:]}")
+
+
+def stop_lab(lab: Lab) -> None:
+    lab.process.terminate()
+    try:
+        lab.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        lab.process.kill()
+        lab.process.wait(timeout=10)
+
+
+def copy_notebooks(root: Path) -> None:
+    shutil.copy(EXAMPLES / "wine_classifier.ipynb", root / "wine_classifier.ipynb")
+    shutil.copy(NOTEBOOKS / "kale_legacy.ipynb", root / "kale_legacy.ipynb")
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("ui") / "root"
+    root.mkdir()
+    copy_notebooks(root)
+    server = start_lab(root)
+    yield server
+    stop_lab(server)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.console_errors = errors  # type: ignore[attr-defined]
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
+    context.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+class UI:
+    """What the tests do in the browser, in a user's words."""
+
+    def __init__(self, page, lab: Lab) -> None:
+        self.page = page
+        self.lab = lab
+
+    def shot(self, name: str) -> Path:
+        """Save a screenshot under the artifacts directory (for people to look at)."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def open_notebook(self, name: str) -> None:
+        """Open a notebook in a fresh workspace and wait until its cells and chips are drawn."""
+        self.page.goto(f"{self.lab.url}/lab/tree/{name}?reset&token={self.lab.token}")
+        self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        self.page.wait_for_selector(".jp-Notebook .cp-Chip", timeout=30_000)
+
+    def command(self, command: str, args: dict | None = None):
+        """Execute a JupyterLab command the way a menu or shortcut does."""
+        return self.page.evaluate(
+            "([command, args]) => window.jupyterapp.commands.execute(command, args)", [command, args or {}]
+        )
+
+    def open_panel(self) -> None:
+        """Click the pipeline panel's tab in the right sidebar and wait for the graph (or its error)."""
+        self.page.click('.jp-SideBar.jp-mod-right li[data-id="cellpipe-pipeline"]')
+        self.page.wait_for_selector(".cp-Panel .cp-Dag, .cp-Panel .cp-Banner", timeout=30_000)
+
+    def chip_labels(self) -> list[str]:
+        return self.page.eval_on_selector_all(
+            ".jp-Notebook .jp-CodeCell .cp-Chip", "nodes => nodes.map(n => n.textContent)"
+        )
+
+    def select_cell(self, index: int) -> None:
+        """Click a cell (0-based) and leave edit mode, as a user does before a command-mode key."""
+        self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputPrompt").click()
+        self.page.keyboard.press("Escape")
+
+    def copy_notebook(self, source: str, name: str) -> None:
+        (self.lab.root / name).write_text((self.lab.root / source).read_text())
+
+    def write_notebook(self, name: str, cells: list[tuple[list[str], str]]) -> None:
+        """A notebook of code cells, each (tags, source)."""
+        notebook = new_notebook(cells=[new_code_cell(source, metadata={"tags": tags} if tags else {}) for tags, source in cells])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, self.lab.root / name)
+
+
+@pytest.fixture
+def ui(page, lab) -> UI:
+    return UI(page, lab)

@@ -1,0 +1,78 @@
+"""Run as pipeline from the browser: the toolbar button, the parameters form, the runs view with live
+status, errors before a run starts, and cancelling a long run. Real kernels run every step."""
+
+from __future__ import annotations
+
+import json
+
+
+
+RUN_TIMEOUT_MS = 240_000
+
+
+def wait_for_run_status(page, run_id: str, status: str, timeout: int = RUN_TIMEOUT_MS) -> None:
+    page.wait_for_selector(f'.cp-Run[data-run="{run_id}"].cp-status-{status}', timeout=timeout)
+
+
+def start_from_toolbar(page) -> str:
+    """Click "Run as pipeline" on the notebook toolbar; returns the run id the server answered."""
+    with page.expect_response(lambda r: "/cellpipe/api/runs" in r.url and r.request.method == "POST") as answer:
+        page.locator(".jp-NotebookPanel-toolbar .cp-ToolbarRun").click()
+    response = answer.value
+    assert response.status == 202, response.text()
+    return response.json()["id"]
+
+
+def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
+    ui.copy_notebook("wine_classifier.ipynb", "run_me.ipynb")
+    ui.open_notebook("run_me.ipynb")
+    ui.open_panel()
+    field = page.locator(".cp-Parameters input#root_n_estimators")
+    field.wait_for()
+    assert field.input_value() == "10"
+    field.fill("7")
+    page.locator(".cp-Parameters input#root_max_depth").click()  # leave the field, as a user would
+    ui.shot("06-parameters-form")
+    run_id = start_from_toolbar(page)
+    notification = page.locator(".Toastify__toast", has_text=f"Pipeline run {run_id[:8]}")
+    notification.wait_for()
+    ui.shot("07-run-started-notification")
+    notification.locator("button", has_text="Show run").click()
+    page.wait_for_selector(f'.cp-Run[data-run="{run_id}"]')
+    wait_for_run_status(page, run_id, "succeeded")
+    run = page.locator(f'.cp-Run[data-run="{run_id}"]')
+    statuses = run.locator(".cp-Step .cp-Badge").evaluate_all("nodes => nodes.map(n => n.dataset.status)")
+    assert statuses and set(statuses) <= {"succeeded", "cached"}, statuses
+    assert run.locator(".cp-Step").count() == 4
+    ui.shot("08-run-succeeded")
+    record = lab.api("GET", f"runs/{run_id}").json()
+    assert record["parameters"]["n_estimators"] == 7
+    assert record["status"] == "succeeded"
+
+
+def test_an_error_before_the_start_is_shown_to_the_user(page, lab, ui):
+    ui.write_notebook("no_steps.ipynb", [(["imports"], "import os"), ([], "x = 1")])
+    ui.open_notebook("no_steps.ipynb")
+    page.locator(".jp-NotebookPanel-toolbar .cp-ToolbarRun").click()
+    toast = page.locator(".Toastify__toast", has_text="Could not run no_steps.ipynb")
+    toast.wait_for()
+    assert "before the first step" in toast.inner_text() or "no steps" in toast.inner_text()
+    ui.shot("09-pre-start-error")
+
+
+def test_cancel_a_long_run(page, lab, ui):
+    ui.write_notebook(
+        "slow.ipynb",
+        [(["imports"], "import time"), (["step:wait"], "time.sleep(300)\ndone = True"), (["step:after"], "print(done)")],
+    )
+    ui.open_notebook("slow.ipynb")
+    run_id = start_from_toolbar(page)
+    page.locator(".Toastify__toast", has_text=run_id[:8]).locator("button", has_text="Show run").click()
+    wait_for_run_status(page, run_id, "running", timeout=120_000)
+    page.wait_for_selector(f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000)
+    ui.shot("10-long-run-running")
+    page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
+    wait_for_run_status(page, run_id, "cancelled", timeout=120_000)
+    record = lab.api("GET", f"runs/{run_id}").json()
+    assert record["status"] == "cancelled", json.dumps(record)[:500]
+    ui.shot("11-long-run-cancelled")
