@@ -59,7 +59,9 @@ async ([token, path]) => {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
@@ -108,7 +110,9 @@ def main() -> None:
     print(f"notebook: {args.cells} cells, {steps} steps; medians of {args.repeat} (loads: {len(loads)})")
     print(f"page load -> all chips shown      {ms(loads)}")
     print(f"tag change -> chip repainted      {ms(chips)}")
-    print(f"tag change -> DAG redrawn         {ms(dags)}   (goal < 300 ms: {'met' if redraw < 300 else 'NOT met'})")
+    print(
+        f"tag change -> DAG redrawn         {ms(dags)}   (goal < 300 ms: {'met' if redraw < 300 else 'NOT met'})"
+    )
     print(f"baseline: bare POST analyse       {ms(bare)}")
     print(f"redraw / bare analyse             {redraw / baseline:7.2f}x")
 

@@ -5,7 +5,15 @@
 import { Notification } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
-import { ApiError, CellpipeClient, IConfig, IParameter, IRunRecord, ITargetInfo } from './api';
+import {
+  ApiError,
+  CellpipeClient,
+  IConfig,
+  IParameter,
+  IRunRecord,
+  ITargetInfo,
+  shortId
+} from './api';
 import { parameterValue } from './params';
 
 export interface ISettings {
@@ -121,7 +129,11 @@ export class PipelineActions {
         target: this.target(path)
       };
       if (this.settings.autoSave && panel.context.model.dirty) {
-        await panel.context.save();
+        try {
+          await panel.context.save();
+        } catch {
+          // not saved (read-only file or user): the unsaved content is sent and snapshotted instead
+        }
       }
       const content = panel.context.model.dirty
         ? JSON.stringify(panel.context.model.toJSON())
@@ -129,7 +141,7 @@ export class PipelineActions {
       const record = await this.client.startRun({ ...request, content });
       this._runStarted.emit(record);
       Notification.success(
-        `Pipeline run ${record.id.slice(0, 8)} of ${name} started on ${record.target}`,
+        `Pipeline run ${shortId(record.id)} of ${name} started on ${record.target}`,
         {
           autoClose: 6000,
           actions: [{ label: 'Show run', callback: () => this.openRuns(record.id) }]

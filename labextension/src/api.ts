@@ -306,8 +306,18 @@ export class CellpipeClient {
 /** The error body of a failed response: ours (`{error: {...}}`), jupyter_server's (`{message}`), or text. */
 export function errorBody(status: number, data: unknown, text: string): IErrorBody {
   const record = (data ?? {}) as Record<string, unknown>;
+  const hints: Record<number, string> = {
+    401: 'your login has expired or the token is wrong: reload the page and log in again',
+    403: 'this user is not allowed to do that on this server (ask its administrator for access)',
+    404: 'the cellpipe server extension may be missing or older than this front end: run `jupyter server extension list`',
+    413: 'the notebook is too big to send unsaved: save it first'
+  };
   if (record.error && typeof record.error === 'object') {
-    return record.error as IErrorBody;
+    const body = record.error as IErrorBody;
+    if (body.hint || !hints[status]) {
+      return body;
+    }
+    return { ...body, hint: hints[status], text: null }; // text is rebuilt with our hint
   }
   const message =
     typeof record.message === 'string' && record.message
@@ -317,13 +327,12 @@ export function errorBody(status: number, data: unknown, text: string): IErrorBo
         : text && text.length < 200 && !text.trimStart().startsWith('<')
           ? text
           : `HTTP ${status}`;
-  const hints: Record<number, string> = {
-    401: 'your login has expired or the token is wrong: reload the page and log in again',
-    403: 'this user is not allowed to do that on this server (ask its administrator for access)',
-    404: 'the cellpipe server extension may be missing or older than this front end: run `jupyter server extension list`',
-    413: 'the notebook is too big to send unsaved: save it first'
-  };
   return { message, hint: hints[status] ?? null };
+}
+
+/** A run id short enough for a notification or a row: whole when it is short, else its first 12 characters. */
+export function shortId(id: string): string {
+  return id.length <= 24 ? id : id.slice(0, 12);
 }
 
 /**

@@ -130,8 +130,14 @@ export function deriveChips(
     found.sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
     const role = cell.tags.map(specialRole).find(r => r !== undefined);
     const step = cell.tags.map(stepOfTag).find(s => s !== undefined && STEP_NAME.test(s));
+    const badStep = cell.tags.find(t => {
+      const name = stepOfTag(t);
+      return name !== undefined && !STEP_NAME.test(name);
+    });
     let chip: Omit<IChip, 'problems'>;
-    if (role) {
+    if (badStep && !step) {
+      chip = { kind: 'unassigned', label: badStep.trim() }; // show what was typed, flagged
+    } else if (role) {
       chip = { kind: role, label: ROLE_LABELS[role] };
       if (role === 'imports' || role === 'functions') {
         prelude = role;

@@ -29,6 +29,10 @@ export interface ILayout {
 }
 
 export const BOX = { width: 132, height: 40, gapX: 24, gapY: 52, margin: 12 };
+/** Edge labels are cut to this many characters (the full list is in the tooltip). */
+export const LABEL_CHARS = 22;
+/** Approximate width of a character of a 10px edge label. */
+const CHAR_WIDTH = 5.6;
 
 /** Level of each step: 0 for steps with no upstream, else 1 + the deepest upstream. */
 export function levelsOf(steps: { name: string; depends_on: string[] }[]): Map<string, number> {
@@ -63,17 +67,20 @@ export function layoutPipeline(pipeline: Pick<IPipeline, 'steps' | 'edges'>): IL
   }
   const levels = rows.filter(r => r !== undefined);
   const widest = Math.max(1, ...levels.map(r => r.length));
-  const skips = pipeline.edges.some(
-    e => (level.get(e.target) ?? 0) - (level.get(e.source) ?? 0) > 1
-  );
-  const width =
-    BOX.margin * 2 + widest * BOX.width + (widest - 1) * BOX.gapX + (skips ? BOX.gapX * 2 : 0);
+  // edges that skip a level bend round the right side, their label beside the bend: room for both
+  const skipLabels = pipeline.edges
+    .filter(e => (level.get(e.target) ?? 0) - (level.get(e.source) ?? 0) > 1)
+    .map(e => Math.min(LABEL_CHARS, e.variables.join(', ').length));
+  const skipRoom = skipLabels.length
+    ? BOX.gapX * 1.5 + Math.max(...skipLabels) * CHAR_WIDTH + 8
+    : 0;
+  const width = BOX.margin * 2 + widest * BOX.width + (widest - 1) * BOX.gapX + skipRoom;
   const height =
     BOX.margin * 2 + levels.length * BOX.height + Math.max(0, levels.length - 1) * BOX.gapY;
   const centre = new Map<string, INodeBox>();
   levels.forEach((names, row) => {
     const rowWidth = names.length * BOX.width + (names.length - 1) * BOX.gapX;
-    const left = (width - (skips ? BOX.gapX * 2 : 0) - rowWidth) / 2;
+    const left = (width - skipRoom - rowWidth) / 2;
     names.forEach((name, i) => {
       centre.set(name, {
         name,
@@ -98,7 +105,7 @@ export function layoutPipeline(pipeline: Pick<IPipeline, 'steps' | 'edges'>): IL
       edges.push({
         ...edge,
         d: `M ${x1} ${a.y} C ${bend} ${a.y}, ${bend} ${b.y}, ${x2} ${b.y}`,
-        labelX: bend - 4,
+        labelX: bend - BOX.gapX * 0.4,
         labelY: (a.y + b.y) / 2
       });
     } else {

@@ -50,10 +50,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null
   ) => {
     const serverSettings = ServerConnection.makeSettings();
+    // cache 'no-cache' (not the default 'no-store'): no `?<timestamp>` cache-buster is added to GETs,
+    // which the API's strict query validation would refuse as an unknown field
     const client = new CellpipeClient((route, init) =>
       ServerConnection.makeRequest(
         URLExt.join(serverSettings.baseUrl, 'cellpipe', 'api', route),
-        init,
+        { cache: 'no-cache', ...init },
         serverSettings
       )
     );

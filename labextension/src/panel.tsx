@@ -16,7 +16,7 @@ import { RJSFSchema } from '@rjsf/utils';
 import { parametersSchema } from './params';
 import { IAnalysis, IParameter } from './api';
 import { PipelineActions } from './actions';
-import { IEdgePath, layoutPipeline, BOX } from './dag';
+import { BOX, IEdgePath, LABEL_CHARS, layoutPipeline } from './dag';
 import { stepHue } from './chips';
 import { NotebookState, warningText } from './tracker';
 import { pipelineIcon } from './icons';
@@ -227,7 +227,7 @@ function Dag(props: {
             {edge.variables.length > 0 && (
               <text x={edge.labelX} y={edge.labelY}>
                 <title>{edge.variables.join(', ')}</title>
-                {truncate(edge.variables.join(', '), 22)}
+                {truncate(edge.variables.join(', '), LABEL_CHARS)}
               </text>
             )}
           </g>

@@ -134,7 +134,7 @@ function RoleEditor(props: IEditorProps): JSX.Element {
                 value={role.cache}
                 onChange={e => update({ cache: e.target.value as ICellRole['cache'] })}
               >
-                <option value="default">pipeline default</option>
+                <option value="default">default</option>
                 <option value="enabled">enabled</option>
                 <option value="disabled">disabled</option>
               </select>

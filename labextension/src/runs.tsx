@@ -6,7 +6,14 @@
 import * as React from 'react';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Button, ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
-import { ApiError, CellpipeClient, FINAL_RUN_STATUSES, IRunRecord, IStepRecord } from './api';
+import {
+  ApiError,
+  CellpipeClient,
+  FINAL_RUN_STATUSES,
+  IRunRecord,
+  IStepRecord,
+  shortId
+} from './api';
 import { pipelineIcon } from './icons';
 
 export interface IRunsHost {
@@ -53,7 +60,7 @@ export class RunsView extends ReactWidget {
     const path = this.scope === 'notebook' ? (this.path ?? this.host.currentPath()) : null;
     this.path = path;
     try {
-      const data = await this.host.client.listRuns({ path: path ?? undefined, limit: 50 });
+      const data = await this.host.client.listRuns({ path: path ?? undefined }); // newest 50
       this.runs = data.runs;
       this.total = data.total ?? data.runs.length;
       this.error = null;
@@ -88,14 +95,14 @@ export class RunsView extends ReactWidget {
         <header className="cp-Runs-header">
           <h2>Pipeline runs</h2>
           <div className="cp-Runs-scope" role="radiogroup" aria-label="Which runs">
-            <label>
+            <label title={scopeLabel}>
               <input
                 type="radio"
                 name="cp-runs-scope"
                 checked={this.scope === 'notebook'}
                 onChange={() => this.setScope('notebook')}
               />
-              This notebook <span className="cp-Muted">({scopeLabel})</span>
+              This notebook
             </label>
             <label>
               <input
@@ -157,7 +164,7 @@ export class RunsView extends ReactWidget {
         >
           <span className="cp-Caret">{open ? '▾' : '▸'}</span>
           <StatusBadge status={run.status} />
-          <span className="cp-Run-id">{run.id.slice(0, 8)}</span>
+          <span className="cp-Run-id">{shortId(run.id)}</span>
           <span className="cp-Run-notebook">{run.notebook.split('/').pop()}</span>
           <span className="cp-Muted">{run.target}</span>
           <span className="cp-Muted">{formatTime(run.created)}</span>
@@ -272,23 +279,20 @@ export class RunsView extends ReactWidget {
     try {
       if (action === 'cancel') {
         await this.host.client.cancelRun(run.id);
-        Notification.info(`Cancelling run ${run.id.slice(0, 8)}`, { autoClose: 4000 });
+        Notification.info(`Cancelling run ${shortId(run.id)}`, { autoClose: 4000 });
       } else {
         const record = await this.host.client.rerun(run.id);
         this.expanded.add(record.id);
         this.highlight = record.id;
-        Notification.success(
-          `Run ${record.id.slice(0, 8)} started (re-run of ${run.id.slice(0, 8)})`,
-          {
-            autoClose: 5000
-          }
-        );
+        Notification.success(`Run ${shortId(record.id)} started (re-run of ${shortId(run.id)})`, {
+          autoClose: 5000
+        });
       }
     } catch (reason) {
       const error =
         reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
       Notification.error(
-        `Could not ${action === 'cancel' ? 'cancel' : 're-run'} ${run.id.slice(0, 8)}: ${error.text}`,
+        `Could not ${action === 'cancel' ? 'cancel' : 're-run'} ${shortId(run.id)}: ${error.text}`,
         {
           autoClose: false
         }
@@ -305,7 +309,7 @@ export class RunsView extends ReactWidget {
       text = reason instanceof ApiError ? reason.text : String(reason);
     }
     await showDialog({
-      title: `Logs of run ${run.id.slice(0, 8)}`,
+      title: `Logs of run ${shortId(run.id)}`,
       body: ReactWidget.create(<pre className="cp-Logs">{text}</pre>),
       buttons: [Dialog.okButton({ label: 'Close' })]
     });

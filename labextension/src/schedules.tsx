@@ -6,7 +6,14 @@
 import * as React from 'react';
 import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
-import { ApiError, CellpipeClient, IParameter, IScheduleRecord, IScheduleRequest } from './api';
+import {
+  ApiError,
+  CellpipeClient,
+  IParameter,
+  IScheduleRecord,
+  IScheduleRequest,
+  shortId
+} from './api';
 import { PipelineActions } from './actions';
 import { formatTime } from './runs';
 
@@ -379,7 +386,7 @@ export class SchedulesView extends ReactWidget {
                       <span
                         key={r.id}
                         className={`cp-StepDot cp-status-${r.status}`}
-                        title={`${r.id.slice(0, 8)}: ${r.status}`}
+                        title={`${shortId(r.id)}: ${r.status}`}
                       />
                     ))}
                   </span>

@@ -52,6 +52,14 @@ describe('CellpipeClient', () => {
     expect(forbidden).toBeInstanceOf(ApiError);
     expect(forbidden.text).toMatch(/not allowed/);
     expect(errorBody(404, undefined, '<html>404</html>').message).toBe('HTTP 404');
+    const wrapped = errorBody(
+      403,
+      { error: { message: "'_xsrf' argument missing", text: 'x' } },
+      ''
+    );
+    expect(new ApiError(403, wrapped).text).toMatch(
+      /^'_xsrf' argument missing\. This user is not allowed/
+    );
   });
 
   it('reports an unreachable server', async () => {

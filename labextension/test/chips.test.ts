@@ -47,6 +47,7 @@ describe('deriveChips', () => {
       ]
     );
     expect(chips[0].problems[0].message).toMatch(/not a valid step name/);
+    expect(chips[0].label).toBe('step:Bad');
     expect(chips[1].problems.map(p => p.message)).toEqual(['boom']);
     expect(chips[3].problems.map(p => p.severity)).toEqual(['warning']);
   });

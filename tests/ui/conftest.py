@@ -63,13 +63,15 @@ class Lab:
 
     def api(self, method: str, route: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token}"}
-        return requests.request(method, f"{self.url}/cellpipe/api/{route}", headers=headers, timeout=60, **kwargs)
+        return requests.request(
+            method, f"{self.url}/cellpipe/api/{route}", headers=headers, timeout=60, **kwargs
+        )
 
     def notebook(self, name: str) -> dict:
         return json.loads((self.root / name).read_text())
 
 
-def start_lab(root: Path, *extra: str, env: dict[str, str] | None = None) -> Lab:
+def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
     """`jupyter lab` on a free loopback port, serving `root`; waits until it answers."""
     port = free_port()
     config_dir = root.parent / f"jupyter-config-{port}"
@@ -79,8 +81,9 @@ def start_lab(root: Path, *extra: str, env: dict[str, str] | None = None) -> Lab
         "CELLPIPE_HOME": str(root / ".cellpipe"),
         "JUPYTER_PLATFORM_DIRS": "1",
         "JUPYTER_CONFIG_DIR": str(config_dir),  # no user settings leak in
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        **(env or {}),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), *pythonpath, os.environ.get("PYTHONPATH", "")) if p
+        ),
     }
     environment.pop("MLFLOW_TRACKING_URI", None)
     cmd = [
@@ -92,6 +95,16 @@ def start_lab(root: Path, *extra: str, env: dict[str, str] | None = None) -> Lab
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         *extra,
     ]  # fmt: skip
+    # no "get notified about Jupyter news?" toast over the screenshots (offline anyway)
+    news = (
+        root.parent
+        / f"settings-{port}"
+        / "@jupyterlab"
+        / "apputils-extension"
+        / "notification.jupyterlab-settings"
+    )
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')
     log = root.parent / f"lab-{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, env=environment, stdout=out, stderr=subprocess.STDOUT)
@@ -184,7 +197,11 @@ class UI:
         """Open a notebook in a fresh workspace and wait until its cells and chips are drawn."""
         self.page.goto(f"{self.lab.url}/lab/tree/{name}?reset&token={self.lab.token}")
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        self.page.wait_for_selector(".jp-Notebook .cp-Chip", timeout=30_000)
+        code_cells = sum(c["cell_type"] == "code" for c in self.lab.notebook(name)["cells"])
+        self.page.wait_for_function(
+            f"() => document.querySelectorAll('.jp-Notebook .jp-CodeCell .cp-Chip').length >= {code_cells}",
+            timeout=30_000,
+        )
 
     def command(self, command: str, args: dict | None = None):
         """Execute a JupyterLab command the way a menu or shortcut does."""
@@ -207,16 +224,50 @@ class UI:
         self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputPrompt").click()
         self.page.keyboard.press("Escape")
 
+    def set_tags(self, index: int, tags: list[str]) -> None:
+        """Set a cell's tags as JupyterLab's property inspector does (cell metadata), not via cellpipe."""
+        self.page.evaluate(
+            "([index, tags]) => window.jupyterapp.shell.currentWidget.content.widgets[index].model"
+            ".setMetadata('tags', tags)",
+            [index, tags],
+        )
+
     def copy_notebook(self, source: str, name: str) -> None:
         (self.lab.root / name).write_text((self.lab.root / source).read_text())
 
     def write_notebook(self, name: str, cells: list[tuple[list[str], str]]) -> None:
         """A notebook of code cells, each (tags, source)."""
-        notebook = new_notebook(cells=[new_code_cell(source, metadata={"tags": tags} if tags else {}) for tags, source in cells])
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        notebook = new_notebook(
+            cells=[new_code_cell(source, metadata={"tags": tags} if tags else {}) for tags, source in cells]
+        )
+        notebook.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         nbformat.write(notebook, self.lab.root / name)
 
 
 @pytest.fixture
 def ui(page, lab) -> UI:
     return UI(page, lab)
+
+
+@pytest.fixture(scope="session")
+def read_only_lab(tmp_path_factory) -> Iterator[Lab]:
+    """A second `jupyter lab` whose user may read but not write or execute (readonly_authorizer.py)."""
+    root = tmp_path_factory.mktemp("readonly") / "root"
+    root.mkdir()
+    copy_notebooks(root)
+    server = start_lab(
+        root,
+        "--ServerApp.authorizer_class=readonly_authorizer.ReadOnlyAuthorizer",
+        pythonpath=(str(Path(__file__).parent),),
+    )
+    yield server
+    stop_lab(server)
+
+
+@pytest.fixture
+def read_only_ui(page, read_only_lab) -> UI:
+    return UI(page, read_only_lab)

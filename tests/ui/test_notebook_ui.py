@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 WINE_CHIPS = ["imports", "parameters", "load_data", "split", "train", "evaluate", "metrics"]
 
 
@@ -79,11 +78,16 @@ def test_role_editor_starts_a_new_step_and_the_dag_follows(page, lab, ui):
     tags = [c.get("metadata", {}).get("tags") for c in saved["cells"]]
     assert ["step:importance", "limit:nvidia.com/gpu:1"] in tags
     original = lab.notebook("wine_classifier.ipynb")
-    # the user's other cells are untouched: same tags and sources, in order
-    untouched = [(c["source"], c["metadata"].get("tags")) for c in original["cells"]]
-    after = [(c["source"], c["metadata"].get("tags")) for c in saved["cells"] if "importances" not in c["source"]]
-    assert [s for s, _ in after] == [s for s, _ in untouched]
-    assert [t for _, t in after] == [t for _, t in untouched]
+
+    # the user's other cells are untouched: same ids, sources and tags, in order
+    def cells(notebook: dict, skip: str = "") -> list:
+        return [
+            (c.get("id"), "".join(c["source"]), c["metadata"].get("tags"))
+            for c in notebook["cells"]
+            if not skip or skip not in "".join(c["source"])
+        ]
+
+    assert cells(saved, skip="importances") == cells(original)
     compiled = subprocess.run(
         [sys.executable, "-m", "jupyter_ext.cli.main", "compile", "edit_me.ipynb", "-o", "edit_me.yaml"],
         capture_output=True,
@@ -95,20 +99,22 @@ def test_role_editor_starts_a_new_step_and_the_dag_follows(page, lab, ui):
 
 
 def test_a_tag_mistake_is_flagged_on_its_cell(page, lab, ui):
+    """A tag typed by hand in the property inspector: the chip says what is wrong, the panel links to it."""
     ui.copy_notebook("wine_classifier.ipynb", "broken.ipynb")
     ui.open_notebook("broken.ipynb")
     ui.open_panel()
-    ui.select_cell(5)
-    ui.command("cellpipe:set-role", {"kind": "none"})  # split loses its tag: joins load_data
-    page.wait_for_selector('.cp-Dag[data-steps="load_data,train,evaluate"]')
-    ui.select_cell(4)
-    ui.command("cellpipe:set-role", {"kind": "none"})  # now load_data's cells come before any step
+    ui.set_tags(5, ["step:Split Data"])
     flagged = page.locator(".jp-CodeCell .cp-Chip-flagged").first
     flagged.wait_for()
-    assert "before the first step" in flagged.get_attribute("title")
+    assert "not a valid step name" in flagged.get_attribute("title")
     banner = page.locator(".cp-Panel .cp-Banner-error")
     banner.wait_for()
-    assert "cell 5" in banner.inner_text()
+    assert "cell 6" in banner.inner_text() and "not a valid step name" in banner.inner_text()
+    assert "cp-mod-stale" in page.locator(".cp-Dag").get_attribute("class")  # the last good graph, greyed
     ui.shot("05-flagged-cell-and-error")
     banner.locator("button", has_text="Go to cell").click()
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget?.content?.activeCellIndex === 4")
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget?.content?.activeCellIndex === 5")
+    ui.set_tags(5, ["step:split_data"])
+    page.wait_for_selector('.cp-Dag[data-steps="load_data,split_data,train,evaluate"]:not(.cp-mod-stale)')
+    assert page.locator(".cp-Panel .cp-Banner-error").count() == 0
+    assert page.locator(".jp-CodeCell .cp-Chip-flagged").count() == 0

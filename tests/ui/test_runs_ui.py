@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-
-
 RUN_TIMEOUT_MS = 240_000
 
 
@@ -16,7 +14,9 @@ def wait_for_run_status(page, run_id: str, status: str, timeout: int = RUN_TIMEO
 
 def start_from_toolbar(page) -> str:
     """Click "Run as pipeline" on the notebook toolbar; returns the run id the server answered."""
-    with page.expect_response(lambda r: "/cellpipe/api/runs" in r.url and r.request.method == "POST") as answer:
+    with page.expect_response(
+        lambda r: "/cellpipe/api/runs" in r.url and r.request.method == "POST"
+    ) as answer:
         page.locator(".jp-NotebookPanel-toolbar .cp-ToolbarRun").click()
     response = answer.value
     assert response.status == 202, response.text()
@@ -63,13 +63,19 @@ def test_an_error_before_the_start_is_shown_to_the_user(page, lab, ui):
 def test_cancel_a_long_run(page, lab, ui):
     ui.write_notebook(
         "slow.ipynb",
-        [(["imports"], "import time"), (["step:wait"], "time.sleep(300)\ndone = True"), (["step:after"], "print(done)")],
+        [
+            (["imports"], "import time"),
+            (["step:wait"], "time.sleep(300)\ndone = True"),
+            (["step:after"], "print(done)"),
+        ],
     )
     ui.open_notebook("slow.ipynb")
     run_id = start_from_toolbar(page)
     page.locator(".Toastify__toast", has_text=run_id[:8]).locator("button", has_text="Show run").click()
     wait_for_run_status(page, run_id, "running", timeout=120_000)
-    page.wait_for_selector(f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000)
+    page.wait_for_selector(
+        f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000
+    )
     ui.shot("10-long-run-running")
     page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
     wait_for_run_status(page, run_id, "cancelled", timeout=120_000)
