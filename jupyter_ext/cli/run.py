@@ -74,7 +74,7 @@ def launch(service, request, *, as_json: bool = False) -> int:
     from rich.console import Console
 
     from jupyter_ext.cli._warnings import print_warnings
-    from jupyter_ext.cli.progress import LiveRun, print_summary
+    from jupyter_ext.cli.progress import LiveRun, print_summary, process_wall_s
 
     console = Console(stderr=as_json, highlight=False)
     with console.status("Analysing and snapshotting the notebook..."):
@@ -93,7 +93,7 @@ def launch(service, request, *, as_json: bool = False) -> int:
             record = service.run_prepared(record, prepared, listener=lambda event, step, rec: view.event(rec))
     except KeyboardInterrupt:
         record = service.get(record.id)
-    print_summary(console, record)
+    print_summary(console, record, wall_s=process_wall_s())
     if as_json:
         print(json.dumps(record.to_dict(), indent=2, default=str))
     return {"succeeded": 0, "cancelled": 130}.get(record.status.value, 1)

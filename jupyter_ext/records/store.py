@@ -150,6 +150,29 @@ class RecordStore:
              record.source, record.schedule_id, json.dumps(record.to_dict(), default=str)),
         )  # fmt: skip
 
+    def update_run(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord | None:
+        """Read, ``change`` and write one run in a single write transaction (a concurrent writer cannot slip
+        in between); a deleted run stays deleted. Returns the changed record, or None when there is none."""
+        with self._write() as conn:
+            row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (run_id,)).first()
+            if row is None:
+                return None
+            record = RunRecord.from_dict(json.loads(row[0]))
+            change(record)
+            self._upsert(conn, record)
+        return record
+
+    def pending_tracking(self, *, since: float) -> list[str]:
+        """Final runs created after ``since`` whose MLflow tracking is still pending (oldest first)."""
+        marks = ",".join("?" * len(ACTIVE_RUN_STATES))
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT id FROM runs WHERE created >= ? AND status NOT IN ({marks})"
+                " AND json_extract(data, '$.tracking.status') = 'pending' ORDER BY created",
+                (since, *(s.value for s in ACTIVE_RUN_STATES)),
+            ).all()
+        return [r[0] for r in rows]
+
     def resolve_run_id(self, text: str) -> str:
         """A full id, ``latest``, or a unique prefix (or unique suffix of 4+ characters) -> the full id."""
         text = (text or "").strip()

@@ -9,8 +9,11 @@ execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure
 
 - Everything that can fail on user input (notebook, parameters, kernel, snapshot) fails in :meth:`prepare`,
   before a record exists, as a :class:`~jupyter_ext.errors.CellpipeError`.
-- A run's status turns final only when its record is complete: tracking done (or failed, and saying why).
-  A tracking failure (MLflow down, disk full) never changes a run's status or raises.
+- Tracking is off the critical path: the run turns final with ``tracking.status`` ``pending`` and a
+  detached process (:mod:`jupyter_ext.tracking.background`) logs it to MLflow from the durable record, then
+  turns it ``ok`` or ``failed`` (saying why); pending tracking left by a process that ended is resumed when
+  a service opens the store. ``background_tracking=False`` (a Job pod, whose container ends with its main
+  process) tracks before the status turns final. A tracking failure never changes a run's status or raises.
 - Background runs (:meth:`submit`) wait in ``queued`` beyond ``max_concurrent_runs``.
 """
 
@@ -87,6 +90,7 @@ class RunService:
         kernel_pool: Any = None,
         log: logging.Logger | None = None,
         hooks: list[Any] | None = None,
+        background_tracking: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.root = Path(root).resolve() if root else None
@@ -95,9 +99,12 @@ class RunService:
         self.kernel_pool = kernel_pool  # reserved: a shared pool of warm kernels (the server's)
         self.log = log or logging.getLogger(__name__)
         self.hooks = list(hooks or [])
+        self.background_tracking = background_tracking
         self._tasks: dict[str, asyncio.Task] = {}
         self._slots: asyncio.Semaphore | None = None
         self.store.recover_crashed()  # runs of a previous process that died show as crashed now
+        if background_tracking:
+            self._resume_tracking()
 
     # -- hooks ---------------------------------------------------------------------------------------
     def before_start(self, record: RunRecord) -> None:
@@ -195,6 +202,11 @@ class RunService:
             owner=current_owner(),
             extra=extra,
         )
+        if request.track:  # kept beside the record from the start: even a crashed run can be tracked
+            from jupyter_ext.tracking.background import write_job
+            from jupyter_ext.tracking.mlflow import tracking_job
+
+            write_job(self.store.run_dir(record.id), tracking_job(prepared.pipeline))
         self.store.save_run(record)
         return record
 
@@ -247,8 +259,9 @@ class RunService:
         return record
 
     def _finalize(self, record: RunRecord, prepared: Prepared, outcome: RunStatus) -> None:
-        """Track, then turn the status final in one save: a final record is a complete record."""
-        if prepared.request.track:
+        """Turn the status final; tracking goes on in the background, or (inline) is done before that save."""
+        background = prepared.request.track and self.background_tracking
+        if prepared.request.track and not background:
             began = time.perf_counter()
             record.tracking = self._track(record, prepared.pipeline, outcome)
             record.timings["tracking_s"] = round(time.perf_counter() - began, 3)
@@ -257,6 +270,8 @@ class RunService:
         record.status, record.finished = outcome, time.time()
         record.duration_s = round(record.finished - record.created, 3)
         self._save(record)
+        if background:
+            self._start_tracking(record)
         if prepared.cleanup:
             shutil.rmtree(prepared.cleanup, ignore_errors=True)
         (self.on_complete if outcome is RunStatus.SUCCEEDED else self.on_failure)(record)
@@ -269,6 +284,34 @@ class RunService:
         except Exception as exc:  # MLflow down, disk full: the run keeps its status, the record says why
             self.log.warning("cellpipe: MLflow tracking of run %s failed: %s", record.id, exc)
             return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+    def _start_tracking(self, record: RunRecord) -> None:
+        from jupyter_ext.tracking.background import start_worker
+
+        try:
+            start_worker(self.data_dir, record.id)
+        except OSError as exc:  # cannot start a process: the next service to open the store retries
+            self.log.warning("cellpipe: could not start MLflow tracking of run %s: %s", record.id, exc)
+
+    def _resume_tracking(self) -> None:
+        from jupyter_ext.tracking.background import resume_pending
+
+        try:
+            resumed = resume_pending(self.store)
+        except OSError as exc:
+            self.log.warning("cellpipe: could not resume pending MLflow tracking: %s", exc)
+            return
+        if resumed:
+            self.log.info("cellpipe: resumed MLflow tracking of runs %s", ", ".join(resumed))
+
+    def wait_for_tracking(self, run_id: str, timeout: float = 300.0) -> RunRecord:
+        """The run's record once its tracking is no longer pending (or as it is when ``timeout`` runs out)."""
+        deadline = time.monotonic() + timeout
+        record = self.get(run_id)
+        while record.tracking.status is TrackingStatus.PENDING and time.monotonic() < deadline:
+            time.sleep(0.1)
+            record = self.get(run_id)
+        return record
 
     def _save(self, record: RunRecord) -> None:
         self.store.save_run(record)
@@ -453,9 +496,10 @@ def _read(path: Path) -> bytes:
 def run_pipeline(
     pipeline: Pipeline, *, workdir: str | Path, data_dir: str | Path, parameters: dict[str, Any] | None = None,
     options: Any = None, use_cache: bool = True, track: bool = False, listener: Listener | None = None,
-    source: str = "cli",
+    source: str = "cli", background_tracking: bool = False,
 ) -> RunRecord:  # fmt: skip
-    """Run an already built pipeline locally, without a snapshot (scripts, benchmarks, tests)."""
+    """Run an already built pipeline locally, without a snapshot (scripts, benchmarks, tests, a Job pod).
+    Tracking, when on, is done before this returns unless ``background_tracking``."""
     from jupyter_ext.notebook.params import resolve
 
     request = RunRequest(
@@ -470,5 +514,5 @@ def run_pipeline(
         notebook_path=Path(pipeline.notebook),
         options=options_for("local", options),
     )
-    service = RunService(Path(data_dir))
+    service = RunService(Path(data_dir), background_tracking=background_tracking)
     return service.run_prepared(service.create_record(prepared), prepared, listener)

@@ -30,8 +30,26 @@ def tracking_uri(data_dir: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(data_dir).resolve() / DATABASE_FILE}"
 
 
+def tracking_job(pipeline: Pipeline) -> dict[str, Any]:
+    """What tracking needs from the pipeline besides the run record, as JSON: a detached tracking process
+    (:mod:`jupyter_ext.tracking.background`) logs a run from its record and this, without the notebook."""
+    return {
+        "experiment": pipeline.experiment or pipeline.name,
+        "pipeline": pipeline.name,
+        "steps": [[step.name, list(step.parameters)] for step in pipeline.steps],  # pipeline order, reads
+    }
+
+
 def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, status: RunStatus) -> Tracking:
     """Log a run record to MLflow as a run with ``status``; raises what MLflow raises (the caller decides)."""
+    return track_record(record, tracking_job(pipeline), data_dir=data_dir, status=status)
+
+
+def track_record(
+    record: RunRecord, job: dict[str, Any], *, data_dir: str | Path, status: RunStatus
+) -> Tracking:
+    """:func:`track_run` from a :func:`tracking_job`. A retry after a killed attempt replaces the MLflow runs
+    that attempt left (found by their ``cellpipe.run_id`` tag), so a run is logged once."""
     import logging
 
     from mlflow.entities import Metric, Param
@@ -43,16 +61,17 @@ def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, st
     if _default_store(uri):
         _create_private_store(Path(data_dir).resolve())
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = _experiment(client, pipeline.experiment or pipeline.name, data_dir, uri)
+    experiment_id = _experiment(client, job["experiment"], data_dir, uri)
+    _delete_earlier_attempts(client, experiment_id, record.id)
     start_ms = int(record.created * 1000)
     end_ms = int(time.time() * 1000)
     parent = client.create_run(
         experiment_id,
         start_time=start_ms,
-        run_name=f"{pipeline.name} {record.id}",
+        run_name=f"{job['pipeline']} {record.id}",
         tags={
             "cellpipe.run_id": record.id,
-            "cellpipe.pipeline": pipeline.name,
+            "cellpipe.pipeline": job["pipeline"],
             "cellpipe.notebook": record.notebook,
             "cellpipe.notebook_sha256": record.notebook_sha256 or "",
             "cellpipe.snapshot_id": record.snapshot_id or "",
@@ -62,8 +81,8 @@ def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, st
     params = [Param(k, _param(v)) for k, v in sorted(record.parameters.items())]
     metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
     client.log_batch(parent, metrics=metrics, params=params)
-    for step in pipeline.steps:
-        _track_step(client, experiment_id, parent, step.parameters, record.step(step.name), record, end_ms)
+    for name, reads in job["steps"]:
+        _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
     client.set_terminated(parent, status=STATUS.get(status.value, "FAILED"), end_time=end_ms)
     return Tracking(
         status=TrackingStatus.OK,
@@ -72,6 +91,11 @@ def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, st
         tracking_uri=uri,
         experiment_id=experiment_id,
     )
+
+
+def _delete_earlier_attempts(client, experiment_id: str, run_id: str) -> None:
+    for earlier in client.search_runs([experiment_id], filter_string=f"tags.`cellpipe.run_id` = '{run_id}'"):
+        client.delete_run(earlier.info.run_id)
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:

@@ -38,20 +38,36 @@ def test_tracking_failure_keeps_the_runs_status_and_says_why(write_notebook, dat
     service = RunService(data_dir, hooks=[hooks])
     record = service.run(RunRequest(notebook=write_notebook(CELLS), parameters=["n=4"]))
     assert record.status is RunStatus.SUCCEEDED and record.metrics == {"total": 6.0}
-    assert record.tracking.status is TrackingStatus.FAILED and record.tracking.error
-    assert hooks.calls == [("before_start", "running"), ("on_complete", "succeeded", "failed")]
-    stored = service.get(record.id)
-    assert stored == record and stored.timings["tracking_s"] >= 0
+    assert record.tracking.status is TrackingStatus.PENDING  # logged in the background, off the result's path
+    assert hooks.calls == [("before_start", "running"), ("on_complete", "succeeded", "pending")]
+    stored = service.wait_for_tracking(record.id)
+    assert stored.status is RunStatus.SUCCEEDED and stored.metrics == record.metrics
+    assert stored.tracking.status is TrackingStatus.FAILED and stored.tracking.error
+    assert stored.timings["tracking_background_s"] >= 0
     assert [s.name for s in stored.steps] == ["make", "total"]
 
 
-def test_a_failed_run_is_final_only_once_tracked(write_notebook, data_dir):
+def test_inline_tracking_failure_is_in_the_final_record(write_notebook, data_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/mlflow.db")
+    hooks = Hooks()
+    service = RunService(data_dir, hooks=[hooks], background_tracking=False)  # as a Job pod runs
+    record = service.run(RunRequest(notebook=write_notebook(CELLS), parameters=["n=4"]))
+    assert record.status is RunStatus.SUCCEEDED
+    assert record.tracking.status is TrackingStatus.FAILED and record.tracking.error
+    assert hooks.calls == [("before_start", "running"), ("on_complete", "succeeded", "failed")]
+    assert service.get(record.id) == record and record.timings["tracking_s"] >= 0
+
+
+def test_a_failed_run_is_tracked_and_deleted(write_notebook, data_dir):
     hooks = Hooks()
     service = RunService(data_dir, hooks=[hooks])
     notebook = write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x / 0"), (["step:c"], "z = y")])
     record = service.run(RunRequest(notebook=notebook))
     assert record.status is RunStatus.FAILED
     assert [s.status for s in record.steps] == [StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.NOT_RUN]
+    record = service.wait_for_tracking(record.id)
     assert record.tracking.status is TrackingStatus.OK and record.tracking.mlflow_run_id
     assert hooks.calls[-1] == ("on_failure", "failed")
     service.delete(record.id)

@@ -23,7 +23,8 @@ def test_a_tracked_run_leaves_nothing_readable_by_others(write_notebook, data_di
     old = os.umask(0o022)
     try:
         notebook = write_notebook([(["step:make"], "x = 41"), (["step:use"], "y = x + 1")])
-        record = RunService(data_dir).run(RunRequest(notebook=notebook)).to_dict()
+        service = RunService(data_dir)
+        record = service.wait_for_tracking(service.run(RunRequest(notebook=notebook)).id).to_dict()
     finally:
         os.umask(old)
     assert record["status"] == "succeeded", record
