@@ -13,6 +13,9 @@ import sys
 
 from jupyter_ext import __version__
 from jupyter_ext.errors import CellpipeError
+from jupyter_ext.startup import defer_iri_grammars
+
+defer_iri_grammars()  # 1.5 s of grammar compiling at import, for a check the CLI never makes
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = [
@@ -58,7 +61,9 @@ Example notebook:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` one subcommand: its module alone is imported (start-up time is
+    most of a quick command's time, and some subcommands import heavy libraries)."""
     parser = argparse.ArgumentParser(
         prog="cellpipe",
         description=DESCRIPTION,
@@ -66,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cellpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"jupyter_ext.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -77,8 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_name(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

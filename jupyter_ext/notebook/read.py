@@ -4,12 +4,15 @@ The notebook's shape is checked here, once, before anything else looks at it (:f
 the JSON nests at most :data:`MAX_DEPTH` levels, every string is valid Unicode, and the fields cellpipe
 reads have the types the nbformat schema gives them. Everything past this point may rely on that, so a
 malformed notebook is one error line naming the cell or field, never a traceback.
+
+Read with ``json``, not nbformat: importing nbformat imports jsonschema and its format checkers, which
+compile dozens of grammars (over a second on a small machine), more than ``cellpipe inspect`` may take
+in all.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,8 @@ from jupyter_ext.errors import NotebookError
 
 
 def read_notebook(path: str | Path, *, content: bytes | str | None = None, label: str | None = None):
-    """Return the notebook as an ``nbformat.NotebookNode`` (v4). ``content`` replaces the file's bytes;
-    ``label`` names the notebook in errors (default: ``path``)."""
-    import nbformat
-    from nbformat.warnings import MissingIDFieldWarning
-
+    """Return the notebook as a :class:`NotebookNode` (v4; a cell's ``source`` is one string). ``content``
+    replaces the file's bytes; ``label`` names the notebook in errors (default: ``path``)."""
     path = Path(path)
     name = label or str(path)
     if content is None:
@@ -34,14 +34,7 @@ def read_notebook(path: str | Path, *, content: bytes | str | None = None, label
         except OSError as exc:
             raise NotebookError(f"cannot read: {exc.strerror}", notebook=name) from None
     data = parse_notebook_json(content, notebook=name)
-    try:
-        with warnings.catch_warnings():
-            # nbformat < 4.5 notebooks and older tools omit cell ids; nbformat fills them in (in memory: the
-            # file is never rewritten) and warns on every read, which is noise to a user who cannot act on it
-            warnings.simplefilter("ignore", MissingIDFieldWarning)
-            notebook = nbformat.reads(json.dumps(data), as_version=4)
-    except Exception as exc:  # nbformat raises several types for malformed documents
-        raise NotebookError(f"not a valid notebook: {exc}", notebook=name) from None
+    notebook = _as_node(data)
     _check_kernel(notebook, name)
     return notebook
 
@@ -196,6 +189,31 @@ def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
              float: "a number", type(None): "null"}  # fmt: skip
     return names.get(type(value), type(value).__name__)
+
+
+class NotebookNode(dict):
+    """A dict with attribute access to its keys, like nbformat's ``NotebookNode``."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _as_node(data: dict[str, Any]) -> NotebookNode:
+    """The checked notebook with attribute access and each cell's source joined into one string. The file
+    is never rewritten (cells without ids stay so: analysis does not need them)."""
+    cells = []
+    for cell in data.get("cells", []):
+        source = cell.get("source", "")
+        metadata = NotebookNode(cell.get("metadata") or {})
+        cells.append(
+            NotebookNode(
+                cell, source=source if isinstance(source, str) else "".join(source), metadata=metadata
+            )
+        )
+    return NotebookNode(data, cells=cells, metadata=NotebookNode(data.get("metadata") or {}))
 
 
 def _check_kernel(notebook, name: str) -> None:
