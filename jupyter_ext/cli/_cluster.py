@@ -154,4 +154,6 @@ def refuse_job_only_options(args: argparse.Namespace) -> None:
 
 def print_notes(notes: list[str]) -> None:
     for note in notes:
-        print(f"note: {note}")
+        print(
+            note if note.startswith("warning: ") else f"note: {note}"
+        )  # analysis warnings say what they are

@@ -135,6 +135,8 @@ def plan(
     problems.raise_all()
     image, notes = chosen
     owner = options.owner or default_owner()
+    # the analysis warnings (tag typos, cells left out...) reach the user with the other notes
+    notes = [f"warning: {warning['text']}" for warning in pipeline.warnings] + notes
     return Plan(pipeline, parameters, store, owner, image, notes)
 
 

@@ -102,3 +102,13 @@ def test_exported_files_get_the_normal_mode(
     )
     assert code == 0, capsys.readouterr().err
     assert [stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()] == [0o644]
+
+
+def test_analysis_warnings_are_shown_with_the_notes(
+    write_notebook: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    notebook = write_notebook([(["step:load"], "x = 1"), (["stpe:train"], "y = x")], name="typo.ipynb")
+    assert main(["export", str(notebook), "-o", str(tmp_path / "out"), "--preview"]) == 0
+    assert (
+        f"note: warning: {notebook}: cell 2: tag 'stpe:train': not a cellpipe tag" in capsys.readouterr().out
+    )
