@@ -134,6 +134,10 @@ def plan(
         problems.check(check)
     problems.raise_all()
     image, notes = chosen
+    if image == PREVIEW_IMAGE:  # the image rule's note would name the placeholder as if it were chosen
+        notes = [
+            "no image given: the preview names a placeholder image (--image or $CELLPIPE_IMAGE to set one)"
+        ]
     owner = options.owner or default_owner()
     # the analysis warnings (tag typos, cells left out...) reach the user with the other notes
     notes = [f"warning: {warning['text']}" for warning in pipeline.warnings] + notes

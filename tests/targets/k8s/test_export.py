@@ -109,6 +109,6 @@ def test_analysis_warnings_are_shown_with_the_notes(
 ) -> None:
     notebook = write_notebook([(["step:load"], "x = 1"), (["stpe:train"], "y = x")], name="typo.ipynb")
     assert main(["export", str(notebook), "-o", str(tmp_path / "out"), "--preview"]) == 0
-    assert (
-        f"note: warning: {notebook}: cell 2: tag 'stpe:train': not a cellpipe tag" in capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert f"\nwarning: {notebook}: cell 2: tag 'stpe:train': not a cellpipe tag" in out
+    assert "note: no image given: the preview names a placeholder image" in out
