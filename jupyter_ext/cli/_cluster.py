@@ -43,6 +43,10 @@ def add_pod_options(parser: argparse.ArgumentParser) -> None:
     )
     pod.add_argument("--ttl", type=int, default=86400, metavar="SECONDS",
                      help="delete finished Jobs after this long (default 86400, a day)")  # fmt: skip
+    pod.add_argument("--limit", action="append", default=[], metavar="RESOURCE=VALUE",
+                     help="the Job pod's limit (and request) for a resource, over the steps' limit: tags, e.g. "
+                          "--limit memory=8Gi --limit cpu=4; cpu and memory nobody sets get a default request and "
+                          "limit ($CELLPIPE_JOB_REQUESTS, $CELLPIPE_JOB_LIMITS; built in: 250m/1Gi, 2/4Gi)")  # fmt: skip
     pod.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE",
                      help="node label for GPU runs, e.g. nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB")  # fmt: skip
 
@@ -134,12 +138,18 @@ def request_from_args(args: argparse.Namespace) -> Any:
             active_deadline_seconds=args.deadline,
             backoff_limit=args.retries,
             ttl_seconds_after_finished=args.ttl,
+            limits=parse_pairs(args.limit, "--limit"),
         )
     return ClusterRequest(notebook=args.notebook, overrides=list(args.param), options=options)
 
 
 # Job settings KFP has no per-run equivalent for: refused rather than silently dropped.
-_JOB_ONLY = (("deadline", "--deadline", None), ("retries", "--retries", 0), ("ttl", "--ttl", 86400))
+_JOB_ONLY = (
+    ("deadline", "--deadline", None),
+    ("retries", "--retries", 0),
+    ("ttl", "--ttl", 86400),
+    ("limit", "--limit", []),  # KFP steps take their limits from limit: tags
+)
 
 
 def refuse_job_only_options(args: argparse.Namespace) -> None:

@@ -165,6 +165,7 @@ def _pod_options(request: ClusterRequest, image: str, namespace: str) -> Any:
         service_account=options.service_account,
         env=dict(options.env),
         secrets=list(options.secrets),
+        limits=dict(options.limits),
     )
 
 

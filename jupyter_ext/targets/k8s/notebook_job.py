@@ -3,7 +3,8 @@
 The pod runs ``python -m jupyter_ext.services.job_main``: it reads the notebook and its data from the snapshot
 store, runs the steps in order (or the whole notebook with papermill), and writes results back to
 ``<store>/runs/<run id>/``. All steps share that pod, so it gets the union of what they ask for:
-the largest limit of each resource (a GPU if any step wants one), every step's secrets (as
+the largest limit of each resource (a GPU if any step wants one; cpu and memory nobody set get the
+defaults of :func:`default_resources`, so a plain notebook never runs BestEffort), every step's secrets (as
 ``secretKeyRef``), the notebook's PVCs and the steps' labels and annotations.
 
 Run ids: a Job's run id is its name (``--run-id`` in the args). A CronJob's Jobs are named by the
@@ -17,6 +18,7 @@ Parameters travel as ``-p NAME=<JSON>`` arguments: values, never code; the pod t
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,8 @@ class PodOptions:
     env: Mapping[str, str] = field(default_factory=dict)  # plain settings, e.g. MLFLOW_TRACKING_URI
     secrets: Sequence[Secret] = ()  # extra Secret keys for the pod, e.g. the store's credentials
     image_pull_policy: str | None = None
+    limits: Mapping[str, str] = field(default_factory=dict)  # --limit: over the steps' limit: tags
+    defaults: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: default_resources())
 
 
 # -- names and images ---------------------------------------------------------------------------------
@@ -147,16 +151,66 @@ def quantity_value(text: str) -> Decimal:
     return number.scaleb(int(suffix[1:]))
 
 
-def merged_resources(pipeline: Pipeline) -> dict[str, dict[str, str]]:
-    """The largest limit of each resource over all steps (each step's limits checked on its own first)."""
+# For cpu and memory that neither a limit: tag nor --limit sets: a modest request, so the scheduler counts
+# the pod, and a limit, so one notebook cannot take a node. A set limit is also requested in full.
+DEFAULT_REQUESTS = {"cpu": "250m", "memory": "1Gi"}
+DEFAULT_LIMITS = {"cpu": "2", "memory": "4Gi"}
+REQUESTS_ENV = "CELLPIPE_JOB_REQUESTS"
+LIMITS_ENV = "CELLPIPE_JOB_LIMITS"
+
+
+def default_resources(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """``{"requests": ..., "limits": ...}`` for resources nobody set: ``$CELLPIPE_JOB_REQUESTS`` and
+    ``$CELLPIPE_JOB_LIMITS`` (``cpu=1,memory=2Gi``; ``none`` for no default), else the built-in ones."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for kind, variable, builtin in (
+        ("requests", REQUESTS_ENV, DEFAULT_REQUESTS),
+        ("limits", LIMITS_ENV, DEFAULT_LIMITS),
+    ):
+        text = environ.get(variable, "").strip()
+        out[kind] = dict(builtin) if not text else {} if text.lower() == "none" else _pairs(text, variable)
+    return out
+
+
+def _pairs(text: str, variable: str) -> dict[str, str]:
+    pairs = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise TargetError(
+                f"'{item.strip()}' is not RESOURCE=VALUE", field=variable, hint="e.g. cpu=1,memory=2Gi"
+            )
+        pairs[name.strip()] = value.strip()
+    make_resources(pairs)  # a bad quantity or resource fails here, naming it
+    return pairs
+
+
+def merged_resources(
+    pipeline: Pipeline,
+    limits: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, str]]:
+    """The largest limit of each resource over all steps (each step's limits checked on its own first),
+    then ``limits`` (``--limit``) over them; cpu and memory left unset take ``defaults``."""
     largest: dict[str, str] = {}
     for step in pipeline.steps:
-        limits = make_resources(step.limits, step=step.name).get("limits", {})
-        for name, value in limits.items():
+        step_limits = make_resources(step.limits, step=step.name).get("limits", {})
+        for name, value in step_limits.items():
             measure = quantity_value if name in NATIVE_RESOURCES else int
             if name not in largest or measure(value) > measure(largest[name]):
                 largest[name] = value
-    return make_resources(largest)
+    chosen = {**largest, **make_resources(limits, step=None).get("limits", {})}
+    defaults = defaults or {}
+    requests = {}
+    for name, value in (defaults.get("limits") or {}).items():
+        chosen.setdefault(name, value)
+    for name, value in (defaults.get("requests") or {}).items():
+        if name not in largest and name not in (limits or {}):
+            ceiling = chosen.get(name)
+            fits = ceiling is None or quantity_value(value) <= quantity_value(ceiling)
+            requests[name] = value if fits else ceiling
+    return make_resources(chosen, requests)
 
 
 def merged_secrets(pipeline: Pipeline, extra: Iterable[Secret] = ()) -> list[Secret]:
@@ -241,7 +295,7 @@ def _job_kwargs(run: NotebookRun, run_id: str | None, options: PodOptions) -> di
         "args": pod_args(run, run_id),
         "env": dict(options.env),
         "secret_env": merged_secrets(pipeline, options.secrets),
-        "resources": merged_resources(pipeline),
+        "resources": merged_resources(pipeline, options.limits, options.defaults),
         "gpu_node_selector": options.gpu_node_selector,
         "gpu_tolerations": options.gpu_tolerations,
         "labels": labels,

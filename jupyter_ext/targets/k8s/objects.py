@@ -62,6 +62,10 @@ SCRATCH_ENV = {
     "CELLPIPE_WORK_DIR": WORK_DIR,
 }
 _RESERVED_MOUNTS = (TMP_DIR, WORK_DIR)
+# emptyDir volumes count against the node's disk: bounded, so that one run cannot fill it (the kubelet
+# evicts a pod that writes past the limit). The work dir holds the restored snapshot and the outputs.
+TMP_SIZE_LIMIT = "2Gi"
+WORK_SIZE_LIMIT = "20Gi"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # C identifiers: what every shell and kubelet accepts
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -178,8 +182,8 @@ def make_volumes(
     then only their names, mount points and variables are checked.
     """
     pod_volumes: list[dict] = [
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "work", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
+        {"name": "work", "emptyDir": {"sizeLimit": WORK_SIZE_LIMIT}},
     ]
     mounts: list[dict] = [
         {"name": "tmp", "mountPath": TMP_DIR},

@@ -78,7 +78,7 @@ class JobTarget:
                 image=image, namespace=cluster.namespace, active_deadline_seconds=options.active_deadline_seconds,
                 backoff_limit=options.backoff_limit, ttl_seconds_after_finished=options.ttl_seconds_after_finished,
                 gpu_node_selector=options.gpu_node_selector, service_account=options.service_account,
-                env=dict(options.env), secrets=list(options.secrets),
+                env=dict(options.env), secrets=list(options.secrets), limits=dict(options.limits),
             )  # fmt: skip
             run = NotebookRun(context.pipeline, str(context.snapshot_id), store, options.owner or default_owner(),
                               context.parameters)  # fmt: skip

@@ -56,7 +56,14 @@ from jupyter_ext.errors import TargetError
 from jupyter_ext.notebook.params import resolve
 from jupyter_ext.pipeline.model import Pipeline, Secret, Step
 from jupyter_ext.targets.k8s.names import is_label_value, is_qualified_name
-from jupyter_ext.targets.k8s.objects import LABEL_PREFIX, make_env, make_volumes, run_labels
+from jupyter_ext.targets.k8s.objects import (
+    DEFAULT_GID,
+    DEFAULT_UID,
+    LABEL_PREFIX,
+    make_env,
+    make_volumes,
+    run_labels,
+)
 from jupyter_ext.targets.k8s.resources import NATIVE_RESOURCES, gpu_scheduling, make_resources
 from jupyter_ext.util import user_file_mode
 
@@ -622,6 +629,12 @@ def _configure_task(
 
     task.set_display_name(plan.step)
     task.set_caching_options(plan.cache)
+    # Non-root, as Kale's steps and our Jobs run (the image's jovyan user). KFP's backend adds the rest of
+    # the restricted profile itself (no privilege escalation, all capabilities dropped, RuntimeDefault
+    # seccomp); values an administrator set in the KFP platform configuration take precedence.
+    kubernetes.set_security_context(
+        task, run_as_user=DEFAULT_UID, run_as_group=DEFAULT_GID, run_as_non_root=True
+    )
     if plan.cpu:
         task.set_cpu_limit(plan.cpu)
     if plan.memory:

@@ -112,3 +112,28 @@ def test_analysis_warnings_are_shown_with_the_notes(
     out = capsys.readouterr().out
     assert f"\nwarning: {notebook}: cell 2: tag 'stpe:train': not a cellpipe tag" in out
     assert "note: no image given: the preview names a placeholder image" in out
+
+
+def test_limit_sets_the_job_pods_resources_and_is_refused_for_kfp(
+    notebook: str, kubeconfig: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "limited"
+    code = main(["export", notebook, "-o", str(out), "--preview", "--name", "train", "--kubeconfig", kubeconfig,
+                 "--limit", "memory=8Gi", "--limit", "ephemeral-storage=30Gi"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    job = yaml.safe_load((out / "train.job.preview.yaml").read_text())
+    kubernetes_validate.validate(job, "1.34", strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {
+        "limits": {"cpu": "2", "memory": "8Gi", "ephemeral-storage": "30Gi"},  # cpu: limit:cpu:2 on train
+        "requests": {"cpu": "2", "memory": "8Gi", "ephemeral-storage": "30Gi"},
+    }
+    assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"] if "emptyDir" in v)
+
+    code = main(
+        ["export", notebook, "-o", str(tmp_path / "k"), "--format", "kfp", "--preview", "--limit", "cpu=1"]
+    )
+    assert code == 1 and "--limit: applies to Kubernetes Jobs only" in capsys.readouterr().err
+    code = main(["export", notebook, "-o", str(tmp_path / "bad"), "--preview", "--kubeconfig", kubeconfig,
+                 "--limit", "memory=lots"])  # fmt: skip
+    assert code == 1 and "memory" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def step(name: str, **kwargs: Any) -> Step:
 
 
 def pipeline(**kwargs: Any) -> Pipeline:
-    steps = kwargs.pop("steps", None) or [
+    steps = kwargs.pop("steps") if "steps" in kwargs else [
         step("load", limits={"cpu": "500m", "memory": "1Gi"}, secrets=[Secret("s3-creds", "key", "S3_KEY")],
              labels={"team": "vision"}),
         step("train", limits={"cpu": "2", "memory": "512Mi", "nvidia.com/gpu": "1"},
@@ -304,6 +304,68 @@ def test_from_a_tagged_notebook(write_notebook: Any) -> None:
     manifest = make_notebook_job(NotebookRun(built, SNAPSHOT, STORE, "bob", {"n": 4}), "nb0-1", options())
     kubernetes_validate.validate(manifest, "1.34", strict=True)
     c = container(manifest)
-    assert c["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1"}
+    assert c["resources"]["limits"] == {
+        "cpu": "2",
+        "memory": "2Gi",
+        "nvidia.com/gpu": "1",
+    }  # cpu: the default
     assert c["args"][-2:] == ["-p", "n=4"]
     assert any(v.get("persistentVolumeClaim") == {"claimName": "data"} for v in pod(manifest)["volumes"])
+
+
+# -- resources and scratch space (never BestEffort, never unbounded) --------------------------------------
+
+
+def test_a_plain_notebook_job_gets_default_requests_and_limits() -> None:
+    manifest = variants()["plain-notebook-job"]
+    assert container(manifest)["resources"] == {
+        "limits": {"cpu": "2", "memory": "4Gi"},
+        "requests": {"cpu": "250m", "memory": "1Gi"},
+    }
+    kubernetes_validate.validate(manifest, "1.34", strict=True)
+
+
+def test_limit_options_win_over_tags_and_defaults() -> None:
+    plain = pipeline(steps=[], parameters=[], volumes=[])
+    manifest = make_notebook_job(run(plain), "report-2", options(limits={"memory": "8Gi", "cpu": "100m"}))
+    kubernetes_validate.validate(manifest, "1.34", strict=True)
+    assert container(manifest)["resources"] == {
+        "limits": {"cpu": "100m", "memory": "8Gi"},
+        "requests": {"cpu": "100m", "memory": "8Gi"},  # what is set is requested in full
+    }
+
+
+def test_default_resources_are_configurable() -> None:
+    from jupyter_ext.targets.k8s.notebook_job import default_resources
+
+    configured = default_resources(
+        {"CELLPIPE_JOB_REQUESTS": "cpu=1", "CELLPIPE_JOB_LIMITS": "cpu=4,memory=16Gi"}
+    )
+    assert configured == {"requests": {"cpu": "1"}, "limits": {"cpu": "4", "memory": "16Gi"}}
+    assert default_resources({"CELLPIPE_JOB_REQUESTS": "none", "CELLPIPE_JOB_LIMITS": "none"}) == {
+        "requests": {},
+        "limits": {},
+    }
+    with pytest.raises(TargetError, match="CELLPIPE_JOB_LIMITS: 'memory' is not RESOURCE=VALUE"):
+        default_resources({"CELLPIPE_JOB_LIMITS": "memory"})
+    with pytest.raises(TargetError, match="limit:memory:lots"):
+        default_resources({"CELLPIPE_JOB_LIMITS": "memory=lots"})
+    plain = pipeline(steps=[], parameters=[], volumes=[])
+    manifest = make_notebook_job(run(plain), "report-3", options(defaults=configured))
+    assert container(manifest)["resources"] == {
+        "limits": {"cpu": "4", "memory": "16Gi"},
+        "requests": {"cpu": "1", "memory": "16Gi"},
+    }
+
+
+def test_a_default_request_never_exceeds_the_limit() -> None:
+    plain = pipeline(steps=[], parameters=[], volumes=[])
+    small = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "100m", "memory": "512Mi"}}
+    resources = container(make_notebook_job(run(plain), "report-4", options(defaults=small)))["resources"]
+    assert resources["requests"] == {"cpu": "100m", "memory": "512Mi"}
+
+
+@pytest.mark.parametrize("variant", ["job", "plain-notebook-job", "cronjob"])
+def test_scratch_volumes_have_a_size_limit(variant: str) -> None:
+    empty_dirs = {v["name"]: v["emptyDir"] for v in pod(variants()[variant])["volumes"] if "emptyDir" in v}
+    assert empty_dirs == {"tmp": {"sizeLimit": "2Gi"}, "work": {"sizeLimit": "20Gi"}}

@@ -556,3 +556,29 @@ def test_compiled_step_reads_relative_data_from_the_snapshot(
     package = compile_pipeline(pipeline, tmp_path / "sum.yaml", snapshot_id=snapshot.id, store=store)
     run_dir = run_package(package, kfp_local)
     assert logged_metrics(run_dir, "total") == {"total": 6}
+
+
+def test_every_step_runs_non_root(tmp_path: Path, write_notebook: Any) -> None:
+    import kubernetes_validate
+
+    pipeline = build_pipeline(write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x")]))
+    _, platform = load_package(compile_pipeline(pipeline, tmp_path / "p.yaml"))
+    contexts = {name: spec["securityContext"] for name, spec in platform.items()}
+    assert len(contexts) == 2
+    for context in contexts.values():
+        assert context == {"runAsNonRoot": True, "runAsUser": "1000", "runAsGroup": "100"}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "i",
+                        "securityContext": {**context, "runAsUser": 1000, "runAsGroup": 100},
+                    }
+                ]
+            },
+        }
+        kubernetes_validate.validate(pod, "1.34", strict=True)  # the fields are a container securityContext's
