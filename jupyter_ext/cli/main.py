@@ -30,6 +30,8 @@ COMMANDS = [
     "gc",
     "submit",
     "schedule",
+    "schedules",
+    "scheduler",
     "export",
     "kfp",
 ]

@@ -28,7 +28,7 @@ from jupyter_ext.server.analysis import Analyser
 from jupyter_ext.server.base import API, UnknownRouteHandler
 from jupyter_ext.server.paths import ServerPaths
 
-ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers",)
+ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers", "jupyter_ext.server.schedules")
 
 
 def _env(name: str, fallback: str = "") -> str:

@@ -72,7 +72,7 @@ def start_server(root: Path, *args: str, env: dict[str, str] | None = None, time
         try:
             if requests.get(f"{server.url}/api/status", headers=server.headers(), timeout=2).ok:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or too busy starting to answer
             time.sleep(0.3)
     server.stop()
     raise AssertionError(f"the server did not start:\n{server.log_text()}")

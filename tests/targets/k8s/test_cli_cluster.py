@@ -8,6 +8,7 @@ every ``main`` call runs in a thread through the ``call`` fixture.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -297,10 +298,20 @@ def test_wait_gives_up_after_the_timeout() -> None:
 
 
 # -- schedule -----------------------------------------------------------------------------------------
-async def test_schedule_create_list_delete(
-    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+def cronjob_of(kmock: Any, name: str) -> dict[str, Any]:
+    """The CronJob as the API serves it (plain JSON, what kubectl would see)."""
+    api = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
+    try:
+        raw = client.BatchV1Api(api).read_namespaced_cron_job(name, NS, _preload_content=False)
+        return json.loads(raw.data)
+    finally:
+        api.close()
+
+
+async def test_schedule_job_create_list_pause_replace_delete(
+    kmock: Any, kubeconfig: str, notebook: str, data_dir: Path, call: Callable, capsys: pytest.CaptureFixture
 ) -> None:
-    code = await cli(call, "schedule", notebook, "--cron", "0 3 * * *", "--target", "cronjob", "--name", "nightly",
+    code = await cli(call, "schedule", notebook, "--cron", "0 3 * * *", "--target", "job", "--name", "nightly",
                      "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "-p", "epochs=5",
                      "--timezone", "Europe/Berlin")  # fmt: skip
     out = capsys.readouterr().out
@@ -314,61 +325,76 @@ async def test_schedule_create_list_delete(
     assert args[-4:] == ["-p", "epochs=5", "-p", 'label="base"'] and "--run-id" not in args
     assert template["metadata"]["labels"]["cellpipe.io/schedule"] == "nightly"
     kubernetes_validate.validate(cronjob, "1.28", strict=True)
-    assert "cronjob nightly created in namespace team-a" in out
-    assert "kubectl get jobs -n team-a -l cellpipe.io/schedule=nightly" in out
+    assert "schedule nightly (s" in out and "created: " in out
+    assert "At 03:00 (Europe/Berlin)" in out and "cronjob   nightly in namespace team-a" in out
+    assert "keeps running when the Jupyter server is culled" in out
 
-    kmock.objects["batch/v1/cronjobs", NS, "foreign"] = {"metadata": {"name": "foreign", "namespace": NS}}
-    assert await cli(call, "schedule", "list", "--kubeconfig", kubeconfig) == 0
+    assert await cli(call, "schedules", "list") == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["NAME", "SCHEDULE", "SUSPENDED", "LAST", "RUN", "PIPELINE", "OWNER"]
-    assert listing[1].split() == ["nightly", "0", "3", "*", "*", "*", "(Europe/Berlin)", "no", "-", "train",
-                                  "alice-example.com"]  # fmt: skip
-    assert len(listing) == 2
+    assert listing[0].split()[:6] == ["ID", "NAME", "TARGET", "CRON", "TZ", "STATE"]
+    assert listing[1].split()[1:3] == ["nightly", "job"] and "active" in listing[1]
 
-    assert await cli(call, "schedule", "delete", "foreign", "--kubeconfig", kubeconfig) == 1
-    assert one_error_line(capsys.readouterr().err) == (
-        "cellpipe: error: no cellpipe CronJob 'foreign' in namespace 'team-a'. `cellpipe schedule list --all` "
-        "shows them; check --namespace"
-    )
-    assert await cli(call, "schedule", "delete", "nightly", "--kubeconfig", kubeconfig) == 0
+    assert await cli(call, "schedules", "pause", "nightly") == 0
+    assert "schedule nightly" in capsys.readouterr().out
+    paused = await call(cronjob_of, kmock, "nightly")
+    assert paused["spec"]["suspend"] is True
+    kubernetes_validate.validate(paused, "1.30", strict=True)
+    assert await cli(call, "schedules", "show", "nightly", "--json") == 0
+    view = json.loads(capsys.readouterr().out)
+    assert view["enabled"] is False and view["cluster_status"]["suspend"] is True
+    assert view["survives_server_cull"] is True and view["next_fire_times"] == []
+    assert await cli(call, "schedules", "resume", "nightly") == 0
+    assert (await call(cronjob_of, kmock, "nightly"))["spec"]["suspend"] is False
+    capsys.readouterr()
+
+    # kmock's emulator has no PUT; answer it like the API server would (with the object sent)
+    kmock["put /apis/batch/v1/namespaces/team-a/cronjobs/nightly"] << (lambda request: request.data)
+    code = await cli(call, "schedule", notebook, "--cron", "30 4 * * *", "--target", "job", "--name", "nightly",
+                     "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig)  # fmt: skip
+    assert code == 0 and "replaced" in capsys.readouterr().out
+    (put,) = list(kmock["put"])
+    assert put.data["spec"]["schedule"] == "30 4 * * *"
+    kubernetes_validate.validate(put.data, "1.30", strict=True)
+    assert await cli(call, "schedules", "list", "--json") == 0
+    (only,) = json.loads(capsys.readouterr().out)["schedules"]  # replaced, not a second schedule
+    assert only["cron"] == "30 4 * * *" and only["timezone"] == "UTC"
+
+    assert await cli(call, "schedules", "delete", "nightly") == 0
+    assert "and its CronJob" in capsys.readouterr().out
     assert not exists(kmock, "batch/v1/cronjobs", "nightly")
-    assert exists(kmock, "batch/v1/cronjobs", "foreign")
+    assert await cli(call, "schedules", "list") == 0
+    assert capsys.readouterr().out.startswith("no schedules in ")
 
 
-async def test_invalid_cron_shows_the_field_and_uploads_nothing(
-    kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
-) -> None:
-    code = await cli(call, "schedule", notebook, "--cron", "0 3 * * 8", "--store", STORE, "--image", IMAGE,
-                     "--kubeconfig", kubeconfig)  # fmt: skip
-    assert code == 1
-    assert one_error_line(capsys.readouterr().err) == (
-        "cellpipe: error: schedule: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"
-    )
-    assert snapshots() == []
-
-
-async def test_invalid_cron_is_reported_before_credentials_are_needed(
-    notebook: str, call: Callable, capsys: pytest.CaptureFixture, tmp_path: Path
+async def test_invalid_cron_or_timezone_is_reported_before_credentials_are_needed(
+    notebook: str, data_dir: Path, call: Callable, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     missing = str(tmp_path / "no-kubeconfig")
-    code = await cli(call, "schedule", notebook, "--cron", "0 25 * * *", "--store", STORE, "--image", IMAGE,
-                     "--kubeconfig", missing)  # fmt: skip
-    assert code == 1
-    assert "invalid cron '0 25 * * *': field 2 (hour) must be 0-23, got 25" in capsys.readouterr().err
-    assert snapshots() == []
-
-
-async def test_invalid_schedule_name_is_explained(
-    kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
-) -> None:
-    code = await cli(call, "schedule", notebook, "--cron", "@daily", "--name", "Nightly Train", "--store", STORE,
-                     "--image", IMAGE, "--kubeconfig", kubeconfig)  # fmt: skip
-    assert code == 1
+    base = [
+        "schedule",
+        notebook,
+        "--target",
+        "job",
+        "--store",
+        STORE,
+        "--image",
+        IMAGE,
+        "--kubeconfig",
+        missing,
+    ]
+    assert await cli(call, *base, "--cron", "0 3 * * 8") == 1
     assert one_error_line(capsys.readouterr().err) == (
-        "cellpipe: error: --name: invalid cronjob name 'Nightly Train': it has uppercase letters. Use lowercase "
-        "letters, digits and '-', at most 52 characters, starting and ending with a letter or digit, e.g. "
-        "'nightly-train'"
+        "cellpipe: error: --cron: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"
     )
+    assert await cli(call, *base, "--cron", "0 3 * * *", "--timezone", "Mars/Olympus") == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "cellpipe: error: --timezone: unknown time zone 'Mars/Olympus'"
+    )
+    assert await cli(call, *base, "--cron", "@daily", "--name", "Nightly Train") == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "cellpipe: error: --name: invalid schedule name 'Nightly Train': it has uppercase letters."
+    )
+    assert snapshots() == [] and not data_dir.exists()
 
 
 async def test_schedule_needs_a_cron(notebook: str, call: Callable, capsys: pytest.CaptureFixture) -> None:

@@ -9,6 +9,7 @@ stores.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -193,8 +194,12 @@ def test_ctrl_c_stops_waiting_not_the_run(
 
 
 # -- schedule and export ------------------------------------------------------------------------------
-def test_schedule_creates_a_recurring_run(
-    kfp_server: FakeKFP, write_notebook: Callable[..., Path], token_file: str, capsys: pytest.CaptureFixture
+def test_schedule_creates_pauses_replaces_and_deletes_a_recurring_run(
+    kfp_server: FakeKFP,
+    write_notebook: Callable[..., Path],
+    token_file: str,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     metadata = {"kubeflow_notebook": {"experiment_name": "train-exp"}}
     notebook = str(write_notebook(CELLS, metadata, name="train.ipynb"))
@@ -219,9 +224,33 @@ def test_schedule_creates_a_recurring_run(
         "cellpipe_snapshot_id": snapshot_id,
         "cellpipe_store": STORE,
     }
-    assert "KFP recurring run 'nightly' created (pipeline 'train'" in out
-    assert "schedule  0 30 2 * * 1-5" in out and f"{kfp_server.url}/#/recurringrun/details/rr-4" in out
+    assert "schedule nightly (s" in out and "created" in out and "[30 2 * * 1-5]" in out
+    assert f"recurring run rr-4  {kfp_server.url}/#/recurringrun/details/rr-4" in out
     assert "note: no --image: steps run in cellpipe/runtime:" in out
+    assert "keeps running when the Jupyter server is culled" in out
+
+    credentials = ["--token-file", token_file]
+    assert main(["schedules", "pause", "nightly", *credentials]) == 0
+    assert kfp_server.recurring_runs[0]["status"] == "DISABLED"
+    assert main(["schedules", "resume", "nightly", *credentials]) == 0
+    assert kfp_server.recurring_runs[0]["status"] == "ENABLED"
+    assert [r.authorization for r in kfp_server.take() if r.path != HEALTHZ] == [f"Bearer {TOKEN}"] * 2
+
+    # the same notebook and name again: a new recurring run replaces the old one, not a second one
+    code = main(["schedule", notebook, "--target", "kfp", "--cron", "@daily", "--name", "nightly",
+                 "--host", kfp_server.url, "--token-file", token_file, "--store", STORE])  # fmt: skip
+    assert code == 0 and "replaced" in capsys.readouterr().out
+    (recurring,) = kfp_server.recurring_runs
+    assert (
+        recurring["display_name"] == "nightly" and recurring["trigger"]["cron_schedule"]["cron"] == "@daily"
+    )
+    assert main(["schedules", "list", "--json"]) == 0
+    (only,) = json.loads(capsys.readouterr().out)["schedules"]
+    assert only["cluster"]["recurring_run_id"] == recurring["recurring_run_id"] and only["cron"] == "@daily"
+
+    assert main(["schedules", "delete", "nightly", *credentials]) == 0
+    assert "and its KFP recurring run" in capsys.readouterr().out
+    assert kfp_server.recurring_runs == []
 
 
 def test_export_writes_the_package(notebook: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -331,7 +360,7 @@ async def test_status_and_logs_with_cluster_credentials(
 def test_unknown_target_lists_the_targets(notebook: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["schedule", notebook, "--target", "airflow", "--cron", "@daily"]) == 1
     assert one_error_line(capsys.readouterr().err) == (
-        "cellpipe: error: --target: unknown target 'airflow'. Use one of: cronjob, kfp"
+        "cellpipe: error: --target: unknown target 'airflow'. Use one of: local, job, kfp"
     )
 
 
@@ -360,8 +389,8 @@ def test_unreachable_host_uploads_nothing(notebook: str, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("cron", "message"),
     [
-        ("0 3 * * 8", "schedule: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"),
-        ("0 0 3 * * *", "schedule: invalid cron '0 0 3 * * *': give the usual 5 fields"),
+        ("0 3 * * 8", "--cron: invalid cron '0 3 * * 8': field 5 (day of week) must be 0-6, got 8"),
+        ("0 0 3 * * *", "--cron: invalid cron '0 0 3 * * *': expected 5 fields, got 6"),
     ],
 )
 def test_invalid_cron_shows_the_field(
@@ -409,11 +438,8 @@ def test_kfp_failure_after_the_upload_names_the_snapshot(
         (["submit", "--retries", "2"], "--retries: applies to Kubernetes Jobs only"),
         (["export", "-o", "out", "--ttl", "60"], "--ttl: applies to Kubernetes Jobs only"),
         (["schedule", "--cron", "@daily", "--timezone", "Europe/Berlin"],
-         "--timezone: KFP recurring runs have no time zone setting. Drop it and write --cron in the KFP "
-         "scheduler's time zone (usually UTC)"),
-        (["schedule", "--cron", "@daily", "--replace"],
-         "--replace: cellpipe does not replace KFP recurring runs. Drop it; after scheduling, disable or "
-         "delete the old recurring run in the KFP UI"),
+         "--timezone: KFP recurring runs have no time zone setting (got 'Europe/Berlin'). Write the cron in UTC, "
+         "or use --target job (a CronJob has a time zone)"),
         (["export", "-o", "out", "--cron", "@daily"],
          "--cron: a KFP package has no schedule. Create a KFP recurring run with: cellpipe schedule NOTEBOOK "
          "--target kfp --cron EXPR"),
