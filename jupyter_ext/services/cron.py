@@ -40,7 +40,14 @@ def check_cron(cron: Any, *, field: str = "cron") -> str:
         raise CellpipeError(
             "no cron expression", field=field, hint='Give 5 fields, e.g. "0 3 * * *" (daily at 03:00)'
         )
-    return validate_cron(cron, field=field)
+    checked = validate_cron(cron, field=field)
+    if not fire_times(checked, DEFAULT_TIMEZONE, datetime.now(UTC).timestamp(), 1):
+        raise CellpipeError(
+            f"cron '{cron}' never fires (no such day, e.g. 30 February)",
+            field=field,
+            hint="Check the day and month",
+        )
+    return checked
 
 
 def check_timezone(name: Any, *, field: str = "timezone") -> str:
@@ -82,17 +89,32 @@ def _iterator(cron: str, timezone: str, after: float) -> Any:
 
 
 def fire_times(cron: str, timezone: str, after: float, count: int) -> list[float]:
-    """The next ``count`` fire times strictly after ``after`` (epoch seconds), as epoch seconds."""
+    """The next ``count`` fire times strictly after ``after`` (epoch seconds), as epoch seconds.
+
+    Fewer (none) for a cron that never fires, such as ``0 0 30 2 *``."""
+    from croniter import CroniterBadDateError
+
     iterator = _iterator(cron, timezone, after)
-    return [iterator.get_next(float) for _ in range(count)]
+    times: list[float] = []
+    try:
+        for _ in range(count):
+            times.append(iterator.get_next(float))
+    except CroniterBadDateError:
+        pass
+    return times
 
 
 def fire_times_between(cron: str, timezone: str, after: float, until: float) -> list[float]:
     """Fire times ``t`` with ``after < t <= until`` (epoch seconds), oldest first, at most 10,000 (the newest)."""
+    from croniter import CroniterBadDateError
+
     iterator = _iterator(cron, timezone, after)
     times: list[float] = []
     while True:
-        moment = iterator.get_next(float)
+        try:
+            moment = iterator.get_next(float)
+        except CroniterBadDateError:  # never fires
+            return times
         if moment > until:
             return times
         times.append(moment)

@@ -36,6 +36,7 @@ def test_describe_follows_daylight_saving_time() -> None:
         ("0 25 * * *", "UTC", "cron", "field 2 (hour) must be 0-23, got 25"),
         ("0 3 * *", "UTC", "cron", "expected 5 fields, got 4"),
         ("", "UTC", "cron", "no cron expression"),
+        ("0 0 30 2 *", "UTC", "cron", "never fires"),
         ("0 3 * * *", "Mars/Olympus", "timezone", "unknown time zone 'Mars/Olympus'"),
         ("0 3 * * *", "", "timezone", "no time zone"),
     ],
