@@ -129,7 +129,7 @@ def default_name(notebook: Path) -> str:
 
 def typed_parameters(notebook: Path, parameters: dict[str, Any] | list[str] | None) -> dict[str, Any]:
     """The overrides as typed values, checked against the notebook's parameters (errors name the notebook)."""
-    from jupyter_ext.notebook.params import resolve
+    from jupyter_ext.notebook.params import find_parameter, resolve
     from jupyter_ext.pipeline.load import load_pipeline
 
     if parameters is not None and not isinstance(parameters, dict | list):
@@ -139,14 +139,13 @@ def typed_parameters(notebook: Path, parameters: dict[str, Any] | list[str] | No
         values = resolve(pipeline.parameters, parameters)
     except CellpipeError as exc:
         exc.notebook = exc.notebook or str(notebook)
-        exc.field = exc.field or "parameters"
+        if exc.field in (None, "override"):  # an unknown name: the request's parameters field
+            exc.field = "parameters"
         raise
-    given = (
-        parameters.keys()
-        if isinstance(parameters, dict)
-        else [p.partition("=")[0].strip() for p in parameters or []]
-    )
-    return {name: values[name] for name in given}
+    given = parameters if isinstance(parameters, dict) else [p.partition("=")[0] for p in parameters or []]
+    # Only the overrides are kept: defaults are read from each fire's fresh snapshot.
+    found = (find_parameter(pipeline.parameters, str(name).strip()) for name in given)
+    return {p.name: values[p.name] for p in found if p is not None}
 
 
 def check_notebook(notebook: Path | str) -> Path:

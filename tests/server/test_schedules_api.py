@@ -121,7 +121,7 @@ def test_create_read_pause_replace_delete(server) -> None:
         ({"target": "airflow"}, "target", "unknown target 'airflow'"),
         ({"catch_up": "always"}, "catch_up", "unknown catch_up 'always'"),
         ({"enabled": "yes"}, "enabled", "must be true or false"),
-        ({"parameters": {"alpha": "high"}}, "parameter 'alpha'", "expects float"),
+        ({"parameters": {"alpha": "high"}}, "parameter 'alpha'", "is not a valid float"),
         ({"parameters": [1]}, "parameters", "must be an object"),
         ({"name": "Nightly Train"}, "name", "invalid schedule name"),
         ({"path": "../outside.ipynb"}, "path", "outside the server's root directory"),
