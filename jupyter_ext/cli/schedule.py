@@ -97,24 +97,22 @@ _CLUSTER_OPTIONS = {
 
 
 def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The cluster settings given on the command line (defaults left out), secrets as [secret, key, env]."""
+    """The cluster settings given on the command line (defaults left out), secrets as [secret, key, env].
+
+    The schedule's name is its own setting (``--name``), not one of these."""
     from dataclasses import fields
 
     from jupyter_ext.cli._cluster import request_from_args
-    from jupyter_ext.runs.cluster import ClusterRequest
 
-    args.notebook = getattr(args, "notebook", "")
-    request = request_from_args(args)
-    options: dict[str, Any] = {}
-    for spec in fields(ClusterRequest):
-        if spec.name not in _CLUSTER_OPTIONS:
-            continue
-        value = getattr(request, spec.name)
-        if value != spec.default and value not in (None, [], {}):
-            options[spec.name] = value
-    if "secrets" in options:
-        options["secrets"] = [[s.name, s.key, s.env] for s in options["secrets"]]
-    return options
+    options = request_from_args(args).options
+    given: dict[str, Any] = {}
+    for spec in fields(options):
+        value = getattr(options, spec.name)
+        if spec.name in _CLUSTER_OPTIONS and value != spec.default and value not in (None, [], {}):
+            given[spec.name] = value
+    if "secrets" in given:
+        given["secrets"] = [[s.name, s.key, s.env] for s in given["secrets"]]
+    return given
 
 
 def run(args: argparse.Namespace) -> int:

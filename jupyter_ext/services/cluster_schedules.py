@@ -1,9 +1,9 @@
 """Cluster schedules: the CronJob (target ``job``) and the KFP recurring run (target ``kfp``) behind a schedule.
 
 Each backend creates the cluster object for a :class:`~jupyter_ext.records.models.ScheduleRecord` (a fresh
-snapshot uploaded to the pod store, every check before anything is made; see :mod:`jupyter_ext.runs.cluster`),
+snapshot uploaded to the pod store, every check before anything is made; see :mod:`jupyter_ext.services.cluster`),
 pauses and resumes it, deletes it, and reads its state. ``options`` are the schedule's cluster settings
-(:class:`~jupyter_ext.runs.cluster.ClusterRequest` fields: namespace, store, image, host, ...) plus, for one
+(JobOptions / KfpOptions fields: namespace, store, image, host, ...) plus, for one
 call, credentials that are never stored (a bearer token).
 
 What ``create`` returns is kept as the schedule's ``extra["cluster"]``; its ``ref`` identifies the object,
@@ -30,16 +30,25 @@ class ClusterSchedules(Protocol):
     def status(self, schedule: ScheduleRecord, options: dict[str, Any]) -> dict[str, Any]: ...
 
 
+def options_type(target: str) -> type:
+    """The typed options of a cluster target: JobOptions (job) or KfpOptions (kfp)."""
+    from jupyter_ext.targets.k8s.options import JobOptions
+    from jupyter_ext.targets.kfp.options import KfpOptions
+
+    return KfpOptions if target == "kfp" else JobOptions
+
+
 def cluster_request(schedule: ScheduleRecord, options: dict[str, Any]) -> Any:
     """The ClusterRequest for a schedule: its notebook, name and typed parameters, plus the cluster settings."""
     from jupyter_ext.pipeline.model import Secret
-    from jupyter_ext.runs.cluster import ClusterRequest
+    from jupyter_ext.services.cluster import ClusterRequest
 
-    known = {f.name for f in fields(ClusterRequest)} - {"notebook", "overrides", "name"}
+    kind = options_type(schedule.target)
+    known = {f.name for f in fields(kind)} - {"name"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise CellpipeError(
-            f"unknown cluster setting '{unknown[0]}'",
+            f"unknown {schedule.target} setting '{unknown[0]}'",
             field="target_options",
             hint=f"known: {', '.join(sorted(known))}",
         )
@@ -48,8 +57,10 @@ def cluster_request(schedule: ScheduleRecord, options: dict[str, Any]) -> Any:
         values["secrets"] = [s if isinstance(s, Secret) else Secret(*s) for s in values["secrets"]]
     # resolve() takes typed values as a dict, so the stored overrides need no round trip through text
     return ClusterRequest(
-        notebook=schedule.notebook, overrides=dict(schedule.parameters), name=schedule.name, **values
-    )  # type: ignore[arg-type]
+        notebook=schedule.notebook,
+        overrides=dict(schedule.parameters),
+        options=kind(name=schedule.name, **values),
+    )
 
 
 def _gone(exc: TargetError) -> bool:
@@ -71,7 +82,7 @@ class CronJobSchedules:
         )
 
     def create(self, schedule: ScheduleRecord, options: dict[str, Any]) -> dict[str, Any]:
-        from jupyter_ext.runs.cluster import schedule_cronjob
+        from jupyter_ext.services.cluster import schedule_cronjob
 
         request = cluster_request(schedule, options)
         created = schedule_cronjob(request, cron=schedule.cron, timezone=schedule.timezone, replace=True)
@@ -113,15 +124,14 @@ class KfpSchedules:
 
     @staticmethod
     def _client(schedule: ScheduleRecord, options: dict[str, Any]) -> Any:
-        from jupyter_ext.runs.kfp_cluster import connect_kfp
+        from jupyter_ext.services.kfp_cluster import connect_kfp
 
         cluster = (schedule.extra or {}).get("cluster") or {}
-        return connect_kfp(
-            cluster_request(schedule, {**options, "host": options.get("host") or cluster.get("host")})
-        )
+        host = options.get("host") or cluster.get("host")
+        return connect_kfp(cluster_request(schedule, {**options, "host": host}).options)
 
     def create(self, schedule: ScheduleRecord, options: dict[str, Any]) -> dict[str, Any]:
-        from jupyter_ext.runs.kfp_cluster import schedule_kfp
+        from jupyter_ext.services.kfp_cluster import schedule_kfp
         from jupyter_ext.targets.kfp.submit import set_recurring_run_enabled
 
         check_target_timezone("kfp", schedule.timezone)
@@ -134,7 +144,7 @@ class KfpSchedules:
             "recurring_run_id": summary["recurring_run_id"],
             "name": created.name,
             "namespace": created.namespace,
-            "host": request.host,
+            "host": request.options.host,
             "url": summary.get("url"),
             "experiment": summary.get("experiment"),
             "snapshot_id": created.snapshot_id,

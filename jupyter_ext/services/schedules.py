@@ -61,7 +61,7 @@ class ScheduleRequest:
 
     ``parameters``: typed values, or CLI ``NAME=VALUE`` strings; checked against the notebook now and kept
     as typed overrides (defaults are read at each fire, from the fresh snapshot).
-    ``target_options``: for job/kfp, the cluster settings of :class:`~jupyter_ext.runs.cluster.ClusterRequest`
+    ``target_options``: for job/kfp, the fields of JobOptions or KfpOptions
     (namespace, store, image, host, ...); a bearer token is used to create, never stored.
     """
 
