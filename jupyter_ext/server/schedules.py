@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
-from jupyter_ext.errors import CellpipeError
 from jupyter_ext.server.base import API, CellpipeHandler, executes, not_found, reads
 from jupyter_ext.server.validate import identifier
 
@@ -40,16 +39,6 @@ def schedule_service(app: CellpipeApp) -> ScheduleService:
     return service
 
 
-def cluster_settings(app: CellpipeApp, target: str) -> dict[str, Any]:
-    """The server's settings for a cluster schedule (namespace, image, store, KFP host); unset ones left out."""
-    if target == "local":
-        return {}
-    settings = {"namespace": app.namespace, "image": app.image, "store": app.store_url}
-    if target == "kfp":
-        settings = {"host": app.kfp_host, "image": app.image, "store": app.store_url}
-    return {key: value for key, value in settings.items() if value}
-
-
 class SchedulesHandler(CellpipeHandler):
     @property
     def service(self) -> ScheduleService:
@@ -58,13 +47,13 @@ class SchedulesHandler(CellpipeHandler):
     def view(self, schedule: Any) -> dict[str, Any]:
         return self.service.view(schedule, root=self.app.paths.root)
 
-    def check_target(self, target: str | None) -> None:
-        """A target this server cannot reach is refused up front, with the reason the config route gives."""
-        for info in self.app.targets():
-            if info["name"] == target and not info["available"]:
-                raise CellpipeError(
-                    f"target '{target}' is not available on this server: {info['reason']}", field="target"
-                )
+    def target_settings(self, target: str) -> dict[str, Any]:
+        """A target this server cannot reach is refused up front (with the config route's reason); for the
+        others, the server's settings for them (namespace, image, KFP host)."""
+        if target == "local":
+            return {}
+        self.app.check_target_available(target)
+        return self.app.target_options(target) if target in self.app.target_names() else {}
 
 
 class ScheduleListHandler(SchedulesHandler):
@@ -84,14 +73,14 @@ class ScheduleListHandler(SchedulesHandler):
         fields = self.body(*CREATE_FIELDS)
         notebook = self.app.paths.resolve(fields.string("path", required=True))
         target = fields.string("target") or LOCAL
-        self.check_target(target)
+        settings = self.target_settings(target)
         request = ScheduleRequest(
             notebook=notebook,
             cron=fields.string("cron", required=True, max_chars=256),
             timezone=fields.string("timezone", max_chars=64) or "UTC",
             parameters=fields.object("parameters") or {},
             target=target,
-            target_options=cluster_settings(self.app, target),
+            target_options=settings,
             enabled=fields.boolean("enabled", True),
             catch_up=fields.string("catch_up") or "skip",
             name=fields.string("name", max_chars=64),
@@ -138,8 +127,7 @@ class ScheduleHandler(SchedulesHandler):
             changes["parameters"] = fields.object("parameters") or {}
         schedule = await self.find(schedule_id)
         if "target" in changes:
-            self.check_target(changes["target"])
-            changes["target_options"] = cluster_settings(self.app, changes["target"])
+            changes["target_options"] = self.target_settings(changes["target"])
         updated = await asyncio.to_thread(lambda: self.service.update(schedule.id, **changes))
         self.reply(await asyncio.to_thread(self.view, updated))
 
