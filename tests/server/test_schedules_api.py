@@ -21,13 +21,11 @@ class ReadOnly(Authorizer):
 """
 
 
-def write_plain_notebook(path: Path, *, step: str | None = None) -> Path:
-    """A papermill notebook (parameters cell, no step tags; or one ``step``) that prints its parameters."""
+def write_plain_notebook(path: Path) -> Path:
+    """A papermill notebook (a parameters cell, no step tags) that prints its parameters."""
     parameters = new_code_cell("alpha = 0.5\nlabel = 'base'")
     parameters.metadata["tags"] = ["parameters"]
     body = new_code_cell("print(alpha, label)")
-    if step:
-        body.metadata["tags"] = [f"step:{step}"]
     notebook = new_notebook(cells=[parameters, body])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, path)
@@ -171,15 +169,12 @@ def test_without_credentials_or_execute_permission_schedules_are_refused(launch,
 
 @pytest.mark.slow
 def test_a_local_schedule_fires_from_the_server_and_runs_the_notebook(server) -> None:
-    """A real one-minute cron: the server's scheduler fires it and the run service runs the notebook.
-
-    The notebook has one step tag: the run service does not run untagged (papermill) notebooks locally yet;
-    scheduling one is tested above, and its fire reaches the run service the same way."""
-    write_plain_notebook(server.root / "tagged.ipynb", step="report")
+    """A real one-minute cron: the server's scheduler fires it and the run service runs the plain papermill
+    notebook (no step tags) whole, with the schedule's parameters."""
     now = datetime.now(UTC)
     if now.second > 50:  # too close to the minute: let it pass so the first fire time is the next one
         time.sleep(61 - now.second)
-    body = {"path": "tagged.ipynb", "cron": "* * * * *", "parameters": {"alpha": 3, "label": "scheduled"}}
+    body = {"path": "report.ipynb", "cron": "* * * * *", "parameters": {"alpha": 3, "label": "scheduled"}}
     schedule = server.api("POST", "schedules", json=body).json()
     sid = schedule["id"]
     try:
