@@ -53,8 +53,8 @@ def test_security_defaults(manifests: dict[str, dict], variant: str) -> None:
     # A read-only root needs writable scratch space for papermill and the kernel.
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert volumes[mounts["/tmp"]] == {"name": mounts["/tmp"], "emptyDir": {}}
-    assert volumes[mounts[WORK_DIR]] == {"name": mounts[WORK_DIR], "emptyDir": {}}
+    assert volumes[mounts["/tmp"]] == {"name": mounts["/tmp"], "emptyDir": {"sizeLimit": "2Gi"}}
+    assert volumes[mounts[WORK_DIR]] == {"name": mounts[WORK_DIR], "emptyDir": {"sizeLimit": "20Gi"}}
     assert container["workingDir"] == WORK_DIR
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert all(env[k] == v for k, v in SCRATCH_ENV.items())
