@@ -20,6 +20,7 @@ then sees a reset instead of the 403.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -44,6 +45,7 @@ executes = authorized(action="execute", resource="kernels")
 writes = authorized(action="write", resource="contents")
 
 DRAIN_FACTOR = 8
+PARSE_IN_THREAD_BYTES = 256 * 1024
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 ERROR_KEYS = ("message", "notebook", "cell", "step", "field", "hint", "text")
 
@@ -69,6 +71,7 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         self._refusal: web.HTTPError | None = None  # answered once the body is in (see the module's doc)
+        self._parsed: dict[str, Any] | CellpipeError | None = None  # a large body, parsed in a thread
 
     @property
     def app(self) -> CellpipeApp:
@@ -102,7 +105,21 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
 
     def body(self, *allowed: str) -> Fields:
         """The JSON object sent, with only ``allowed`` fields."""
-        return Fields(parse_json_object(b"".join(self._chunks)), allowed=allowed)
+        parsed = self._parsed if self._parsed is not None else parse_json_object(b"".join(self._chunks))
+        if isinstance(parsed, CellpipeError):
+            raise parsed
+        return Fields(parsed, allowed=allowed)
+
+    async def _parse_large_body(self) -> None:
+        """Parse a large body in a thread (megabytes of JSON take the event loop ~0.1 s), so that
+        :meth:`body` finds it done; a parse error is kept until a handler asks for the body."""
+        if self._received >= PARSE_IN_THREAD_BYTES and self._parsed is None:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            try:
+                self._parsed = await asyncio.to_thread(parse_json_object, data)
+            except CellpipeError as error:
+                self._parsed = error
 
     def query(self, *allowed: str) -> Fields:
         """The query string's arguments (each at most once), with only ``allowed`` names."""
@@ -171,6 +188,7 @@ def _refusal_first(method: Any) -> Any:
     async def guarded(self: CellpipeHandler, *args: Any, **kwargs: Any) -> Any:
         if self._refusal is not None:
             raise self._refusal
+        await self._parse_large_body()
         result = method(self, *args, **kwargs)
         return await result if inspect.isawaitable(result) else result
 

@@ -62,7 +62,7 @@ class AnalyseHandler(CellpipeHandler):
     async def post(self) -> None:
         fields = self.body("path", "content")
         notebook = self.app.paths.resolve(fields.string("path", required=True))
-        content = fields.notebook_content("content")
+        content = await asyncio.to_thread(fields.notebook_content, "content")  # a notebook object: re-encoded
         self.reply(await self.app.analyser.analyse(str(notebook), self.app.paths.relative(notebook), content))
 
 
@@ -96,7 +96,7 @@ class RunsHandler(RunHandlerBase):
         self.app.check_target_available(target)
         request = RunRequest(
             notebook=notebook,
-            content=fields.notebook_content("content"),
+            content=await asyncio.to_thread(fields.notebook_content, "content"),
             parameters=fields.object("parameters") or {},
             target=target,
             target_options=self.app.target_options(target),
