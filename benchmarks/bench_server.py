@@ -218,15 +218,18 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
 
 
 def kernels(pid: int) -> int:
+    """Kernel processes under the server. A process a kernel forks (a subprocess between fork and exec)
+    shows the same command line for a moment: it is not a kernel."""
     import psutil
 
-    count = 0
+    found: dict[int, int] = {}  # kernel pid -> its parent's
     for child in psutil.Process(pid).children(recursive=True):
         try:
-            count += "ipykernel_launcher" in " ".join(child.cmdline())
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found[child.pid] = child.ppid()
         except psutil.Error:
             continue
-    return count
+    return sum(1 for parent in found.values() if parent not in found)
 
 
 def bench_submit(server: Server, root: Path, submissions: int, limit: int) -> None:
