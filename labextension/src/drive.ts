@@ -14,6 +14,11 @@ export function stepNotebookPath(runId: string, step: string): string {
   return `${DRIVE_NAME}:${runId}/${step}.ipynb`;
 }
 
+/** Whether a document path is on the runs drive (an executed step notebook). */
+export function isStepNotebook(path: string): boolean {
+  return path.startsWith(`${DRIVE_NAME}:`);
+}
+
 export class RunsDrive implements Contents.IDrive {
   readonly name = DRIVE_NAME;
 

@@ -13,7 +13,7 @@ import { ToolbarButton } from '@jupyterlab/ui-components';
 import { CellpipeClient } from './api';
 import { DEFAULT_SETTINGS, ISettings, PipelineActions } from './actions';
 import { ChipsView } from './chipsview';
-import { RunsDrive, stepNotebookPath } from './drive';
+import { RunsDrive, isStepNotebook, stepNotebookPath } from './drive';
 import { pipelineIcon } from './icons';
 import { PipelinePanel } from './panel';
 import { editCellRole } from './roleeditor';
@@ -70,6 +70,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const stateOf = (panel: NotebookPanel | null): NotebookState | null =>
       panel ? (states.get(panel) ?? null) : null;
 
+    /** The notebook in focus, unless it is an executed step notebook (a read-only view of a run). */
+    const current = (): NotebookPanel | null => {
+      const panel = notebooks.currentWidget;
+      return panel && !isStepNotebook(panel.context.path) ? panel : null;
+    };
+    const enabled = (): boolean => current() !== null;
+
     const goToCell = async (panel: NotebookPanel, cell: number): Promise<void> => {
       const notebook = panel.content;
       const index = Math.max(0, Math.min(cell - 1, notebook.widgets.length - 1));
@@ -86,10 +93,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // -- the pipeline panel -------------------------------------------------------------------------
     const pipelinePanel = new PipelinePanel({
       actions,
-      current: () => stateOf(notebooks.currentWidget),
+      current: () => stateOf(current()),
       goToCell: cell => {
-        if (notebooks.currentWidget) {
-          void goToCell(notebooks.currentWidget, cell);
+        const panel = current();
+        if (panel) {
+          void goToCell(panel, cell);
         }
       },
       run: () => void app.commands.execute(CommandIDs.run),
@@ -104,7 +112,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let runsWidget: MainAreaWidget<RunsView> | null = null;
     const runsHost = {
       client,
-      currentPath: () => notebooks.currentWidget?.context.path ?? null,
+      currentPath: () => current()?.context.path ?? null,
       openStepNotebook: (runId: string, step: string) => {
         docManager.openOrReveal(stepNotebookPath(runId, step), 'Notebook', undefined);
       },
@@ -123,6 +131,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void editCellRole(panel, index);
     };
     notebooks.widgetAdded.connect((_, panel) => {
+      if (isStepNotebook(panel.context.path)) {
+        return; // an executed step notebook (read-only view of a run): not a pipeline to edit or run
+      }
       void panel.context.ready.then(() => {
         const state = new NotebookState(panel, client, () => actions.settings.liveDag);
         states.set(panel, state);
@@ -143,13 +154,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.toolbar.insertAfter('cellType', 'cellpipe-run', button);
     });
     notebooks.currentChanged.connect((_, panel) => {
+      if (panel && isStepNotebook(panel.context.path)) {
+        return; // keep showing the pipeline (and runs) the user came from
+      }
       pipelinePanel.setState(stateOf(panel));
       runsWidget?.content.followPath(panel?.context.path ?? null);
     });
 
     // -- commands -----------------------------------------------------------------------------------
-    const current = (): NotebookPanel | null => notebooks.currentWidget;
-    const enabled = (): boolean => current() !== null;
 
     app.commands.addCommand(CommandIDs.run, {
       label: 'Run as Pipeline',

@@ -48,6 +48,28 @@ def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
     record = lab.api("GET", f"runs/{run_id}").json()
     assert record["parameters"]["n_estimators"] == 7
     assert record["status"] == "succeeded"
+    assert [s["name"] for s in record["steps"]] == ["load_data", "split", "train", "evaluate"]
+
+    # the executed notebook of a step opens as a (read-only) notebook tab, outputs included
+    run.locator('.cp-Step[data-step="split"] button', has_text="Open notebook").click()
+    tab = page.locator(
+        ".jp-NotebookPanel", has=page.locator(".jp-OutputArea-output", has_text="training rows")
+    )
+    tab.wait_for(timeout=30_000)
+    assert "split.ipynb" in page.locator(".lm-DockPanel-tabBar .jp-mod-active").inner_text()
+    ui.shot("08b-executed-step-notebook")
+
+    # re-run from the same snapshot and parameters: a new run, green again
+    ui.command("cellpipe:open-runs", {"run": run_id})
+    run.locator("button", has_text="Re-run").click()
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('.cp-Run')].some(n => n.dataset.run !== '{run_id}')",
+        timeout=30_000,
+    )
+    rerun = lab.api("GET", "runs?path=run_me.ipynb").json()["runs"][0]
+    assert rerun["id"] != run_id and rerun["rerun_of"] == run_id
+    assert rerun["parameters"]["n_estimators"] == 7 and rerun["snapshot_id"] == record["snapshot_id"]
+    wait_for_run_status(page, rerun["id"], "succeeded")
 
 
 def test_an_error_before_the_start_is_shown_to_the_user(page, lab, ui):
