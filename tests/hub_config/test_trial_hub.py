@@ -123,6 +123,12 @@ def test_bobs_own_server_knows_nothing_of_alices_runs(hub, alice_run):
     # the same notebook path names bob's own (absent) file, not alice's
     refused = hub.api("POST", f"/user/{B}/cellpipe/api/runs", hub.tokens[B], json={"path": "wine.ipynb"})
     assert refused.status_code == 400, refused.text
+    # and his server will not go up to her home (the servers share an OS user: the root is the boundary)
+    for route in ("runs", "analyse"):
+        escape = hub.api("POST", f"/user/{B}/cellpipe/api/{route}", hub.tokens[B],
+                         json={"path": f"../../{A}/home/wine.ipynb"})  # fmt: skip
+        assert escape.status_code == 400 and "outside" in escape.text, escape.text
+    assert hub.api("GET", f"/user/{B}/cellpipe/api/runs", hub.tokens[B]).json()["runs"] == []
 
 
 def test_browser_login_through_the_hub_lands_in_jupyterlab(hub):
