@@ -153,13 +153,7 @@ async def start(app: CellpipeApp) -> None:
     from jupyter_ext.services.schedules import Scheduler
 
     service = schedule_service(app)
-    submit = getattr(app.run_service, "submit", None)
-    if submit is None:
-        app.log.warning(
-            "cellpipe: this server's run service cannot start background runs; local schedules do not fire"
-        )
-        return
-    scheduler = Scheduler(service.store, submit, log=app.log)
+    scheduler = Scheduler(service.store, app.run_service.submit, log=app.log)
     service.on_change = scheduler.wake
     app.scheduler = scheduler
     scheduler.start()

@@ -16,10 +16,7 @@ SUBMIT_TARGETS: dict[str, str] = {
     "job": "jupyter_ext.services.cluster:submit_job",
     "kfp": "jupyter_ext.services.kfp_cluster:submit_kfp",
 }
-SCHEDULE_TARGETS: dict[str, str] = {
-    "cronjob": "jupyter_ext.services.cluster:schedule_cronjob",
-    "kfp": "jupyter_ext.services.kfp_cluster:schedule_kfp",
-}
+# Schedules (local, job = CronJob, kfp = recurring run) go through services.schedules.ScheduleService.
 EXPORT_FORMATS: dict[str, str] = {
     "k8s": "jupyter_ext.services.cluster:export_k8s",
     "kfp": "jupyter_ext.services.kfp_cluster:export_kfp",
