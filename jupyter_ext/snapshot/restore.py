@@ -9,6 +9,7 @@ are applied (see :func:`safe_mode`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import stat
@@ -23,6 +24,7 @@ from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot.hashing import copy_hashing, write_all
 from jupyter_ext.snapshot.manifest import check_relative_path, manifest_files, short_id
 from jupyter_ext.snapshot.store import SnapshotStore
+from jupyter_ext.util import abandoned, writer_tag
 
 SAFE_MODE_BITS = 0o755  # rwx for the owner, r-x for group and others; no setuid, setgid or sticky bit
 DEFAULT_MODE = 0o644
@@ -126,10 +128,16 @@ def _check_target(target: Path, force: bool) -> None:
 
 
 def _staging_sibling(target: Path) -> Path:
-    """A new private directory next to ``target`` (same filesystem, so the final rename is atomic)."""
+    """A new private directory next to ``target`` (same filesystem, so the final rename is atomic); those
+    that killed restores into the same target left behind are removed first."""
+    prefix = f".{target.name}.cellpipe-restore-"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.cellpipe-restore-", dir=target.parent))
+        for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):
+            with contextlib.suppress(OSError):
+                if abandoned(leftover.name, leftover.stat().st_mtime):
+                    shutil.rmtree(leftover, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{writer_tag()}", dir=target.parent))
     except OSError as exc:
         raise SnapshotError(f"cannot create {target}: {exc.strerror or exc}", field="DIR") from None
 

@@ -433,3 +433,33 @@ def test_gc_waits_for_a_snapshot_in_progress(notebook: Path, store: SnapshotStor
         assert collector.is_alive() and store.has(orphan.hash)
     collector.join(10)
     assert not store.has(orphan.hash)
+
+
+def test_a_killed_restores_staging_directory_is_removed_by_the_next_restore(
+    notebook: Path, store: SnapshotStore, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=store)
+    target = tmp_path / "restored"
+    killed_writer(
+        "import os, tempfile\n"
+        "from jupyter_ext.util import writer_tag\n"
+        f"tempfile.mkdtemp(prefix='.restored.cellpipe-restore-' + writer_tag(), dir={str(tmp_path)!r})"
+    )
+    assert len(list(tmp_path.glob(".restored.cellpipe-restore-*"))) == 1
+    restore(store, snapshot.id, target)
+    assert list(tmp_path.glob(".restored.cellpipe-restore-*")) == []
+
+
+def test_verify_repair_on_a_remote_store(notebook: Path, project: Path) -> None:
+    import uuid
+
+    store = SnapshotStore.open(f"memory://cellpipe-repair-{uuid.uuid4().hex}")
+    snapshot = take_snapshot(notebook, store=store)
+    digest = entry_for(snapshot, "data/train.csv")["hash"]
+    fs, key = store.backend.fs, store.backend.path(store.object_key(digest))
+    fs.pipe_file(key, b"X" + fs.cat_file(key)[1:])
+    result = store.verify(snapshot.id)
+    assert not result.ok
+    repairs = store.repair(result)
+    assert [(r.path, r.repaired) for r in repairs] == [("data/train.csv", True)]
+    assert store.verify(snapshot.id).ok
