@@ -183,6 +183,13 @@ class CellpipeApp(ExtensionApp):
         )
         self.run_service = self._make_run_service()
         self._route_modules = [importlib.import_module(name) for name in ROUTE_MODULES]
+        if self.default_target not in self.target_names():
+            self.log.warning(
+                "cellpipe: default_target %r is not a target (%s); using 'local'",
+                self.default_target,
+                ", ".join(self.target_names()),
+            )
+            self.default_target = "local"
         self.log.info(
             "cellpipe: root %s, data %s, up to %d concurrent runs",
             self.paths.root,

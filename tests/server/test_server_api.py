@@ -77,6 +77,7 @@ def test_config_comes_from_traitlets_with_environment_defaults(launch):
             "CELLPIPE_MAX_CONCURRENT_RUNS": "3",
             "CELLPIPE_KERNEL_POOL_SIZE": "1",
             "CELLPIPE_MAX_BODY_BYTES": "9",
+            "CELLPIPE_TARGET": "mainframe",  # not a target: the log says so and local is used
         },
     )
     config = server.api("GET", "config").json()
@@ -87,6 +88,7 @@ def test_config_comes_from_traitlets_with_environment_defaults(launch):
     local = next(t for t in config["targets"] if t["name"] == "local")
     assert local["available"] is True and local["reason"] is None
     assert all(t["available"] or t["reason"] for t in config["targets"])  # never "no" without a why
+    assert "default_target 'mainframe' is not a target" in server.log_text()
 
 
 def test_analysis_warnings_come_back_with_the_cell_and_a_suggestion(server):
