@@ -104,7 +104,12 @@ def test_dockerfile_is_pinned_non_root_and_offline_at_run_time(dockerfile):
     base = [a for i, a in steps if i == "FROM"][-1]
     base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
     name, _, tag = base.partition(":")
-    assert tag and tag != "latest" and re.match(r"3\.11\.\d+-", tag), f"base image not pinned: {base}"
+    if name.startswith("cellpipe/"):  # built on one of these images: the same version, built from here
+        assert (
+            tag == PYPROJECT["project"]["version"] and (IMAGES / f"{name.split('/')[1]}.Dockerfile").exists()
+        )
+    else:
+        assert tag and tag != "latest" and re.match(r"3\.11\.\d+-", tag), f"base image not pinned: {base}"
     assert PYPROJECT["project"]["requires-python"] == ">=3.11"
 
     users = [a for i, a in steps if i == "USER"]
@@ -135,7 +140,14 @@ def test_dockerfile_is_pinned_non_root_and_offline_at_run_time(dockerfile):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_build_context_leaves_out_local_environments_and_data(dockerfile):
-    ignored = Path(f"{dockerfile}.dockerignore").read_text().split()
+    ignored = [
+        line
+        for line in Path(f"{dockerfile}.dockerignore").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    if ignored == ["*"]:  # an empty context: the Dockerfile must then copy nothing
+        assert not [a for i, a in instructions(dockerfile) if i == "COPY"]
+        return
     assert {"**/.venv", "**/node_modules", "**/.cellpipe", "jupyter_ext/labextension"} <= set(ignored)
 
 
@@ -149,9 +161,19 @@ def test_the_images_carry_the_names_the_configs_default_to():
     assert labels == {
         "notebook.Dockerfile": defaults.notebook_image,
         "runtime.Dockerfile": defaults.runtime_image,
+        "runtime-gpu.Dockerfile": f"cellpipe/runtime-gpu:{PYPROJECT['project']['version']}",
     }
     assert defaults.runtime_image == DEFAULT_IMAGE  # what compiled pipelines name when nothing else is given
     assert f"cellpipe/runtime:{PYPROJECT['project']['version']}" == DEFAULT_IMAGE
+
+
+def test_gpu_example_names_the_gpu_runtime_image_for_its_gpu_step():
+    from jupyter_ext.pipeline.build import build_pipeline
+
+    pipeline = build_pipeline(ROOT / "examples" / "gpu_training.ipynb")
+    gpu_steps = [s for s in pipeline.steps if "nvidia.com/gpu" in s.limits]
+    assert [s.image for s in gpu_steps] == [f"cellpipe/runtime-gpu:{PYPROJECT['project']['version']}"]
+    assert all(s.image is None for s in pipeline.steps if s not in gpu_steps)  # the rest: the default image
 
 
 def test_notebook_image_installs_jupyterhub_and_jupyterlab_through_the_hub_extra():
