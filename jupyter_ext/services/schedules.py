@@ -376,7 +376,11 @@ class ScheduleService:
 
     def _retire(self, old: ScheduleRecord, *, keep: ScheduleRecord) -> None:
         """The cluster object of a replaced schedule, unless the new one took it over (same CronJob name)."""
-        if (old.extra or {}).get("cluster") != (keep.extra or {}).get("cluster"):
+
+        def ref(schedule: ScheduleRecord) -> str | None:
+            return ((schedule.extra or {}).get("cluster") or {}).get("ref")
+
+        if ref(old) != ref(keep):
             try:
                 self._backend(old.target).delete(old, dict(old.target_options))
             except CellpipeError as exc:

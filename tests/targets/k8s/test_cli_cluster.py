@@ -349,11 +349,15 @@ async def test_schedule_job_create_list_pause_replace_delete(
 
     # kmock's emulator has no PUT; answer it like the API server would (with the object sent)
     kmock["put /apis/batch/v1/namespaces/team-a/cronjobs/nightly"] << (lambda request: request.data)
+    edited = Path(notebook).read_text().replace("sum(xs)", "sum(xs) + 1")
+    Path(notebook).write_text(edited)  # the notebook changed since: the new CronJob runs a new snapshot
     code = await cli(call, "schedule", notebook, "--cron", "30 4 * * *", "--target", "job", "--name", "nightly",
                      "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig)  # fmt: skip
     assert code == 0 and "replaced" in capsys.readouterr().out
     (put,) = list(kmock["put"])
     assert put.data["spec"]["schedule"] == "30 4 * * *"
+    assert exists(kmock, "batch/v1/cronjobs", "nightly") and not list(kmock["delete"])  # updated, not deleted
+    assert len(snapshots()) == 2
     kubernetes_validate.validate(put.data, "1.30", strict=True)
     assert await cli(call, "schedules", "list", "--json") == 0
     (only,) = json.loads(capsys.readouterr().out)["schedules"]  # replaced, not a second schedule
