@@ -484,6 +484,7 @@ class Scheduler:
         self.log = log or logging.getLogger(__name__)
         self.fired: list[Fire] = []  # this scheduler's history (for the CLI summary and tests)
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -493,7 +494,8 @@ class Scheduler:
         if self._task is None or self._task.done():
             self._stopping = False
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self.run_forever(), name="cellpipe-scheduler")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self.run_forever(), name="cellpipe-scheduler")
 
     async def stop(self) -> None:
         """Stop firing; runs already started go on (they belong to the run service)."""
@@ -508,8 +510,18 @@ class Scheduler:
         return self._task is not None and not self._task.done()
 
     def wake(self) -> None:
-        """Look at the schedules again now (one was created or changed)."""
-        self._wake.set()
+        """Look at the schedules again now (one was created or changed); callable from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread (the server runs service calls off the event loop)
+            here = None
+        if here is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
         while not self._stopping:

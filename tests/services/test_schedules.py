@@ -173,6 +173,23 @@ async def test_missed_fire_times_follow_the_catch_up_policy(
     assert not fire.catch_up and service.get(schedule.id).missed == missed
 
 
+async def test_a_change_made_in_another_thread_wakes_the_scheduler(
+    service: ScheduleService, notebook: Path, clock: ManualClock
+) -> None:
+    submit = Recorder()
+    scheduler = Scheduler(service.store, submit, clock=clock, max_sleep_s=3600)
+    service.on_change = scheduler.wake
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.1)  # asleep for an hour of the manual clock: nothing to fire
+        # as the server does: the service call (and so the wake-up) runs in a worker thread
+        await asyncio.to_thread(service.create, ScheduleRequest(notebook, "* * * * *"))
+        clock.advance(60)
+        await wait_for(lambda: len(submit.requests) == 1, timeout=5)
+    finally:
+        await scheduler.stop()
+
+
 async def test_paused_time_is_not_missed(
     service: ScheduleService, notebook: Path, clock: ManualClock
 ) -> None:
