@@ -108,6 +108,21 @@ def test_bob_cannot_reach_alices_runs_schedules_or_server(hub, alice_run, method
     assert [(r["id"], r["status"]) for r in listed] == [(alice_run["id"], "succeeded")]
 
 
+def test_bob_cannot_read_change_or_delete_alices_schedule(hub, alice_run):
+    created = hub.api("POST", f"/user/{A}/cellpipe/api/schedules", hub.tokens[A],
+                      json={"path": "wine.ipynb", "cron": "0 3 * * *", "enabled": False})  # fmt: skip
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["survives_server_cull"] is False  # a local schedule lives in her server
+    url = f"/user/{A}/cellpipe/api/schedules/{schedule['id']}"
+    for method, body in (("GET", None), ("PATCH", {"enabled": True}), ("DELETE", None)):
+        answer = hub.api(method, url, hub.tokens[B], json=body)
+        assert answer.status_code == 403 and schedule["id"] not in answer.text, (method, answer.status_code)
+    assert hub.api("GET", url, hub.tokens[A]).json()["enabled"] is False  # unchanged, still there
+    assert hub.api("GET", f"/user/{B}/cellpipe/api/schedules", hub.tokens[B]).json()["schedules"] == []
+    assert hub.api("DELETE", url, hub.tokens[A]).status_code == 204
+
+
 def test_bob_cannot_read_alice_through_the_hub_api(hub):
     for path in (f"/hub/api/users/{A}", f"/hub/api/users/{A}/tokens"):
         assert hub.api("GET", path, hub.tokens[B]).status_code in (403, 404)
