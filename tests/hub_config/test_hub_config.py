@@ -5,6 +5,7 @@ servers get per-user namespaces, accounts, storage prefixes and credentials."""
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def test_config_loads_with_three_profiles_and_the_culler(hub_config):
     assert [p["slug"] for p in hub_config.KubeSpawner.profile_list] == ["cpu", "gpu", "gpu-4"]
     culler = {s["name"]: s for s in hub_config.JupyterHub.services}["idle-culler"]
     assert culler["command"][-2:] == ["jupyterhub_idle_culler", "--timeout=3600"]
+    ran = subprocess.run([*culler["command"], "--help"], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "--timeout" in ran.stdout  # the service's command exists and takes it
     role = {r["name"]: r for r in hub_config.JupyterHub.load_roles}["idle-culler"]
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
     assert callable(
