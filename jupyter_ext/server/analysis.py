@@ -144,6 +144,7 @@ class Analyser:
         self.log = log or logging.getLogger(__name__)
         self._pool: concurrent.futures.Executor | None = None
         self._lock = threading.Lock()
+        self._free: asyncio.Semaphore | None = None  # made in the server's event loop, on first use
 
     def _executor(self) -> concurrent.futures.Executor:
         with self._lock:
@@ -167,6 +168,14 @@ class Analyser:
         self._executor().submit(_warm)
 
     async def analyse(self, path: str, label: str, content: bytes | None) -> dict[str, Any]:
+        # Wait for a free worker here, not in the pool's queue: the time limit then counts the analysis
+        # only, and a burst of requests (a UI analysing as the user types) cannot time each other out.
+        if self._free is None:
+            self._free = asyncio.Semaphore(max(1, self.workers))
+        async with self._free:
+            return await self._analyse(path, label, content)
+
+    async def _analyse(self, path: str, label: str, content: bytes | None) -> dict[str, Any]:
         pool = self._executor()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(pool, _analyse_in_worker, path, label, content, self.timeout)
