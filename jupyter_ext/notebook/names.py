@@ -71,6 +71,10 @@ class _Statement(ast.NodeVisitor):
     def _define(self, name: str) -> None:
         self.usage.defines.add(name)
 
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """Nothing to record. Defined here because NodeVisitor's own visit_Constant looks for the
+        deprecated visit_Num/visit_Str on every literal: ~20 us each, most of a data-heavy cell's time."""
+
     # -- bindings ------------------------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):

@@ -25,15 +25,19 @@ def _transformer():
 
 def to_python(source: str) -> str:
     """Return plain Python for a cell's source (magics rewritten, code-running magics unwrapped)."""
+    return _to_python(source)[0]
+
+
+def _to_python(source: str) -> tuple[str, ast.Module | None]:
+    """The plain Python, and its tree when checking it already parsed it (a big cell is parsed once)."""
     if not any(mark in source for mark in "%!?"):
-        return source  # fast path: most cells are plain Python
+        return source, None  # fast path: most cells are plain Python
     source = _CODE_CELL_MAGICS.sub("", source, count=1)
     source = "\n".join(_CODE_LINE_MAGICS.sub(r"\1\2", line) for line in source.splitlines())
     try:
-        ast.parse(source)
-        return source
+        return source, ast.parse(source)
     except SyntaxError:
-        return _transformer().transform_cell(source)
+        return _transformer().transform_cell(source), None
 
 
 MAX_AST_DEPTH = 200  # the analysis walks the tree recursively; real code nests a few dozen levels
@@ -43,7 +47,8 @@ def parse(source: str) -> ast.Module:
     """Parse a cell's IPython source; raises SyntaxError (with a line number) if it is not valid, also when
     it nests too deeply for Python's parser or for the analysis (``((((...))))`` thousands deep)."""
     try:
-        tree = ast.parse(to_python(source))
+        python, tree = _to_python(source)
+        tree = tree or ast.parse(python)
     except (RecursionError, MemoryError):
         raise _too_deep() from None
     if _depth_exceeds(tree, MAX_AST_DEPTH):
@@ -69,5 +74,9 @@ def _depth_exceeds(tree: ast.Module, limit: int) -> bool:
         node, depth = pending.pop()
         if depth > limit:
             return True
+        if isinstance(node, ast.List | ast.Tuple | ast.Set) and all(
+            isinstance(e, ast.Constant) for e in node.elts
+        ):
+            continue  # embedded data: one level more at most, however long
         pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return False

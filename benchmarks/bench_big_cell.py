@@ -1,0 +1,70 @@
+"""One big cell: analysis time against CPython's own ``ast.parse`` of the same text, in the same run.
+
+    python benchmarks/bench_big_cell.py [--mb 1 4 10]
+
+Two shapes: embedded data (one list literal) and many statements. The ratio to ``ast.parse`` is the
+figure to watch (about 1 means cellpipe adds little to parsing; the absolute times depend on the
+machine); equal ratios across sizes mean the analysis grows linearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jupyter_ext.pipeline.build import build_pipeline  # noqa: E402
+
+
+def data_cell(megabytes: float) -> str:
+    count = int(megabytes * 1e6 / 9)  # "1234567, " is about 9 bytes
+    return "data = [" + ", ".join(str(i * 7) for i in range(count)) + "]\ntotal = sum(data)"
+
+
+def statement_cell(megabytes: float) -> str:
+    count = int(megabytes * 1e6 / 40)
+    return "\n".join(f"x{i} = round({i} * 0.5, 2)  # what? a note" for i in range(count))
+
+
+def notebook(source: str, path: Path) -> Path:
+    cell = {"cell_type": "code", "metadata": {"tags": ["step:a"]}, "source": source, "outputs": [],
+            "execution_count": None}  # fmt: skip
+    path.write_text(json.dumps({"cells": [cell], "metadata": {"kernelspec": {"name": "python3"}},
+                                "nbformat": 4, "nbformat_minor": 5}))  # fmt: skip
+    return path
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mb", type=float, nargs="+", default=[1, 4, 10])
+    args = parser.parse_args()
+    print(f"{'shape':<11} {'MB':>5} {'ast.parse s':>12} {'analysis s':>11} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        build_pipeline(notebook("x = 1", Path(tmp) / "warm.ipynb"))  # imports out of the timing
+        for shape, make in (("data", data_cell), ("statements", statement_cell)):
+            for megabytes in args.mb:
+                source = make(megabytes)
+                path = notebook(source, Path(tmp) / f"{shape}.ipynb")
+                parse = timed(lambda s=source: ast.parse(s))
+                analysis = timed(lambda p=path: build_pipeline(p))
+                print(
+                    f"{shape:<11} {len(source) / 1e6:5.1f} {parse:12.2f} {analysis:11.2f} {analysis / parse:6.2f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
