@@ -1,24 +1,20 @@
-"""The schedule routes in a real `jupyter server` process: fields, errors naming the field, authorization,
-replacing, pausing, and a local schedule that fires from the server's own scheduler and runs the notebook."""
+"""The schedule routes in a real `jupyter server` process: fields, errors naming the field, replacing, pausing,
+a CronJob made through the API (kmock on loopback), and a local schedule that fires from the server's own
+scheduler and runs a plain papermill notebook. Who may call each route: test_authorization.py."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import kubernetes_validate
 import nbformat
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_notebook
-
-READ_ONLY_AUTHORIZER = """
-from jupyter_server.auth.authorizer import Authorizer
-
-
-class ReadOnly(Authorizer):
-    def is_authorized(self, handler, user, action, resource):
-        return action == "read"
-"""
 
 
 def write_plain_notebook(path: Path) -> Path:
@@ -147,24 +143,58 @@ def test_patch_checks_its_fields(server) -> None:
         server.api("DELETE", f"schedules/{sid}")
 
 
-def test_without_credentials_or_execute_permission_schedules_are_refused(launch, tmp_path_factory) -> None:
-    modules = tmp_path_factory.mktemp("authorizer")
-    (modules / "read_only_authorizer.py").write_text(READ_ONLY_AUTHORIZER)
-    import os
+def write_kubeconfig(path: Path, server: str, namespace: str) -> Path:
+    cluster = {"name": "test", "cluster": {"server": server}}
+    context = {"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": namespace}}
+    config = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster], "contexts": [context],
+              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}], "current-context": "test"}  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
 
-    python_path = os.pathsep.join(filter(None, [str(modules), os.environ.get("PYTHONPATH")]))
-    server = launch(
-        "--ServerApp.authorizer_class=read_only_authorizer.ReadOnly", env={"PYTHONPATH": python_path}
-    )
+
+async def test_a_job_schedule_is_a_cronjob_made_paused_and_deleted_through_the_api(
+    launch, kmock, tmp_path: Path
+) -> None:
+    """The server's own settings (namespace, image, store) make the CronJob; kmock on loopback is the cluster."""
+    kmock.resources["batch/v1/jobs"] = {}
+    kmock.resources["batch/v1/cronjobs"] = {}
+    support = Path(__file__).parent / "support" / "remote_store"  # fakes3:// in the server process
+    env = {
+        "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"), "team-a")),
+        "CELLPIPE_NAMESPACE": "team-a",
+        "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
+        "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(support), os.environ.get("PYTHONPATH")])),
+    }
+    server = await asyncio.to_thread(launch, env=env)  # the test's loop serves kmock meanwhile
     write_plain_notebook(server.root / "report.ipynb")
-    body = {"path": "report.ipynb", "cron": "@daily"}
-    assert server.api("POST", "schedules", json=body).status_code == 403  # creating runs code later
-    assert server.api("GET", "schedules").status_code == 200  # reading is allowed
-    assert server.api("POST", "schedules/preview", json={"cron": "@daily"}).status_code == 200
-    import requests
 
-    anonymous = requests.get(f"{server.url}/cellpipe/api/schedules", timeout=10)
-    assert anonymous.status_code == 403
+    async def api(method: str, route: str, **kwargs):
+        return await asyncio.to_thread(server.api, method, route, **kwargs)
+
+    body = {"path": "report.ipynb", "cron": "0 3 * * *", "timezone": "Europe/Berlin", "target": "job",
+            "name": "nightly", "parameters": {"alpha": 2}}  # fmt: skip
+    created = await api("POST", "schedules", json=body)
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["survives_server_cull"] is True and schedule["target"] == "job"
+    assert schedule["cluster"]["kind"] == "cronjob" and schedule["cluster"]["namespace"] == "team-a"
+    (post,) = list(kmock["post"])
+    cronjob = post.data
+    assert cronjob["metadata"]["name"] == "nightly" and cronjob["spec"]["timeZone"] == "Europe/Berlin"
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/acme/cellpipe-runtime:1.0" and "alpha=2.0" in container["args"]
+    kubernetes_validate.validate(cronjob, "1.30", strict=True)
+
+    paused = await api("PATCH", f"schedules/{schedule['id']}", json={"enabled": False})
+    assert paused.status_code == 200 and paused.json()["enabled"] is False, paused.text
+    (patch,) = list(kmock["patch"])
+    assert patch.data == {"spec": {"suspend": True}}
+
+    assert (await api("DELETE", f"schedules/{schedule['id']}")).status_code == 204
+    (delete,) = list(kmock["delete"])
+    assert delete.url.path.endswith("/namespaces/team-a/cronjobs/nightly")
+    assert (await api("GET", "schedules")).json()["schedules"] == []
 
 
 @pytest.mark.slow
