@@ -54,6 +54,9 @@ def test_a_failing_plain_notebook_names_its_own_cell(write_notebook, data_dir):
 
 
 def test_a_papermill_notebook_without_parameters_runs(write_notebook, data_dir):
-    record = RunService(data_dir).run(RunRequest(notebook=write_notebook([(None, "y = 2")]), track=True))
+    service = RunService(data_dir)
+    record = service.run(RunRequest(notebook=write_notebook([(None, "y = 2")]), track=True))
     assert record.status is RunStatus.SUCCEEDED and record.steps[0].status is StepStatus.SUCCEEDED
-    assert record.tracking.status == "ok"  # tracked like any run
+    assert (
+        service.wait_for_tracking(record.id).tracking.status == "ok"
+    )  # tracked like any run, in the background
