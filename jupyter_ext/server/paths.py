@@ -31,6 +31,7 @@ class ServerPaths:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self._root_prefix = str(self.root).rstrip("/") + "/"
         # (prefix, what it becomes before a "/", what it becomes alone); the data directory first: it may lie
         # in the root. A prefix counts only where a path component ends: /srv/root does not eat into /srv/root2.
         prefixes = [
@@ -72,6 +73,11 @@ class ServerPaths:
 
     def relative(self, path: str | Path) -> str:
         """``path`` as the client knows it: relative to the root when inside it, else with private parts hidden."""
+        text = str(path)
+        if text.startswith(self._root_prefix) and "/../" not in text and "/./" not in text:
+            return text[
+                len(self._root_prefix) :
+            ]  # the usual case (stored paths are resolved): no file system calls
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except (ValueError, OSError, RuntimeError):
