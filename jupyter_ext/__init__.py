@@ -6,8 +6,9 @@ The data path, one subpackage per stage::
     pipeline/   the backend-independent pipeline model      (what to run)
     snapshot/   content-addressed notebook + data + env     (exactly what ran)
     runtime/    executes one step; the same code locally and in a pod
-    targets/    local runner | Kubeflow Pipelines | Kubernetes Jobs
-    runs/       run records                                 (what happened)
+    targets/    local runner | Kubeflow Pipelines | Kubernetes Jobs, behind one interface (targets/registry.py)
+    records/    typed run/schedule records and their SQLite store (what happened)
+    services/   the one run lifecycle, scheduling, cluster submission, the Job pod's entry point
     tracking/   MLflow
     server/     Jupyter server extension: the HTTP API for the JupyterLab UI
     cli/        the ``cellpipe`` command

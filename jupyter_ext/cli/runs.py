@@ -79,8 +79,10 @@ def list_runs(args: argparse.Namespace) -> int:
     table.add_column(
         "run", no_wrap=True, min_width=len(records[0].id)
     )  # ids are never cut: `runs show` needs them
-    for column in ("pipeline", "status", "started", "time", "steps", "metrics"):
-        table.add_column(column)
+    table.add_column("pipeline", no_wrap=True, overflow="ellipsis")
+    table.add_column("status", no_wrap=True, min_width=11)  # "✓ succeeded"
+    for column in ("started", "time", "steps", "metrics"):  # these give way when the terminal is narrow
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     for r in records:
         counts = {
             s: sum(1 for i in r.steps if i.status.value == s) for s in ("succeeded", "cached", "failed")

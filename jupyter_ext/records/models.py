@@ -199,9 +199,14 @@ class ScheduleRecord:
         return cls(**_known(cls, data))
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The fields ``cls`` has (records written by another version may carry more or fewer)."""
-    names = {f.name for f in fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return {k: v for k, v in data.items() if k in names}
 
 

@@ -36,7 +36,7 @@ from jupyter_ext.util import private_dir
 DB_FILE = "cellpipe.db"
 RUNS_DIR = "runs"
 LEGACY_RECORD = "record.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,21 @@ def _v2(conn: Any) -> None:
     )  # fmt: skip
 
 
+def _v3(conn: Any) -> None:
+    """Indexes that match the listing order (newest first, id breaking ties) and cover the id: a page of
+    runs is found in the index alone, and only its own rows' JSON is read."""
+    _ddl(conn, "DROP INDEX runs_created", "DROP INDEX runs_notebook", "DROP INDEX runs_status",
+         "DROP INDEX runs_schedule",
+         "CREATE INDEX runs_by_time ON runs (created, id)",
+         "CREATE INDEX runs_by_notebook ON runs (notebook, created, id)",
+         "CREATE INDEX runs_by_status ON runs (status, created, id)",
+         "CREATE INDEX runs_by_target ON runs (target, created, id)",
+         "CREATE INDEX runs_by_schedule ON runs (schedule_id, created, id)",
+    )  # fmt: skip
+
+
 # MIGRATIONS[n] takes a database at version n-1 to version n.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def _ddl(conn: Any, *statements: str) -> None:
@@ -228,10 +241,13 @@ class RecordStore:
             where.append("created >= ?")
             args.append(since)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = "ORDER BY created DESC, id DESC"
         with self._read() as conn:
             total = conn.exec_driver_sql(f"SELECT count(*) FROM runs{clause}", tuple(args)).scalar()
+            # the page's ids from the index alone, then only those rows' JSON
             rows = conn.exec_driver_sql(
-                f"SELECT data FROM runs{clause} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT data FROM runs WHERE rowid IN (SELECT rowid FROM runs{clause} {order} LIMIT ? OFFSET ?)"
+                f" {order}",
                 (*args, max(0, int(limit)), max(0, int(offset))),
             ).all()
         return [RunRecord.from_dict(json.loads(r[0])) for r in rows], int(total)

@@ -1,6 +1,7 @@
 """`cellpipe run / runs / rerun / inspect` end to end, through the CLI entry point."""
 
 import json
+import re
 
 import pytest
 
@@ -97,3 +98,25 @@ def test_missing_kernel_is_a_clear_error_before_anything_runs(write_notebook, da
     assert not (data_dir / "runs").exists()  # nothing was started
     assert main(["runs"]) == 0
     assert f"no runs in {data_dir}" in capsys.readouterr().out
+
+
+def test_listing_never_cuts_ids_and_the_summary_tells_where_the_time_went(write_notebook, data_dir, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    notebook = write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = x + 1")], name="two.ipynb")
+    assert main(["run", str(notebook), "--no-track"]) == 0
+    summary = capsys.readouterr().out
+    # the wall time since the command started, and its parts; steps in pipeline order
+    parts = r"\(start-up \d+\.\ds, analyse and snapshot \d+\.\ds, kernel start \d+\.\ds, steps \d+\.\ds"
+    assert re.search(r"succeeded in \d+\.\ds " + parts, summary), summary
+    assert summary.index("a ") < summary.index("b ")
+    # cached: still the real wall time, start-up and all, not "0.0s"
+    assert main(["run", str(notebook), "--no-track"]) == 0
+    cached = re.search(r"succeeded in (\d+\.\d)s \(start-up (\d+\.\d)s", capsys.readouterr().out)
+    assert cached and float(cached[1]) >= float(cached[2]) > 0
+    monkeypatch.setenv("COLUMNS", "50")
+    assert main(["runs"]) == 0
+    listing = capsys.readouterr().out
+    ids = [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
+    assert len(ids) == 2 and all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", i) for i in ids), listing
+    assert main(["runs", "show", ids[0][-6:]]) == 0  # the random part is enough
+    assert f"Run {ids[0]}" in capsys.readouterr().out
