@@ -108,7 +108,8 @@ def process_wall_s() -> float | None:
 def print_summary(console: Console, record: RunRecord, *, wall_s: float | None = None) -> None:
     console.print(steps_table(record, title=f"Run {record.id}: {record.pipeline}"))
     mark, style = STYLE.get(record.status.value, ("?", ""))
-    console.print(f"[{style}]{mark} {record.status.value}[/{style}]{wall_time_line(record, wall_s)}")
+    line = f"[{style}]{mark} {record.status.value}[/{style}]{wall_time_line(record, wall_s)}"
+    console.print(line, soft_wrap=True)  # one line, whatever the width: tools and eyes look for it
     if record.error:
         console.print(f"[red]{record.error.get('message', '')}[/red]", highlight=False)
     for info in record.steps:
