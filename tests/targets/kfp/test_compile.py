@@ -111,7 +111,10 @@ def test_wine_package_structure(tmp_path: Path) -> None:
         assert "987" not in command  # parameter values travel as KFP inputs, never in the code
         assert "execute_step" in command
         assert tasks[task]["cachingOptions"] == {"enableCache": True}
-    assert platform == {}
+    # nothing Kubernetes-specific was asked for: only the non-root security context every step gets
+    assert {name: set(settings) for name, settings in platform.items()} == {
+        f"exec-{task.replace('_', '-')}": {"securityContext"} for task in tasks
+    }
 
 
 def test_component_embeds_only_its_own_step() -> None:
