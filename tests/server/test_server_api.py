@@ -98,3 +98,16 @@ def test_analysis_warnings_come_back_with_the_cell_and_a_suggestion(server):
     [warning] = response.json()["warnings"]
     assert warning["cell"] == 7 and "did you mean 'step:oops'" in warning["hint"]
     assert warning["text"].startswith("branches.ipynb: cell 7:")  # relative to the root, like every path
+
+
+def test_the_store_url_setting_is_where_snapshots_go(launch, tmp_path):
+    store = tmp_path / "shared-store"
+    server = launch(f"--CellpipeApp.store_url={store}")
+    response = server.api("POST", "runs", json={"path": "branches.ipynb", "track": False})
+    assert response.status_code == 202, response.text
+    snapshot_id = response.json()["snapshot_id"]
+    assert snapshot_id and store.is_dir() and any(store.rglob("*")), (
+        "the snapshot is not in the configured store"
+    )
+    assert not (server.root / ".cellpipe" / "store").exists()
+    server.api("POST", f"runs/{response.json()['id']}/cancel")
