@@ -80,15 +80,20 @@ def start_server(root: Path, *args: str, env: dict[str, str] | None = None, time
 
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory):
-    """``launch(*server_args, env=..., notebooks=[...])`` starts a server on a fresh root; all stop at the end."""
+    """``launch(*server_args, env=..., notebooks=[...], root=None)`` starts a server (on a fresh root unless
+    one is given); all stop at the end."""
     servers: list[Server] = []
 
     def start(
-        *args: str, env: dict[str, str] | None = None, notebooks: tuple[str, ...] = ("branches.ipynb",)
+        *args: str,
+        env: dict[str, str] | None = None,
+        notebooks: tuple[str, ...] = ("branches.ipynb",),
+        root: Path | None = None,  # another server's root: start again where it left off
     ):
-        root = tmp_path_factory.mktemp("root")
-        for name in notebooks:
-            shutil.copy(NOTEBOOKS / name, root / name)
+        if root is None:
+            root = tmp_path_factory.mktemp("root")
+            for name in notebooks:
+                shutil.copy(NOTEBOOKS / name, root / name)
         server = start_server(root, *args, env=env)
         servers.append(server)
         return server

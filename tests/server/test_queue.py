@@ -100,3 +100,26 @@ def test_stopping_the_server_ends_runs_and_kernels(launch):
     store = RecordStore(server.root / ".cellpipe")  # the stopped server's store, read directly
     statuses = [store.get_run(run_id).status.value for run_id in ids]
     assert statuses == ["cancelled"] * len(ids), statuses  # shut down cleanly: none left running or crashed
+
+
+def test_a_server_killed_mid_run_shows_its_runs_crashed_after_a_restart(launch):
+    first = launch("--CellpipeApp.max_concurrent_runs=1", notebooks=())
+    write_sleeper(first.root / "long.ipynb", 120)
+    body = {"path": "long.ipynb", "track": False, "use_cache": False}
+    running, queued = (first.api("POST", "runs", json=body).json()["id"] for _ in range(2))
+    process = psutil.Process(first.process.pid)
+    deadline = time.time() + 90
+    while kernels_of(process) < 1:
+        assert time.time() < deadline, "the kernel did not start"
+        time.sleep(0.3)
+    orphans = [c for c in process.children(recursive=True) if "ipykernel_launcher" in " ".join(c.cmdline())]
+    first.process.kill()  # no shutdown at all: a crash, an OOM kill, a culled pod
+    first.process.wait()
+    for kernel in orphans:  # what a real crash would leave behind; not the point here
+        kernel.kill()
+
+    second = launch(notebooks=(), root=first.root)
+    records = {run_id: second.api("GET", f"runs/{run_id}").json() for run_id in (running, queued)}
+    assert {r["status"] for r in records.values()} == {"crashed"}, records
+    assert second.api("GET", "runs", params={"status": "running"}).json()["total"] == 0
+    assert second.api("DELETE", f"runs/{running}").status_code == 204  # a crashed run can be deleted
