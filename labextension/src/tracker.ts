@@ -95,11 +95,21 @@ export class NotebookState {
   refresh(delay: number): void {
     this._chips = deriveChips(this.cells(), this.problems());
     this._changed.emit();
-    window.clearTimeout(this.timer);
     if (!this.liveAnalysis()) {
+      window.clearTimeout(this.timer);
       return;
     }
-    this.timer = window.setTimeout(() => void this.analyse(), delay);
+    // typing postpones the analysis (debounce), but never one already due at once for a tag change
+    // (a tag change can come with a content change signal)
+    if (this.timer && this.pendingDelay === 0) {
+      return;
+    }
+    window.clearTimeout(this.timer);
+    this.pendingDelay = delay;
+    this.timer = window.setTimeout(() => {
+      this.timer = 0;
+      void this.analyse();
+    }, delay);
   }
 
   /** Ask the server to analyse the unsaved content; stale answers are dropped. */
@@ -163,6 +173,7 @@ export class NotebookState {
   private _generation = 0;
   private hooked = new WeakSet<ICellModel>();
   private timer = 0;
+  private pendingDelay = 0;
   private inFlight = false;
   private again = false;
 }
