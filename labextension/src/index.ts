@@ -274,7 +274,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           schedulesWidget.id = 'cellpipe-schedules-view';
           schedulesWidget.title.label = 'Pipeline schedules';
           schedulesWidget.title.icon = pipelineIcon;
-          app.shell.add(schedulesWidget, 'main', { mode: 'split-right' });
+          app.shell.add(schedulesWidget, 'main'); // a wide table: a tab of its own
         }
         app.shell.activateById(schedulesWidget.id);
         void schedulesWidget.content.refresh();

@@ -16,6 +16,7 @@ import {
 } from './api';
 import { PipelineActions } from './actions';
 import { formatTime } from './runs';
+import { scheduleNameFrom, scheduleNameProblem } from './schedulename';
 
 export const CRON_PRESETS: { label: string; cron: string }[] = [
   { label: 'Every hour', cron: '0 * * * *' },
@@ -91,8 +92,12 @@ function ScheduleForm(props: {
           className="jp-mod-styled"
           name="name"
           value={draft.name}
+          aria-invalid={!!scheduleNameProblem(draft.name)}
           onChange={e => update({ name: e.target.value })}
         />
+        {scheduleNameProblem(draft.name) && (
+          <span className="cp-RoleEditor-error">{scheduleNameProblem(draft.name)}</span>
+        )}
       </label>
       <div className="cp-Presets" role="group" aria-label="Presets">
         {CRON_PRESETS.map(p => (
@@ -273,7 +278,7 @@ export async function openScheduleDialog(
 ): Promise<IScheduleRecord | null> {
   const stem = (path.split('/').pop() ?? path).replace(/\.ipynb$/, '');
   const draft: IDraft = {
-    name: stem,
+    name: scheduleNameFrom(path),
     cron: CRON_PRESETS[1].cron,
     timezone: 'UTC',
     target: actions.target(path),

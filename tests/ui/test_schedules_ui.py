@@ -1,0 +1,54 @@
+"""Schedules from the browser: the dialog (presets, the server's description and next fire times, a bad
+cron named), the schedules list, pause/resume and delete, all against the real schedule routes."""
+
+from __future__ import annotations
+
+
+def test_create_pause_and_delete_a_schedule(page, lab, ui):
+    ui.copy_notebook("wine_classifier.ipynb", "nightly.ipynb")
+    ui.open_notebook("nightly.ipynb")
+    ui.open_panel()
+    page.locator(".cp-Panel button", has_text="Schedule…").click()
+    form = page.locator(".jp-Dialog .cp-ScheduleForm")
+    form.wait_for()
+    preview = form.locator(".cp-SchedulePreview")
+    cron = form.locator('input[name="cron"]')
+    # a mistake is named before anything is saved
+    cron.fill("61 * * * *")
+    form.locator(".cp-RoleEditor-error").wait_for()
+    assert "cron" in preview.inner_text().lower()
+    # a preset, described in words by the server, with the next fire times
+    form.locator(".cp-Preset", has_text="Weekdays at 07:00").click()
+    assert cron.input_value() == "0 7 * * 1-5"
+    page.wait_for_function(
+        "() => /Next:/.test(document.querySelector('.cp-SchedulePreview')?.textContent ?? '')", timeout=15_000
+    )
+    assert "07:00" in preview.inner_text() or "7:00" in preview.inner_text()
+    name = form.locator('input[name="name"]')
+    assert name.input_value() == "nightly"  # made from the notebook's name
+    name.fill("Nightly wine")
+    assert "e.g. 'nightly-wine'" in form.locator(".cp-RoleEditor-error").inner_text()
+    name.fill("nightly-wine")
+    ui.shot("14-schedule-dialog")
+    with page.expect_response(
+        lambda r: r.url.endswith("/cellpipe/api/schedules") and r.request.method == "POST"
+    ) as made:
+        page.locator(".jp-Dialog-footer button", has_text="Save schedule").click()
+    assert made.value.status == 201, made.value.text()
+    schedule = made.value.json()
+    row = page.locator(f'.cp-Schedules tr[data-schedule="{schedule["id"]}"]')
+    row.wait_for()
+    assert "nightly-wine" in row.inner_text() and "nightly.ipynb" in row.inner_text()
+    ui.shot("15-schedules-list")
+
+    row.locator("button", has_text="Pause").click()
+    row.locator(".cp-Badge", has_text="paused").wait_for()
+    assert lab.api("GET", f"schedules/{schedule['id']}").json()["enabled"] is False
+    row.locator("button", has_text="Resume").click()
+    row.locator("button", has_text="Pause").wait_for()
+    assert lab.api("GET", f"schedules/{schedule['id']}").json()["enabled"] is True
+
+    row.locator("button", has_text="Delete").click()
+    page.locator(".jp-Dialog-footer button", has_text="Delete").click()
+    row.wait_for(state="detached")
+    assert lab.api("GET", f"schedules/{schedule['id']}").status_code == 404
