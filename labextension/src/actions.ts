@@ -2,7 +2,7 @@
  * What the toolbar button, the panel and the commands share: the server config (targets), the
  * parameter values and target chosen per notebook, and "Run as pipeline" itself.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Notification, showErrorMessage } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 import {
@@ -151,8 +151,15 @@ export class PipelineActions {
     } catch (reason) {
       const error =
         reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      // JupyterLab cuts notifications at 140 characters: the whole message is one click away
       Notification.error(`Could not run ${name} as a pipeline: ${error.text}`, {
-        autoClose: false
+        autoClose: false,
+        actions: [
+          {
+            label: 'Details',
+            callback: () => void showErrorMessage(`Could not run ${name} as a pipeline`, error.text)
+          }
+        ]
       });
       return null;
     }

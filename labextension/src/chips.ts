@@ -33,13 +33,17 @@ export interface IChip {
 
 /** A stable hue (0-359) for a step name: the same name gets the same colour everywhere, every time. */
 export function stepHue(name: string): number {
-  let hash = 0x811c9dc5; // FNV-1a
+  let hash = 0x811c9dc5; // FNV-1a over the name...
   for (let i = 0; i < name.length; i++) {
     hash ^= name.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
+    hash = Math.imul(hash, 0x01000193);
   }
-  // 24 well-separated hues; multiplying by a step coprime with 24 spreads similar names apart
-  return ((hash % 24) * 15 * 7) % 360;
+  hash ^= hash >>> 16; // ...then murmur3's finaliser, so similar short names land far apart
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return ((hash >>> 0) % 24) * 15; // 24 hues, 15 degrees apart
 }
 
 /** What is wrong with a cell's tags, as the CLI would say it, or undefined. */

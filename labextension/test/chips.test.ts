@@ -66,8 +66,10 @@ describe('deriveChips', () => {
 describe('stepHue', () => {
   it('is stable and spreads names', () => {
     expect(stepHue('train')).toBe(stepHue('train'));
-    const hues = new Set(['load', 'split', 'train', 'evaluate', 'report', 'stats'].map(stepHue));
-    expect(hues.size).toBeGreaterThanOrEqual(5);
+    const hues = new Set(
+      ['area', 'perimeter', 'ratio', 'load', 'split', 'train', 'evaluate', 'report'].map(stepHue)
+    );
+    expect(hues.size).toBeGreaterThanOrEqual(7);
     for (const hue of hues) {
       expect(hue).toBeGreaterThanOrEqual(0);
       expect(hue).toBeLessThan(360);

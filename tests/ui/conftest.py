@@ -232,6 +232,19 @@ class UI:
             [index, tags],
         )
 
+    def notification(self, text: str):
+        """The notification containing `text`: its toast, or (when JupyterLab did not pop the toast up,
+        which happens on a busy machine) its entry in the notification center behind the status bar bell."""
+        toast = self.page.locator(".Toastify__toast", has_text=text)
+        try:
+            toast.wait_for(timeout=15_000)
+            return toast
+        except Exception:  # playwright's TimeoutError
+            self.page.locator(".jp-Notification-Status").click()
+            entry = self.page.locator(".jp-Notification-List-Item", has_text=text)
+            entry.wait_for(timeout=15_000)
+            return entry
+
     def copy_notebook(self, source: str, name: str) -> None:
         (self.lab.root / name).write_text((self.lab.root / source).read_text())
 

@@ -34,8 +34,7 @@ def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
     page.locator(".cp-Parameters input#root_max_depth").click()  # leave the field, as a user would
     ui.shot("06-parameters-form")
     run_id = start_from_toolbar(page)
-    notification = page.locator(".Toastify__toast", has_text=f"Pipeline run {run_id[:8]}")
-    notification.wait_for()
+    notification = ui.notification(f"Pipeline run {run_id[:8]}")
     ui.shot("07-run-started-notification")
     notification.locator("button", has_text="Show run").click()
     page.wait_for_selector(f'.cp-Run[data-run="{run_id}"]')
@@ -73,13 +72,19 @@ def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
 
 
 def test_an_error_before_the_start_is_shown_to_the_user(page, lab, ui):
-    ui.write_notebook("no_steps.ipynb", [(["imports"], "import os"), ([], "x = 1")])
-    ui.open_notebook("no_steps.ipynb")
+    ui.write_notebook(
+        "typo.ipynb", [(["imports"], "import os"), (["step:load"], "rows = [1, 2,\nprint(rows)")]
+    )
+    ui.open_notebook("typo.ipynb")
     page.locator(".jp-NotebookPanel-toolbar .cp-ToolbarRun").click()
-    toast = page.locator(".Toastify__toast", has_text="Could not run no_steps.ipynb")
-    toast.wait_for()
-    assert "before the first step" in toast.inner_text() or "no steps" in toast.inner_text()
+    toast = ui.notification("Could not run typo.ipynb")
+    assert "syntax error" in toast.inner_text()
+    toast.locator("button", has_text="Details").click()  # the whole message, past JupyterLab's 140 characters
+    details = page.locator(".jp-Dialog-content", has_text="Could not run typo.ipynb")
+    details.wait_for()
+    assert "cell 2" in details.inner_text() and "tag the cell 'skip'" in details.inner_text()
     ui.shot("09-pre-start-error")
+    assert lab.api("GET", "runs?path=typo.ipynb").json()["runs"] == []  # a refused run leaves no record
 
 
 def test_cancel_a_long_run(page, lab, ui):
@@ -93,7 +98,7 @@ def test_cancel_a_long_run(page, lab, ui):
     )
     ui.open_notebook("slow.ipynb")
     run_id = start_from_toolbar(page)
-    page.locator(".Toastify__toast", has_text=run_id[:8]).locator("button", has_text="Show run").click()
+    ui.notification(run_id[:8]).locator("button", has_text="Show run").click()
     wait_for_run_status(page, run_id, "running", timeout=120_000)
     page.wait_for_selector(
         f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000
