@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="one line per snapshot, oldest first")
+    listing = actions.add_parser("list", help="one line per snapshot, newest first (as `cellpipe runs`)")
     add_store_option(listing)
     listing.set_defaults(handler=run_list)
 
@@ -75,7 +75,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"no snapshots in {store.url}")
         return 0
     print(f"{'ID':<12}  {'CREATED (UTC)':<19}  {'FILES':>5}  {'DATA':>10}  NOTEBOOK")
-    for info in infos:
+    for info in reversed(infos):  # newest first, the order of every cellpipe listing
         created = info.created[:19].replace("T", " ")
         print(
             f"{info.short_id:<12}  {created:<19}  {info.files:>5}  {human_bytes(info.bytes):>10}  {info.notebook}"

@@ -120,3 +120,19 @@ def test_listing_never_cuts_ids_and_the_summary_tells_where_the_time_went(write_
     assert len(ids) == 2 and all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", i) for i in ids), listing
     assert main(["runs", "show", ids[0][-6:]]) == 0  # the random part is enough
     assert f"Run {ids[0]}" in capsys.readouterr().out
+
+
+def test_one_order_everywhere_newest_first(write_notebook, data_dir, capsys):
+    cells = [(["parameters"], "n = 1"), (["step:a"], "x = n")]
+    notebook = write_notebook(cells, name="order.ipynb")
+    assert main(["run", str(notebook), "--no-track", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    write_notebook([(["parameters"], "n = 2"), (["step:a"], "x = n + 1")], name="order.ipynb")  # new content
+    assert main(["run", str(notebook), "--no-track", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert main(["runs"]) == 0
+    runs = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert runs == [second["id"], first["id"]]
+    assert main(["snapshots", "list"]) == 0
+    snapshots = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert snapshots == [second["snapshot_id"][:12], first["snapshot_id"][:12]]
