@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.services.runs import RunService
 
     service = RunService(args.data_dir or default_data_dir())
+    local = service.get(args.run_id).target == "local"
     request = service.rerun_request(
         args.run_id,
-        target_options=local_options(args),
+        target_options=local_options(args) if local else None,  # a cluster run: its target's defaults
         use_cache=not args.no_cache,
         track=not args.no_track,
     )

@@ -21,6 +21,7 @@ examples:
   cellpipe run train.ipynb -p learning_rate=0.05 -p epochs=20
   cellpipe run train.ipynb --no-cache --max-parallel 1
   cellpipe run report.ipynb -p region=emea        (a plain papermill notebook)
+  cellpipe run train.ipynb --target job --store s3://bucket/cellpipe --image ghcr.io/me/runtime:1
 """
 
 
@@ -36,13 +37,21 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a notebook as a pipeline locally", description=HELP,
+        "run", help="run a notebook as a pipeline (locally, or followed on a cluster)", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("notebook", help="path to the .ipynb file (tagged, or plain for papermill)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (type-checked against its default)")  # fmt: skip
     add_run_options(parser)
+    parser.add_argument("--target", choices=("local", "job", "kfp"), default="local",
+                        help="where: this machine (default), a Kubernetes Job, or Kubeflow Pipelines; the run is "
+                             "followed to its end and recorded like a local one (`cellpipe submit` only starts it)")  # fmt: skip
+    from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, add_pod_options
+
+    add_pod_options(parser)
+    add_cluster_options(parser)
+    add_kfp_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -56,11 +65,19 @@ def run(args: argparse.Namespace) -> int:
     request = RunRequest(
         notebook=notebook,
         parameters=args.param,
-        target_options=local_options(args),
+        target=args.target,
+        target_options=local_options(args) if args.target == "local" else cluster_options(args),
         use_cache=not args.no_cache,
         track=not args.no_track,
     )
     return launch(RunService(data_dir(notebook)), request, as_json=args.json)
+
+
+def cluster_options(args: argparse.Namespace):
+    """JobOptions or KfpOptions from the same options `cellpipe submit` takes."""
+    from jupyter_ext.cli._cluster import request_from_args
+
+    return request_from_args(args).options
 
 
 def local_options(args: argparse.Namespace):

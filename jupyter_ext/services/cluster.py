@@ -152,21 +152,9 @@ def job_options(request: ClusterRequest) -> JobOptions:
 
 
 def _pod_options(request: ClusterRequest, image: str, namespace: str) -> Any:
-    from jupyter_ext.targets.k8s.notebook_job import PodOptions
+    from jupyter_ext.targets.k8s.options import pod_options
 
-    options = job_options(request)
-    return PodOptions(
-        image=image,
-        namespace=namespace,
-        active_deadline_seconds=options.active_deadline_seconds,
-        backoff_limit=options.backoff_limit,
-        ttl_seconds_after_finished=options.ttl_seconds_after_finished,
-        gpu_node_selector=options.gpu_node_selector,
-        service_account=options.service_account,
-        env=dict(options.env),
-        secrets=list(options.secrets),
-        limits=dict(options.limits),
-    )
+    return pod_options(job_options(request), image, namespace)
 
 
 def _run_for(planned: Plan, snapshot_id: str) -> Any:

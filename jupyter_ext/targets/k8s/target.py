@@ -19,7 +19,7 @@ from jupyter_ext.targets.base import (
     require_pod_store,
     settings_of,
 )
-from jupyter_ext.targets.k8s.options import JobOptions
+from jupyter_ext.targets.k8s.options import JobOptions, pod_options
 
 FINAL_PHASES = ("Succeeded", "Failed")
 
@@ -57,7 +57,6 @@ class JobTarget:
         from jupyter_ext.targets.k8s.client import KubernetesTarget
         from jupyter_ext.targets.k8s.notebook_job import (
             NotebookRun,
-            PodOptions,
             choose_image,
             make_notebook_job,
         )
@@ -74,12 +73,7 @@ class JobTarget:
         )
         with cluster:
             name = options.name or job_name_for(context.pipeline.name, record.id)
-            pod = PodOptions(
-                image=image, namespace=cluster.namespace, active_deadline_seconds=options.active_deadline_seconds,
-                backoff_limit=options.backoff_limit, ttl_seconds_after_finished=options.ttl_seconds_after_finished,
-                gpu_node_selector=options.gpu_node_selector, service_account=options.service_account,
-                env=dict(options.env), secrets=list(options.secrets), limits=dict(options.limits),
-            )  # fmt: skip
+            pod = pod_options(options, image, cluster.namespace)
             run = NotebookRun(context.pipeline, str(context.snapshot_id), store, options.owner or default_owner(),
                               context.parameters)  # fmt: skip
             await asyncio.to_thread(cluster.create_job, make_notebook_job(run, name, pod))

@@ -108,3 +108,28 @@ def test_a_plain_notebook_is_refused_with_the_way_out(
         )
     assert "target job" in refused.value.hint and service.list()[1] == 0  # before any record or upload
     assert not kfp_server.take()
+
+
+def test_cellpipe_run_target_kfp_follows_and_records_the_run(
+    kfp_server: FakeKFP, options: KfpOptions, write_notebook: Callable, data_dir: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    from jupyter_ext.cli.main import main
+
+    kfp_server.on_get["r-4"] = [lambda run: run.start().step("load", "Succeeded").step("train", "Succeeded")
+                                .finish("Succeeded")]  # fmt: skip
+    notebook = str(write_notebook(CELLS, name="train.ipynb"))
+    code = main(["run", notebook, "--target", "kfp", "--host", options.host, "--token-file", options.token_file,
+                 "--store", STORE, "--image", IMAGE, "--no-track", "--json"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    record = json_record(out)
+    assert record["target"] == "kfp" and record["status"] == "succeeded"
+    assert [s["status"] for s in record["steps"]] == ["succeeded", "succeeded"]
+    assert main(["runs", "show", "latest"]) == 0 and record["id"] in capsys.readouterr().out
+
+
+def json_record(out: str) -> dict:
+    import json
+
+    return json.loads(out[out.index("{") :])
