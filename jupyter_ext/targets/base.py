@@ -161,6 +161,26 @@ class ExecutionContext:
         self.listener(event, step, self.record)
 
 
+class ClusterTarget:
+    """What the cluster targets share: the snapshot goes to a store the pods read, and the target is available
+    when the cluster can be reached (:meth:`unreachable` says why not) and such a store is configured."""
+
+    poll_seconds: float = 5.0  # how often a running run is checked
+
+    def unreachable(self, settings: TargetSettings) -> str | None:
+        raise NotImplementedError
+
+    def availability(self, settings: Any) -> tuple[bool, str | None]:
+        settings = settings_of(settings)
+        problem = self.unreachable(settings) or pod_store_problem(settings)
+        return problem is None, problem
+
+    def snapshot_store(self, options: ClusterOptions, default: str) -> str:
+        from jupyter_ext.snapshot.config import STORE_ENV
+
+        return require_pod_store(options.store or os.environ.get(STORE_ENV))
+
+
 class Target(Protocol):
     name: ClassVar[str]
     label: ClassVar[str]

@@ -13,11 +13,10 @@ from typing import Any, ClassVar
 
 from jupyter_ext.records.models import RunStatus, StepStatus
 from jupyter_ext.targets.base import (
+    ClusterTarget,
     ExecutionContext,
+    TargetSettings,
     default_owner,
-    pod_store_problem,
-    require_pod_store,
-    settings_of,
 )
 from jupyter_ext.targets.k8s.options import JobOptions, pod_options
 
@@ -31,23 +30,15 @@ def job_name_for(pipeline_name: str, run_id: str) -> str:
     return f"{sanitize_name(pipeline_name, DNS_LABEL_MAX - len(run_id) - 1)}-{run_id}"
 
 
-class JobTarget:
+class JobTarget(ClusterTarget):
     name: ClassVar[str] = "job"
     label: ClassVar[str] = "Kubernetes Job"
     options_type: ClassVar[type] = JobOptions
-    poll_seconds: float = 5.0
 
-    def availability(self, settings: Any) -> tuple[bool, str | None]:
-        settings = settings_of(settings)
+    def unreachable(self, settings: TargetSettings) -> str | None:
         if settings.kubernetes_credentials() is None:
-            return False, "no Kubernetes credentials: not inside a cluster and no kubeconfig (set KUBECONFIG)"
-        problem = pod_store_problem(settings)
-        return problem is None, problem
-
-    def snapshot_store(self, options: JobOptions, default: str) -> str:
-        from jupyter_ext.snapshot.config import STORE_ENV
-
-        return require_pod_store(options.store or os.environ.get(STORE_ENV))
+            return "no Kubernetes credentials: not inside a cluster and no kubeconfig (set KUBECONFIG)"
+        return None
 
     def check(self, pipeline: Any, options: Any) -> None:
         """Everything runs here: tagged pipelines, and plain notebooks whole with papermill."""

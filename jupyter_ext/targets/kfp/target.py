@@ -12,11 +12,10 @@ from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.records.models import RunStatus, StepStatus
 from jupyter_ext.targets.base import (
+    ClusterTarget,
     ExecutionContext,
+    TargetSettings,
     default_owner,
-    pod_store_problem,
-    require_pod_store,
-    settings_of,
 )
 from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image
 
@@ -25,23 +24,15 @@ _STEP_STATUS = {"SUCCEEDED": StepStatus.SUCCEEDED, "SKIPPED": StepStatus.CACHED,
                 "CANCELED": StepStatus.CANCELLED, "RUNNING": StepStatus.RUNNING}  # fmt: skip
 
 
-class KfpTarget:
+class KfpTarget(ClusterTarget):
     name: ClassVar[str] = "kfp"
     label: ClassVar[str] = "Kubeflow Pipelines"
     options_type: ClassVar[type] = KfpOptions
-    poll_seconds: float = 5.0
 
-    def availability(self, settings: Any) -> tuple[bool, str | None]:
-        settings = settings_of(settings)
+    def unreachable(self, settings: TargetSettings) -> str | None:
         if not settings.kfp():
-            return False, "no Kubeflow Pipelines host configured (CELLPIPE_KFP_HOST or the kfp_host setting)"
-        problem = pod_store_problem(settings)
-        return problem is None, problem
-
-    def snapshot_store(self, options: KfpOptions, default: str) -> str:
-        from jupyter_ext.snapshot.config import STORE_ENV
-
-        return require_pod_store(options.store or os.environ.get(STORE_ENV))
+            return "no Kubeflow Pipelines host configured (CELLPIPE_KFP_HOST or the kfp_host setting)"
+        return None
 
     def check(self, pipeline: Pipeline, options: KfpOptions) -> None:
         if pipeline.is_plain:
