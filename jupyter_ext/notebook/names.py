@@ -59,10 +59,35 @@ def free_variables(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | a
 
 
 class _Statement(ast.NodeVisitor):
-    """Visits one module-level statement and records reads before definitions."""
+    """Visits one module-level statement and records reads before definitions.
+
+    ``visit`` and ``generic_visit`` are ``ast.NodeVisitor``'s, made cheaper (the method looked up once per
+    node type, no generator per node): the walk is most of a big cell's analysis.
+    """
+
+    _methods: dict[type, str] = {}  # node type -> name of the visit method, shared by all instances
 
     def __init__(self, usage: NameUsage) -> None:
         self.usage = usage
+
+    def visit(self, node: ast.AST) -> None:
+        kind = type(node)
+        name = self._methods.get(kind)
+        if name is None:
+            name = f"visit_{kind.__name__}"
+            self._methods[kind] = name if hasattr(self, name) else "generic_visit"
+            name = self._methods[kind]
+        getattr(self, name)(node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for field_name in node._fields:
+            value = getattr(node, field_name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
 
     def _read(self, name: str) -> None:
         if name not in self.usage.defines and name not in self.usage.reads:

@@ -21,7 +21,7 @@ from jupyter_ext.notebook import params as params_mod
 from jupyter_ext.notebook.names import KERNEL_NAMES, NameUsage, analyse, free_variables
 from jupyter_ext.notebook.read import kernel_name, read_notebook
 from jupyter_ext.notebook.settings import MAX_PIPELINE_NAME, NotebookSettings, read_settings
-from jupyter_ext.notebook.source import parse
+from jupyter_ext.notebook.source import collector_paused, parse
 from jupyter_ext.notebook.tags import CellTags, parse_cell_tags
 from jupyter_ext.pipeline.dag import find_cycle, topological_order
 from jupyter_ext.pipeline.model import Edge, Parameter, Pipeline, SourceCell, Step
@@ -49,9 +49,10 @@ def build_pipeline(
     notebook = read_notebook(path, content=content, label=notebook_name)
     settings = read_settings(notebook.get("metadata", {}), notebook=notebook_name)
     collector = _Collector(notebook_name, settings)
-    for index, cell in enumerate(notebook.cells, start=1):
-        if cell.cell_type == "code":
-            collector.add(index, cell.source, list(cell.get("metadata", {}).get("tags", [])))
+    with collector_paused():  # each cell's syntax tree is dropped after its analysis, inside the pause
+        for index, cell in enumerate(notebook.cells, start=1):
+            if cell.cell_type == "code":
+                collector.add(index, cell.source, list(cell.get("metadata", {}).get("tags", [])))
     return collector.finish(name=name, kernel=kernel_name(notebook), settings=settings)
 
 

@@ -207,9 +207,17 @@ class CellpipeApp(ExtensionApp):
             self.paths.data_dir,
             root=self.paths.root,
             max_concurrent_runs=self.max_concurrent_runs,
-            kernel_pool=self.kernel_pool_size or None,
+            kernel_pool=self._make_kernel_pool(),
             log=self.log,
         )
+
+    def _make_kernel_pool(self) -> Any:
+        """``kernel_pool_size`` kernels kept started (each used by one step only), filled once the loop runs."""
+        if self.kernel_pool_size <= 0:
+            return None
+        from jupyter_ext.targets.local.kernels import WarmKernelPool
+
+        return WarmKernelPool(self.kernel_pool_size, cwd=self.paths.root)
 
     def initialize_handlers(self) -> None:
         for module in self._route_modules:
@@ -218,6 +226,8 @@ class CellpipeApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.analyser.warm_up()
+        if self.run_service.kernel_pool is not None:
+            self.run_service.kernel_pool.start()
         for module in self._route_modules:
             if hasattr(module, "start"):
                 await module.start(self)
@@ -230,6 +240,8 @@ class CellpipeApp(ExtensionApp):
                 except Exception:  # one part failing to stop must not keep the others running
                     self.log.exception("cellpipe: stopping %s failed", module.__name__)
         await self.run_service.shutdown()
+        if self.run_service.kernel_pool is not None:
+            await self.run_service.kernel_pool.close()
         self.analyser.shutdown()
         self.log.info("cellpipe: stopped")
 

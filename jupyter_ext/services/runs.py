@@ -96,7 +96,7 @@ class RunService:
         self.root = Path(root).resolve() if root else None
         self.store = RecordStore(self.data_dir)
         self.max_concurrent_runs = max(1, int(max_concurrent_runs))
-        self.kernel_pool = kernel_pool  # reserved: a shared pool of warm kernels (the server's)
+        self.kernel_pool = kernel_pool  # a WarmKernelPool (the server's): local steps take its kernels first
         self.log = log or logging.getLogger(__name__)
         self.hooks = list(hooks or [])
         self.background_tracking = background_tracking
@@ -234,6 +234,7 @@ class RunService:
             use_cache=prepared.request.use_cache,
             snapshot_id=prepared.snapshot_id,
             snapshot_store=prepared.snapshot_store or self.snapshot_store_url(),
+            kernel_pool=self.kernel_pool,
             save=self._save,
             listener=listener,
         )
@@ -473,6 +474,8 @@ def _notebook_file(prepared: Prepared, run_dir: Path) -> Path:
 
 def check_kernel(pipeline: Pipeline) -> None:
     """Fail before anything runs when the notebook's kernel is not installed here."""
+    if _kernel_spec_found(pipeline.kernel):
+        return
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -484,6 +487,21 @@ def check_kernel(pipeline: Pipeline) -> None:
             field="metadata.kernelspec.name",
             hint="install it (python -m ipykernel install --user --name NAME) or switch the notebook to python3",
         ) from None
+
+
+def _kernel_spec_found(name: str) -> bool:
+    """Whether a kernel spec of that name is in Jupyter's kernel directories (or it is the native python3
+    kernel), looked up as jupyter_client does but without importing it (a third of a second: a fully cached
+    re-run executes no kernel at all). Not found here: jupyter_client decides, and says why."""
+    import importlib.util
+
+    from jupyter_core.paths import jupyter_path
+
+    if name == "python3" and importlib.util.find_spec("ipykernel") is not None:
+        return True
+    return any(
+        (Path(directory) / name.lower() / "kernel.json").is_file() for directory in jupyter_path("kernels")
+    )
 
 
 def _read(path: Path) -> bytes:

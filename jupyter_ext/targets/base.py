@@ -154,6 +154,7 @@ class ExecutionContext:
     use_cache: bool = True
     snapshot_id: str | None = None
     snapshot_store: str | None = None  # URL of the store the snapshot is in
+    kernel_pool: Any = None  # warm kernels of a long-lived process (targets.local.kernels.WarmKernelPool)
     save: Callable[[RunRecord], None] = field(default=lambda record: None)
     listener: Listener = field(default=lambda event, step, record: None)
 

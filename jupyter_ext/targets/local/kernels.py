@@ -16,9 +16,11 @@ from jupyter_ext.runtime.kernel import Kernel, start_kernel
 
 class KernelPool:
     def __init__(
-        self, kernel_name: str, cwd: str | Path, size: int, *, warmup: str = "", log: str | Path | None = None
-    ) -> None:
+        self, kernel_name: str, cwd: str | Path, size: int, *, warmup: str = "", log: str | Path | None = None,
+        shared: WarmKernelPool | None = None,
+    ) -> None:  # fmt: skip
         self.kernel_name = kernel_name
+        self.shared = shared  # the server's warm kernels, taken first
         self.cwd = str(cwd)
         self.size = max(1, size)
         self.warmup = warmup  # code run silently once the kernel is up (the prelude's imports)
@@ -36,7 +38,9 @@ class KernelPool:
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._starting) + self._ready.qsize() < min(self.size, self._wanted):
+        # the shared pool's waiting kernels count as ours: starting more would only compete for the cores
+        waiting = self.shared.ready if self.shared and self.shared.kernel_name == self.kernel_name else 0
+        while len(self._starting) + self._ready.qsize() + waiting < min(self.size, self._wanted):
             task = asyncio.ensure_future(self._start_one())
             self._starting.add(task)
             task.add_done_callback(self._started)
@@ -59,6 +63,12 @@ class KernelPool:
             self._wanted = 1
         self._fill()
         while self._ready.empty():
+            shared = await self.shared.take(self.kernel_name, self.cwd) if self.shared else None
+            if shared is not None:
+                self._wanted -= 1
+                self._handed_out.add(shared)
+                self._fill()
+                return shared
             if self._failures:  # a start failed: tell this caller instead of retrying for ever
                 raise self._failures.pop(0)
             if not self._starting:
@@ -104,3 +114,83 @@ def import_statements(sources: list[str]) -> str:
             continue
         lines.extend(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
     return "\n".join(lines)
+
+
+class WarmKernelPool:
+    """Kernels started ahead of any run, for a long-lived process (the Jupyter server): a run's first step
+    need not wait a second or more for its kernel.
+
+    ``size`` kernels of ``kernel_name`` wait, started in ``cwd``. :meth:`take` hands one out and starts a
+    replacement in the background. A kernel is handed out once and never comes back (the taker shuts it
+    down), so every step still runs in a fresh kernel, exactly as without the pool.
+    """
+
+    def __init__(
+        self, size: int, *, cwd: str | Path, kernel_name: str = "python3", log: str | Path | None = None
+    ) -> None:
+        self.size = max(0, int(size))
+        self.kernel_name = kernel_name
+        self.cwd = str(cwd)
+        self.log = Path(log) if log else None
+        self.handed_out = 0  # kernels taken so far (for tests and the server's log)
+        self._ready: list[Kernel] = []
+        self._starting: set[asyncio.Task] = set()
+        self._closed = False
+        self._failures = 0
+
+    def start(self) -> None:
+        """Begin filling the pool (call on the event loop that will use it)."""
+        self._fill()
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def _fill(self) -> None:
+        if self._closed or self._failures >= 3:  # a kernel that cannot start: runs start their own
+            return
+        while len(self._ready) + len(self._starting) < self.size:
+            task = asyncio.ensure_future(start_kernel(self.kernel_name, self.cwd, log=self.log))
+            self._starting.add(task)
+            task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task) -> None:
+        self._starting.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._failures += 1
+        elif self._closed:
+            asyncio.ensure_future(task.result().shutdown())
+        else:
+            self._failures = 0
+            self._ready.append(task.result())
+        self._fill()
+
+    async def take(self, kernel_name: str, cwd: str | Path) -> Kernel | None:
+        """A started, ready kernel of ``kernel_name`` working in ``cwd``, or None when none is waiting."""
+        while self._ready and kernel_name == self.kernel_name and not self._closed:
+            kernel = self._ready.pop(0)
+            self._fill()
+            try:
+                if str(cwd) != self.cwd:  # started before the run's directory was known
+                    reply = await kernel.client.execute_interactive(
+                        f"import os as _cellpipe_os; _cellpipe_os.chdir({str(cwd)!r}); del _cellpipe_os",
+                        silent=True, store_history=False, timeout=30,
+                    )  # fmt: skip
+                    if reply["content"]["status"] != "ok":
+                        raise RuntimeError(f"cannot change into {cwd}")
+            except Exception:  # died while waiting, or cannot work there: never hand it out
+                await kernel.shutdown()
+                continue
+            self.handed_out += 1
+            return kernel
+        return None
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._starting):
+            task.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
+        kernels, self._ready = self._ready, []
+        await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)

@@ -22,7 +22,7 @@ from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepSta
 from jupyter_ext.runtime.kernel import clean_connection_files
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
-from jupyter_ext.targets.local.kernels import KernelPool, import_statements
+from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, import_statements
 from jupyter_ext.util import sha256_file
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
@@ -52,8 +52,10 @@ class LocalRunner:
         options: RunOptions | None = None,
         save: Callable[[RunRecord], None] | None = None,
         listener: Listener | None = None,
+        shared_kernels: WarmKernelPool | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.shared_kernels = shared_kernels  # a long-lived process's warm kernels (the Jupyter server's)
         self.record = record
         self.workdir = Path(workdir)
         self.run_dir = Path(run_dir)
@@ -80,6 +82,7 @@ class LocalRunner:
             size=min(parallel + 1, to_execute),  # one more warming for the next ready step
             warmup=import_statements([c.source for c in self.pipeline.prelude]),
             log=self.run_dir / "kernels.log",
+            shared=self.shared_kernels,
         )
         pool.expect(to_execute)
         limiter = asyncio.Semaphore(parallel)

@@ -50,6 +50,7 @@ class LocalTarget:
             ),
             save=context.save,
             listener=context.listener,
+            shared_kernels=context.kernel_pool,
         )
         return await runner.run()
 

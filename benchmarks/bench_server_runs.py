@@ -1,0 +1,135 @@
+"""Runs started from the Jupyter server ("Run as pipeline"), with and without the warm kernel pool.
+
+    python benchmarks/bench_server_runs.py [--work 1.0] [--repeat 3] [--pool 2]
+
+A real `jupyter server` is started with `--CellpipeApp.kernel_pool_size=0` and then `=POOL`; once its pool
+is full (the kernels are counted among the server's child processes), the two-branch notebook is submitted
+with POST runs (tracking on, cache off) REPEAT times. Printed, medians:
+  first code   seconds from the POST to the first line of the first step executing (it writes time.time()
+               to a file)                                               target <= 0.5 s on a warm server
+  whole run    seconds from the POST until GET runs/{id} reads a final status, against papermill running
+               the same notebook top to bottom (its API, in this process, imports warmed up): the ratio
+                                                                        target <= 0.5 (2x faster)
+Between repeats the benchmark waits, untimed, for the run's background MLflow tracking and for the pool to
+refill, so that one measurement does not steal CPU from the next. The load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_runner import BUSY, run_papermill, write  # noqa: E402
+from bench_server import Server  # noqa: E402
+
+
+def notebook(path: Path, work: float) -> Path:
+    marker = path.parent / "first_code_started"
+    return write(
+        path,
+        [
+            (["imports"], "import time\nimport numpy as np"),
+            (["step:source"], f"open({str(marker)!r}, 'w').write(repr(time.time()))\nx = np.arange(1000)"),
+            (["step:left"], BUSY.format(s=2 * work) + "left = x * 2"),
+            (["step:right"], BUSY.format(s=2 * work) + "right = x * 3"),
+            (["step:join"], "total = int(left.sum() + right.sum())"),
+        ],
+    )
+
+
+def kernels_of(pid: int) -> int:
+    """Kernel processes whose parent is ``pid``."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if parent == pid and b"ipykernel" in cmdline:
+            count += 1
+    return count
+
+
+def wait_until(condition, timeout: float = 300, step: float = 0.05) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+FINAL = ("succeeded", "failed", "cancelled", "crashed")
+
+
+def read(server: Server, run_id: str) -> dict:
+    return server.api("GET", f"runs/{run_id}").json()
+
+
+def measure(root: Path, nb: Path, pool: int, repeat: int) -> tuple[list[float], list[float]]:
+    server = Server(root, f"--CellpipeApp.kernel_pool_size={pool}")
+    marker = nb.parent / "first_code_started"
+    firsts, wholes = [], []
+    try:
+        for _ in range(repeat):
+            if not wait_until(lambda: kernels_of(server.process.pid) >= pool, timeout=300):
+                raise SystemExit("the pool did not fill")
+            time.sleep(0.5)  # let the last kernel finish its start-up
+            marker.unlink(missing_ok=True)
+            started = time.time()
+            answer = server.api("POST", "runs", json={"path": nb.name, "use_cache": False, "track": True})
+            if answer.status_code != 202:
+                raise SystemExit(f"POST runs: {answer.status_code} {answer.text}")
+            run_id = answer.json()["id"]
+            wait_until(lambda r=run_id: read(server, r)["status"] in FINAL)
+            wholes.append(time.time() - started)
+            record = read(server, run_id)
+            if record["status"] != "succeeded":
+                raise SystemExit(f"run failed: {record}")
+            firsts.append(float(marker.read_text()) - started)
+            wait_until(lambda r=run_id: read(server, r)["tracking"]["status"] != "pending")
+    finally:
+        server.stop()
+    return firsts, wholes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=float, default=1.0, help="seconds of CPU work per unit (default 1)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=2, help="kernel_pool_size of the warm server (default 2)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        nb = notebook(root / "branches.ipynb", args.work)
+        run_papermill(nb, Path(tmp) / "warm.out.ipynb")  # imports out of the timing
+        papermill = statistics.median(run_papermill(nb, Path(tmp) / "out.ipynb") for _ in range(args.repeat))
+        rows = [(pool, *measure(root, nb, pool, args.repeat)) for pool in (0, args.pool)]
+    print(f"two-branch notebook, work {args.work}s, cores {os.cpu_count()}, repeats {args.repeat}")
+    print(f"papermill (baseline, same run): {papermill:.2f} s")
+    print(
+        f"{'kernel_pool_size':>16} {'first code s':>13} {'target':>7} {'whole run s':>12} {'ratio':>6} {'target':>7}"
+    )
+    for pool, firsts, wholes in rows:
+        first, whole = statistics.median(firsts), statistics.median(wholes)
+        print(f"{pool:>16} {first:13.2f} {'<=0.5':>7} {whole:12.2f} {whole / papermill:6.2f} {'<=0.5':>7}"
+              f"   (first code {', '.join(f'{f:.2f}' for f in firsts)})")  # fmt: skip
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

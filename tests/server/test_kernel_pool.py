@@ -1,0 +1,59 @@
+"""kernel_pool_size on a real server: kernels wait before any run, a run's steps use them, and each kernel
+runs one step only (the pool refills with new ones)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def kernel_children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid and b"ipykernel" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def wait_for(condition, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_run_takes_the_servers_warm_kernels_once(launch):
+    server = launch("--CellpipeApp.kernel_pool_size=2")
+
+    def kernels(at_least: int, besides: set[int] = frozenset()) -> set[int] | None:
+        found = kernel_children(server.process.pid)
+        return found if len(found - besides) >= at_least else None
+
+    warm = wait_for(lambda: kernels(2))
+    answer = server.api("POST", "runs", json={"path": "branches.ipynb", "track": False})
+    assert answer.status_code == 202, answer.text
+    run_id = answer.json()["id"]
+
+    def final() -> dict | None:
+        record = server.api("GET", f"runs/{run_id}").json()
+        return record if record["status"] in ("succeeded", "failed", "crashed") else None
+
+    record = wait_for(final)
+    assert record["status"] == "succeeded", record
+    refilled = wait_for(lambda: kernels(2, besides=warm))
+    assert warm - refilled  # the warm kernels ran steps and are gone; new ones wait in their place
+    assert len(refilled) == 2

@@ -1,0 +1,92 @@
+"""The Jupyter server's warm kernel pool: steps take started kernels, each kernel runs one step only, in the
+notebook's directory, and is gone after it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from jupyter_ext.records.models import RunStatus
+from jupyter_ext.services.runs import RunRequest, RunService
+from jupyter_ext.targets.local.kernels import WarmKernelPool
+
+pytestmark = pytest.mark.slow
+
+CELLS = [
+    (["imports"], "import os"),
+    (["step:a"], "pid_a = os.getpid()\ncwd_a = os.getcwd()"),
+    (["step:b"], "pid_b = os.getpid()\nseen_b = pid_a"),
+    (["step:c"], "pid_c = os.getpid()\nsame_dir = float(cwd_a == os.getcwd())\nseen_c = pid_b"),
+    (["pipeline-metrics"], "pid_a\npid_b\npid_c\nsame_dir"),
+]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def filled(pool: WarmKernelPool, count: int) -> None:
+    for _ in range(1200):
+        if pool.ready >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the pool did not fill")
+
+
+def test_steps_take_warm_kernels_once_each_in_the_notebooks_directory(write_notebook, data_dir, tmp_path):
+    notebook = write_notebook(CELLS)
+    elsewhere = tmp_path / "server-root"
+    elsewhere.mkdir()
+
+    async def scenario():
+        pool = WarmKernelPool(2, cwd=elsewhere)  # started before the notebook's directory is known
+        pool.start()
+        await filled(pool, 2)
+        waiting = {k.km.provisioner.process.pid for k in pool._ready}
+        service = RunService(data_dir, kernel_pool=pool)
+        try:
+            queued = await service.submit(RunRequest(notebook=notebook, track=False, source="jupyterlab"))
+            for _ in range(1200):
+                record = service.get(queued.id)
+                if record.is_final:
+                    break
+                await asyncio.sleep(0.1)
+            await filled(pool, 2)  # refilled with new kernels
+            return record, pool.handed_out, waiting, {k.km.provisioner.process.pid for k in pool._ready}
+        finally:
+            await service.shutdown()
+            await pool.close()
+
+    record, handed_out, waiting, refilled = asyncio.run(scenario())
+    assert record.status is RunStatus.SUCCEEDED, record.error or [s.error for s in record.steps]
+    pids = [int(record.metrics[f"pid_{s}"]) for s in "abc"]
+    assert len(set(pids)) == 3  # a fresh kernel per step
+    assert handed_out >= 1 and set(pids) & waiting  # the pool's kernels were used
+    assert not refilled & waiting  # and never come back into the pool
+    assert record.metrics["same_dir"] == 1.0
+    deadline = time.time() + 60
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)  # used kernels are shut down
+
+
+def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
+    async def scenario():
+        pool = WarmKernelPool(1, cwd=tmp_path)
+        pool.start()
+        await filled(pool, 1)
+        other = await pool.take("ir", tmp_path)
+        pid = pool._ready[0].km.provisioner.process.pid
+        await pool.close()
+        return other, await pool.take("python3", tmp_path), pid
+
+    other, after_close, pid = asyncio.run(scenario())
+    assert other is None and after_close is None
+    assert not alive(pid)
