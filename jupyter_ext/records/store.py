@@ -333,6 +333,12 @@ class RecordStore:
             ).rowcount
         return inserted == 1
 
+    def prune_fire_leases(self, before: float) -> int:
+        """Forget the leases of fire times before ``before`` (long handled: no scheduler looks at them again);
+        returns how many. Keeps the lease table at a few days of fires instead of growing for ever."""
+        with self._write() as conn:
+            return conn.exec_driver_sql("DELETE FROM fire_leases WHERE fire_time < ?", (before,)).rowcount
+
     # -- transactions --------------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Any]:

@@ -49,6 +49,8 @@ CATCH_UP_POLICIES = ("skip", "once")
 MISSED_KEPT = 100  # the newest missed fire times a schedule lists
 RECENT_RUNS = 5
 GRACE_S = 60.0  # a fire time this late is still on time; later, the scheduler was not running then
+RETRY_S = 10.0  # after a failed pass (store unreadable), look again this much later
+LEASES_KEPT_S = 7 * 86400  # fire leases older than this are pruned (their times were handled long ago)
 _NAME_MAX = 52  # a CronJob name's limit, so one name fits every target
 
 log = logging.getLogger(__name__)
@@ -165,15 +167,17 @@ class Clock(Protocol):
 
     def time(self) -> float: ...
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep_until(self, moment: float) -> None:
+        """Return once ``time()`` has reached ``moment`` (an instant, so no time passes unaccounted for)."""
+        ...
 
 
 class SystemClock:
     def time(self) -> float:
         return time.time()
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def sleep_until(self, moment: float) -> None:
+        await asyncio.sleep(max(0.0, moment - time.time()))
 
 
 # -- the service -------------------------------------------------------------------------------------
@@ -485,6 +489,7 @@ class Scheduler:
         self.fired: list[Fire] = []  # this scheduler's history (for the CLI summary and tests)
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pruned = float("-inf")  # when old fire leases were last pruned (clock time)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -525,15 +530,23 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before the pass: a change made during it wakes the next one at once
+            failed = False
             try:
                 await self.tick()
-            except Exception:  # a broken store must not end the loop silently; retry after the sleep
+            except Exception:  # a broken store must not end the loop: log it, retry a little later
                 self.log.exception("cellpipe scheduler: checking the schedules failed")
+                failed = True
             if self._stopping:
                 break
-            self._wake.clear()
-            delay = await asyncio.to_thread(self._delay)
-            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            try:
+                wake_at = await asyncio.to_thread(self._next_pass)
+            except Exception:
+                failed = True
+                wake_at = self.clock.time()
+            if failed:  # what failed is likely still due: do not spin on it
+                wake_at = max(wake_at, self.clock.time() + RETRY_S)
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -558,6 +571,9 @@ class Scheduler:
                 done.append(fire)
             await asyncio.to_thread(self._record, due, [f for f in done if f.schedule_id == due.schedule.id])
         self.fired += done
+        if now - self._pruned >= 3600:  # hourly is plenty: the table only needs to stop growing
+            self._pruned = now
+            await asyncio.to_thread(self.store.prune_fire_leases, now - LEASES_KEPT_S)
         return done
 
     def _plans(self, now: float) -> list[_Due]:
@@ -622,17 +638,18 @@ class Scheduler:
                 fresh.extra.pop("last_error", None)
         self.store.save_schedule(fresh)
 
-    def _delay(self) -> float:
-        """Seconds until the next fire time of any enabled local schedule (at most ``max_sleep_s``)."""
+    def _next_pass(self) -> float:
+        """When to look again: just after the next fire time not handled yet of any enabled local schedule
+        (now if one is due already, e.g. a schedule made during the last pass), at most ``max_sleep_s`` away."""
         now = self.clock.time()
-        delay = self.max_sleep_s
+        wake_at = now + self.max_sleep_s
         for schedule in self.store.list_schedules():
             if schedule.enabled and schedule.target == LOCAL:
+                last = schedule.last_fire if schedule.last_fire is not None else schedule.created
                 try:
-                    (upcoming,) = fire_times(
-                        schedule.cron, schedule.timezone, max(now, schedule.last_fire or now), 1
-                    )
+                    (upcoming,) = fire_times(schedule.cron, schedule.timezone, last, 1)
                 except Exception:
                     continue
-                delay = min(delay, max(0.0, upcoming - now))
-        return delay + 0.05  # just past the fire time, so fire_times_between includes it
+                # a little after the fire time, so that the pass then finds it due (now >= fire time)
+                wake_at = min(wake_at, upcoming + 0.05)
+        return max(now, wake_at)

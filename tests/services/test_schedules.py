@@ -31,9 +31,8 @@ class ManualClock:
     def time(self) -> float:
         return self.now
 
-    async def sleep(self, seconds: float) -> None:
-        until = self.now + seconds
-        while self.now < until:
+    async def sleep_until(self, moment: float) -> None:
+        while self.now < moment:
             await asyncio.sleep(0.005)
 
     def advance(self, seconds: float) -> None:
@@ -185,7 +184,7 @@ async def test_a_change_made_in_another_thread_wakes_the_scheduler(
         # as the server does: the service call (and so the wake-up) runs in a worker thread
         await asyncio.to_thread(service.create, ScheduleRequest(notebook, "* * * * *"))
         clock.advance(60)
-        await wait_for(lambda: len(submit.requests) == 1, timeout=5)
+        await wait_for(lambda: len(submit.requests) == 1)
     finally:
         await scheduler.stop()
 
@@ -288,3 +287,13 @@ async def test_a_fire_that_cannot_start_is_reported_on_the_schedule(
     assert "no such file" in fire.error
     view = service.view(service.get(schedule.id))
     assert "train.ipynb: no such file" in view["last_error"]["message"]
+
+
+async def test_old_fire_leases_are_pruned(service: ScheduleService, clock: ManualClock) -> None:
+    store = service.store
+    week = 7 * 86400
+    assert store.acquire_fire_lease("s1", START - week - 60, "old")
+    assert store.acquire_fire_lease("s1", START - 60, "recent")
+    await Scheduler(store, Recorder(), clock=clock).tick()
+    assert store.acquire_fire_lease("s1", START - week - 60, "again")  # forgotten: a new lease is possible
+    assert not store.acquire_fire_lease("s1", START - 60, "again")  # a recent one is kept
