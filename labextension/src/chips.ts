@@ -25,13 +25,15 @@ export interface IChip {
   kind: ChipKind;
   /** text on the chip */
   label: string;
-  /** the step the chip belongs to (its colour), if any */
+  /** the step the chip belongs to, if any */
   step?: string;
+  /** the step's hue (see assignHues) */
+  hue?: number;
   /** problems on this cell (tooltip), most severe first */
   problems: ICellProblem[];
 }
 
-/** A stable hue (0-359) for a step name: the same name gets the same colour everywhere, every time. */
+/** The preferred hue (0-359) of a step name: the same name, the same hue, in every notebook. */
 export function stepHue(name: string): number {
   let hash = 0x811c9dc5; // FNV-1a over the name...
   for (let i = 0; i < name.length; i++) {
@@ -43,7 +45,34 @@ export function stepHue(name: string): number {
   hash ^= hash >>> 13;
   hash = Math.imul(hash, 0xc2b2ae35);
   hash ^= hash >>> 16;
-  return ((hash >>> 0) % 24) * 15; // 24 hues, 15 degrees apart
+  return (hash >>> 0) % 360;
+}
+
+/** Hues closer than this look like one colour. */
+const MIN_HUE_DISTANCE = 40;
+
+/**
+ * The hue of each step of a notebook: its preferred hue unless an earlier step already looks like it,
+ * then turned by the golden angle until it stands apart. A step keeps its colour when steps are
+ * added after it, and the chips and the graph agree.
+ */
+export function assignHues(steps: readonly string[]): Map<string, number> {
+  const hues = new Map<string, number>();
+  for (const name of steps) {
+    if (hues.has(name)) {
+      continue;
+    }
+    const taken = [...hues.values()];
+    const gap = (h: number) =>
+      Math.min(360, ...taken.map(o => Math.min(Math.abs(h - o), 360 - Math.abs(h - o))));
+    // the preferred hue, else the first golden-angle turn from it that stands apart, else the best
+    const candidates = [...Array(36).keys()].map(k => (stepHue(name) + k * 137.5) % 360);
+    const hue =
+      candidates.find(h => gap(h) >= MIN_HUE_DISTANCE) ??
+      candidates.reduce((best, h) => (gap(h) > gap(best) ? h : best));
+    hues.set(name, Math.round(hue));
+  }
+  return hues;
 }
 
 /** What is wrong with a cell's tags, as the CLI would say it, or undefined. */
@@ -121,7 +150,7 @@ export function deriveChips(
   }
   let currentStep: string | undefined;
   let prelude: 'imports' | 'functions' | undefined;
-  return cells.map((cell, i) => {
+  const chips: IChip[] = cells.map((cell, i) => {
     const index = i + 1;
     const found = [...(byCell.get(index) ?? [])];
     if (cell.type !== 'code') {
@@ -168,6 +197,10 @@ export function deriveChips(
     }
     return { ...chip, problems: found };
   });
+  const hues = assignHues(chips.filter(c => c.kind === 'step').map(c => c.step as string));
+  return chips.map(c =>
+    c.step !== undefined ? { ...c, hue: hues.get(c.step) ?? stepHue(c.step) } : c
+  );
 }
 
 /** The steps that start at some cell other than `index` (1-based), for "name already used" checks. */

@@ -3,7 +3,7 @@
  * `.cp-chips-on .jp-CodeCell`), so changing a role never moves the notebook's content.
  */
 import { NotebookPanel } from '@jupyterlab/notebook';
-import { IChip, stepHue } from './chips';
+import { IChip } from './chips';
 import { NotebookState } from './tracker';
 
 const CHIP_CLASS = 'cp-Chip';
@@ -52,7 +52,7 @@ export class ChipsView {
 function paint(node: HTMLElement, chip: IChip): void {
   const flagged = chip.problems.length > 0;
   const severity = chip.problems[0]?.severity;
-  const key = JSON.stringify([chip.kind, chip.label, chip.step, chip.problems.map(p => p.message)]);
+  const key = JSON.stringify([chip.kind, chip.label, chip.hue, chip.problems.map(p => p.message)]);
   if (node.dataset.key === key) {
     return;
   }
@@ -61,8 +61,8 @@ function paint(node: HTMLElement, chip: IChip): void {
     `${CHIP_CLASS} cp-Chip-${chip.kind}` + (flagged ? ` cp-Chip-flagged cp-Chip-${severity}` : '');
   node.dataset.kind = chip.kind;
   node.dataset.step = chip.step ?? '';
-  if (chip.step) {
-    node.style.setProperty('--cp-hue', String(stepHue(chip.step)));
+  if (chip.hue !== undefined) {
+    node.style.setProperty('--cp-hue', String(chip.hue));
   } else {
     node.style.removeProperty('--cp-hue');
   }

@@ -17,7 +17,6 @@ import { parametersSchema } from './params';
 import { IAnalysis, IParameter } from './api';
 import { PipelineActions } from './actions';
 import { BOX, IEdgePath, LABEL_CHARS, layoutPipeline } from './dag';
-import { stepHue } from './chips';
 import { NotebookState, warningText } from './tracker';
 import { pipelineIcon } from './icons';
 
@@ -120,6 +119,7 @@ function PanelView(props: {
           analysis={analysis}
           stale={!!error}
           onStep={cell => host.goToCell(cell)}
+          hue={step => state.hue(step)}
           generation={props.generation}
         />
       )}
@@ -186,6 +186,7 @@ function Dag(props: {
   stale: boolean;
   generation: number;
   onStep: (cell: number) => void;
+  hue: (step: string) => number;
 }): JSX.Element {
   const pipeline = props.analysis.pipeline;
   const layout = React.useMemo(() => layoutPipeline(pipeline), [pipeline]);
@@ -248,7 +249,7 @@ function Dag(props: {
               key={node.name}
               className="cp-Dag-node"
               data-step={node.name}
-              style={{ '--cp-hue': stepHue(node.name) } as React.CSSProperties}
+              style={{ '--cp-hue': props.hue(node.name) } as React.CSSProperties}
               transform={`translate(${node.x - BOX.width / 2}, ${node.y - BOX.height / 2})`}
               tabIndex={0}
               role="button"

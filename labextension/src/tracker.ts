@@ -7,7 +7,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ICellModel } from '@jupyterlab/cells';
 import { ISignal, Signal } from '@lumino/signaling';
 import { ApiError, CellpipeClient, IAnalysis, IWarning } from './api';
-import { ICellInput, ICellProblem, IChip, deriveChips } from './chips';
+import { ICellInput, ICellProblem, IChip, deriveChips, stepHue } from './chips';
 
 /** Delay before analysing after an edit of the code (tag changes go at once). */
 export const TYPING_DEBOUNCE_MS = 600;
@@ -57,6 +57,11 @@ export class NotebookState {
 
   get chips(): IChip[] {
     return this._chips;
+  }
+
+  /** The hue of a step, as its chips show it (the graph uses the same). */
+  hue(step: string): number {
+    return this._chips.find(c => c.kind === 'step' && c.step === step)?.hue ?? stepHue(step);
   }
 
   cells(): ICellInput[] {

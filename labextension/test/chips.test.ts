@@ -1,4 +1,4 @@
-import { deriveChips, stepHue, stepsAbove, tagProblem } from '../src/chips';
+import { assignHues, deriveChips, stepHue, stepsAbove, tagProblem } from '../src/chips';
 
 const code = (tags: string[], source = 'x = 1') => ({ type: 'code', tags, source });
 const md = { type: 'markdown', tags: [], source: '# title' };
@@ -63,17 +63,39 @@ describe('deriveChips', () => {
   });
 });
 
-describe('stepHue', () => {
-  it('is stable and spreads names', () => {
+describe('step colours', () => {
+  const distance = (a: number, b: number) => Math.min(Math.abs(a - b), 360 - Math.abs(a - b));
+
+  it('prefer a hue per name, the same every time', () => {
     expect(stepHue('train')).toBe(stepHue('train'));
-    const hues = new Set(
-      ['area', 'perimeter', 'ratio', 'load', 'split', 'train', 'evaluate', 'report'].map(stepHue)
-    );
-    expect(hues.size).toBeGreaterThanOrEqual(7);
-    for (const hue of hues) {
-      expect(hue).toBeGreaterThanOrEqual(0);
-      expect(hue).toBeLessThan(360);
+    expect(stepHue('train')).toBeGreaterThanOrEqual(0);
+    expect(stepHue('train')).toBeLessThan(360);
+  });
+
+  it('stand apart within a notebook, and earlier steps keep theirs when steps are added', () => {
+    for (const steps of [
+      ['load_data', 'split', 'train', 'evaluate'],
+      ['area', 'perimeter', 'ratio'],
+      ['clean', 'features', 'train_a', 'train_b', 'evaluate', 'report']
+    ]) {
+      const hues = [...assignHues(steps).values()];
+      for (let i = 0; i < hues.length; i++) {
+        for (let j = i + 1; j < hues.length; j++) {
+          expect(distance(hues[i], hues[j])).toBeGreaterThanOrEqual(30); // 40 wanted; greedy packing may settle for less
+        }
+      }
+      const more = assignHues([...steps, 'extra']);
+      for (const name of steps) {
+        expect(more.get(name)).toBe(assignHues(steps).get(name));
+      }
     }
+  });
+
+  it('are on the chips of a step and of the cells that continue it', () => {
+    const chips = deriveChips([code(['step:a']), code([]), code(['step:b'])]);
+    expect(chips[0].hue).toBeDefined();
+    expect(chips[1].hue).toBe(chips[0].hue);
+    expect(chips[2].hue).not.toBe(chips[0].hue);
   });
 });
 
