@@ -30,8 +30,9 @@ def analyse_notebook(path: str, label: str, content: bytes | None) -> dict[str, 
     from jupyter_ext.pipeline.build import build_pipeline
     from jupyter_ext.pipeline.render import text_dag, to_dot, to_svg
 
-    pipeline = build_pipeline(path, content=content)
-    pipeline.notebook = label
+    pipeline = build_pipeline(
+        path, content=content, label=label
+    )  # errors and warnings name the label, not the root
     return {
         "pipeline": pipeline.to_dict(),
         "levels": text_dag(pipeline),

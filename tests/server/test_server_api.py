@@ -1,7 +1,13 @@
 """The server extension in a real `jupyter server` process: authentication, XSRF, paths, analysis."""
 
+import json
+
+import nbformat
 import pytest
 import requests
+from nbformat.v4 import new_code_cell, new_notebook
+
+from jupyter_ext.server.analysis import analyse_notebook
 
 TOKEN = "cellpipe-test-token"  # as in conftest.py
 
@@ -111,3 +117,38 @@ def test_the_store_url_setting_is_where_snapshots_go(launch, tmp_path):
     )
     assert not (server.root / ".cellpipe" / "store").exists()
     server.api("POST", f"runs/{response.json()['id']}/cancel")
+
+
+def _notebook(*cells: tuple[str, list[str]]) -> str:
+    notebook = new_notebook(cells=[new_code_cell(source, metadata={"tags": tags}) for source, tags in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nbformat.writes(notebook)
+
+
+def test_analyse_answers_never_contain_the_servers_root(server):
+    """Errors and warnings name the notebook by its path relative to the root: the absolute one would leak."""
+    folder = server.root / "leak"
+    folder.mkdir(exist_ok=True)
+    warned = _notebook(("print(1)", []), ("y = 1", ["step:first"]), ("z = y", ["stpe:second"]))
+    (folder / "warned.ipynb").write_text(warned)
+    failing = _notebook(("y = (", ["step:first"]))
+    (folder / "failing.ipynb").write_text(failing)
+    warnings = server.api("POST", "analyse", json={"path": "leak/warned.ipynb"})
+    assert warnings.status_code == 200, warnings.text
+    assert warnings.json()["warnings"], "the notebook should have given warnings to check"
+    error = server.api("POST", "analyse", json={"path": "leak/failing.ipynb"})
+    assert error.status_code == 400, error.text
+    unsaved = server.api("POST", "analyse", json={"path": "leak/warned.ipynb", "content": failing})
+    assert unsaved.status_code == 400, unsaved.text
+    for response in (warnings, error, unsaved):
+        assert "leak/" in response.text
+        assert str(server.root) not in response.text
+
+
+def test_the_analysis_names_the_notebook_by_its_label(tmp_path):
+    """The answer is built with the label, so it holds no absolute path even before the server redacts one."""
+    path = tmp_path / "warned.ipynb"
+    path.write_text(_notebook(("print(1)", []), ("y = 1", ["step:first"]), ("z = y", ["stpe:second"])))
+    answer = analyse_notebook(str(path), "leak/warned.ipynb", None)
+    assert answer["warnings"] and answer["pipeline"]["notebook"] == "leak/warned.ipynb"
+    assert str(tmp_path) not in json.dumps(answer)
