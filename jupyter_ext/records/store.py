@@ -297,12 +297,30 @@ class RecordStore:
     # -- schedules (the schedule service owns the logic) ---------------------------------------------
     def save_schedule(self, schedule: ScheduleRecord) -> None:
         with self._write() as conn:
-            conn.exec_driver_sql(
-                "INSERT OR REPLACE INTO schedules (id, notebook, enabled, target, created, updated, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (schedule.id, schedule.notebook, int(schedule.enabled), schedule.target, schedule.created,
-                 schedule.updated, json.dumps(schedule.to_dict(), default=str)),
-            )  # fmt: skip
+            self._put_schedule(conn, schedule)
+
+    def change_schedule(
+        self, schedule_id: str, change: Callable[[ScheduleRecord], bool | None]
+    ) -> ScheduleRecord | None:
+        """Read one schedule, ``change(schedule)`` it and write it back in one write transaction, so two
+        processes changing it at once (a scheduler recording a fire, a user pausing) lose neither change.
+        ``change`` returning False writes nothing. Returns the schedule as it is now (None if deleted)."""
+        with self._write() as conn:
+            row = conn.exec_driver_sql("SELECT data FROM schedules WHERE id = ?", (schedule_id,)).first()
+            if row is None:
+                return None
+            schedule = ScheduleRecord.from_dict(json.loads(row[0]))
+            if change(schedule) is not False:
+                self._put_schedule(conn, schedule)
+        return schedule
+
+    def _put_schedule(self, conn: Any, schedule: ScheduleRecord) -> None:
+        conn.exec_driver_sql(
+            "INSERT OR REPLACE INTO schedules (id, notebook, enabled, target, created, updated, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (schedule.id, schedule.notebook, int(schedule.enabled), schedule.target, schedule.created,
+             schedule.updated, json.dumps(schedule.to_dict(), default=str)),
+        )  # fmt: skip
 
     def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         with self._read() as conn:

@@ -343,11 +343,14 @@ class ScheduleService:
             if schedule.target != LOCAL:
                 options = {**schedule.target_options, **(credentials or {})}
                 self._backend(schedule.target).set_enabled(schedule, enabled, options)
-            schedule.enabled = enabled
-            schedule.updated = self.clock.time()
-            if enabled:
-                schedule.last_fire = schedule.updated  # paused on purpose: those times were not missed
-            self.store.save_schedule(schedule)
+            now = self.clock.time()
+
+            def switch(fresh: ScheduleRecord) -> None:
+                fresh.enabled, fresh.updated = enabled, now
+                if enabled:
+                    fresh.last_fire = now  # paused on purpose: those times were not missed
+
+            schedule = self.store.change_schedule(schedule.id, switch) or schedule
             self._changed()
         return schedule
 
@@ -622,21 +625,23 @@ class Scheduler:
             self.on_fire(fire)
 
     def _record(self, due: _Due, fires: list[Fire]) -> None:
-        """Write back what this pass handled, on a fresh copy (a pause made meanwhile must not be undone)."""
-        fresh = self.store.get_schedule(due.schedule.id)
-        if fresh is None:  # deleted meanwhile
-            return
-        if fresh.last_fire is not None and fresh.last_fire >= due.latest:
-            return  # another scheduler (or a change of the schedule) got here first
-        fresh.last_fire = due.latest
-        missed = [iso(t, fresh.timezone) for t in due.missed]
-        fresh.missed = list(dict.fromkeys([*fresh.missed, *missed]))[-MISSED_KEPT:]
-        for fire in fires:
-            if fire.error:
-                fresh.extra["last_error"] = {"message": fire.error, "time": fire.fire_time}
-            elif fire.run_id:
-                fresh.extra.pop("last_error", None)
-        self.store.save_schedule(fresh)
+        """Write back what this pass handled, in one transaction on the stored schedule (a pause made
+        meanwhile, here or in another process, is kept)."""
+
+        def handled(fresh: ScheduleRecord) -> bool:
+            if fresh.last_fire is not None and fresh.last_fire >= due.latest:
+                return False  # another scheduler (or a change of the schedule) got here first
+            fresh.last_fire = due.latest
+            missed = [iso(t, fresh.timezone) for t in due.missed]
+            fresh.missed = list(dict.fromkeys([*fresh.missed, *missed]))[-MISSED_KEPT:]
+            for fire in fires:
+                if fire.error:
+                    fresh.extra["last_error"] = {"message": fire.error, "time": fire.fire_time}
+                elif fire.run_id:
+                    fresh.extra.pop("last_error", None)
+            return True
+
+        self.store.change_schedule(due.schedule.id, handled)
 
     def _next_pass(self) -> float:
         """When to look again: just after the next fire time not handled yet of any enabled local schedule
