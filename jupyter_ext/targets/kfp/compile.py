@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl, urlparse
 
 from jupyter_ext import __version__
 from jupyter_ext.errors import TargetError
-from jupyter_ext.notebook.params import resolve
+from jupyter_ext.notebook.params import looks_like_credential, resolve
 from jupyter_ext.pipeline.model import Pipeline, Secret, Step
 from jupyter_ext.targets.k8s.names import is_label_value, is_qualified_name
 from jupyter_ext.targets.k8s.objects import (
@@ -82,8 +82,6 @@ STORE_PARAMETER = "cellpipe_store"
 LINEAGE_PARAMETERS = (SNAPSHOT_PARAMETER, STORE_PARAMETER)
 RUN_ID_LABEL = f"{LABEL_PREFIX}run-id"
 _SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
-# Words in an env name that say its value is a credential: those go through ``secrets`` (a secretKeyRef).
-_SECRET_WORDS = {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIALS", "APIKEY"}
 # Query parameters that carry credentials in object-store URLs (Azure SAS, presigned S3 URLs, ...).
 _CREDENTIAL_QUERY = re.compile(r"sig|signature|token|secret|password|credential|key", re.IGNORECASE)
 
@@ -398,7 +396,8 @@ def check_store_url(url: str) -> str:
 
 def _check_plain_env(env: Mapping[str, str] | None) -> dict[str, str]:
     for name in env or {}:
-        if _SECRET_WORDS & set(str(name).upper().split("_")):
+        # the same words as a credential-named notebook parameter: those go through ``secrets`` (a secretKeyRef)
+        if looks_like_credential(str(name)):
             raise TargetError(
                 f"'{name}' looks like a credential; plain env values are written into the package",
                 field=f"env:{name}",

@@ -309,6 +309,8 @@ def test_recurring_lineage_has_no_run_id_label(tmp_path: Path) -> None:
         ({"snapshot_id": SNAPSHOT, "store": "s3://key:hunter2@minio/b"}, "store", "contains credentials"),
         ({"store": "az://c/p?sv=2020&sig=abc"}, "store", "contains credentials"),
         ({"env": {"HF_TOKEN": "hf_abc"}}, "env:HF_TOKEN", "looks like a credential"),
+        # the words of a credential-named notebook parameter (looks_like_credential), pairs included
+        ({"env": {"OPENAI_API_KEY": "hf_abc"}}, "env:OPENAI_API_KEY", "looks like a credential"),
     ],
 )
 def test_lineage_and_env_mistakes(options: dict, field: str, message: str) -> None:
@@ -320,7 +322,9 @@ def test_lineage_and_env_mistakes(options: dict, field: str, message: str) -> No
 
 
 def test_env_without_credential_words_is_fine() -> None:
-    build_kfp_pipeline(build_pipeline(KALE), env={"TOKENIZERS_PARALLELISM": "false"})
+    build_kfp_pipeline(
+        build_pipeline(KALE), env={"TOKENIZERS_PARALLELISM": "false", "MAX_TOKENS": "9", "KEY_PREFIX": "a"}
+    )
 
 
 def test_user_parameter_with_the_reserved_prefix(write_notebook: Any) -> None:
