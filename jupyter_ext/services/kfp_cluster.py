@@ -34,7 +34,7 @@ from jupyter_ext.services.cluster import (
     preview_name,
     upload_snapshot,
 )
-from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image
+from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image, require_steps
 
 if TYPE_CHECKING:
     from kfp.client import Client
@@ -60,13 +60,12 @@ def kfp_plan(request: ClusterRequest, *, preview: bool = False) -> Plan:
     """:func:`~jupyter_ext.services.cluster.plan` for KFP: a pipeline of steps."""
     kfp_options(request)
     planned = plan(request, kfp_image, preview=preview)
-    if not planned.pipeline.steps:
-        raise TargetError(
-            "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
-            notebook=request.notebook,
-            field="kfp",
-            hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)",
-        )
+    require_steps(
+        planned.pipeline,
+        notebook=request.notebook,
+        field="kfp",
+        hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)",
+    )
     return planned
 
 

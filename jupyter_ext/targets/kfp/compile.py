@@ -65,6 +65,7 @@ from jupyter_ext.targets.k8s.objects import (
     run_labels,
 )
 from jupyter_ext.targets.k8s.resources import NATIVE_RESOURCES, gpu_scheduling, make_resources
+from jupyter_ext.targets.kfp.options import require_steps
 from jupyter_ext.util import user_file_mode
 
 # The image every step runs in unless the step (image:REF tag), the caller (--image) or the notebook
@@ -522,13 +523,11 @@ def build_kfp_pipeline(
     ``env`` (plain values, never credentials) and ``secrets`` (Secret references) go to every step, e.g.
     what the pods need to read the store.
     """
-    if pipeline.is_plain:
-        raise TargetError(
-            "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
-            notebook=pipeline.notebook,
-            hint="tag the first cell of each step step:NAME, or run the notebook whole on Kubernetes "
-            "(cellpipe submit NOTEBOOK)",
-        )
+    require_steps(
+        pipeline,
+        hint="tag the first cell of each step step:NAME, or run the notebook whole on Kubernetes "
+        "(cellpipe submit NOTEBOOK)",
+    )
     values = pipeline_parameters(pipeline, parameters)
     plans = plan_steps(
         pipeline, image=image, gpu_node_selector=gpu_node_selector, gpu_tolerations=gpu_tolerations

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.targets.base import ClusterOptions
+
+NO_STEPS = "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps"
 
 
 @dataclass
@@ -17,6 +20,15 @@ class KfpOptions(ClusterOptions):
     token: str | None = None  # avoid: prefer token_file
     token_file: str | None = None
     experiment: str | None = None  # default: the notebook's experiment_name, else "Default"
+
+
+def require_steps(
+    pipeline: Pipeline, *, hint: str, notebook: str | None = None, field: str | None = None
+) -> None:
+    """Refuse a plain notebook (no step: tags) with the one message of every KFP entry point; ``hint`` says
+    how the caller's user runs it whole instead."""
+    if pipeline.is_plain:
+        raise TargetError(NO_STEPS, notebook=notebook or pipeline.notebook, field=field, hint=hint)
 
 
 def kfp_image(pipeline: Pipeline, explicit: str | None, default: str | None) -> tuple[str, list[str]]:

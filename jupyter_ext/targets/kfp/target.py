@@ -8,7 +8,6 @@ import os
 import tempfile
 from typing import Any, ClassVar
 
-from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.records.models import RunStatus, StepStatus
 from jupyter_ext.targets.base import (
@@ -17,7 +16,7 @@ from jupyter_ext.targets.base import (
     TargetSettings,
     default_owner,
 )
-from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image
+from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image, require_steps
 
 # KFP task states -> step statuses (the rest: still running)
 _STEP_STATUS = {"SUCCEEDED": StepStatus.SUCCEEDED, "SKIPPED": StepStatus.CACHED, "FAILED": StepStatus.FAILED,
@@ -35,12 +34,11 @@ class KfpTarget(ClusterTarget):
         return None
 
     def check(self, pipeline: Pipeline, options: KfpOptions) -> None:
-        if pipeline.is_plain:
-            raise TargetError(
-                "the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a pipeline of steps",
-                notebook=pipeline.notebook, field="target",
-                hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)",
-            )  # fmt: skip
+        require_steps(
+            pipeline,
+            field="target",
+            hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)",
+        )
 
     async def execute(self, context: ExecutionContext) -> RunStatus:
         from jupyter_ext.snapshot.config import IMAGE_ENV
