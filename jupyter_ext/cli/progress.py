@@ -8,18 +8,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jupyter_ext.records.models import RunRecord, StepStatus
+from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus, TrackingStatus
 
 STYLE = {
-    "pending": ("·", "dim"),
-    "running": ("▶", "cyan"),
-    "succeeded": ("✓", "green"),
-    "cached": ("↺", "blue"),
-    "failed": ("✗", "red"),
-    "queued": ("·", "dim"),
-    "not_run": ("-", "yellow"),
-    "cancelled": ("■", "yellow"),
-    "crashed": ("✗", "red"),
+    StepStatus.PENDING: ("·", "dim"),
+    StepStatus.RUNNING: ("▶", "cyan"),
+    StepStatus.SUCCEEDED: ("✓", "green"),
+    StepStatus.CACHED: ("↺", "blue"),
+    StepStatus.FAILED: ("✗", "red"),
+    RunStatus.QUEUED: ("·", "dim"),
+    StepStatus.NOT_RUN: ("-", "yellow"),
+    StepStatus.CANCELLED: ("■", "yellow"),
+    StepStatus.CRASHED: ("✗", "red"),
 }
 
 
@@ -127,15 +127,15 @@ def print_summary(console: Console, record: RunRecord, *, wall_s: float | None =
     if record.snapshot_id:
         console.print(f"snapshot: {record.snapshot_id[:12]}")
     tracking = record.tracking
-    if tracking.status.value == "ok":
+    if tracking.status is TrackingStatus.OK:
         console.print(f"mlflow: run {tracking.mlflow_run_id} in {tracking.tracking_uri}")
         console.print(
             f"  view it: {tracking.mlflow_url or 'mlflow ui --backend-store-uri ' + str(tracking.tracking_uri)}",
             style="dim",
         )
-    elif tracking.status.value == "failed":
+    elif tracking.status is TrackingStatus.FAILED:
         console.print(f"[yellow]MLflow tracking failed[/yellow]: {tracking.error}", highlight=False)
-    elif tracking.status.value == "pending":
+    elif tracking.status is TrackingStatus.PENDING:
         console.print(
             f"mlflow: logging in the background (`cellpipe runs show {record.id}` shows when it is done)",
             style="dim",

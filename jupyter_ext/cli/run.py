@@ -92,6 +92,7 @@ def launch(service, request, *, as_json: bool = False) -> int:
 
     from jupyter_ext.cli._warnings import print_warnings
     from jupyter_ext.cli.progress import LiveRun, print_summary, process_wall_s
+    from jupyter_ext.records.models import RunStatus
 
     console = Console(stderr=as_json, highlight=False)
     with console.status("Analysing and snapshotting the notebook..."):
@@ -113,4 +114,4 @@ def launch(service, request, *, as_json: bool = False) -> int:
     print_summary(console, record, wall_s=process_wall_s())
     if as_json:
         print(json.dumps(record.to_dict(), indent=2, default=str))
-    return {"succeeded": 0, "cancelled": 130}.get(record.status.value, 1)
+    return {RunStatus.SUCCEEDED: 0, RunStatus.CANCELLED: 130}.get(record.status, 1)

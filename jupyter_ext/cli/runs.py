@@ -63,6 +63,7 @@ def list_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from jupyter_ext.cli.progress import status_text
+    from jupyter_ext.records.models import StepStatus
 
     service = _service(args)
     notebook = str(Path(args.notebook).resolve()) if args.notebook else None
@@ -85,7 +86,8 @@ def list_runs(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     for r in records:
         counts = {
-            s: sum(1 for i in r.steps if i.status.value == s) for s in ("succeeded", "cached", "failed")
+            s.value: sum(1 for i in r.steps if i.status is s)
+            for s in (StepStatus.SUCCEEDED, StepStatus.CACHED, StepStatus.FAILED)
         }
         table.add_row(
             r.id,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
+from jupyter_ext.records.models import StepStatus
 from jupyter_ext.runtime.inject import inject_parameters, literal
 from jupyter_ext.runtime.kernel import Kernel, execute_cells, start_kernel
 from jupyter_ext.runtime.marshal import INDEX_FILE
@@ -46,7 +47,7 @@ class StepError:
 @dataclass
 class StepResult:
     step: str
-    status: str  # "succeeded" | "failed"
+    status: StepStatus  # succeeded or failed
     started: float
     duration: float
     notebook: str  # executed step notebook
@@ -188,10 +189,10 @@ async def run_step(
         write_atomic(notebook_path, nbformat.writes(notebook).encode())
     duration = time.time() - started
     if error is not None:
-        return StepResult(step_name, "failed", started, duration, str(notebook_path), error=error)
+        return StepResult(step_name, StepStatus.FAILED, started, duration, str(notebook_path), error=error)
     return StepResult(
         step_name,
-        "succeeded",
+        StepStatus.SUCCEEDED,
         started,
         duration,
         str(notebook_path),

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError, ParameterError
+from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus
 from jupyter_ext.records.remote import RUNS_PREFIX, check_run_id, put_run_file, put_run_record
 
 PROG = "cellpipe-pod"
@@ -110,7 +111,7 @@ def run_pod(request: PodRequest) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": request.run_id,
         "target": "kubernetes",
-        "status": "running",
+        "status": RunStatus.RUNNING.value,
         "store": store.url,
         "snapshot_id": request.snapshot,
         "host": socket.gethostname(),
@@ -120,7 +121,7 @@ def run_pod(request: PodRequest) -> dict[str, Any]:
     try:
         outcome = _restore_and_run(store, request, workdir, record)
     except BaseException as exc:
-        record.update(status="failed" if isinstance(exc, Exception) else "cancelled")
+        record.update(status=(RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.CANCELLED).value)
         record["error"] = {
             "message": str(exc) if isinstance(exc, CellpipeError) else f"internal error: {exc!r}"
         }
@@ -181,7 +182,7 @@ def _run(pipeline: Any, restored: Any, workdir: Path, values: dict[str, Any]) ->
         listener=_print_step_event,
         source="pod",
     )
-    if record.tracking.status.value == "failed":
+    if record.tracking.status is TrackingStatus.FAILED:
         _say(f"MLflow tracking failed: {record.tracking.error}")
     if pipeline.is_plain:
         (step,) = record.steps
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     where = f"{record['store'].rstrip('/')}/{RUNS_PREFIX}/{record['id']}/"
-    if record["status"] == "succeeded":
+    if record["status"] == RunStatus.SUCCEEDED:
         _say(f"run {record['id']} succeeded; results in {where}")
         return 0
     message = (record.get("error") or {}).get("message") or _failed_steps(record)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failed_steps(record: dict[str, Any]) -> str:
     for info in record.get("steps") or []:
-        if info.get("status") == "failed":
+        if info.get("status") == StepStatus.FAILED:
             error = info.get("error") or {}
             cell = f" at cell {error['cell']}" if error.get("cell") else ""
             return f"step '{info['name']}' failed{cell}: {error.get('message', 'see its notebook')}"

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, Tracking, TrackingStatus
+from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepStatus, Tracking, TrackingStatus
 from jupyter_ext.util import open_private, private_dir
 
-STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED", "crashed": "FAILED"}
+STATUS = {RunStatus.SUCCEEDED: "FINISHED", RunStatus.FAILED: "FAILED", RunStatus.CANCELLED: "KILLED",
+          RunStatus.CRASHED: "FAILED"}  # fmt: skip
 MAX_PARAM = 6000  # MLflow's limit on a param value
 DATABASE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -83,7 +84,7 @@ def track_record(
     client.log_batch(parent, metrics=metrics, params=params)
     for name, reads in job["steps"]:
         _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
-    client.set_terminated(parent, status=STATUS.get(status.value, "FAILED"), end_time=end_ms)
+    client.set_terminated(parent, status=STATUS.get(status, "FAILED"), end_time=end_ms)
     return Tracking(
         status=TrackingStatus.OK,
         mlflow_run_id=parent,
@@ -125,8 +126,8 @@ def _track_step(client, experiment_id, parent, reads, info: StepRecord, record: 
     if info.notebook and Path(info.notebook).is_file():
         client.log_artifact(run_id, info.notebook, artifact_path="notebooks")
     duration_ms = int((info.duration_s or 0) * 1000)
-    status = {"succeeded": "FINISHED", "cached": "FINISHED"}.get(
-        info.status.value, STATUS.get(info.status.value, "KILLED")
+    status = {StepStatus.SUCCEEDED: "FINISHED", StepStatus.CACHED: "FINISHED"}.get(
+        info.status, STATUS.get(info.status, "KILLED")
     )
     client.set_terminated(run_id, status=status, end_time=started + duration_ms if duration_ms else end_ms)
 

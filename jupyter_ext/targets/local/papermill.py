@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline
+from jupyter_ext.records.models import StepStatus
 from jupyter_ext.runtime.step import StepError, StepResult
 
 PLAIN_STEP = "notebook"  # the name of a plain notebook's one step
@@ -73,8 +74,8 @@ async def run_papermill(
             raise
     duration = time.time() - started
     if code == 0:
-        return StepResult(PLAIN_STEP, "succeeded", started, duration, str(output))
-    return StepResult(PLAIN_STEP, "failed", started, duration, str(output) if output.is_file() else "",
+        return StepResult(PLAIN_STEP, StepStatus.SUCCEEDED, started, duration, str(output))
+    return StepResult(PLAIN_STEP, StepStatus.FAILED, started, duration, str(output) if output.is_file() else "",
                       error=_failure(output, code))  # fmt: skip
 
 

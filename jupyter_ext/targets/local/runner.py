@@ -184,7 +184,7 @@ class LocalRunner:
             except Exception as exc:  # the kernel did not start: this step fails, the run goes on
                 message = f"the kernel '{self.pipeline.kernel}' could not start: {type(exc).__name__}: {exc}"
                 now = time.time()
-                self._store_result(info, StepResult(step.name, "failed", now, 0.0, "",
+                self._store_result(info, StepResult(step.name, StepStatus.FAILED, now, 0.0, "",
                                                     error=StepError(kind="kernel_start", message=message)))  # fmt: skip
                 return
             finally:
@@ -210,7 +210,7 @@ class LocalRunner:
                 raise
             finally:
                 pool.release(warm)
-            if result.status == "succeeded":
+            if result.status is StepStatus.SUCCEEDED:
                 hashes = await asyncio.to_thread(_hash_outputs, staging / "outputs", result)
                 entry = {"step": step.name, "run_id": self.record.id, "outputs": result.outputs,
                          "metrics": result.metrics, "hashes": hashes, "notebook": result.notebook}  # fmt: skip
