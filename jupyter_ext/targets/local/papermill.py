@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.notebook.read import read_notebook
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.records.models import StepStatus
 from jupyter_ext.runtime.step import StepError, StepResult
+from jupyter_ext.util import write_atomic
 
 PLAIN_STEP = "notebook"  # the name of a plain notebook's one step
 # cells papermill adds to the executed copy: the injected parameters, and the error banners
@@ -26,17 +28,25 @@ ADDED_TAGS = ("injected-parameters", "papermill-error-cell-tag")
 
 
 def papermill_input(pipeline: Pipeline, source: Path, destination: Path) -> Path:
-    """A copy of the notebook whose defaults cell carries papermill's ``parameters`` tag."""
-    import nbformat
+    """A copy of the notebook whose defaults cell carries papermill's ``parameters`` tag, and every cell an id.
 
-    notebook = nbformat.read(source, as_version=4)
+    Read with the project's reader, not ``nbformat.read``: nbformat's validation prints a
+    MissingIDFieldWarning (into a pod's log) for a v4.5 notebook whose cells lack ids; the copy gets them, so
+    papermill's own read is quiet too.
+    """
+    from nbformat.corpus.words import generate_corpus_id
+
+    notebook = read_notebook(source)
     cells = {p.cell for p in pipeline.parameters}
     for index, cell in enumerate(notebook.cells, start=1):
         tags = cell.metadata.setdefault("tags", [])
         if index in cells and "parameters" not in tags:
             tags.append("parameters")
+        if not cell.get("id"):
+            cell["id"] = generate_corpus_id()
+    notebook["nbformat_minor"] = max(5, notebook.get("nbformat_minor", 0))  # 4.5: the first with cell ids
     destination.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, destination)
+    write_atomic(destination, json.dumps(notebook, indent=1, ensure_ascii=False).encode(), durable=False)
     return destination
 
 

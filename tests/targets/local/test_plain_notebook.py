@@ -60,3 +60,31 @@ def test_a_papermill_notebook_without_parameters_runs(write_notebook, data_dir):
     assert (
         service.wait_for_tracking(record.id).tracking.status == "ok"
     )  # tracked like any run, in the background
+
+
+def test_the_papermill_copy_gives_every_cell_an_id_without_warnings(tmp_path):
+    """A v4.5 notebook whose cells lack ids made nbformat print MissingIDFieldWarning into a pod's log."""
+    import warnings
+
+    import nbformat
+
+    from jupyter_ext.pipeline.build import build_pipeline
+    from jupyter_ext.targets.local.papermill import papermill_input
+
+    cells = [{"cell_type": "code", "metadata": {"tags": ["pipeline-parameters"]}, "source": "x = 1", "outputs": [], "execution_count": None},
+             {"cell_type": "code", "metadata": {}, "source": "print(x)", "outputs": [], "execution_count": None}]  # fmt: skip
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "no-ids.ipynb"
+    source.write_text(
+        json.dumps(
+            {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
+        )
+    )
+    before = source.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        copy = papermill_input(build_pipeline(source), source, tmp_path / "work" / "input.ipynb")
+        read_back = nbformat.read(copy, as_version=4)  # what papermill does with the copy
+    assert all(cell.get("id") for cell in read_back.cells)
+    assert "parameters" in read_back.cells[0].metadata["tags"]  # pipeline-parameters: the defaults cell
+    assert source.read_bytes() == before
