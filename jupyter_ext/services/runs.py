@@ -156,8 +156,9 @@ class RunService:
                 from jupyter_ext.snapshot import take_snapshot
 
                 snap = take_snapshot(
-                    notebook, store=store, notebook_bytes=content, progress=snapshot_progress
-                )
+                    notebook, store=store, notebook_bytes=content, progress=snapshot_progress,
+                    confine_to=self.root,  # a server's runs read data inside its root only
+                )  # fmt: skip
                 snapshot_id = snap.id
         except BaseException:
             if cleanup:

@@ -70,6 +70,7 @@ def take_snapshot(
     progress: Progress | None = None,
     workers: int | None = None,
     allow_outside_root: bool = False,
+    confine_to: str | Path | None = None,
 ) -> Snapshot:
     """Snapshot a notebook (``notebook_bytes``: unsaved content from the editor, else the file on disk).
 
@@ -78,6 +79,8 @@ def take_snapshot(
     ``allow_outside_root``: capture declared data outside the project root too (under ``_external/``).
     Only for a user's own command line (``--allow-outside-root``): a server must never set it, since it
     would let a request read any file the server can.
+    ``confine_to``: a server's root directory; data outside it is refused even inside the project (a
+    server root below a git repository's top must not reach the rest of the repository).
     """
     label = str(notebook_path)
     path = Path(notebook_path).expanduser().absolute()
@@ -98,6 +101,7 @@ def take_snapshot(
             else max_detected_bytes,
             exclude=(store.local_root,) if store.local_root else (),
             allow_outside_root=allow_outside_root,
+            confine_to=Path(confine_to) if confine_to else None,
         )
         declared = declared_paths(notebook, notebook_label=label)
         declared += [DeclaredPath(spec, None, "--data") for spec in extra_data]

@@ -93,6 +93,7 @@ class Collector:
         max_detected_bytes: int,
         exclude: tuple[Path, ...] = (),  # e.g. a store inside the project: never snapshot the snapshots
         allow_outside_root: bool = False,
+        confine_to: Path | None = None,  # a server's root: nothing outside it, whatever else allows
     ) -> None:
         self.notebook_path = str(notebook_path)
         self.directory = str(notebook_path.parent)
@@ -101,6 +102,7 @@ class Collector:
         self.max_detected_bytes = max_detected_bytes
         self.exclude = [str(path) for path in exclude]
         self.allow_outside_root = allow_outside_root
+        self.confine = str(Path(confine_to).resolve()) if confine_to else None
         self.result = Collection()
 
     # -- declared --------------------------------------------------------------------------------------
@@ -142,6 +144,12 @@ class Collector:
                 hint="Move the data into the project (the notebook's git repository or directory); to "
                 "capture files from elsewhere on purpose, run 'cellpipe snapshot --allow-outside-root'",
             )
+        if self._outside_confinement(real):
+            raise self._declared_error(
+                declared,
+                f"declared data '{declared.spec}' is outside the server's root directory",
+                hint="Move the data under the directory Jupyter serves; a server never reads files outside it",
+            )
         name = self._name_for(path)
         if os.path.isdir(path):  # follows a declared symlink on purpose
             self._walk(path, name, "declared", declared.cell, declared.spec, declared.field)
@@ -176,6 +184,9 @@ class Collector:
             return
         if not self._inside_root(path):
             self._skip(text, f"outside the project root {self.root}; {DECLARE_HINT}", literal.cell)
+            return
+        if self._outside_confinement(os.path.realpath(path)):
+            self._skip(text, "outside the server's root directory", literal.cell)
             return
         if path == self.root or self.directory == path or self.directory.startswith(path + os.sep):
             self._skip(
@@ -275,6 +286,11 @@ class Collector:
 
     def _inside_root(self, path: str) -> bool:
         return path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def _outside_confinement(self, real: str) -> bool:
+        if self.confine is None:
+            return False
+        return not (real == self.confine or real.startswith(self.confine.rstrip(os.sep) + os.sep))
 
     def _excluded(self, path: str) -> bool:
         if any(path == ex or path.startswith(ex + os.sep) for ex in self.exclude):

@@ -2,6 +2,7 @@
 that do not fail the run, background runs with a queue, cancel, delete, rerun."""
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,18 @@ def test_user_mistakes_fail_before_a_record_exists(write_notebook, data_dir):
         service.run(RunRequest(notebook=write_notebook(CELLS), parameters={"m": 1}))
     with pytest.raises(CellpipeError, match="unknown target 'mars'"):
         service.run(RunRequest(notebook=write_notebook(CELLS), target="mars"))
+    assert service.list() == ([], 0)
+
+
+def test_a_servers_runs_take_data_from_inside_its_root_only(write_notebook, data_dir, tmp_path):
+    """The server's root can sit below a repository's top: the rest of the repository stays out of reach."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # the project root is tmp_path
+    (tmp_path / "private.csv").write_text("a\n1\n")
+    (tmp_path / "served").mkdir()
+    notebook = write_notebook([(["step:read", "data:../private.csv"], "x = 1")], name="served/nb.ipynb")
+    service = RunService(data_dir, root=tmp_path / "served")
+    with pytest.raises(CellpipeError, match="outside the server's root directory"):
+        service.prepare(RunRequest(notebook=notebook, track=False))
     assert service.list() == ([], 0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -463,3 +464,26 @@ def test_verify_repair_on_a_remote_store(notebook: Path, project: Path) -> None:
     repairs = store.repair(result)
     assert [(r.path, r.repaired) for r in repairs] == [("data/train.csv", True)]
     assert store.verify(snapshot.id).ok
+
+
+def test_a_server_root_below_the_project_root_confines_the_data(
+    project: Path, store: SnapshotStore, write_nb, write_data
+) -> None:
+    """A Jupyter server serving a sub-directory of a repository must not read the rest of it."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)  # the project root is the repository
+    served = project / "served"
+    served.mkdir()
+    write_data(project / "private.csv", "a,b\n1,2\n")
+    write_data(served / "mine.csv", "c\n3\n")
+    declared = write_nb(served / "declared.ipynb", [("code", "x = 1", ["data:../private.csv"])])
+    with pytest.raises(SnapshotError, match="outside the server's root directory") as caught:
+        take_snapshot(declared, store=store, confine_to=served, allow_outside_root=True)
+    assert caught.value.cell == 1
+    detected = write_nb(
+        served / "detected.ipynb", [("code", "p = open('../private.csv')\nm = open('mine.csv')")]
+    )
+    snapshot = take_snapshot(detected, store=store, confine_to=served)
+    assert [entry["path"] for entry in snapshot.manifest["files"]] == ["served/mine.csv"]
+    assert [item.path for item in snapshot.skipped] == ["../private.csv"]
+    # without a server root the same data is inside the project and captured
+    assert take_snapshot(declared, store=store).files == 1
