@@ -110,7 +110,7 @@ def run_pod(request: PodRequest) -> dict[str, Any]:
     workdir = Path(request.workdir or tempfile.mkdtemp(prefix="cellpipe-pod-"))
     record: dict[str, Any] = {
         "id": request.run_id,
-        "target": "kubernetes",
+        "target": "job",  # the target names of the run service: local, job, kfp
         "status": RunStatus.RUNNING.value,
         "store": store.url,
         "snapshot_id": request.snapshot,
