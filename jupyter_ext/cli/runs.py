@@ -19,6 +19,7 @@ examples:
   cellpipe runs show latest
   cellpipe runs show 20261122-031005-3fa2c1 --json
   cellpipe runs show 3fa2c1
+  cellpipe runs delete 3fa2c1                (a finished or crashed run)
 """
 
 
@@ -50,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir_option(show)
     show.add_argument("--json", action="store_true", help="print the run record as JSON")
     show.set_defaults(handler=show_run)
+    delete = sub.add_parser("delete", help="delete a finished (or crashed) run: its record and its files")
+    delete.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
+    add_data_dir_option(delete)
+    delete.set_defaults(handler=delete_run)
 
 
 def _service(args):
@@ -123,4 +128,14 @@ def show_run(args: argparse.Namespace) -> int:
             f"  {info.name}: cache key {str(info.cache_key or '')[:12]}"
             + (f"; outputs {outputs}" if outputs else "")
         )
+    return 0
+
+
+def delete_run(args: argparse.Namespace) -> int:
+    service = _service(args)
+    record = service.get(args.run_id)
+    service.delete(record.id)  # refuses a run still queued or running
+    print(
+        f"run {record.id} deleted ({record.status.value}), with its files in {service.store.run_dir(record.id)}"
+    )
     return 0

@@ -136,3 +136,20 @@ def test_one_order_everywhere_newest_first(write_notebook, data_dir, capsys):
     assert main(["snapshots", "list"]) == 0
     snapshots = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert snapshots == [second["snapshot_id"][:12], first["snapshot_id"][:12]]
+
+
+def test_a_crashed_run_can_be_deleted_a_running_one_cannot(write_notebook, data_dir, capsys):
+    from jupyter_ext.records.models import RunRecord, RunStatus
+    from jupyter_ext.records.owner import current_owner
+    from jupyter_ext.records.store import RecordStore
+
+    store = RecordStore(data_dir)
+    store.save_run(RunRecord(id="20261129-000000-aaaaaa", notebook="/p/a.ipynb", status=RunStatus.RUNNING,
+                             owner={**current_owner(), "pid_start": -1}))  # fmt: skip
+    store.save_run(RunRecord(id="20261129-000001-bbbbbb", notebook="/p/a.ipynb", status=RunStatus.RUNNING,
+                             owner=current_owner(), created=2e9))  # fmt: skip
+    assert main(["runs", "delete", "aaaaaa"]) == 0  # its owner is gone: crashed, so deletable
+    assert "run 20261129-000000-aaaaaa deleted (crashed)" in capsys.readouterr().out
+    assert main(["runs", "delete", "bbbbbb"]) == 1
+    assert "run 20261129-000001-bbbbbb is running" in capsys.readouterr().err
+    assert [r.id for r in store.list_runs()[0]] == ["20261129-000001-bbbbbb"]
