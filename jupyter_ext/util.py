@@ -10,6 +10,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +71,24 @@ def abandoned(name: str, modified: float | None) -> bool:
     if match and match.group(2) == socket.gethostname():
         return not _running(int(match.group(1)))
     return modified is not None and time.time() - modified > FOREIGN_LEFTOVER_AGE_S
+
+
+def remove_abandoned(
+    paths: Iterable[Path], remove: Callable[[Path], object], *, dry_run: bool = False
+) -> list[Path]:
+    """Call ``remove`` on each of ``paths`` that is :func:`abandoned` (none with ``dry_run``); returns them.
+    A path gone meanwhile (another cleaner, or its writer finishing) is passed over."""
+    removed = []
+    for path in paths:
+        try:
+            modified = path.stat().st_mtime
+        except OSError:
+            continue
+        if abandoned(path.name, modified):
+            if not dry_run:
+                remove(path)
+            removed.append(path)
+    return removed
 
 
 def _running(pid: int) -> bool:

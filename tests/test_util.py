@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,19 @@ def test_open_private_shared_follows_the_umask(tmp_path: Path) -> None:
     with open_private(tmp_path / "f", "wb", shared=True) as handle:
         handle.write(b"x")
     assert mode(tmp_path / "f") == 0o644
+
+
+def test_remove_abandoned_removes_only_leftovers_of_gone_writers(tmp_path):
+    from jupyter_ext.util import FOREIGN_LEFTOVER_AGE_S, remove_abandoned, writer_tag
+
+    mine = tmp_path / f"staging-{writer_tag()}a"  # this process still runs: kept
+    foreign_old = tmp_path / "staging-1@elsewhere~b"  # another host's, untouched for too long: removed
+    foreign_new = tmp_path / "staging-1@elsewhere~c"  # another host's, recent: kept
+    for path in (mine, foreign_old, foreign_new):
+        path.write_text("x")
+    old = time.time() - FOREIGN_LEFTOVER_AGE_S - 60
+    os.utime(foreign_old, (old, old))
+    paths = [mine, foreign_old, foreign_new, tmp_path / "gone~d"]
+    assert remove_abandoned(paths, Path.unlink, dry_run=True) == [foreign_old] and foreign_old.exists()
+    assert remove_abandoned(paths, Path.unlink) == [foreign_old]
+    assert not foreign_old.exists() and mine.exists() and foreign_new.exists()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.util import abandoned, open_private, private_dir, writer_tag
+from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer_tag
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
@@ -79,17 +79,8 @@ def new_connection_file() -> Path:
 
 def clean_connection_files(*, dry_run: bool = False) -> list[Path]:
     """Remove connection files (ports and the signing key) of our kernels whose runner was killed."""
-    removed = []
-    for path in connection_directory().glob(f"{CONNECTION_PREFIX}*.json"):
-        try:
-            modified = path.stat().st_mtime
-        except OSError:
-            continue
-        if abandoned(path.name, modified):
-            if not dry_run:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    paths = connection_directory().glob(f"{CONNECTION_PREFIX}*.json")
+    return remove_abandoned(paths, lambda path: path.unlink(missing_ok=True), dry_run=dry_run)
 
 
 def _streams(log: str | Path | None) -> dict:

@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import abandoned, private_dir, sha256_text, write_json_atomic, writer_tag
+from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_tag
 
 ENTRY_FILE = "entry.json"
 STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a killed run
@@ -102,14 +102,6 @@ class StepCache:
             candidates = [p for p in self.root.iterdir() if p.name.startswith((STAGING_PREFIX, TRASH_PREFIX))]
         except OSError:
             return []
-        removed = []
-        for path in candidates:
-            try:
-                modified = path.stat().st_mtime
-            except OSError:
-                continue
-            if abandoned(path.name, modified):
-                if not dry_run:
-                    shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-        return removed
+        return remove_abandoned(
+            candidates, lambda path: shutil.rmtree(path, ignore_errors=True), dry_run=dry_run
+        )
