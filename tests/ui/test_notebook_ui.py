@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import requests
+
 WINE_CHIPS = ["imports", "parameters", "load_data", "split", "train", "evaluate", "metrics"]
 
 
@@ -103,10 +105,13 @@ def test_a_tag_mistake_is_flagged_on_its_cell(page, lab, ui):
     ui.copy_notebook("wine_classifier.ipynb", "broken.ipynb")
     ui.open_notebook("broken.ipynb")
     ui.open_panel()
+    below = page.locator(".jp-Notebook .jp-Cell").nth(7)
+    top_before = below.bounding_box()["y"]
     ui.set_tags(5, ["step:Split Data"])
     flagged = page.locator(".jp-CodeCell .cp-Chip-flagged").first
     flagged.wait_for()
     assert "not a valid step name" in flagged.get_attribute("title")
+    assert below.bounding_box()["y"] == top_before  # no layout jump: the chip band is always there
     banner = page.locator(".cp-Panel .cp-Banner-error")
     banner.wait_for()
     assert "cell 6" in banner.inner_text() and "not a valid step name" in banner.inner_text()
@@ -118,3 +123,29 @@ def test_a_tag_mistake_is_flagged_on_its_cell(page, lab, ui):
     page.wait_for_selector('.cp-Dag[data-steps="load_data,split_data,train,evaluate"]:not(.cp-mod-stale)')
     assert page.locator(".cp-Panel .cp-Banner-error").count() == 0
     assert page.locator(".jp-CodeCell .cp-Chip-flagged").count() == 0
+
+
+def test_settings_turn_the_chips_off(page, lab, ui):
+    """The Settings Editor's "Show cell role chips", set through JupyterLab's settings API."""
+    ui.open_notebook("wine_classifier.ipynb")
+    plugin = "cellpipe-labextension:plugin"
+    headers = {"Authorization": f"token {lab.token}"}
+    schema = requests.get(f"{lab.url}/lab/api/settings/{plugin}", headers=headers, timeout=30).json()[
+        "schema"
+    ]
+    assert set(schema["properties"]) == {"defaultTarget", "autoSave", "showChips", "liveDag"}
+    answer = requests.put(
+        f"{lab.url}/lab/api/settings/{plugin}",
+        headers=headers,
+        json={"raw": '{"showChips": false}'},
+        timeout=30,
+    )
+    assert answer.status_code == 204, answer.text
+    try:
+        page.reload()
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        ui.open_panel()  # the extension is up (panel drawn) ...
+        page.wait_for_selector(".cp-Dag")
+        assert page.locator(".jp-Notebook .cp-Chip").count() == 0  # ... and shows no chips
+    finally:
+        requests.put(f"{lab.url}/lab/api/settings/{plugin}", headers=headers, json={"raw": "{}"}, timeout=30)
