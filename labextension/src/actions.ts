@@ -149,8 +149,7 @@ export class PipelineActions {
       );
       return record;
     } catch (reason) {
-      const error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      const error = ApiError.from(reason);
       // JupyterLab cuts notifications at 140 characters: the whole message is one click away
       Notification.error(`Could not run ${name} as a pipeline: ${error.text}`, {
         autoClose: false,

@@ -26,6 +26,11 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 
+  /** Any failure as an ApiError (a non-API failure keeps its message). */
+  static from(reason: unknown): ApiError {
+    return reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+  }
+
   /** One line for the user: where, what, what to do. */
   get text(): string {
     if (this.body.text) {

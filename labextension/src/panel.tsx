@@ -19,6 +19,7 @@ import { PipelineActions } from './actions';
 import { BOX, IEdgePath, LABEL_CHARS, layoutPipeline } from './dag';
 import { NotebookState, warningText } from './tracker';
 import { pipelineIcon } from './icons';
+import { ErrorBanner } from './components';
 
 /** rjsf's AJV validator, typed for JupyterLab's form (same rjsf version; the generics differ only). */
 const formValidator = validator as unknown as IFormComponentProps['validator'];
@@ -100,19 +101,20 @@ function PanelView(props: {
         </span>
       </header>
       {error && (
-        <div className={`cp-Banner cp-Banner-error`} role="alert">
-          <strong>
-            {error.status === 400
+        <ErrorBanner
+          title={
+            error.status === 400
               ? 'This notebook cannot run as a pipeline yet'
-              : 'cellpipe cannot analyse this notebook'}
-          </strong>
-          <span>{error.text}</span>
+              : 'cellpipe cannot analyse this notebook'
+          }
+          error={error}
+        >
           {!!error.body.cell && (
             <button className="cp-Link" onClick={() => host.goToCell(error.body.cell as number)}>
               Go to cell {error.body.cell}
             </button>
           )}
-        </div>
+        </ErrorBanner>
       )}
       {analysis && (
         <Dag

@@ -5,7 +5,8 @@
  */
 import * as React from 'react';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
-import { Button, ReactWidget, refreshIcon } from '@jupyterlab/ui-components';
+import { Button, ReactWidget } from '@jupyterlab/ui-components';
+import { ListChrome } from './components';
 import {
   ApiError,
   CellpipeClient,
@@ -65,8 +66,7 @@ export class RunsView extends ReactWidget {
       this.total = data.total ?? data.runs.length;
       this.error = null;
     } catch (reason) {
-      this.error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      this.error = ApiError.from(reason);
     }
     this.loaded = true;
     this.update();
@@ -91,9 +91,9 @@ export class RunsView extends ReactWidget {
   protected render(): JSX.Element {
     const scopeLabel = this.path ? this.path : 'no notebook in focus';
     return (
-      <div className="cp-Runs-body">
-        <header className="cp-Runs-header">
-          <h2>Pipeline runs</h2>
+      <ListChrome
+        title="Pipeline runs"
+        controls={
           <div className="cp-Runs-scope" role="radiogroup" aria-label="Which runs">
             <label title={scopeLabel}>
               <input
@@ -114,28 +114,23 @@ export class RunsView extends ReactWidget {
               All notebooks
             </label>
           </div>
-          <Button minimal onClick={() => void this.refresh()} title="Refresh" aria-label="Refresh">
-            <refreshIcon.react tag="span" />
-          </Button>
-        </header>
-        {this.error && (
-          <div className="cp-Banner cp-Banner-error" role="alert">
-            <strong>Cannot list runs</strong>
-            <span>{this.error.text}</span>
-          </div>
-        )}
-        {this.loaded && !this.error && this.runs.length === 0 && (
-          <p className="cp-Muted cp-Runs-empty">
-            No runs yet. Click “Run as pipeline” in a notebook’s toolbar to start one.
-          </p>
-        )}
+        }
+        onRefresh={() => void this.refresh()}
+        error={this.error}
+        errorTitle="Cannot list runs"
+        empty={
+          this.loaded && !this.error && this.runs.length === 0
+            ? 'No runs yet. Click “Run as pipeline” in a notebook’s toolbar to start one.'
+            : null
+        }
+      >
         <ol className="cp-RunList">{this.runs.map(run => this.renderRun(run))}</ol>
         {this.total > this.runs.length && (
           <p className="cp-Muted">
             Showing the newest {this.runs.length} of {this.total} runs.
           </p>
         )}
-      </div>
+      </ListChrome>
     );
   }
 
@@ -289,8 +284,7 @@ export class RunsView extends ReactWidget {
         });
       }
     } catch (reason) {
-      const error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      const error = ApiError.from(reason);
       Notification.error(
         `Could not ${action === 'cancel' ? 'cancel' : 're-run'} ${shortId(run.id)}: ${error.text}`,
         {
@@ -306,7 +300,7 @@ export class RunsView extends ReactWidget {
     try {
       text = (await this.host.client.logs(run.id)).text || '(no log output)';
     } catch (reason) {
-      text = reason instanceof ApiError ? reason.text : String(reason);
+      text = ApiError.from(reason).text;
     }
     await showDialog({
       title: `Logs of run ${shortId(run.id)}`,

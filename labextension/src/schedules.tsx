@@ -5,7 +5,8 @@
  */
 import * as React from 'react';
 import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
-import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import { Button } from '@jupyterlab/ui-components';
+import { ListChrome } from './components';
 import {
   ApiError,
   CellpipeClient,
@@ -75,7 +76,7 @@ function ScheduleForm(props: {
           setPreview({
             description: '',
             next: [],
-            error: reason instanceof ApiError ? reason.text : String(reason)
+            error: ApiError.from(reason).text
           })
       );
     }, 250);
@@ -259,8 +260,7 @@ async function scheduleDialog(
     try {
       return await save(draft);
     } catch (reason) {
-      const error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      const error = ApiError.from(reason);
       Notification.error(`Schedule not saved: ${error.text}`, { autoClose: 8000 });
       if (error.status !== 400) {
         return null; // not something the form can fix
@@ -317,8 +317,7 @@ export class SchedulesView extends ReactWidget {
       this.schedules = (await this.client.listSchedules()).schedules;
       this.error = null;
     } catch (reason) {
-      this.error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      this.error = ApiError.from(reason);
     }
     this.loaded = true;
     this.update();
@@ -330,24 +329,17 @@ export class SchedulesView extends ReactWidget {
 
   protected render(): JSX.Element {
     return (
-      <div className="cp-Runs-body">
-        <header className="cp-Runs-header">
-          <h2>Pipeline schedules</h2>
-          <Button minimal onClick={() => void this.refresh()} title="Refresh" aria-label="Refresh">
-            <refreshIcon.react tag="span" />
-          </Button>
-        </header>
-        {this.error && (
-          <div className="cp-Banner cp-Banner-error" role="alert">
-            <strong>Cannot list schedules</strong>
-            <span>{this.error.text}</span>
-          </div>
-        )}
-        {this.loaded && !this.error && this.schedules.length === 0 && (
-          <p className="cp-Muted cp-Runs-empty">
-            No schedules. Use “Schedule…” in the pipeline panel of a notebook.
-          </p>
-        )}
+      <ListChrome
+        title="Pipeline schedules"
+        onRefresh={() => void this.refresh()}
+        error={this.error}
+        errorTitle="Cannot list schedules"
+        empty={
+          this.loaded && !this.error && this.schedules.length === 0
+            ? 'No schedules. Use “Schedule…” in the pipeline panel of a notebook.'
+            : null
+        }
+      >
         <table className="cp-Steps cp-ScheduleTable">
           <thead>
             <tr>
@@ -415,7 +407,7 @@ export class SchedulesView extends ReactWidget {
             ))}
           </tbody>
         </table>
-      </div>
+      </ListChrome>
     );
   }
 
@@ -426,9 +418,7 @@ export class SchedulesView extends ReactWidget {
     try {
       await this.client.updateSchedule(schedule.id, changes);
     } catch (reason) {
-      Notification.error(
-        `Could not change “${schedule.name}”: ${reason instanceof ApiError ? reason.text : String(reason)}`
-      );
+      Notification.error(`Could not change “${schedule.name}”: ${ApiError.from(reason).text}`);
     }
     await this.refresh();
   }
@@ -478,9 +468,7 @@ export class SchedulesView extends ReactWidget {
     try {
       await this.client.deleteSchedule(schedule.id);
     } catch (reason) {
-      Notification.error(
-        `Could not delete “${schedule.name}”: ${reason instanceof ApiError ? reason.text : String(reason)}`
-      );
+      Notification.error(`Could not delete “${schedule.name}”: ${ApiError.from(reason).text}`);
     }
     await this.refresh();
   }

@@ -130,8 +130,7 @@ export class NotebookState {
       this._analysis = await this.client.analyse(this.path, JSON.stringify(model.toJSON()));
       this._error = null;
     } catch (reason) {
-      this._error =
-        reason instanceof ApiError ? reason : new ApiError(0, { message: String(reason) });
+      this._error = ApiError.from(reason);
       if (this._error.status !== 400) {
         this._analysis = null; // not a notebook problem: do not show a stale picture as current
       }

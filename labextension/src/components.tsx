@@ -1,0 +1,45 @@
+/** Pieces the runs and schedules views share: their chrome (title, refresh, error, empty state). */
+import * as React from 'react';
+import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import { ApiError } from './api';
+
+/** A failed server call, said where the user is looking. */
+export function ErrorBanner(props: {
+  title: string;
+  error: ApiError;
+  children?: React.ReactNode;
+}): JSX.Element {
+  return (
+    <div className="cp-Banner cp-Banner-error" role="alert">
+      <strong>{props.title}</strong>
+      <span>{props.error.text}</span>
+      {props.children}
+    </div>
+  );
+}
+
+/** A list view: heading, extra controls, refresh, the error of the last load, the empty state, the list. */
+export function ListChrome(props: {
+  title: string;
+  controls?: React.ReactNode;
+  onRefresh: () => void;
+  error: ApiError | null;
+  errorTitle: string;
+  empty: string | null;
+  children: React.ReactNode;
+}): JSX.Element {
+  return (
+    <div className="cp-Runs-body">
+      <header className="cp-Runs-header">
+        <h2>{props.title}</h2>
+        {props.controls}
+        <Button minimal onClick={props.onRefresh} title="Refresh" aria-label="Refresh">
+          <refreshIcon.react tag="span" />
+        </Button>
+      </header>
+      {props.error && <ErrorBanner title={props.errorTitle} error={props.error} />}
+      {props.empty && <p className="cp-Muted cp-Runs-empty">{props.empty}</p>}
+      {props.children}
+    </div>
+  );
+}
