@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError
-from jupyter_ext.server.validate import json_type
+from jupyter_ext.server.validate import checked_string
 
 MAX_PATH_CHARS = 1024
 MAX_NAME_BYTES = 255  # of one file or folder name, as file systems allow
@@ -53,12 +53,7 @@ class ServerPaths:
         """A notebook path from a client (relative to the root; a leading / means the root) inside the root."""
         if value is None or value == "":
             raise CellpipeError("no notebook path given", field=field, hint="send the notebook's path")
-        if not isinstance(value, str):
-            raise CellpipeError(f"must be a string, got {json_type(value)}", field=field)
-        if "\0" in value:
-            raise CellpipeError("must not contain NUL characters", field=field)
-        if len(value) > MAX_PATH_CHARS:
-            raise CellpipeError(f"longer than {MAX_PATH_CHARS} characters ({len(value)})", field=field)
+        value = checked_string(value, field, MAX_PATH_CHARS)
         if any(len(part.encode(errors="surrogatepass")) > MAX_NAME_BYTES for part in value.split("/")):
             raise CellpipeError(f"has a file or folder name longer than {MAX_NAME_BYTES} bytes", field=field)
         try:

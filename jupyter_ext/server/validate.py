@@ -79,12 +79,7 @@ class Fields:
             if required:
                 raise CellpipeError("is required", field=name)
             return None
-        if not isinstance(value, str):
-            raise CellpipeError(f"must be a string, got {json_type(value)}", field=name)
-        if "\0" in value:
-            raise CellpipeError("must not contain NUL characters", field=name)
-        if len(value) > max_chars:
-            raise CellpipeError(f"longer than {max_chars} characters ({len(value)})", field=name)
+        value = checked_string(value, name, max_chars)
         if choices is not None:
             options = list(choices)
             if value not in options:
@@ -168,4 +163,15 @@ def identifier(value: str, *, field: str) -> str:
     """A run, step or schedule id taken from the URL (the route's pattern already limits the characters)."""
     if len(value) > MAX_ID_CHARS:
         raise CellpipeError(f"longer than {MAX_ID_CHARS} characters", field=field)
+    return value
+
+
+def checked_string(value: Any, field: str, max_chars: int) -> str:
+    """``value`` if it is a string without NUL characters of at most ``max_chars``; else a 400's error."""
+    if not isinstance(value, str):
+        raise CellpipeError(f"must be a string, got {json_type(value)}", field=field)
+    if "\0" in value:
+        raise CellpipeError("must not contain NUL characters", field=field)
+    if len(value) > max_chars:
+        raise CellpipeError(f"longer than {max_chars} characters ({len(value)})", field=field)
     return value
