@@ -28,10 +28,13 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.server.test_queue import kernels_of, write_sleeper  # noqa: E402  (the test's own counting)
 
 TOKEN = "cellpipe-bench"
 HEADERS = {"Authorization": f"token {TOKEN}"}
@@ -73,16 +76,6 @@ def hundred_cells(path: Path) -> Path:
         previous = f"x{step}"
         step += 1
     notebook = new_notebook(cells=cells[:100])
-    notebook.metadata["kernelspec"] = KERNELSPEC
-    nbformat.write(notebook, path)
-    return path
-
-
-def sleeper(path: Path, seconds: float) -> Path:
-    cell = new_code_cell(
-        f"import time\ntime.sleep({seconds})\ndone = True", metadata={"tags": ["step:sleep"]}
-    )
-    notebook = new_notebook(cells=[cell])
     notebook.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(notebook, path)
     return path
@@ -217,23 +210,8 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
     print(summary("GET runs/{id} (HTTP)", http_get))
 
 
-def kernels(pid: int) -> int:
-    """Kernel processes under the server. A process a kernel forks (a subprocess between fork and exec)
-    shows the same command line for a moment: it is not a kernel."""
-    import psutil
-
-    found: dict[int, int] = {}  # kernel pid -> its parent's
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            if "ipykernel_launcher" in " ".join(child.cmdline()):
-                found[child.pid] = child.ppid()
-        except psutil.Error:
-            continue
-    return sum(1 for parent in found.values() if parent not in found)
-
-
 def bench_submit(server: Server, root: Path, submissions: int, limit: int) -> None:
-    sleeper(root / "sleeper.ipynb", 0.5)
+    write_sleeper(root / "sleeper.ipynb", 0.5)
     body = {"path": "sleeper.ipynb", "track": False, "use_cache": False}
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(submissions) as pool:
@@ -247,7 +225,7 @@ def bench_submit(server: Server, root: Path, submissions: int, limit: int) -> No
     ids = {r.json()["id"] for _, r in results}
     most_kernels = 0
     while True:
-        most_kernels = max(most_kernels, kernels(server.process.pid))
+        most_kernels = max(most_kernels, kernels_of(psutil.Process(server.process.pid)))
         active = sum(
             server.api("GET", "runs", params={"status": s}).json()["total"] for s in ("queued", "running")
         )
