@@ -64,6 +64,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -655,3 +656,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path_factory.getbasetemp() / "no-kubeconfig"))
+
+
+KALE = Path(__file__).parents[2] / "notebooks" / "kale_legacy.ipynb"
+
+
+@pytest.fixture(scope="session")
+def kale_package(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``kale_package(snapshot_id=, store=, run_id=)``: the kale notebook compiled for that snapshot, as
+    `cellpipe submit` compiles it (a fresh directory each call)."""
+    from jupyter_ext.pipeline.build import build_pipeline
+    from jupyter_ext.targets.kfp.compile import compile_pipeline
+
+    def compiled(**lineage: str) -> Path:
+        out = tmp_path_factory.mktemp("kfp") / "kale.yaml"
+        return compile_pipeline(build_pipeline(KALE), out, **lineage)
+
+    return compiled

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from jupyter_ext.errors import TargetError
-from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.targets.kfp.compile import compile_pipeline
 from jupyter_ext.targets.kfp.submit import (
     connect,
     delete_recurring_run,
@@ -22,14 +21,12 @@ from jupyter_ext.targets.kfp.submit import (
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
 
-KALE = Path(__file__).parents[2] / "notebooks" / "kale_legacy.ipynb"
 API = "/apis/v2beta1"
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("kfp") / "kale.yaml"
-    return compile_pipeline(build_pipeline(KALE), out, snapshot_id="ab" * 32, store="s3://b/c")
+def package(kale_package: Callable[..., Path]) -> Path:
+    return kale_package(snapshot_id="ab" * 32, store="s3://b/c")
 
 
 def test_list_pause_resume_delete(kfp_server: FakeKFP, package: Path) -> None:

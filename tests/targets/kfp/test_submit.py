@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from jupyter_ext.errors import TargetError
-from jupyter_ext.pipeline.build import build_pipeline
-from jupyter_ext.targets.kfp.compile import compile_pipeline
 from jupyter_ext.targets.kfp.connect import HEALTHZ
 from jupyter_ext.targets.kfp.submit import (
     RunStatus,
@@ -32,7 +31,6 @@ from jupyter_ext.targets.kfp.submit import (
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
 
-KALE = Path(__file__).parents[2] / "notebooks" / "kale_legacy.ipynb"
 SNAPSHOT = "cd34" * 16
 STORE = "s3://ml-bucket/cellpipe"
 RUN_ID = "20260101-120000-abc123"
@@ -41,10 +39,8 @@ API = "/apis/v2beta1"
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The kale notebook compiled for a snapshot, as `cellpipe submit` will compile it."""
-    out = tmp_path_factory.mktemp("kfp") / "kale.yaml"
-    return compile_pipeline(build_pipeline(KALE), out, snapshot_id=SNAPSHOT, store=STORE, run_id=RUN_ID)
+def package(kale_package: Callable[..., Path]) -> Path:
+    return kale_package(snapshot_id=SNAPSHOT, store=STORE, run_id=RUN_ID)
 
 
 def connected(fake: FakeKFP, **options: Any) -> Any:
