@@ -48,6 +48,15 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
     row.locator("button", has_text="Pause").wait_for()
     assert lab.api("GET", f"schedules/{schedule['id']}").json()["enabled"] is True
 
+    row.locator("button", has_text="Edit").click()
+    edit = page.locator(".jp-Dialog .cp-ScheduleForm")
+    edit.locator(".cp-Preset", has_text="Every hour").click()
+    with page.expect_response(lambda r: schedule["id"] in r.url and r.request.method == "PATCH") as patched:
+        page.locator(".jp-Dialog-footer button", has_text="Save schedule").click()
+    assert patched.value.status == 200, patched.value.text()
+    edited = lab.api("GET", f"schedules/{schedule['id']}").json()
+    assert edited["cron"] == "0 * * * *" and edited["name"] == "nightly-wine"
+
     row.locator("button", has_text="Delete").click()
     page.locator(".jp-Dialog-footer button", has_text="Delete").click()
     row.wait_for(state="detached")
