@@ -27,7 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runner import BUSY, run_papermill, write  # noqa: E402
-from bench_server import Server  # noqa: E402
+from bench_server import Server  # noqa: E402  (it also puts the repository on sys.path)
+
+from tests.server.test_kernel_pool import kernel_children  # noqa: E402  (the test's own counting)
 
 
 def notebook(path: Path, work: float) -> Path:
@@ -42,23 +44,6 @@ def notebook(path: Path, work: float) -> Path:
             (["step:join"], "total = int(left.sum() + right.sum())"),
         ],
     )
-
-
-def kernels_of(pid: int) -> int:
-    """Kernel processes whose parent is ``pid``."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-        if parent == pid and b"ipykernel" in cmdline:
-            count += 1
-    return count
 
 
 def wait_until(condition, timeout: float = 300, step: float = 0.05) -> bool:
@@ -83,7 +68,7 @@ def measure(root: Path, nb: Path, pool: int, repeat: int) -> tuple[list[float], 
     firsts, wholes = [], []
     try:
         for _ in range(repeat):
-            if not wait_until(lambda: kernels_of(server.process.pid) >= pool, timeout=300):
+            if not wait_until(lambda: len(kernel_children(server.process.pid)) >= pool, timeout=300):
                 raise SystemExit("the pool did not fill")
             time.sleep(0.5)  # let the last kernel finish its start-up
             marker.unlink(missing_ok=True)
