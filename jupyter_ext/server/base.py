@@ -125,6 +125,8 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
         """The query string's arguments (each at most once), with only ``allowed`` names."""
         values: dict[str, str] = {}
         for name, raw in self.request.query_arguments.items():
+            if name.isdigit() and raw == [b""]:
+                continue  # JupyterLab's ServerConnection appends "?<timestamp>" to GETs to defeat caches
             if len(raw) > 1:
                 raise CellpipeError("given more than once", field=name)
             try:

@@ -77,6 +77,13 @@ def test_a_wrong_query_argument_is_a_400_naming_it(server, query):
     assert response.json()["error"]["field"] == next(iter(query))
 
 
+def test_jupyterlabs_cache_buster_is_not_an_unknown_field(server):
+    """ServerConnection.makeRequest adds "?<milliseconds>" to every GET unless told otherwise."""
+    response = server.api("GET", "runs?1764460800000")
+    assert response.status_code == 200, response.text
+    assert server.api("GET", "runs?1764460800000=x").status_code == 400  # a value: not the cache-buster
+
+
 def test_unknown_runs_are_404s(server):
     for method, route in [
         ("GET", "runs/nothing-here"),
