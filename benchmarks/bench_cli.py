@@ -28,9 +28,9 @@ from bench_analysis import make_notebook  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one process, with this checkout first on its path and ``env`` set."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True)

@@ -96,24 +96,11 @@ def run_cellpipe(path: Path, data_dir: Path, parallel: int = 0) -> float:
 
 def run_cli(path: Path, data_dir: Path) -> tuple[float, float]:
     """`cellpipe run NOTEBOOK` in a fresh process: (wall, CPU seconds of the process)."""
-    import os
-    import resource
-    import subprocess
+    from bench_cli import run  # one way to time a whole process
 
-    env = {
-        **os.environ,
-        "CELLPIPE_HOME": str(data_dir),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "jupyter_ext.cli.main", "run", str(path)], env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"cellpipe run failed: {done.stderr}")
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return run(
+        [sys.executable, "-m", "jupyter_ext.cli.main", "run", str(path)], env={"CELLPIPE_HOME": str(data_dir)}
+    )
 
 
 def main() -> None:
