@@ -143,6 +143,15 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True, mode: i
         raise
 
 
+def fsync_file(path: str | Path) -> None:
+    """Persist a file written and closed earlier (its data, before a rename makes it visible)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json_atomic(path: str | Path, data: Any, *, durable: bool = True) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
     write_atomic(path, text.encode(), durable=durable)

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import MarshalError
+from jupyter_ext.util import fsync_file
 
 INDEX_FILE = "_index.json"
 
@@ -518,14 +519,6 @@ def _backend_named(name: str) -> Backend | None:
 # --- files --------------------------------------------------------------------------------------------
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _temp_path(directory: Path, name: str, suffix: str) -> Path:
     # Same directory (os.replace must not cross file systems), hidden, and ending in the backend's suffix
     # because some libraries choose the format from the extension.
@@ -550,7 +543,7 @@ def _write_value(name: str, value: Any, directory: Path, step: str | None) -> di
             tmp = _temp_path(directory, name, backend.suffix)
             try:
                 backend.save(value, tmp)
-                _fsync_file(tmp)
+                fsync_file(tmp)
                 size = tmp.stat().st_size
                 os.replace(tmp, directory / f"{name}{backend.suffix}")
             except Unsupported as exc:
@@ -596,7 +589,7 @@ def _update_index(directory: Path, records: dict[str, dict[str, Any]]) -> None:
         tmp = _temp_path(directory, Path(INDEX_FILE).stem, ".json")
         try:
             tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-            _fsync_file(tmp)
+            fsync_file(tmp)
             os.replace(tmp, directory / INDEX_FILE)
         finally:
             tmp.unlink(missing_ok=True)
