@@ -202,6 +202,22 @@ export interface IRunRequest {
   track?: boolean;
 }
 
+/**
+ * The notebook as analysis needs it: sources, tags and settings, without outputs or attachments. An
+ * image-heavy notebook would otherwise be sent whole on every keystroke (and past the server's body limit).
+ */
+export function analysisContent(notebook: unknown): string {
+  const copy = { ...(notebook as Record<string, unknown>) };
+  if (Array.isArray(copy.cells)) {
+    copy.cells = copy.cells.map(cell => {
+      const { outputs, attachments, ...rest } = cell as Record<string, unknown>;
+      void attachments;
+      return outputs === undefined ? rest : { ...rest, outputs: [] };
+    });
+  }
+  return JSON.stringify(copy);
+}
+
 /** Typed calls to the cellpipe routes. */
 export class CellpipeClient {
   constructor(private readonly transport: Transport) {}

@@ -6,7 +6,7 @@
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ICellModel } from '@jupyterlab/cells';
 import { ISignal, Signal } from '@lumino/signaling';
-import { ApiError, CellpipeClient, IAnalysis, IWarning } from './api';
+import { analysisContent, ApiError, CellpipeClient, IAnalysis, IWarning } from './api';
 import { ICellInput, ICellProblem, IChip, deriveChips, stepHue } from './chips';
 
 /** Delay before analysing after an edit of the code (tag changes go at once). */
@@ -127,7 +127,7 @@ export class NotebookState {
     this._changed.emit();
     const model = this.panel.context.model;
     try {
-      this._analysis = await this.client.analyse(this.path, JSON.stringify(model.toJSON()));
+      this._analysis = await this.client.analyse(this.path, analysisContent(model.toJSON()));
       this._error = null;
     } catch (reason) {
       this._error = ApiError.from(reason);

@@ -1,4 +1,4 @@
-import { ApiError, CellpipeClient, errorBody, normalizeRun } from '../src/api';
+import { analysisContent, ApiError, CellpipeClient, errorBody, normalizeRun } from '../src/api';
 
 type Call = { route: string; init: RequestInit };
 
@@ -88,5 +88,44 @@ describe('normalizeRun', () => {
     });
     expect(current.steps[0].duration_s).toBe(2);
     expect(current.parameters).toEqual({ n: 1 });
+  });
+});
+
+describe('analysisContent', () => {
+  it('keeps sources, tags and settings but drops outputs and attachments', () => {
+    const notebook = {
+      metadata: { kernelspec: { name: 'python3' } },
+      nbformat: 4,
+      cells: [
+        {
+          cell_type: 'code',
+          source: 'x = 1',
+          metadata: { tags: ['step:a'] },
+          outputs: [{ output_type: 'display_data', data: { 'image/png': 'A'.repeat(1000) } }],
+          execution_count: 3
+        },
+        {
+          cell_type: 'markdown',
+          source: '![x](attachment:x.png)',
+          metadata: {},
+          attachments: { 'x.png': {} }
+        }
+      ]
+    };
+    const sent = JSON.parse(analysisContent(notebook));
+    expect(sent.metadata).toEqual(notebook.metadata);
+    expect(sent.cells[0]).toEqual({
+      cell_type: 'code',
+      source: 'x = 1',
+      metadata: { tags: ['step:a'] },
+      outputs: [],
+      execution_count: 3
+    });
+    expect(sent.cells[1]).toEqual({
+      cell_type: 'markdown',
+      source: '![x](attachment:x.png)',
+      metadata: {}
+    });
+    expect(notebook.cells[0].outputs).toHaveLength(1); // the editor's model is not touched
   });
 });
