@@ -64,7 +64,10 @@ def test_role_editor_starts_a_new_step_and_the_dag_follows(page, lab, ui):
     dialog = page.locator(".jp-Dialog .cp-RoleEditor")
     dialog.wait_for()
     step_input = page.locator('.cp-RoleEditor input[name="step"]')
-    assert step_input.evaluate("node => node === document.activeElement")
+    # the dialog moves focus to the name field once it is attached (a frame after it shows): wait for it
+    page.wait_for_function(
+        "() => document.activeElement?.matches('.cp-RoleEditor input[name=\"step\"]')", timeout=5_000
+    )
     page.keyboard.type("Bad Name")
     page.wait_for_selector(".cp-RoleEditor-error")
     assert "not a valid step name" in page.locator(".cp-RoleEditor-error").first.inner_text()
