@@ -161,8 +161,9 @@ def test_browser_login_through_the_hub_lands_in_jupyterlab(hub):
             page.goto(f"{hub.url}/hub/login")
             page.fill("#username_input", A)
             page.fill("#password_input", "not-the-password")
-            page.click("#login_submit")
-            assert "Invalid username or password" in page.content()
+            page.click("#login_submit")  # the answer is a new page: wait for it, do not read the old one
+            page.get_by_text("Invalid username or password").wait_for(timeout=30_000)
+            assert "/hub/login" in page.url
 
             page.fill("#username_input", A)
             page.fill("#password_input", hub.password)
