@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
     from jupyter_ext.snapshot.config import IMAGE_ENV
-    from jupyter_ext.targets.kfp.compile import compile_pipeline
+    from jupyter_ext.targets.kfp.compile import PackageSpec, compile_pipeline
     from jupyter_ext.targets.kfp.options import kfp_image
 
     pipeline = build_pipeline(args.notebook)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output or f"{Path(args.notebook).stem}.yaml")
     # the same choice (and the same note when cellpipe's default image is used) as submit/export --target kfp
     image, notes = kfp_image(pipeline, args.image, os.environ.get(IMAGE_ENV))
-    path = compile_pipeline(pipeline, output, parameters=values, image=image)
+    path = compile_pipeline(pipeline, output, PackageSpec(parameters=values, image=image))
     steps, parameters = len(pipeline.steps), len(pipeline.parameters)
     print(
         f"compiled '{pipeline.name}': {steps} step{'s' * (steps != 1)}, "

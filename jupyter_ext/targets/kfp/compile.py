@@ -26,7 +26,7 @@ Snapshot lineage: every pipeline has two more string parameters, ``cellpipe_snap
 ``cellpipe_store`` (default ``""``). When a run sets them, each component restores that snapshot from the
 store and runs its step in the restored notebook's directory (``execute_step(snapshot_id=, store=)``), so a
 pod reads the notebook's data from the store and relative paths work as they do locally. When the snapshot
-is known at compile time (``compile_pipeline(snapshot_id=, store=, run_id=)``, what ``cellpipe submit``
+is known at compile time (``PackageSpec(snapshot_id=, store=, run_id=)``, what ``cellpipe submit``
 does) it also becomes those parameters' defaults and the pods' ``cellpipe.io/*`` labels: KFP can only set
 pod labels at compile time. ``env`` and ``secrets`` reach every step, e.g. the store's credentials.
 
@@ -496,23 +496,27 @@ def _make_components(pipeline: Pipeline, plans: list[StepPlan]) -> dict[str, Any
 _PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
-def build_kfp_pipeline(
-    pipeline: Pipeline,
-    *,
-    parameters: Mapping[str, Any] | None = None,
-    image: str | None = None,
-    gpu_node_selector: Mapping[str, str] | None = None,
-    gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
-    snapshot_id: str | None = None,
-    store: str | None = None,
-    run_id: str | None = None,
-    owner: str | None = None,
-    env: Mapping[str, str] | None = None,
-    secrets: Sequence[Secret] = (),
-) -> Any:
+@dataclass(frozen=True)
+class PackageSpec:
+    """What a package bakes in besides the pipeline (all optional): one object, so that the callers (compile,
+    submit, schedule, export, the KFP target) pass the same choices the same way."""
+
+    parameters: Mapping[str, Any] | None = None
+    image: str | None = None
+    gpu_node_selector: Mapping[str, str] | None = None
+    gpu_tolerations: Sequence[Mapping[str, Any]] | None = None
+    snapshot_id: str | None = None
+    store: str | None = None
+    run_id: str | None = None
+    owner: str | None = None
+    env: Mapping[str, str] | None = None
+    secrets: Sequence[Secret] = ()
+
+
+def build_kfp_pipeline(pipeline: Pipeline, spec: PackageSpec | None = None) -> Any:
     """The ``@dsl.pipeline`` object (a KFP ``GraphComponent``) for ``pipeline``, ready to compile or submit.
 
-    ``parameters`` overrides the notebook's defaults (the pipeline parameters' defaults in KFP).
+    The fields of ``spec``: ``parameters`` overrides the notebook's defaults (the pipeline parameters' defaults in KFP).
     ``image`` replaces the notebook's image for steps without an ``image:`` tag; the default is
     :data:`DEFAULT_IMAGE`. GPU steps get ``gpu_node_selector`` and ``gpu_tolerations`` (default: tolerate
     ``<gpu resource> Exists NoSchedule``).
@@ -528,13 +532,18 @@ def build_kfp_pipeline(
         hint="tag the first cell of each step step:NAME, or run the notebook whole on Kubernetes "
         "(cellpipe submit NOTEBOOK)",
     )
-    values = pipeline_parameters(pipeline, parameters)
+    spec = spec or PackageSpec()
+    values = pipeline_parameters(pipeline, spec.parameters)
     plans = plan_steps(
-        pipeline, image=image, gpu_node_selector=gpu_node_selector, gpu_tolerations=gpu_tolerations
+        pipeline, image=spec.image, gpu_node_selector=spec.gpu_node_selector,
+        gpu_tolerations=spec.gpu_tolerations,
+    )  # fmt: skip
+    lineage = lineage_metadata(
+        pipeline, snapshot_id=spec.snapshot_id, store=spec.store, run_id=spec.run_id, owner=spec.owner
     )
-    lineage = lineage_metadata(pipeline, snapshot_id=snapshot_id, store=store, run_id=run_id, owner=owner)
     volume_env = _check_volumes(pipeline)
-    plain_env = {**volume_env, **_check_plain_env(env)}
+    plain_env = {**volume_env, **_check_plain_env(spec.env)}
+    secrets = list(spec.secrets)
     for plan in plans:  # secrets, plain settings and volume paths share the env: no name twice
         try:
             make_env(plain_env, [*pipeline.step(plan.step).secrets, *secrets])
@@ -546,7 +555,7 @@ def build_kfp_pipeline(
 
     components = _make_components(pipeline, plans)
     names = [p.name for p in pipeline.parameters] + list(LINEAGE_PARAMETERS)
-    settings = _TaskSettings(plain_env, list(secrets), lineage)
+    settings = _TaskSettings(plain_env, secrets, lineage)
 
     def pipeline_function(*channels: Any) -> None:
         # KFP calls this once, positionally, with one channel per parameter of __signature__.
@@ -564,7 +573,7 @@ def build_kfp_pipeline(
             tasks[plan.step] = task
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    lineage_defaults = {SNAPSHOT_PARAMETER: snapshot_id or "", STORE_PARAMETER: store or ""}
+    lineage_defaults = {SNAPSHOT_PARAMETER: spec.snapshot_id or "", STORE_PARAMETER: spec.store or ""}
     pipeline_function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(p.name, kind, default=values[p.name], annotation=_PYTHON_TYPES[p.type])
@@ -661,24 +670,10 @@ def _configure_task(
         kubernetes.add_pod_annotation(task, annotation_key=key, annotation_value=value)
 
 
-def compile_pipeline(
-    pipeline: Pipeline,
-    output: str | Path,
-    *,
-    parameters: Mapping[str, Any] | None = None,
-    image: str | None = None,
-    gpu_node_selector: Mapping[str, str] | None = None,
-    gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
-    snapshot_id: str | None = None,
-    store: str | None = None,
-    run_id: str | None = None,
-    owner: str | None = None,
-    env: Mapping[str, str] | None = None,
-    secrets: Sequence[Secret] = (),
-) -> Path:
+def compile_pipeline(pipeline: Pipeline, output: str | Path, spec: PackageSpec | None = None) -> Path:
     """Compile ``pipeline`` to a KFP v2 YAML package at ``output`` (written atomically); return the path.
 
-    See :func:`build_kfp_pipeline` for the options.
+    See :func:`build_kfp_pipeline` for what ``spec`` sets.
     """
     output = Path(output)
     if output.suffix not in (".yaml", ".yml"):
@@ -687,19 +682,7 @@ def compile_pipeline(
             field="output",
             hint="e.g. -o pipeline.yaml",
         )
-    graph = build_kfp_pipeline(
-        pipeline,
-        parameters=parameters,
-        image=image,
-        gpu_node_selector=gpu_node_selector,
-        gpu_tolerations=gpu_tolerations,
-        snapshot_id=snapshot_id,
-        store=store,
-        run_id=run_id,
-        owner=owner,
-        env=env,
-        secrets=secrets,
-    )
+    graph = build_kfp_pipeline(pipeline, spec)
     from kfp import compiler
 
     output.parent.mkdir(parents=True, exist_ok=True)

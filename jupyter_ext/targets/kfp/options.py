@@ -53,18 +53,10 @@ def compile_for(
 ) -> Path:  # fmt: skip
     """The package of ``pipeline`` for one snapshot, in ``directory``, named after the pipeline."""
     from jupyter_ext.targets.k8s.names import sanitize_name
-    from jupyter_ext.targets.kfp.compile import compile_pipeline
+    from jupyter_ext.targets.kfp.compile import PackageSpec, compile_pipeline
 
-    return compile_pipeline(
-        pipeline,
-        Path(directory) / f"{sanitize_name(pipeline.name)}.yaml",
-        parameters=parameters,
-        image=image,
-        gpu_node_selector=options.gpu_node_selector,
-        snapshot_id=snapshot_id,
-        store=store,
-        run_id=run_id,
-        owner=owner,
-        env=options.env,
-        secrets=options.secrets,
-    )
+    spec = PackageSpec(
+        parameters=parameters, image=image, gpu_node_selector=options.gpu_node_selector, snapshot_id=snapshot_id,
+        store=store, run_id=run_id, owner=owner, env=options.env, secrets=options.secrets,
+    )  # fmt: skip
+    return compile_pipeline(pipeline, Path(directory) / f"{sanitize_name(pipeline.name)}.yaml", spec)

@@ -16,7 +16,7 @@ generated ``kfp_server_api`` services the client holds (``client.pipeline_upload
 unlike the client's convenience methods they take a timeout and print no links.
 
 KFP cannot label a run's pods at submit time; the snapshot and run ids reach the pods as compile-time labels
-(``compile_pipeline(snapshot_id=, run_id=)``) and as the ``cellpipe_snapshot_id``/``cellpipe_store`` run
+(``PackageSpec(snapshot_id=, run_id=)``) and as the ``cellpipe_snapshot_id``/``cellpipe_store`` run
 parameters, and the run's description names them.
 """
 

@@ -666,10 +666,10 @@ def kale_package(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
     """``kale_package(snapshot_id=, store=, run_id=)``: the kale notebook compiled for that snapshot, as
     `cellpipe submit` compiles it (a fresh directory each call)."""
     from jupyter_ext.pipeline.build import build_pipeline
-    from jupyter_ext.targets.kfp.compile import compile_pipeline
+    from jupyter_ext.targets.kfp.compile import PackageSpec, compile_pipeline
 
     def compiled(**lineage: str) -> Path:
         out = tmp_path_factory.mktemp("kfp") / "kale.yaml"
-        return compile_pipeline(build_pipeline(KALE), out, **lineage)
+        return compile_pipeline(build_pipeline(KALE), out, PackageSpec(**lineage))
 
     return compiled

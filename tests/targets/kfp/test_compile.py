@@ -23,6 +23,7 @@ from jupyter_ext.pipeline.model import Secret
 from jupyter_ext.targets.kfp.compile import (
     DEFAULT_IMAGE,
     MAX_COMPONENT_SOURCE,
+    PackageSpec,
     build_kfp_pipeline,
     compile_pipeline,
     component_source,
@@ -55,7 +56,9 @@ def component_code(spec: dict, task: str) -> str:
 
 # -- structure ---------------------------------------------------------------------------------------
 def test_wine_package_structure(tmp_path: Path) -> None:
-    out = compile_pipeline(build_pipeline(WINE), tmp_path / "wine.yaml", parameters={"n_estimators": 987})
+    out = compile_pipeline(
+        build_pipeline(WINE), tmp_path / "wine.yaml", PackageSpec(parameters={"n_estimators": 987})
+    )
     spec, platform = load_package(out)
 
     assert spec["pipelineInfo"]["name"] == "wine-classifier"
@@ -153,7 +156,7 @@ def test_kale_package_settings(tmp_path: Path) -> None:
 
 def test_image_precedence(tmp_path: Path) -> None:
     spec, _ = load_package(
-        compile_pipeline(build_pipeline(KALE), tmp_path / "k.yaml", image="example.com/rt:2")
+        compile_pipeline(build_pipeline(KALE), tmp_path / "k.yaml", PackageSpec(image="example.com/rt:2"))
     )
     assert executor(spec, "area")["image"] == "example.com/rt:2"  # --image replaces the notebook's
 
@@ -190,7 +193,7 @@ def gpu_notebook(write_notebook: Any) -> Path:
 def test_kubernetes_settings(tmp_path: Path, write_notebook: Any) -> None:
     pipeline = build_pipeline(gpu_notebook(write_notebook))
     out = compile_pipeline(
-        pipeline, tmp_path / "gpu.yaml", gpu_node_selector={"nvidia.com/gpu.product": "A100"}
+        pipeline, tmp_path / "gpu.yaml", PackageSpec(gpu_node_selector={"nvidia.com/gpu.product": "A100"})
     )
     spec, platform = load_package(out)
     tasks = spec["root"]["dag"]["tasks"]
@@ -229,7 +232,9 @@ def test_custom_gpu_tolerations(tmp_path: Path, write_notebook: Any) -> None:
         "effect": "NoExecute",
         "tolerationSeconds": 60,
     }
-    _, platform = load_package(compile_pipeline(pipeline, tmp_path / "g.yaml", gpu_tolerations=[toleration]))
+    _, platform = load_package(
+        compile_pipeline(pipeline, tmp_path / "g.yaml", PackageSpec(gpu_tolerations=[toleration]))
+    )
     assert platform["exec-train"]["tolerations"] == [
         {
             "key": "gpu-pool",
@@ -250,12 +255,14 @@ def test_lineage_parameters_labels_and_store_credentials(tmp_path: Path) -> None
     out = compile_pipeline(
         pipeline,
         tmp_path / "kale.yaml",
-        snapshot_id=SNAPSHOT,
-        store="s3://bucket/cellpipe",
-        run_id="20260101-120000-abc123",
-        owner="alice@example.com",
-        env={"AWS_ENDPOINT_URL": "http://minio:9000"},
-        secrets=[Secret("s3-creds", "secret-key", "AWS_SECRET_ACCESS_KEY")],
+        PackageSpec(
+            snapshot_id=SNAPSHOT,
+            store="s3://bucket/cellpipe",
+            run_id="20260101-120000-abc123",
+            owner="alice@example.com",
+            env={"AWS_ENDPOINT_URL": "http://minio:9000"},
+            secrets=[Secret("s3-creds", "secret-key", "AWS_SECRET_ACCESS_KEY")],
+        ),
     )
     spec, platform = load_package(out)
     params = spec["root"]["inputDefinitions"]["parameters"]
@@ -294,7 +301,9 @@ def test_lineage_parameters_labels_and_store_credentials(tmp_path: Path) -> None
 
 
 def test_recurring_lineage_has_no_run_id_label(tmp_path: Path) -> None:
-    out = compile_pipeline(build_pipeline(KALE), tmp_path / "k.yaml", snapshot_id=SNAPSHOT, store="gs://b/c")
+    out = compile_pipeline(
+        build_pipeline(KALE), tmp_path / "k.yaml", PackageSpec(snapshot_id=SNAPSHOT, store="gs://b/c")
+    )
     _, platform = load_package(out)
     labels = platform["exec-area"]["podMetadata"]["labels"]
     assert labels["cellpipe.io/snapshot-id"] == SNAPSHOT[:12]
@@ -315,7 +324,7 @@ def test_recurring_lineage_has_no_run_id_label(tmp_path: Path) -> None:
 )
 def test_lineage_and_env_mistakes(options: dict, field: str, message: str) -> None:
     with pytest.raises(TargetError, match=message) as info:
-        build_kfp_pipeline(build_pipeline(KALE), **options)
+        build_kfp_pipeline(build_pipeline(KALE), PackageSpec(**options))
     assert info.value.field == field
     assert info.value.hint
     assert "hunter2" not in str(info.value) and "hf_abc" not in str(info.value)
@@ -323,7 +332,8 @@ def test_lineage_and_env_mistakes(options: dict, field: str, message: str) -> No
 
 def test_env_without_credential_words_is_fine() -> None:
     build_kfp_pipeline(
-        build_pipeline(KALE), env={"TOKENIZERS_PARALLELISM": "false", "MAX_TOKENS": "9", "KEY_PREFIX": "a"}
+        build_pipeline(KALE),
+        PackageSpec(env={"TOKENIZERS_PARALLELISM": "false", "MAX_TOKENS": "9", "KEY_PREFIX": "a"}),
     )
 
 
@@ -373,16 +383,18 @@ def test_parameters_kfp_cannot_carry(write_notebook: Any, source: str, message: 
 
 def test_none_default_needs_a_value(tmp_path: Path, write_notebook: Any) -> None:
     pipeline = build_pipeline(write_notebook([(["parameters"], "label = None"), (["step:a"], "x = label")]))
-    spec, _ = load_package(compile_pipeline(pipeline, tmp_path / "p.yaml", parameters={"label": "abc"}))
+    spec, _ = load_package(
+        compile_pipeline(pipeline, tmp_path / "p.yaml", PackageSpec(parameters={"label": "abc"}))
+    )
     assert spec["root"]["inputDefinitions"]["parameters"]["label"]["defaultValue"] == "abc"
 
 
 def test_bad_toleration_and_node_selector(write_notebook: Any) -> None:
     pipeline = build_pipeline(write_notebook([(["step:a", "limit:nvidia.com/gpu:1"], "x = 1")]))
     with pytest.raises(TargetError, match="invalid toleration"):
-        build_kfp_pipeline(pipeline, gpu_tolerations=[{"key": "k", "operator": "Maybe"}])
+        build_kfp_pipeline(pipeline, PackageSpec(gpu_tolerations=[{"key": "k", "operator": "Maybe"}]))
     with pytest.raises(TargetError, match="invalid node selector"):
-        build_kfp_pipeline(pipeline, gpu_node_selector={"gpu": "has spaces"})
+        build_kfp_pipeline(pipeline, PackageSpec(gpu_node_selector={"gpu": "has spaces"}))
 
 
 def test_oversized_step_and_output_suffix(tmp_path: Path, write_notebook: Any) -> None:
@@ -398,7 +410,7 @@ def test_oversized_step_and_output_suffix(tmp_path: Path, write_notebook: Any) -
 
 def test_unknown_override_is_a_user_error() -> None:
     with pytest.raises(CellpipeError, match="unknown parameter 'nope'"):
-        build_kfp_pipeline(build_pipeline(WINE), parameters={"nope": 1})
+        build_kfp_pipeline(build_pipeline(WINE), PackageSpec(parameters={"nope": 1}))
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -484,7 +496,7 @@ def test_compiled_wine_runs_like_the_local_runner(tmp_path: Path, kfp_local: Pat
 
     pipeline = build_pipeline(WINE)
     package = compile_pipeline(
-        pipeline, tmp_path / "wine.yaml", parameters={"n_estimators": 3, "max_depth": 1}
+        pipeline, tmp_path / "wine.yaml", PackageSpec(parameters={"n_estimators": 3, "max_depth": 1})
     )
     # two parameters as compiled defaults, two passed at run time
     run_dir = run_package(package, kfp_local, test_size=0.5, seed=3)
@@ -531,7 +543,9 @@ def test_compiled_types_and_awkward_names_run(tmp_path: Path, kfp_local: Path, w
             (["pipeline-metrics"], "score"),
         ]
     )
-    package = compile_pipeline(build_pipeline(notebook), tmp_path / "names.yaml", parameters={"json": "hi"})
+    package = compile_pipeline(
+        build_pipeline(notebook), tmp_path / "names.yaml", PackageSpec(parameters={"json": "hi"})
+    )
     run_dir = run_package(package, kfp_local, flags=[1, 2, 3], opts={"a": 4})
     assert logged_metrics(run_dir, "report") == {"score": (6 + 4) * 0.5}
 
@@ -560,7 +574,9 @@ def test_compiled_step_reads_relative_data_from_the_snapshot(
     snapshot = take_snapshot(notebook, store=store)
     # The data exists only in the store now: the step must read the snapshot, not the project directory.
     shutil.rmtree(project / "data")
-    package = compile_pipeline(pipeline, tmp_path / "sum.yaml", snapshot_id=snapshot.id, store=store)
+    package = compile_pipeline(
+        pipeline, tmp_path / "sum.yaml", PackageSpec(snapshot_id=snapshot.id, store=store)
+    )
     run_dir = run_package(package, kfp_local)
     assert logged_metrics(run_dir, "total") == {"total": 6}
 

@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.runtime.termination import step_error_message
-from jupyter_ext.targets.kfp.compile import compile_pipeline
+from jupyter_ext.targets.kfp.compile import PackageSpec, compile_pipeline
 from jupyter_ext.targets.kfp.follow import (
     Kubernetes,
     RunStatus,
@@ -53,8 +53,8 @@ TRACEBACK_ERROR = step_error_message("train_model", "ZeroDivisionError: division
 @pytest.fixture
 def package(write_notebook: Callable[..., Path], tmp_path: Path) -> Path:
     notebook = write_notebook(CELLS, name="flow.ipynb")
-    return compile_pipeline(build_pipeline(notebook), tmp_path / "flow.yaml", snapshot_id="ab" * 32,
-                            store="s3://ml-bucket/cellpipe", run_id="20260101-120000-abc123")  # fmt: skip
+    return compile_pipeline(build_pipeline(notebook), tmp_path / "flow.yaml", PackageSpec(snapshot_id="ab" * 32,
+                            store="s3://ml-bucket/cellpipe", run_id="20260101-120000-abc123"))  # fmt: skip
 
 
 def started(fake: FakeKFP, package: Path) -> tuple[Any, FakeRun]:
