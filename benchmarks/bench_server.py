@@ -249,7 +249,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000, help="runs stored for the list/get figures")
     parser.add_argument("--requests", type=int, default=200, help="requests per latency figure")
-    parser.add_argument("--submissions", type=int, default=50, help="concurrent run submissions")
+    parser.add_argument(
+        "--submissions", type=int, default=50, help="concurrent run submissions (0: skip the submit scenario)"
+    )
     parser.add_argument("--limit", type=int, default=2, help="max_concurrent_runs of the server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellpipe-bench-server-") as tmp:
@@ -262,7 +264,8 @@ def main() -> None:
         try:
             bench_analyse(server, root, args.requests)
             bench_store(server, root, ids, args.requests)
-            bench_submit(server, root, args.submissions, args.limit)
+            if args.submissions > 0:
+                bench_submit(server, root, args.submissions, args.limit)
         finally:
             server.stop()
 

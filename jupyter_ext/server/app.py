@@ -13,6 +13,7 @@ server stops (the embedded scheduler starts and stops that way). Adding a group 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import logging
 import os
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Int, Unicode, default, validate
+from traitlets import Bool, Float, Int, Unicode, default, validate
 
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.server.analysis import Analyser
@@ -104,6 +105,14 @@ class CellpipeApp(ExtensionApp):
         "with an error (0: no limit). Default: $CELLPIPE_ANALYSIS_MAX_MEMORY or 3 GiB.",
     )
 
+    freeze_startup_objects = Bool(
+        config=True,
+        help="Once the server has started, move every object it holds then out of the garbage collector's "
+        "view (gc.freeze): the imported modules of the server and its extensions are scanned by no later "
+        "collection, so a full collection costs milliseconds instead of ~100 ms (it was the p99 of GET runs). "
+        "Default: True unless $CELLPIPE_GC_FREEZE is 0.",
+    )
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         from jupyter_ext.snapshot.project import project_root_of
@@ -132,6 +141,10 @@ class CellpipeApp(ExtensionApp):
     @default("namespace")
     def _default_namespace(self) -> str:
         return _env("CELLPIPE_NAMESPACE")
+
+    @default("freeze_startup_objects")
+    def _default_freeze_startup_objects(self) -> bool:
+        return _env("CELLPIPE_GC_FREEZE", "1") != "0"
 
     @default("max_concurrent_runs")
     def _default_max_concurrent_runs(self) -> int:
@@ -231,6 +244,13 @@ class CellpipeApp(ExtensionApp):
         for module in self._route_modules:
             if hasattr(module, "start"):
                 await module.start(self)
+        if self.freeze_startup_objects:
+            # Collect once, then freeze what is left: modules, classes and settings live as long as the server.
+            gc.collect()
+            gc.freeze()
+            self.log.info(
+                "cellpipe: %d startup objects frozen out of garbage collection", gc.get_freeze_count()
+            )
 
     async def stop_extension(self) -> None:
         for module in reversed(self._route_modules):

@@ -1,6 +1,8 @@
 """The server extension in a real `jupyter server` process: authentication, XSRF, paths, analysis."""
 
 import json
+import re
+import time
 
 import nbformat
 import pytest
@@ -84,6 +86,7 @@ def test_config_comes_from_traitlets_with_environment_defaults(launch):
             "CELLPIPE_KERNEL_POOL_SIZE": "1",
             "CELLPIPE_MAX_BODY_BYTES": "9",
             "CELLPIPE_TARGET": "mainframe",  # not a target: the log says so and local is used
+            "CELLPIPE_GC_FREEZE": "0",
         },
     )
     config = server.api("GET", "config").json()
@@ -95,6 +98,17 @@ def test_config_comes_from_traitlets_with_environment_defaults(launch):
     assert local["available"] is True and local["reason"] is None
     assert all(t["available"] or t["reason"] for t in config["targets"])  # never "no" without a why
     assert "default_target 'mainframe' is not a target" in server.log_text()
+    assert "frozen out of garbage collection" not in server.log_text()  # the setting says no
+
+
+def test_startup_objects_are_frozen_out_of_garbage_collection(server):
+    """A full collection of the whole server heap took ~100 ms and was the p99 of GET runs (issue 9)."""
+    deadline = time.monotonic() + 30
+    while "startup objects frozen out of garbage collection" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()[-2000:]
+        time.sleep(0.1)
+    frozen = re.search(r"cellpipe: (\d+) startup objects frozen", server.log_text())
+    assert frozen and int(frozen.group(1)) > 10_000  # the imported modules of the server, not a handful
 
 
 def test_analysis_warnings_come_back_with_the_cell_and_a_suggestion(server):
