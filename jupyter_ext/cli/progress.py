@@ -112,6 +112,9 @@ def print_summary(console: Console, record: RunRecord, *, wall_s: float | None =
     console.print(line, soft_wrap=True)  # one line, whatever the width: tools and eyes look for it
     if record.error:
         console.print(f"[red]{record.error.get('message', '')}[/red]", highlight=False)
+    if record.cancel_requested:  # cancelled from elsewhere (or about to be): say by whom
+        state = "cancelled" if record.status is RunStatus.CANCELLED else "cancel requested"
+        console.print(f"{state} by {record.cancel_requested.get('by')}", highlight=False)
     for info in record.steps:
         error = info.error
         if info.status is StepStatus.FAILED and error:

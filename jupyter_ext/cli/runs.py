@@ -19,6 +19,7 @@ examples:
   cellpipe runs show latest
   cellpipe runs show 20261122-031005-3fa2c1 --json
   cellpipe runs show 3fa2c1
+  cellpipe runs cancel 3fa2c1                (whichever process runs it: a terminal, JupyterLab, the scheduler)
   cellpipe runs delete 3fa2c1                (a finished or crashed run)
 """
 
@@ -51,6 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir_option(show)
     show.add_argument("--json", action="store_true", help="print the run record as JSON")
     show.set_defaults(handler=show_run)
+    cancel = sub.add_parser(
+        "cancel", help="cancel a queued or running run, whichever process runs it",
+        description="Ask the process that runs the run (a `cellpipe run` in a terminal, a Jupyter server, "
+        "`cellpipe scheduler`) to cancel it, and wait until it has: its kernels are shut down, the step "
+        "that was running is recorded as cancelled. A finished run is left as it is.",
+    )  # fmt: skip
+    cancel.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
+    add_data_dir_option(cancel)
+    cancel.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for the run to stop (default 10; the request stays either way)")  # fmt: skip
+    cancel.set_defaults(handler=cancel_run)
     delete = sub.add_parser("delete", help="delete a finished (or crashed) run: its record and its files")
     delete.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
     add_data_dir_option(delete)
@@ -128,6 +140,33 @@ def show_run(args: argparse.Namespace) -> int:
             f"  {info.name}: cache key {str(info.cache_key or '')[:12]}"
             + (f"; outputs {outputs}" if outputs else "")
         )
+    return 0
+
+
+def cancel_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from jupyter_ext.records.models import RunStatus, StepStatus
+
+    service = _service(args)
+    record = service.get(args.run_id)
+    if record.is_final:
+        print(f"run {record.id} already ended ({record.status.value}); nothing to cancel")
+        return 0
+    began = time.monotonic()
+    record = asyncio.run(service.cancel(record.id, wait_s=max(0.0, args.wait)))
+    took = time.monotonic() - began
+    if not record.is_final:
+        print(f"cancel of run {record.id} requested; it is still {record.status.value} after {took:.1f} s "
+              f"(the process running it stops it when it next looks); `cellpipe runs show {record.id}` follows it")  # fmt: skip
+        return 0
+    if record.status is not RunStatus.CANCELLED:
+        print(f"run {record.id} ended {record.status.value} before the cancel took effect")
+        return 0
+    stopped = [s.name for s in record.steps if s.status is StepStatus.CANCELLED and s.started]
+    steps = f" (stopped in step {', '.join(stopped)})" if stopped else ""
+    print(f"run {record.id} cancelled in {took:.1f} s{steps}")
     return 0
 
 

@@ -142,6 +142,7 @@ class RunRecord:
         default_factory=dict
     )  # where the wall time went: kernel_start, steps, ...
     owner: dict[str, Any] = field(default_factory=dict)  # who runs it: {host, pid, pid_start, boot_id}
+    cancel_requested: dict[str, Any] | None = None  # {"at": epoch, "by": who asked}, until and after it ends
     extra: dict[str, Any] = field(default_factory=dict)  # target-specific facts (KFP run id, Job name, ...)
 
     @property

@@ -8,6 +8,11 @@ SQLAlchemy), with each run's files (executed step notebooks, kernel logs) beside
   ``runs/<id>/record.json`` per run are imported once, on first open.
 - A run still queued or running whose owner process is gone (see :mod:`.owner`; PID reuse does not fool it)
   is marked crashed when it is read, so nothing shows "running" forever.
+- Any process may ask for a run to be cancelled (:meth:`RecordStore.request_cancel`): the request is a row of
+  ``cancel_requests`` (who asked and when), which the process running the run polls for all its runs in one
+  primary-key query (:meth:`RecordStore.cancel_requests`). It is a table of its own, not a field the requester
+  writes into the record, because the owner rewrites the whole record as the run progresses; reads show it
+  as the record's ``cancel_requested``.
 - Private by default: the data directory is 0700, the database and run files 0600.
 """
 
@@ -17,7 +22,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from jupyter_ext.util import private_dir
 DB_FILE = "cellpipe.db"
 RUNS_DIR = "runs"
 LEGACY_RECORD = "record.json"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
@@ -81,8 +86,17 @@ def _v3(conn: Any) -> None:
     )  # fmt: skip
 
 
+def _v4(conn: Any) -> None:
+    """Cancel requests any process can make, for the process that runs the run to notice."""
+    _ddl(
+        conn,
+        """CREATE TABLE cancel_requests (
+            run_id TEXT PRIMARY KEY, requested REAL NOT NULL, requested_by TEXT NOT NULL)""",
+    )
+
+
 # MIGRATIONS[n] takes a database at version n-1 to version n.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def _ddl(conn: Any, *statements: str) -> None:
@@ -223,7 +237,7 @@ class RecordStore:
             raise CellpipeError(
                 f"no run '{run_id}' in {self.data_dir}", hint="list runs with `cellpipe runs`"
             )
-        return self._check_alive(RunRecord.from_dict(json.loads(row[0])))
+        return self._with_cancel_requests([self._check_alive(RunRecord.from_dict(json.loads(row[0])))])[0]
 
     def list_runs(
         self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
@@ -250,7 +264,7 @@ class RecordStore:
                 f" {order}",
                 (*args, max(0, int(limit)), max(0, int(offset))),
             ).all()
-        return [RunRecord.from_dict(json.loads(r[0])) for r in rows], int(total)
+        return self._with_cancel_requests([RunRecord.from_dict(json.loads(r[0])) for r in rows]), int(total)
 
     def all_run_ids(self) -> list[str]:
         with self._read() as conn:
@@ -261,6 +275,7 @@ class RecordStore:
 
         with self._write() as conn:
             conn.exec_driver_sql("DELETE FROM runs WHERE id = ?", (run_id,))
+            conn.exec_driver_sql("DELETE FROM cancel_requests WHERE run_id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     def recover_crashed(self) -> list[str]:
@@ -293,6 +308,47 @@ class RecordStore:
             if current in {s.value for s in ACTIVE_RUN_STATES}:
                 self._upsert(conn, record)
         return record
+
+    # -- cancel requests -----------------------------------------------------------------------------
+    def request_cancel(self, run_id: str, by: str) -> RunRecord | None:
+        """Ask whoever runs ``run_id`` to cancel it. The first request of a run is kept (a second one does not
+        change who asked or when). Returns the record as it is now, with ``cancel_requested`` set when the run
+        is still active; a final run gets no request; None when there is no such run."""
+        with self._write() as conn:
+            row = conn.exec_driver_sql("SELECT status, data FROM runs WHERE id = ?", (run_id,)).first()
+            if row is None:
+                return None
+            record = RunRecord.from_dict(json.loads(row[1]))
+            if RunStatus(row[0]).is_final:
+                return record
+            conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO cancel_requests (run_id, requested, requested_by) VALUES (?, ?, ?)",
+                (run_id, time.time(), by),
+            )
+        return self._with_cancel_requests([record])[0]
+
+    def cancel_requests(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The cancel requests of these runs (one primary-key query): run id -> ``{"at": epoch, "by": who}``."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT run_id, requested, requested_by FROM cancel_requests"
+                f" WHERE run_id IN ({','.join('?' * len(ids))})",
+                tuple(ids),
+            ).all()
+        return {r[0]: {"at": r[1], "by": r[2]} for r in rows}
+
+    def _with_cancel_requests(self, records: list[RunRecord]) -> list[RunRecord]:
+        """Fill in ``cancel_requested`` of active runs from the requests table (the owner's own saves of the
+        record do not carry a request it has not noticed yet); final records say what their owner wrote."""
+        active = [r for r in records if not r.is_final and r.cancel_requested is None]
+        if active:
+            requests = self.cancel_requests(r.id for r in active)
+            for record in active:
+                record.cancel_requested = requests.get(record.id)
+        return records
 
     # -- schedules (the schedule service owns the logic) ---------------------------------------------
     def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -16,7 +16,7 @@ from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.models import RunRecord, RunStatus
 from jupyter_ext.server.base import API, CellpipeHandler, conflict, executes, not_found, reads, writes
 from jupyter_ext.server.validate import identifier
-from jupyter_ext.services.runs import RunRequest
+from jupyter_ext.services.runs import RunRequest, requester
 
 RUN_ID = r"(?P<run_id>[\w.-]+)"
 STEP = r"(?P<step>[\w.-]+)"
@@ -140,7 +140,13 @@ class RunActionHandler(RunHandlerBase):
     async def post(self, run_id: str) -> None:
         self.body()
         record = await self.run(run_id)
-        self.reply(self.present(await getattr(self.service, self.action)(record.id)), 202)
+        if self.action == "cancel":  # the run may be another process's: the answer may still say running
+            done = await self.service.cancel(
+                record.id, by=requester("Jupyter server", self.current_user.username)
+            )
+        else:
+            done = await self.service.rerun(record.id)
+        self.reply(self.present(done), 202)
 
 
 class LogsHandler(RunHandlerBase):

@@ -15,6 +15,11 @@ execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure
   a service opens the store. ``background_tracking=False`` (a Job pod, whose container ends with its main
   process) tracks before the status turns final. A tracking failure never changes a run's status or raises.
 - Background runs (:meth:`submit`) wait in ``queued`` beyond ``max_concurrent_runs``.
+- Any process can cancel any run (:meth:`cancel`): the request is stored with the run, and the process that
+  runs it (a ``cellpipe run`` in a terminal, a Jupyter server, ``cellpipe scheduler``) polls for requests to
+  its runs every ``cancel_poll_s`` (one query for all of them, only while it runs some) and cancels the run
+  the way Ctrl-C does: kernels shut down, the record and its unfinished steps say ``cancelled``, the
+  ``on_failure`` hooks run.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from jupyter_ext.records.store import RecordStore
 from jupyter_ext.targets.base import ExecutionContext, Listener
 from jupyter_ext.targets.registry import get_target, options_for
 from jupyter_ext.util import private_dir
+
+CANCEL_POLL_S = 0.5  # how often a process running runs looks for requests to cancel them
+CANCEL_WAIT_S = 5.0  # how long cancel() waits for another process to stop the run
 
 
 @dataclass
@@ -91,6 +99,7 @@ class RunService:
         log: logging.Logger | None = None,
         hooks: list[Any] | None = None,
         background_tracking: bool = True,
+        cancel_poll_s: float = CANCEL_POLL_S,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.root = Path(root).resolve() if root else None
@@ -100,7 +109,11 @@ class RunService:
         self.log = log or logging.getLogger(__name__)
         self.hooks = list(hooks or [])
         self.background_tracking = background_tracking
-        self._tasks: dict[str, asyncio.Task] = {}
+        self.cancel_poll_s = cancel_poll_s
+        self._tasks: dict[str, asyncio.Task] = {}  # the runs this process runs (queued or executing)
+        self._cancel_by: dict[str, dict[str, Any]] = {}  # their cancel requests acted on: {"at", "by"}
+        self._finalizing: set[str] = set()  # runs past execution: too late to cancel
+        self._watcher: asyncio.Task | None = None
         self._slots: asyncio.Semaphore | None = None
         self.store.recover_crashed()  # runs of a previous process that died show as crashed now
         if background_tracking:
@@ -217,6 +230,17 @@ class RunService:
         """Execute on the target, track, finalize. Never raises for the run's own failure; re-raises
         cancellation after the record says ``cancelled``."""
         listener = listener or (lambda event, step, rec: None)
+        own_task = record.id not in self._tasks  # a foreground run: cancel requests reach it too
+        if own_task:
+            self._tasks[record.id] = asyncio.current_task()
+            self._watch_cancel_requests()
+        try:
+            return await self._execute(record, prepared, listener)
+        finally:
+            if own_task:
+                self._forget(record.id)
+
+    async def _execute(self, record: RunRecord, prepared: Prepared, listener: Listener) -> RunRecord:
         target = get_target(record.target)
         record.status, record.started = RunStatus.RUNNING, time.time()
         self.before_start(record)
@@ -254,6 +278,9 @@ class RunService:
                 {"message": f"internal error: {type(exc).__name__}: {exc}"},
             )
         record.timings["execute_s"] = round(time.perf_counter() - began, 3)
+        self._finalizing.add(record.id)
+        if outcome is RunStatus.CANCELLED:
+            record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
         await asyncio.shield(asyncio.to_thread(self._finalize, record, prepared, outcome))
         listener("finished", "", record)
         if interrupted is not None:
@@ -342,6 +369,7 @@ class RunService:
             record.to_dict()
         )  # as it is now: the background task goes on changing it
         self._tasks[record.id] = asyncio.ensure_future(self._background(record, prepared))
+        self._watch_cancel_requests()
         return answer
 
     async def _background(self, record: RunRecord, prepared: Prepared) -> RunRecord:
@@ -354,28 +382,82 @@ class RunService:
             if not record.status.is_final:  # cancelled while queued: it never started
                 record.status, record.finished = RunStatus.CANCELLED, time.time()
                 record.duration_s = round(record.finished - record.created, 3)
+                record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
                 self._save(record)
+                self.on_failure(record)
             return record
         finally:
-            self._tasks.pop(record.id, None)
+            self._forget(record.id)
+
+    def _forget(self, run_id: str) -> None:
+        self._tasks.pop(run_id, None)
+        self._cancel_by.pop(run_id, None)
+        self._finalizing.discard(run_id)
 
     def is_active_here(self, run_id: str) -> bool:
         """Whether this service is executing (or queueing) the run now."""
         return run_id in self._tasks
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        record = self.get(run_id)
+    async def cancel(self, run_id: str, *, by: str = "", wait_s: float = CANCEL_WAIT_S) -> RunRecord:
+        """Cancel a queued or running run, whichever process runs it; ``by`` says who asks (recorded).
+
+        The request is stored with the run first (who asked and when). A run of this process is cancelled
+        now and its final record returned. A run of another process is cancelled by that process when it
+        next polls (within its ``cancel_poll_s``): this waits up to ``wait_s`` (without blocking the event
+        loop) and returns the record as it is then, still active with ``cancel_requested`` set if the owner
+        has not finished cancelling yet. A final run is returned as it is (a run whose process is gone
+        reads as crashed)."""
+        record = await asyncio.to_thread(self.get, run_id)
+        if record.is_final:
+            return record
+        requested = await asyncio.to_thread(self.store.request_cancel, record.id, by or requester())
+        if requested is None:
+            raise CellpipeError(f"no run '{run_id}' in {self.data_dir}", hint="it was deleted meanwhile")
+        if requested.is_final:
+            return requested
         task = self._tasks.get(record.id)
-        if task is None:
-            if record.is_final:
-                return record
-            raise CellpipeError(
-                f"run {record.id} is not running in this process",
-                hint="it belongs to another cellpipe process",
-            )
+        if task is not None and self._cancel_here(record.id, requested.cancel_requested or {}):
+            await asyncio.gather(task, return_exceptions=True)
+        return await self._wait_final(record.id, wait_s)
+
+    async def _wait_final(self, run_id: str, wait_s: float) -> RunRecord:
+        deadline = time.monotonic() + wait_s
+        record = await asyncio.to_thread(self.get, run_id)
+        while not record.is_final and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.1, self.cancel_poll_s))
+            record = await asyncio.to_thread(self.get, run_id)
+        return record
+
+    def _cancel_here(self, run_id: str, request: dict[str, Any]) -> bool:
+        """Cancel this process's task of the run, unless it is gone or already past execution."""
+        task = self._tasks.get(run_id)
+        if task is None or task.done() or run_id in self._finalizing or run_id in self._cancel_by:
+            return False
+        self._cancel_by[run_id] = request
+        self.log.info("cellpipe: cancelling run %s (requested by %s)", run_id, request.get("by"))
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return self.get(record.id)
+        return True
+
+    def _watch_cancel_requests(self) -> None:
+        """Start polling for cancel requests on this event loop, unless it polls already."""
+        watcher = self._watcher
+        if watcher is None or watcher.done() or watcher.get_loop() is not asyncio.get_running_loop():
+            self._watcher = asyncio.ensure_future(self._poll_cancel_requests())
+
+    async def _poll_cancel_requests(self) -> None:
+        """While this process runs runs: every ``cancel_poll_s``, one query for requests to cancel any."""
+        while self._tasks:
+            await asyncio.sleep(self.cancel_poll_s)
+            watched = [i for i in self._tasks if i not in self._cancel_by and i not in self._finalizing]
+            if not watched:
+                continue
+            try:
+                requests = await asyncio.to_thread(self.store.cancel_requests, watched)
+            except Exception as exc:  # a busy or vanished database: the next poll tries again
+                self.log.warning("cellpipe: could not read cancel requests: %s", exc)
+                continue
+            for run_id, request in requests.items():
+                self._cancel_here(run_id, request)
 
     async def rerun(self, run_id: str) -> RunRecord:
         return await self.submit(self.rerun_request(run_id))
@@ -447,6 +529,19 @@ class RunService:
         from jupyter_ext.snapshot.store import STORE_DIR
 
         return os.environ.get("CELLPIPE_STORE") or str(self.data_dir / STORE_DIR)
+
+
+def requester(source: str = "cellpipe runs cancel", user: str | None = None) -> str:
+    """Who asks, as a cancel request records it: the user's name (this process's user unless given) and
+    where from; no host or pid."""
+    if user is None:
+        import getpass
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # a container user without a passwd entry
+            user = f"uid {os.getuid()}"
+    return f"{user} ({source})"
 
 
 def _step_records(pipeline: Pipeline) -> list[StepRecord]:

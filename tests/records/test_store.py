@@ -141,3 +141,44 @@ def test_a_fire_lease_is_granted_once(tmp_path):
     assert first.acquire_fire_lease("s1", fire, "a") is True
     assert second.acquire_fire_lease("s1", fire, "b") is False
     assert second.acquire_fire_lease("s1", fire + 60, "b") is True
+
+
+def test_a_version_3_database_gets_the_cancel_requests_table(tmp_path):
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / DB_FILE}")
+    with engine.begin() as conn:
+        for version in (1, 2, 3):
+            MIGRATIONS[version](conn)
+        conn.exec_driver_sql("PRAGMA user_version = 3")
+        data = make("old-3", 5.0, status=RunStatus.RUNNING, owner=current_owner()).to_dict()
+        del data["cancel_requested"]  # written before the field existed
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, notebook, status, target, created, data) VALUES (?,?,?,?,?,?)",
+            ("old-3", "/p/a.ipynb", "running", "local", 5.0, json.dumps(data)),
+        )
+    engine.dispose()
+    store = RecordStore(tmp_path)
+    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.get_run("old-3").cancel_requested is None
+    assert store.request_cancel("old-3", "me (test)").cancel_requested["by"] == "me (test)"
+
+
+def test_a_cancel_request_is_kept_apart_from_the_owners_saves(tmp_path):
+    store, other = RecordStore(tmp_path), RecordStore(tmp_path)  # the owner's view and a requester's
+    running = make("r1", 1, status=RunStatus.RUNNING, owner=current_owner())
+    store.save_run(running)
+    before = time.time()
+    asked = other.request_cancel("r1", "alice (Jupyter server)")
+    assert asked.cancel_requested["by"] == "alice (Jupyter server)" and asked.cancel_requested["at"] >= before
+    store.save_run(running)  # the owner rewrites its record, not knowing yet: the request stays
+    assert store.get_run("r1").cancel_requested == asked.cancel_requested
+    assert store.list_runs()[0][0].cancel_requested == asked.cancel_requested
+    assert other.request_cancel("r1", "bob (cellpipe runs cancel)").cancel_requested == asked.cancel_requested
+    assert store.cancel_requests(["r1", "r2"]) == {"r1": asked.cancel_requested}
+    assert store.cancel_requests([]) == {}
+    store.save_run(make("r2", 2, status=RunStatus.SUCCEEDED))
+    assert store.request_cancel("r2", "me").cancel_requested is None  # a final run gets no request
+    assert store.cancel_requests(["r2"]) == {} and store.request_cancel("nope", "me") is None
+    store.delete_run("r1")
+    assert store.cancel_requests(["r1"]) == {}

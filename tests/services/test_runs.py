@@ -135,3 +135,44 @@ def test_background_runs_queue_cancel_and_rerun(write_notebook, data_dir):
         await service.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_a_run_is_cancelled_from_another_service_on_the_same_store(write_notebook, data_dir):
+    """The owner polls the store for requests: a second service (as another process would) asks, and the
+    owner cancels the run the normal way (step cancelled, hooks, record says who asked)."""
+    slow = write_notebook([(["step:wait"], "import time\ntime.sleep(60)\nx = 1"), (["step:after"], "y = x")])
+    hooks = Hooks()
+
+    async def scenario():
+        owner = RunService(data_dir, hooks=[hooks], cancel_poll_s=0.2)
+        other = RunService(data_dir)
+        queued = await owner.submit(RunRequest(notebook=slow, track=False))
+        for _ in range(300):
+            if owner.get(queued.id).steps[0].status is StepStatus.RUNNING:
+                break
+            await asyncio.sleep(0.1)
+        assert not other.is_active_here(queued.id)
+        record = await other.cancel(queued.id, by="me (test)", wait_s=30)
+        assert record.status is RunStatus.CANCELLED and record.cancel_requested["by"] == "me (test)"
+        assert [s.status for s in record.steps] == [StepStatus.CANCELLED, StepStatus.CANCELLED]
+        assert hooks.calls[-1] == ("on_failure", "cancelled") and not owner.is_active_here(queued.id)
+        again = await other.cancel(queued.id, wait_s=0)  # a final run: answered as it is
+        assert again.status is RunStatus.CANCELLED and again.cancel_requested == record.cancel_requested
+        await owner.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_request_made_before_an_asleep_owner_looks_only_waits_so_long(write_notebook, data_dir):
+    slow = write_notebook([(["step:wait"], "import time\ntime.sleep(60)")])
+
+    async def scenario():
+        owner = RunService(data_dir, cancel_poll_s=3600)  # an owner that does not look in time
+        queued = await owner.submit(RunRequest(notebook=slow, track=False))
+        record = await RunService(data_dir).cancel(queued.id, by="me (test)", wait_s=0.5)
+        assert not record.is_final and record.cancel_requested["by"] == "me (test)"
+        stopped = await owner.cancel(queued.id)  # the owner itself: cancelled at once, the first request kept
+        assert stopped.status is RunStatus.CANCELLED and stopped.cancel_requested["by"] == "me (test)"
+        await owner.shutdown()
+
+    asyncio.run(scenario())
