@@ -144,10 +144,21 @@ class RunRecord:
     owner: dict[str, Any] = field(default_factory=dict)  # who runs it: {host, pid, pid_start, boot_id}
     cancel_requested: dict[str, Any] | None = None  # {"at": epoch, "by": who asked}, until and after it ends
     extra: dict[str, Any] = field(default_factory=dict)  # target-specific facts (KFP run id, Job name, ...)
+    # Where a cluster run lives ({"namespace", "name"} of a Job, {"host", "run_id"} of a KFP run; never
+    # credentials). Once set the cluster owns the run: no process's exit makes it crashed, and reading it
+    # while active asks the cluster (see RunService.refresh).
+    handle: dict[str, Any] | None = None
+    refreshed: float | None = None  # when the cluster was last asked
+    refresh_error: str | None = None  # why the last ask failed (the record stays as it was)
 
     @property
     def is_final(self) -> bool:
         return self.status.is_final
+
+    @property
+    def on_cluster(self) -> bool:
+        """Owned by a cluster (a Job or KFP run exists), not by the process that submitted it."""
+        return bool(self.handle)
 
     def step(self, name: str) -> StepRecord:
         for step in self.steps:

@@ -7,7 +7,8 @@ SQLAlchemy), with each run's files (executed step notebooks, kernel logs) beside
   current version in order, inside one transaction. Run records of cellpipe versions that kept one
   ``runs/<id>/record.json`` per run are imported once, on first open.
 - A run still queued or running whose owner process is gone (see :mod:`.owner`; PID reuse does not fool it)
-  is marked crashed when it is read, so nothing shows "running" forever.
+  is marked crashed when it is read, so nothing shows "running" forever. A cluster run (its record holds
+  the Job / KFP run's ``handle``) is not: the cluster owns it, the run service asks the cluster instead.
 - Any process may ask for a run to be cancelled (:meth:`RecordStore.request_cancel`): the request is a row of
   ``cancel_requests`` (who asked and when), which the process running the run polls for all its runs in one
   primary-key query (:meth:`RecordStore.cancel_requests`). It is a table of its own, not a field the requester
@@ -177,16 +178,17 @@ class RecordStore:
              record.source, record.schedule_id, json.dumps(record.to_dict(), default=str)),
         )  # fmt: skip
 
-    def update_run(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord | None:
+    def update_run(self, run_id: str, change: Callable[[RunRecord], bool | None]) -> RunRecord | None:
         """Read, ``change`` and write one run in a single write transaction (a concurrent writer cannot slip
-        in between); a deleted run stays deleted. Returns the changed record, or None when there is none."""
+        in between); a deleted run stays deleted. ``change`` returning False writes nothing. Returns the
+        record as it is now, or None when there is none."""
         with self._write() as conn:
             row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (run_id,)).first()
             if row is None:
                 return None
             record = RunRecord.from_dict(json.loads(row[0]))
-            change(record)
-            self._upsert(conn, record)
+            if change(record) is not False:
+                self._upsert(conn, record)
         return record
 
     def pending_tracking(self, *, since: float) -> list[str]:
@@ -293,7 +295,7 @@ class RecordStore:
         return crashed
 
     def _check_alive(self, record: RunRecord) -> RunRecord:
-        if record.status.is_final or owner_alive(record.owner) is not False:
+        if record.status.is_final or record.on_cluster or owner_alive(record.owner) is not False:
             return record
         record.status = RunStatus.CRASHED
         record.finished = record.finished or time.time()

@@ -21,6 +21,7 @@ from jupyter_ext.services.runs import RunRequest, requester
 RUN_ID = r"(?P<run_id>[\w.-]+)"
 STEP = r"(?P<step>[\w.-]+)"
 MAX_PAGE = 500
+LOCAL_HANDLE_KEYS = ("kubeconfig", "context", "token_file")
 
 
 class RunHandlerBase(CellpipeHandler):
@@ -42,6 +43,10 @@ class RunHandlerBase(CellpipeHandler):
         """The record as the API serves it: paths relative to the root, links to executed step notebooks."""
         data = record.to_dict()
         data["notebook"] = self.app.paths.relative(data["notebook"])
+        if data.get(
+            "handle"
+        ):  # the server's own kubeconfig and token file paths are not the client's business
+            data["handle"] = {k: v for k, v in data["handle"].items() if k not in LOCAL_HANDLE_KEYS}
         for step in data.get("steps", []):
             has_notebook = bool(step.get("notebook"))
             step["notebook"] = f"runs/{record.id}/steps/{step['name']}/notebook" if has_notebook else None

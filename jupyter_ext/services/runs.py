@@ -29,8 +29,10 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from jupyter_ext.records.models import (
     RunRecord,
     RunStatus,
     StepRecord,
+    StepStatus,
     Tracking,
     TrackingStatus,
     new_run_id,
@@ -89,6 +92,8 @@ class Prepared:
 
 
 class RunService:
+    refresh_seconds: float = 3.0  # an active cluster run is asked about at most this often when read
+
     def __init__(
         self,
         data_dir: Path,
@@ -114,6 +119,8 @@ class RunService:
         self._cancel_by: dict[str, dict[str, Any]] = {}  # their cancel requests acted on: {"at", "by"}
         self._finalizing: set[str] = set()  # runs past execution: too late to cancel
         self._watcher: asyncio.Task | None = None
+        self._refresh_locks: dict[str, threading.Lock] = {}
+        self._leaving = False  # shutting down: cluster runs are left to the cluster, not cancelled
         self._slots: asyncio.Semaphore | None = None
         self.store.recover_crashed()  # runs of a previous process that died show as crashed now
         if background_tracking:
@@ -225,22 +232,28 @@ class RunService:
         return record
 
     async def execute(
-        self, record: RunRecord, prepared: Prepared, listener: Listener | None = None
+        self, record: RunRecord, prepared: Prepared, listener: Listener | None = None, *, follow: bool = True
     ) -> RunRecord:
         """Execute on the target, track, finalize. Never raises for the run's own failure; re-raises
-        cancellation after the record says ``cancelled``."""
+        cancellation after the record says ``cancelled``.
+
+        On a cluster target the run is started there and, once the Job / KFP run exists, owned by the
+        cluster (the record holds its handle); ``follow`` then follows it to its end (cancelling stops it
+        on the cluster), else returns the running record at once (:meth:`follow` and any read go on)."""
         listener = listener or (lambda event, step, rec: None)
         own_task = record.id not in self._tasks  # a foreground run: cancel requests reach it too
         if own_task:
             self._tasks[record.id] = asyncio.current_task()
             self._watch_cancel_requests()
         try:
-            return await self._execute(record, prepared, listener)
+            return await self._execute(record, prepared, listener, follow)
         finally:
             if own_task:
                 self._forget(record.id)
 
-    async def _execute(self, record: RunRecord, prepared: Prepared, listener: Listener) -> RunRecord:
+    async def _execute(
+        self, record: RunRecord, prepared: Prepared, listener: Listener, follow: bool
+    ) -> RunRecord:
         target = get_target(record.target)
         record.status, record.started = RunStatus.RUNNING, time.time()
         self.before_start(record)
@@ -263,20 +276,20 @@ class RunService:
             save=self._save,
             listener=listener,
         )
-        interrupted: BaseException | None = None
         began = time.perf_counter()
-        try:
-            outcome = await target.execute(context)
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            outcome, interrupted = RunStatus.CANCELLED, exc
-        except CellpipeError as exc:
-            outcome, record.error = RunStatus.FAILED, exc.to_dict()
-        except Exception as exc:  # a bug of ours: the record says so, the caller goes on
-            self.log.exception("cellpipe: run %s failed inside cellpipe", record.id)
-            outcome, record.error = (
-                RunStatus.FAILED,
-                {"message": f"internal error: {type(exc).__name__}: {exc}"},
-            )
+        if getattr(target, "detached", False):
+            outcome, interrupted = await self._guarded(record, target.start(context))
+            if outcome is None:  # the Job / KFP run exists: from now on the cluster owns the run
+                record.timings["submit_s"] = round(time.perf_counter() - began, 3)
+                self._save(record)
+                if prepared.cleanup:
+                    shutil.rmtree(prepared.cleanup, ignore_errors=True)
+                listener("submitted", "", record)
+                if not follow:
+                    return record
+                return await self.follow(record, listener, cancel_on_interrupt=True)
+        else:
+            outcome, interrupted = await self._guarded(record, target.execute(context))
         record.timings["execute_s"] = round(time.perf_counter() - began, 3)
         self._finalizing.add(record.id)
         if outcome is RunStatus.CANCELLED:
@@ -286,6 +299,21 @@ class RunService:
         if interrupted is not None:
             raise interrupted
         return record
+
+    async def _guarded(
+        self, record: RunRecord, work: Awaitable[RunStatus | None]
+    ) -> tuple[RunStatus | None, BaseException | None]:
+        """``work``'s outcome, or how it failed (the record says why) and the interruption to re-raise."""
+        try:
+            return await work, None
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            return RunStatus.CANCELLED, exc
+        except CellpipeError as exc:
+            record.error = exc.to_dict()
+        except Exception as exc:  # a bug of ours: the record says so, the caller goes on
+            self.log.exception("cellpipe: run %s failed inside cellpipe", record.id)
+            record.error = {"message": f"internal error: {type(exc).__name__}: {exc}"}
+        return RunStatus.FAILED, None
 
     def _finalize(self, record: RunRecord, prepared: Prepared, outcome: RunStatus) -> None:
         """Turn the status final; tracking goes on in the background, or (inline) is done before that save."""
@@ -345,6 +373,104 @@ class RunService:
     def _save(self, record: RunRecord) -> None:
         self.store.save_run(record)
 
+    # -- cluster runs: owned by the cluster, refreshed when read -----------------------------------------
+    async def follow(
+        self, record: RunRecord, listener: Listener | None = None, *, cancel_on_interrupt: bool = False,
+        poll: float | None = None,
+    ) -> RunRecord:  # fmt: skip
+        """Follow a cluster run until it ends, refreshing ``record`` (in place) from the cluster; returns it.
+        Interrupted (Ctrl-C, task cancelled): stops the run on the cluster if ``cancel_on_interrupt``, else
+        leaves it running; re-raises either way."""
+        listener = listener or (lambda event, step, rec: None)
+        interval = get_target(record.target).poll_seconds if poll is None else poll
+        try:
+            while True:
+                _assign(record, await asyncio.to_thread(self.refresh, record, force=True))
+                if record.is_final:
+                    listener("finished", "", record)
+                    return record
+                listener("progress", "", record)
+                await asyncio.sleep(interval)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            if cancel_on_interrupt and not self._leaving:
+                _assign(record, await asyncio.shield(asyncio.to_thread(self.cancel_on_cluster, record.id)))
+            raise
+
+    def refresh(self, record: RunRecord, *, force: bool = False) -> RunRecord:
+        """A cluster run's record as the cluster says it is now; any other record as it is.
+
+        At most once per :attr:`refresh_seconds` per run unless ``force`` (the time is in the record, so
+        processes sharing the store share the throttle). When the cluster says the run ended it is finalized
+        (steps, status, hooks, tracking) exactly once, whichever process or thread reads it first. A cluster
+        that cannot be reached leaves the record as it was, with ``refresh_error`` saying why."""
+        if not record.on_cluster or record.is_final:
+            return record
+        if not force and record.refreshed and time.time() - record.refreshed < self.refresh_seconds:
+            return record
+        lock = self._refresh_locks.setdefault(record.id, threading.Lock())
+        if not lock.acquire(blocking=False):  # another thread of this process is asking right now
+            return record
+        try:
+            seen = RunRecord.from_dict(record.to_dict())
+            try:
+                outcome = get_target(record.target).poll(seen)
+            except CellpipeError as exc:
+                return self._settle(record.id, seen, None, refresh_error=str(exc)) or record
+            except Exception as exc:  # a client library's own error: the run is not ours to fail
+                self.log.warning("cellpipe: asking the cluster about run %s failed", record.id, exc_info=True)
+                return (
+                    self._settle(record.id, seen, None, refresh_error=f"{type(exc).__name__}: {exc}")
+                    or record
+                )
+            return self._settle(record.id, seen, outcome) or seen
+        finally:
+            lock.release()
+
+    def cancel_on_cluster(self, run_id: str) -> RunRecord:
+        """Stop a cluster run through its handle (from any process); the record turns cancelled. A cluster
+        that cannot be reached raises CellpipeError and leaves the run as it is."""
+        record = self.store.get_run(run_id)
+        if record.is_final or not record.on_cluster:
+            return record
+        get_target(record.target).cancel(record)
+        seen = RunRecord.from_dict(record.to_dict())
+        for step in seen.steps:
+            if step.status is StepStatus.RUNNING:
+                step.status = StepStatus.CANCELLED
+            elif step.status is StepStatus.PENDING:
+                step.status = StepStatus.NOT_RUN
+        return self._settle(record.id, seen, RunStatus.CANCELLED) or seen
+
+    def _settle(
+        self, run_id: str, seen: RunRecord, outcome: RunStatus | None, *, refresh_error: str | None = None
+    ) -> RunRecord | None:
+        """Write what the cluster said into the stored record, in one transaction; the caller whose write
+        turns it final runs the end of the lifecycle (tracking, hooks), nobody else. None: it was deleted."""
+        concluded = False
+
+        def change(current: RunRecord) -> bool | None:
+            nonlocal concluded
+            if current.is_final:  # someone else finalized it meanwhile
+                return False
+            current.refreshed, current.refresh_error = time.time(), refresh_error
+            if refresh_error:
+                return None
+            current.steps, current.metrics, current.links = seen.steps, seen.metrics, seen.links
+            current.error = seen.error or current.error
+            if outcome is not None:
+                current.status, current.finished = outcome, time.time()
+                current.duration_s = round(current.finished - current.created, 3)
+                concluded = True
+            return None
+
+        current = self.store.update_run(run_id, change)
+        if concluded and current is not None:
+            self._refresh_locks.pop(run_id, None)
+            if current.tracking.status is TrackingStatus.PENDING:
+                self._start_tracking(current)
+            (self.on_complete if current.status is RunStatus.SUCCEEDED else self.on_failure)(current)
+        return current
+
     # -- foreground (CLI) ----------------------------------------------------------------------------
     def run(self, request: RunRequest, listener: Listener | None = None) -> RunRecord:
         """Prepare and run in the foreground; Ctrl-C cancels (the record says so) and re-raises."""
@@ -376,10 +502,13 @@ class RunService:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_concurrent_runs)
         try:
-            async with self._slots:
-                return await self.execute(record, prepared)
+            async with self._slots:  # a cluster run needs no slot once submitted: it is followed outside
+                await self.execute(record, prepared, follow=False)
+            if record.on_cluster and not record.is_final:
+                await self.follow(record, cancel_on_interrupt=True)
+            return record
         except asyncio.CancelledError:
-            if not record.status.is_final:  # cancelled while queued: it never started
+            if not record.status.is_final and not record.on_cluster:  # cancelled while queued: never started
                 record.status, record.finished = RunStatus.CANCELLED, time.time()
                 record.duration_s = round(record.finished - record.created, 3)
                 record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
@@ -416,6 +545,8 @@ class RunService:
         if requested.is_final:
             return requested
         task = self._tasks.get(record.id)
+        if task is None and requested.on_cluster:  # no process owns it: stop it on the cluster from here
+            return await asyncio.to_thread(self.cancel_on_cluster, record.id)
         if task is not None and self._cancel_here(record.id, requested.cancel_requested or {}):
             await asyncio.gather(task, return_exceptions=True)
         return await self._wait_final(record.id, wait_s)
@@ -481,6 +612,8 @@ class RunService:
         return RunRequest(**{**values, **changes})
 
     async def shutdown(self) -> None:
+        """Cancel this process's local runs; cluster runs go on (the next reader of their records follows)."""
+        self._leaving = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -491,12 +624,13 @@ class RunService:
         self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
         schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
     ) -> tuple[list[RunRecord], int]:  # fmt: skip
-        return self.store.list_runs(notebook=notebook, status=status, target=target, schedule_id=schedule_id,
-                                    since=since, limit=limit, offset=offset)  # fmt: skip
+        records, total = self.store.list_runs(notebook=notebook, status=status, target=target,
+                                              schedule_id=schedule_id, since=since, limit=limit, offset=offset)  # fmt: skip
+        return [self.refresh(record) for record in records], total
 
     def get(self, run_id: str) -> RunRecord:
-        """By full id, unique prefix, or ``latest``."""
-        return self.store.get_run(run_id)
+        """By full id, unique prefix, or ``latest`` (an active cluster run refreshed from the cluster)."""
+        return self.refresh(self.store.get_run(run_id))
 
     def delete(self, run_id: str) -> None:
         record = self.get(run_id)
@@ -554,6 +688,13 @@ def _step_records(pipeline: Pipeline) -> list[StepRecord]:
         StepRecord(name=s.name, cell=s.first_cell, cells=[c.index for c in s.cells], depends_on=s.depends_on)
         for s in pipeline.steps
     ]
+
+
+def _assign(record: RunRecord, fresh: RunRecord) -> None:
+    """Make ``record`` (an object callers hold) what ``fresh`` says."""
+    if fresh is not record:
+        for item in fields(RunRecord):
+            setattr(record, item.name, getattr(fresh, item.name))
 
 
 def _notebook_file(prepared: Prepared, run_dir: Path) -> Path:

@@ -164,9 +164,29 @@ class ExecutionContext:
 
 class ClusterTarget:
     """What the cluster targets share: the snapshot goes to a store the pods read, and the target is available
-    when the cluster can be reached (:meth:`unreachable` says why not) and such a store is configured."""
+    when the cluster can be reached (:meth:`unreachable` says why not) and such a store is configured.
 
-    poll_seconds: float = 5.0  # how often a running run is checked
+    A cluster run is detached from the process that submits it: :meth:`start` creates the Job / KFP run and
+    puts its handle in the record (from then on the cluster owns the run); :meth:`poll` and :meth:`cancel`
+    work from that handle alone, in any process (the run service calls them when a record is read, when
+    a run is followed, and to cancel it). They block (call them in a thread) and raise CellpipeError when
+    the cluster cannot be reached or refuses.
+    """
+
+    detached: ClassVar[bool] = True
+    poll_seconds: float = 5.0  # how often a followed run is checked
+
+    async def start(self, context: ExecutionContext) -> None:
+        """Create the cluster object for ``context.record``; set ``record.handle`` (and links, extra)."""
+        raise NotImplementedError
+
+    def poll(self, record: RunRecord) -> RunStatus | None:
+        """Update ``record``'s steps from the cluster; the final status once it ended, else None."""
+        raise NotImplementedError
+
+    def cancel(self, record: RunRecord) -> None:
+        """Stop the run on the cluster (the Job deleted, the KFP run terminated)."""
+        raise NotImplementedError
 
     def unreachable(self, settings: TargetSettings) -> str | None:
         raise NotImplementedError
@@ -198,4 +218,5 @@ class Target(Protocol):
         """Refuse (TargetError) what this target cannot run, before anything is snapshotted or recorded."""
 
     async def execute(self, context: ExecutionContext) -> RunStatus:
-        """Run it; returns succeeded / failed / cancelled. Raises CellpipeError for a refusal it can explain."""
+        """Run it; returns succeeded / failed / cancelled. Raises CellpipeError for a refusal it can explain.
+        (A :class:`ClusterTarget` has ``start``/``poll``/``cancel`` instead: the run service follows it.)"""

@@ -1,5 +1,6 @@
-"""The Kubeflow Pipelines target: compile the pipeline for the run's snapshot, submit it as a KFP run, follow
-it until it ends (steps from KFP's task details); cancelling terminates the KFP run."""
+"""The Kubeflow Pipelines target: compile the pipeline for the run's snapshot, submit it as a KFP run; the
+record's handle is the KFP host and run id (plus the namespace, kubeconfig and token file the user chose,
+never a token), from which any process reads its state (steps from KFP's task details) or terminates it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 from typing import Any, ClassVar
 
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.records.models import RunStatus, StepStatus
+from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
 from jupyter_ext.targets.base import (
     ClusterTarget,
     ExecutionContext,
@@ -40,10 +41,10 @@ class KfpTarget(ClusterTarget):
             hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)",
         )
 
-    async def execute(self, context: ExecutionContext) -> RunStatus:
+    async def start(self, context: ExecutionContext) -> None:
         from jupyter_ext.snapshot.config import IMAGE_ENV
-        from jupyter_ext.targets.kfp.connect import connect
-        from jupyter_ext.targets.kfp.submit import DEFAULT_EXPERIMENT, cancel_run, submit_run
+        from jupyter_ext.targets.kfp.connect import connect, resolve_host
+        from jupyter_ext.targets.kfp.submit import DEFAULT_EXPERIMENT, submit_run
 
         options: KfpOptions = context.options
         pipeline, record = context.pipeline, context.record
@@ -53,6 +54,7 @@ class KfpTarget(ClusterTarget):
             connect, options.host, namespace=options.namespace, token=options.token, token_path=options.token_file,
             kubeconfig=options.kubeconfig, context=options.context,
         )  # fmt: skip
+        experiment = options.experiment or pipeline.experiment or DEFAULT_EXPERIMENT
         with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
             package = await asyncio.to_thread(
                 compile_for, options, pipeline, directory, parameters=context.parameters, image=image,
@@ -60,22 +62,29 @@ class KfpTarget(ClusterTarget):
                 run_id=record.id,
             )  # fmt: skip
             result = await asyncio.to_thread(
-                submit_run, client, package, pipeline_name=pipeline.name,
-                experiment=options.experiment or pipeline.experiment or DEFAULT_EXPERIMENT,
+                submit_run, client, package, pipeline_name=pipeline.name, experiment=experiment,
                 parameters=context.parameters, run_name=options.name, run_id=record.id,
                 snapshot_id=context.snapshot_id, store=store, notebook=record.notebook,
                 service_account=options.service_account,
             )  # fmt: skip
         record.extra["kfp"] = {"run_id": result.run_id, "experiment_id": result.experiment_id,
-                               "pipeline_id": result.pipeline_id, "version_id": result.version_id}  # fmt: skip
+                               "pipeline_id": result.pipeline_id, "version_id": result.version_id,
+                               "pipeline_name": result.pipeline_name, "version_name": result.version_name,
+                               "experiment": experiment, "image": image}  # fmt: skip
         record.links["kfp"] = result.url
-        context.save(record)
-        context.emit("submitted")
-        try:
-            status = await self._follow(client, result.run_id, context)
-        except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(cancel_run, client, result.run_id))
-            raise
+        # where to find it again, from any process: the API and the run; credentials come from there
+        handle = {"host": resolve_host(options.host), "run_id": result.run_id, "namespace": options.namespace,
+                  "kubeconfig": options.kubeconfig, "context": options.context, "token_file": options.token_file}  # fmt: skip
+        record.handle = {key: value for key, value in handle.items() if value is not None}
+
+    def poll(self, record: RunRecord) -> RunStatus | None:
+        from jupyter_ext.targets.kfp.follow import run_status
+
+        handle = record.handle or {}
+        status = run_status(_connect(handle), handle["run_id"])
+        _update_steps(record, status)
+        if not status.finished:
+            return None
         if status.succeeded:
             return RunStatus.SUCCEEDED
         if status.cancelled or status.state == "CANCELED":
@@ -84,24 +93,25 @@ class KfpTarget(ClusterTarget):
             record.error = {"message": status.outcome()}
         return RunStatus.FAILED
 
-    async def _follow(self, client: Any, run_id: str, context: ExecutionContext) -> Any:
-        from jupyter_ext.targets.kfp.follow import run_status
+    def cancel(self, record: RunRecord) -> None:
+        from jupyter_ext.targets.kfp.submit import cancel_run
 
-        while True:
-            status = await asyncio.to_thread(run_status, client, run_id)
-            if _update_steps(context, status):
-                context.save(context.record)
-                context.emit("progress")
-            if status.finished:
-                return status
-            await asyncio.sleep(self.poll_seconds)
+        handle = record.handle or {}
+        cancel_run(_connect(handle), handle["run_id"])
 
 
-def _update_steps(context: ExecutionContext, status: Any) -> bool:
+def _connect(handle: dict[str, Any]) -> Any:
+    from jupyter_ext.targets.kfp.connect import connect
+
+    return connect(handle.get("host"), namespace=handle.get("namespace"), token_path=handle.get("token_file"),
+                   kubeconfig=handle.get("kubeconfig"), context=handle.get("context"))  # fmt: skip
+
+
+def _update_steps(record: RunRecord, status: Any) -> bool:
     """Copy the KFP tasks' states into the record's steps; True when something changed."""
     changed = False
     tasks = {task.name: task for task in status.tasks}
-    for step in context.record.steps:
+    for step in record.steps:
         task = tasks.get(step.name)
         if task is None:
             if status.finished and not step.status.is_final:

@@ -1,0 +1,234 @@
+"""A Job run belongs to the cluster once the Job exists: any process reading its record follows it.
+
+RunService -> official client -> kmock on loopback; the pod is played by running the Job's own container
+arguments through ``jupyter_ext.services.job_main`` (real kernels) against a directory-backed "remote"
+store that the ``cellpipe`` subprocesses of these tests read too; the Job controller by patching the Job's
+status. Every created Job is validated with kubernetes-validate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes import client
+
+from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
+from jupyter_ext.services.runs import RunRequest, RunService
+from jupyter_ext.targets.k8s.options import JobOptions
+from jupyter_ext.targets.k8s.target import JobTarget
+
+NS = "team-a"
+STORE = "fakes3://ml-bucket/cellpipe"
+IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
+CELLS = [(["parameters"], "n = 2"), (["step:make"], "xs = list(range(n))"),
+         (["step:total"], "total = sum(xs)"), (["pipeline-metrics"], "total")]  # fmt: skip
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def env(shared_remote_store: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """A subprocess's environment: the shared store, this test's data directory."""
+    return {**shared_remote_store, "CELLPIPE_HOME": str(data_dir)}
+
+
+def write_kubeconfig(path: Path, server: str) -> str:
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+              "clusters": [{"name": "t", "cluster": {"server": server}}],
+              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
+              "contexts": [{"name": "t", "context": {"cluster": "t", "user": "alice", "namespace": NS}}]}  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.fixture
+def kubeconfig(kmock: Any, tmp_path: Path) -> str:
+    kmock.resources["batch/v1/jobs"] = {}
+    return write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"))
+
+
+async def submitted(service: RunService, notebook: Path, kubeconfig: str, **request: Any) -> RunRecord:
+    """Submit without following: the record as the submitting process leaves it."""
+    options = JobOptions(store=STORE, image=IMAGE, kubeconfig=kubeconfig)
+    prepared = await asyncio.to_thread(
+        service.prepare, RunRequest(notebook=notebook, target="job", target_options=options, **request)
+    )
+    record = await asyncio.to_thread(service.create_record, prepared)
+    return await service.execute(record, prepared, follow=False)
+
+
+def the_job(kmock: Any) -> dict[str, Any]:
+    (post,) = list(kmock["post"])
+    kubernetes_validate.validate(post.data, "1.30", strict=True)
+    return post.data
+
+
+async def set_job_status(kmock: Any, call: Callable, name: str, status: dict[str, Any]) -> None:
+    api = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
+    try:
+        await call(client.BatchV1Api(api).patch_namespaced_job_status, name, NS, {"status": status})
+    finally:
+        api.close()
+
+
+async def play_the_pod(call: Callable, job: dict[str, Any], workdir: Path) -> None:
+    from jupyter_ext.services.job_main import main as pod_main
+
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert await call(pod_main, [*args, "--workdir", str(workdir)]) == 0
+
+
+async def cellpipe(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    """``cellpipe ARGV`` in a new process (the test's loop keeps serving kmock meanwhile)."""
+    return await python(env, "-m", "jupyter_ext.cli", *argv)
+
+
+async def python(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def show(env: dict[str, str], run_id: str) -> dict[str, Any]:
+    code, out, err = await cellpipe(env, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def owner_gone(service: RunService, run_id: str) -> None:
+    """Make the submitting process look dead, as after the CLI exited or the server was restarted."""
+
+    def change(record: RunRecord) -> None:
+        record.owner = {**record.owner, "pid_start": -1}  # that pid now belongs to another process
+
+    service.store.update_run(run_id, change)
+
+
+async def test_a_job_run_outlives_its_submitter_and_a_new_process_finalizes_it(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, call: Callable, env: dict,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    service = RunService(data_dir)
+    record = await submitted(service, write_notebook(CELLS), kubeconfig, parameters={"n": 4}, track=False)
+    job = the_job(kmock)
+    name = job["metadata"]["name"]
+    assert record.status is RunStatus.RUNNING and record.handle == {
+        "namespace": NS, "name": name, "store": STORE, "kubeconfig": kubeconfig
+    }  # fmt: skip
+    assert "token" not in json.dumps(record.handle)
+    owner_gone(service, record.id)
+
+    seen = await show(env, record.id[-6:])  # another process, while the Job runs: asks the cluster
+    assert seen["status"] == "running" and seen["refresh_error"] is None and seen["refreshed"]
+    assert [s["status"] for s in seen["steps"]] == ["pending", "pending"]
+
+    await play_the_pod(call, job, tmp_path / "pod")
+    await set_job_status(
+        kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    )
+    await asyncio.sleep(max(0.0, seen["refreshed"] + RunService.refresh_seconds - time.time()))
+    done = await show(env, record.id)
+    assert done["status"] == "succeeded", done
+    assert [(s["name"], s["status"]) for s in done["steps"]] == [
+        ("make", "succeeded"),
+        ("total", "succeeded"),
+    ]
+    assert done["metrics"] == {"total": 6.0} and done["finished"] and done["duration_s"] > 0
+    assert service.get(record.id).status is RunStatus.SUCCEEDED  # the same record, everywhere
+
+
+async def test_a_failed_job_is_finalized_as_failed_with_the_controllers_reason(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, call: Callable
+) -> None:
+    service = RunService(data_dir)
+    record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
+    name = the_job(kmock)["metadata"]["name"]
+    await set_job_status(kmock, call, name, {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})  # fmt: skip
+    done = await asyncio.to_thread(service.refresh, service.store.get_run(record.id), force=True)
+    assert done.status is RunStatus.FAILED
+    assert done.error == {"message": f"job {name} failed: Job has reached the specified backoff limit"}
+    assert [s.status for s in done.steps] == [StepStatus.NOT_RUN, StepStatus.NOT_RUN]  # the pod wrote nothing
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def on_complete(self, record: RunRecord) -> None:
+        self.calls.append(("on_complete", record.id))
+
+    def on_failure(self, record: RunRecord) -> None:
+        self.calls.append(("on_failure", record.id))
+
+
+async def test_two_readers_at_the_same_moment_finalize_the_run_once(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, call: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    record = await submitted(RunService(data_dir), write_notebook(CELLS), kubeconfig, track=False)
+    name = the_job(kmock)["metadata"]["name"]
+    await set_job_status(
+        kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    )
+    hooks = Counting()
+    readers = [RunService(data_dir, hooks=[hooks]) for _ in range(2)]  # two stores, as two processes have
+    both_asked = threading.Barrier(2, timeout=30)
+    poll = JobTarget.poll
+
+    def poll_together(self: JobTarget, seen: RunRecord) -> RunStatus | None:
+        outcome = poll(self, seen)
+        both_asked.wait()  # both have the cluster's answer before either writes it
+        return outcome
+
+    monkeypatch.setattr(JobTarget, "poll", poll_together)
+    results = await asyncio.gather(*(asyncio.to_thread(reader.get, record.id) for reader in readers))
+    assert [r.status for r in results] == [RunStatus.SUCCEEDED] * 2
+    assert hooks.calls == [("on_complete", record.id)]
+
+
+async def test_an_unreachable_cluster_leaves_the_run_running_and_says_why(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, closed_port: int, tmp_path: Path,
+    env: dict,
+) -> None:  # fmt: skip
+    service = RunService(data_dir)
+    record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
+    dead = write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}")
+    owner_gone(service, record.id)
+    service.store.update_run(record.id, lambda r: r.handle.update(kubeconfig=dead))
+    seen = await show(env, record.id)
+    assert seen["status"] == "running", seen
+    assert "cannot reach the Kubernetes API" in seen["refresh_error"] or "127.0.0.1" in seen["refresh_error"]
+    code, out, _ = await cellpipe(env, "runs", "--json")
+    assert code == 0 and json.loads(out)[0]["status"] == "running"
+
+
+async def test_cancel_from_another_process_deletes_the_job(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, env: dict
+) -> None:
+    service = RunService(data_dir)
+    record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
+    name = the_job(kmock)["metadata"]["name"]
+    owner_gone(service, record.id)
+    code, out, err = await python(env, "-c", f"""
+import asyncio
+from jupyter_ext.services.runs import RunService
+print(asyncio.run(RunService({str(data_dir)!r}).cancel({record.id!r})).status.value)
+""")  # fmt: skip
+    assert code == 0 and out.strip() == "cancelled", err
+    (deleted,) = list(kmock["delete"])
+    assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{name}")
+    done = service.get(record.id)
+    assert done.status is RunStatus.CANCELLED and [s.status for s in done.steps] == [StepStatus.NOT_RUN] * 2
