@@ -161,6 +161,13 @@ export interface IRunRecord {
     mlflow_url?: string | null;
   };
   links?: { mlflow?: string | null; kfp?: string | null };
+  /** Someone asked to cancel it (here, another JupyterLab, `cellpipe runs cancel`): who and when. */
+  cancel_requested?: { at: number; by: string } | null;
+}
+
+/** A cancel was asked for and the process running the run has not finished cancelling it yet. */
+export function isCancelling(run: IRunRecord): boolean {
+  return Boolean(run.cancel_requested) && !FINAL_RUN_STATUSES.includes(run.status);
 }
 
 export interface IScheduleRecord {

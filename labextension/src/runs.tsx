@@ -13,6 +13,7 @@ import {
   FINAL_RUN_STATUSES,
   IRunRecord,
   IStepRecord,
+  isCancelling,
   shortId
 } from './api';
 import { pipelineIcon } from './icons';
@@ -137,6 +138,7 @@ export class RunsView extends ReactWidget {
   private renderRun(run: IRunRecord): JSX.Element {
     const open = this.expanded.has(run.id);
     const active = !FINAL_RUN_STATUSES.includes(run.status);
+    const cancelling = isCancelling(run);
     const links = run.links ?? {};
     const mlflow = links.mlflow ?? run.tracking?.mlflow_url ?? null;
     return (
@@ -159,6 +161,14 @@ export class RunsView extends ReactWidget {
         >
           <span className="cp-Caret">{open ? '▾' : '▸'}</span>
           <StatusBadge status={run.status} />
+          {cancelling && (
+            <span
+              className="cp-Muted cp-Run-cancelling"
+              title={`Cancel requested by ${run.cancel_requested?.by ?? 'someone'}`}
+            >
+              cancelling…
+            </span>
+          )}
           <span className="cp-Run-id">{shortId(run.id)}</span>
           <span className="cp-Run-notebook">{run.notebook.split('/').pop()}</span>
           <span className="cp-Muted">{run.target}</span>
@@ -170,8 +180,13 @@ export class RunsView extends ReactWidget {
           <div className="cp-Run-detail">
             <div className="cp-Run-actions">
               {active && (
-                <Button small onClick={() => void this.act(run, 'cancel')}>
-                  Cancel
+                <Button
+                  small
+                  disabled={cancelling}
+                  title={cancelling ? 'Cancel requested; the run stops shortly' : undefined}
+                  onClick={() => void this.act(run, 'cancel')}
+                >
+                  {cancelling ? 'Cancelling…' : 'Cancel'}
                 </Button>
               )}
               {!active && (
@@ -273,8 +288,15 @@ export class RunsView extends ReactWidget {
   private async act(run: IRunRecord, action: 'cancel' | 'rerun'): Promise<void> {
     try {
       if (action === 'cancel') {
-        await this.host.client.cancelRun(run.id);
-        Notification.info(`Cancelling run ${shortId(run.id)}`, { autoClose: 4000 });
+        // The answer waits a few seconds for the process running it (maybe not this server)
+        const record = await this.host.client.cancelRun(run.id);
+        const text =
+          record.status === 'cancelled'
+            ? `Run ${shortId(run.id)} cancelled`
+            : FINAL_RUN_STATUSES.includes(record.status)
+              ? `Run ${shortId(run.id)} had already ended (${record.status})`
+              : `Cancelling run ${shortId(run.id)}…`;
+        Notification.info(text, { autoClose: 4000 });
       } else {
         const record = await this.host.client.rerun(run.id);
         this.expanded.add(record.id);

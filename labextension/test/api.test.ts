@@ -1,4 +1,11 @@
-import { analysisContent, ApiError, CellpipeClient, errorBody, normalizeRun } from '../src/api';
+import {
+  analysisContent,
+  ApiError,
+  CellpipeClient,
+  errorBody,
+  isCancelling,
+  normalizeRun
+} from '../src/api';
 
 type Call = { route: string; init: RequestInit };
 
@@ -88,6 +95,17 @@ describe('normalizeRun', () => {
     });
     expect(current.steps[0].duration_s).toBe(2);
     expect(current.parameters).toEqual({ n: 1 });
+  });
+});
+
+describe('isCancelling', () => {
+  it('is true while a cancel request waits for the run to end', () => {
+    const run = normalizeRun({ id: 'r', status: 'running', steps: [] });
+    expect(isCancelling(run)).toBe(false);
+    const asked = { ...run, cancel_requested: { at: 1, by: 'alice (Jupyter server)' } };
+    expect(isCancelling(asked)).toBe(true);
+    expect(isCancelling({ ...asked, status: 'cancelled' })).toBe(false);
+    expect(isCancelling({ ...asked, status: 'succeeded' })).toBe(false);
   });
 });
 

@@ -5,6 +5,7 @@ record cancelled with the step that ran cancelled and who asked; a finished run 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -77,16 +78,22 @@ def server(launch):
     return launch("--CellpipeApp.kernel_pool_size=0", notebooks=())  # every kernel under it is a run's
 
 
-def test_a_terminal_run_is_cancelled_through_the_servers_api(server):
-    write_pipeline(server.root / "terminal.ipynb", 120)
-    run = cli(server, "run", "terminal.ipynb", "--no-track")
+def terminal_run(server, name: str) -> tuple[subprocess.Popen, str]:
+    """`cellpipe run NAME` in a terminal beside the server, once its first step runs: (process, run id)."""
+    write_pipeline(server.root / name, 120)
+    run = cli(server, "run", name, "--no-track")
     deadline = time.time() + 90
-    while not (listed := server.api("GET", "runs", params={"status": "running"}).json()["runs"]):
+    query = {"status": "running", "path": name}
+    while not (listed := server.api("GET", "runs", params=query).json()["runs"]):
         assert time.time() < deadline and run.poll() is None, "the terminal run did not start"
         time.sleep(0.2)
-    run_id = listed[0]["id"]
     assert listed[0]["source"] == "cli"
-    wait_for_step(server, run_id)
+    wait_for_step(server, listed[0]["id"])
+    return run, listed[0]["id"]
+
+
+def test_a_terminal_run_is_cancelled_through_the_servers_api(server):
+    run, run_id = terminal_run(server, "terminal.ipynb")
     running_kernels = kernels(psutil.Process(run.pid))
     assert running_kernels, "the terminal run should have a kernel"
 
@@ -152,3 +159,26 @@ def test_cancel_of_a_finished_run_leaves_it_as_it_is(server):
     output = command.communicate(timeout=60)[0]
     assert command.returncode == 0 and "already ended (succeeded); nothing to cancel" in output, output
     assert server.api("GET", f"runs/{run_id}").json() == done
+
+
+def test_a_request_the_owner_has_not_seen_yet_is_answered_running_and_kept(server):
+    """An owner that does not look in time (stopped here with SIGSTOP): the API answers 202 after its wait
+    with the run still running and the request shown; the owner cancels it once it looks again."""
+    run, run_id = terminal_run(server, "paused.ipynb")
+    run.send_signal(signal.SIGSTOP)  # alive (not crashed), but it cannot poll
+    try:
+        began = time.perf_counter()
+        answer = server.api("POST", f"runs/{run_id}/cancel")
+        waited_s = time.perf_counter() - began
+        body = answer.json()
+        assert answer.status_code == 202 and body["status"] == "running", answer.text
+        assert body["cancel_requested"]["by"].endswith("(Jupyter server)") and waited_s >= 4.5
+        listed = server.api("GET", "runs", params={"path": "paused.ipynb"}).json()["runs"]
+        assert listed[0]["cancel_requested"] == body["cancel_requested"]  # the list shows it too
+    finally:
+        run.send_signal(signal.SIGCONT)
+    output = run.communicate(timeout=60)[0]
+    assert run.returncode == 130, output
+    record = wait_final(server, run_id)
+    assert record["status"] == "cancelled" and record["cancel_requested"] == body["cancel_requested"]
+    assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}

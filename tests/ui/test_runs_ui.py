@@ -4,8 +4,15 @@ status, errors before a run starts, and cancelling a long run. Real kernels run 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 RUN_TIMEOUT_MS = 240_000
+REPO = Path(__file__).parents[2]
 
 
 def wait_for_run_status(page, run_id: str, status: str, timeout: int = RUN_TIMEOUT_MS) -> None:
@@ -109,3 +116,41 @@ def test_cancel_a_long_run(page, lab, ui):
     record = lab.api("GET", f"runs/{run_id}").json()
     assert record["status"] == "cancelled", json.dumps(record)[:500]
     ui.shot("11-long-run-cancelled")
+
+
+def test_a_terminal_run_cancelled_from_the_browser_shows_cancelling_until_it_stops(page, lab, ui):
+    """A `cellpipe run` in a terminal, cancelled from JupyterLab: while its process has not acted on the
+    request (held with SIGSTOP here, so the state lasts) the run shows "cancelling…"; then it is cancelled."""
+    ui.write_notebook(
+        "terminal.ipynb",
+        [(["step:wait"], "import time\ntime.sleep(300)\ndone = True"), (["step:after"], "print(done)")],
+    )
+    env = {**os.environ, "CELLPIPE_HOME": str(lab.root / ".cellpipe"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run = subprocess.Popen([sys.executable, "-m", "jupyter_ext.cli", "run", "terminal.ipynb", "--no-track"],
+                           cwd=lab.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while True:
+            runs = lab.api("GET", "runs?path=terminal.ipynb").json()["runs"]
+            if runs and runs[0]["steps"][0]["status"] == "running":
+                break
+            assert time.time() < deadline and run.poll() is None, "the terminal run did not start"
+            time.sleep(0.3)
+        run_id = runs[0]["id"]
+        run.send_signal(signal.SIGSTOP)  # alive, but not looking for cancel requests
+        ui.open_notebook("terminal.ipynb")
+        ui.command("cellpipe:open-runs", {"run": run_id})
+        entry = page.locator(f'.cp-Run[data-run="{run_id}"]')
+        entry.locator("button", has_text="Cancel").click()
+        entry.locator(".cp-Run-cancelling").wait_for(timeout=60_000)
+        button = entry.locator(".cp-Run-actions button", has_text="Cancelling")
+        assert button.is_disabled()
+        ui.shot("11b-terminal-run-cancelling")
+    finally:
+        run.send_signal(signal.SIGCONT)
+    wait_for_run_status(page, run_id, "cancelled", timeout=60_000)
+    assert entry.locator(".cp-Run-cancelling").count() == 0
+    output = run.communicate(timeout=60)[0]
+    assert run.returncode == 130 and "cancelled by" in output, output
