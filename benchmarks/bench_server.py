@@ -102,7 +102,7 @@ class Server:
             try:
                 if requests.get(f"{self.url}/api/status", headers=HEADERS, timeout=2).ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or too busy starting to answer
                 time.sleep(0.3)
         self.stop()
         raise SystemExit("the server did not start")

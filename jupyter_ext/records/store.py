@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.models import (
@@ -46,6 +46,38 @@ SCHEMA_VERSION = 4
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
+
+
+class StoredRun(NamedTuple):
+    """One run as stored: its JSON text changes whenever the record does (the key of what readers cache)."""
+
+    id: str
+    status: str
+    data: str
+
+    @property
+    def is_final(self) -> bool:
+        return self.status not in _ACTIVE_VALUES
+
+    def record(self) -> RunRecord:
+        return RunRecord.from_dict(json.loads(self.data))
+
+    @classmethod
+    def of(cls, record: RunRecord) -> StoredRun:
+        """A record as it would be stored (for a run read differently from its row: refreshed, completed)."""
+        return cls(record.id, record.status.value, json.dumps(record.to_dict(), default=str))
+
+
+_ACTIVE_VALUES = frozenset(s.value for s in ACTIVE_RUN_STATES)
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A JSON object stored in a record (``json_extract`` gives objects as text), or None."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _v1(conn: Any) -> None:
@@ -246,6 +278,18 @@ class RecordStore:
         schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
     ) -> tuple[list[RunRecord], int]:  # fmt: skip
         """Newest first, with the total count of matching runs (for paging)."""
+        rows, total = self.list_stored_runs(
+            notebook=notebook, status=status, target=target, schedule_id=schedule_id, since=since,
+            limit=limit, offset=offset,
+        )  # fmt: skip
+        return [row.record() for row in rows], total
+
+    def list_stored_runs(
+        self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
+        schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[StoredRun], int]:  # fmt: skip
+        """:meth:`list_runs` as stored, without building records: for readers that only pass them on (the
+        server caches what it sends per stored text, so a page of unchanged runs costs no conversion)."""
         self.recover_crashed()
         where, args = [], []
         for column, value in (("notebook", notebook), ("status", status), ("target", target),
@@ -262,11 +306,11 @@ class RecordStore:
             total = conn.exec_driver_sql(f"SELECT count(*) FROM runs{clause}", tuple(args)).scalar()
             # the page's ids from the index alone, then only those rows' JSON
             rows = conn.exec_driver_sql(
-                f"SELECT data FROM runs WHERE rowid IN (SELECT rowid FROM runs{clause} {order} LIMIT ? OFFSET ?)"
-                f" {order}",
+                f"SELECT id, status, data FROM runs"
+                f" WHERE rowid IN (SELECT rowid FROM runs{clause} {order} LIMIT ? OFFSET ?) {order}",
                 (*args, max(0, int(limit)), max(0, int(offset))),
             ).all()
-        return self._with_cancel_requests([RunRecord.from_dict(json.loads(r[0])) for r in rows]), int(total)
+        return self._stored_with_cancel_requests([StoredRun(*row) for row in rows]), int(total)
 
     def all_run_ids(self) -> list[str]:
         with self._read() as conn:
@@ -281,17 +325,34 @@ class RecordStore:
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     def recover_crashed(self) -> list[str]:
-        """Mark every active run whose owner is gone as crashed; returns their ids."""
+        """Mark every active run whose owner is gone as crashed; returns their ids.
+
+        Every list calls this, so it reads only the active runs' owners (not their records) and asks once per
+        distinct owner (usually one: the server) whether it lives; only a run found orphaned is read whole.
+        Cluster runs (with a handle) are the cluster's: never crashed here."""
         marks = ",".join("?" * len(ACTIVE_RUN_STATES))
         with self._read() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT data FROM runs WHERE status IN ({marks})", tuple(s.value for s in ACTIVE_RUN_STATES)
+                f"SELECT id, json_extract(data, '$.owner'), json_extract(data, '$.handle') FROM runs"
+                f" WHERE status IN ({marks})",
+                tuple(s.value for s in ACTIVE_RUN_STATES),
             ).all()
+        alive: dict[str | None, bool | None] = {}
         crashed = []
-        for row in rows:
-            record = RunRecord.from_dict(json.loads(row[0]))
-            if self._check_alive(record).status is RunStatus.CRASHED:
-                crashed.append(record.id)
+        for run_id, owner, handle in rows:
+            if _json_object(handle):
+                continue
+            if owner not in alive:
+                alive[owner] = owner_alive(_json_object(owner))
+            if alive[owner] is not False:
+                continue
+            with self._read() as conn:
+                row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (run_id,)).first()
+            if (
+                row is not None
+                and self._check_alive(RunRecord.from_dict(json.loads(row[0]))).status is RunStatus.CRASHED
+            ):
+                crashed.append(run_id)
         return crashed
 
     def _check_alive(self, record: RunRecord) -> RunRecord:
@@ -307,7 +368,7 @@ class RecordStore:
                 step.status = StepStatus.NOT_RUN
         with self._write() as conn:  # only if nobody finished it meanwhile
             current = conn.exec_driver_sql("SELECT status FROM runs WHERE id = ?", (record.id,)).scalar()
-            if current in {s.value for s in ACTIVE_RUN_STATES}:
+            if current in _ACTIVE_VALUES:
                 self._upsert(conn, record)
         return record
 
@@ -351,6 +412,22 @@ class RecordStore:
             for record in active:
                 record.cancel_requested = requests.get(record.id)
         return records
+
+    def _stored_with_cancel_requests(self, runs: list[StoredRun]) -> list[StoredRun]:
+        """:meth:`_with_cancel_requests` for runs as stored: an active run with a request its record does not
+        carry yet is given the text of the record with it, so the text says all that readers show."""
+        requests = self.cancel_requests(run.id for run in runs if not run.is_final)
+        if not requests:
+            return runs
+        shown = []
+        for run in runs:
+            if run.id in requests:
+                record = run.record()
+                if record.cancel_requested is None:
+                    record.cancel_requested = requests[run.id]
+                    run = StoredRun.of(record)
+            shown.append(run)
+        return shown
 
     # -- schedules (the schedule service owns the logic) ---------------------------------------------
     def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -28,6 +28,7 @@ from jupyter_ext.errors import CellpipeError
 from jupyter_ext.server.analysis import Analyser
 from jupyter_ext.server.base import API, UnknownRouteHandler
 from jupyter_ext.server.paths import ServerPaths
+from jupyter_ext.server.presenter import RunPresenter
 
 ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers", "jupyter_ext.server.schedules")
 
@@ -195,6 +196,7 @@ class CellpipeApp(ExtensionApp):
             log=self.log,
         )
         self.run_service = self._make_run_service()
+        self.run_presenter = RunPresenter(self.paths)
         self._route_modules = [importlib.import_module(name) for name in ROUTE_MODULES]
         if self.default_target not in self.target_names():
             self.log.warning(

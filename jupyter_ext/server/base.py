@@ -138,12 +138,17 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
     # -- answers ---------------------------------------------------------------------------------------
     def reply(self, data: Any, status: int = 200) -> None:
         """Send ``data`` as JSON, with server paths, host names and pids taken out."""
-        self.set_status(status)
         if status == 204:
+            self.set_status(status)
             self.finish()
             return
+        self.reply_json(json.dumps(self.app.paths.public(data), default=str), status)
+
+    def reply_json(self, text: str, status: int = 200) -> None:
+        """Send JSON already encoded, and already made public (paths, host names and pids taken out)."""
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(self.app.paths.public(data), default=str))
+        self.finish(text)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error as ``{"error": {message, notebook, cell, step, field, hint, text}}``; never a traceback."""

@@ -21,7 +21,6 @@ from jupyter_ext.services.runs import RunRequest, requester
 RUN_ID = r"(?P<run_id>[\w.-]+)"
 STEP = r"(?P<step>[\w.-]+)"
 MAX_PAGE = 500
-LOCAL_HANDLE_KEYS = ("kubeconfig", "context", "token_file")
 
 
 class RunHandlerBase(CellpipeHandler):
@@ -41,16 +40,7 @@ class RunHandlerBase(CellpipeHandler):
 
     def present(self, record: RunRecord) -> dict[str, Any]:
         """The record as the API serves it: paths relative to the root, links to executed step notebooks."""
-        data = record.to_dict()
-        data["notebook"] = self.app.paths.relative(data["notebook"])
-        if data.get(
-            "handle"
-        ):  # the server's own kubeconfig and token file paths are not the client's business
-            data["handle"] = {k: v for k, v in data["handle"].items() if k not in LOCAL_HANDLE_KEYS}
-        for step in data.get("steps", []):
-            has_notebook = bool(step.get("notebook"))
-            step["notebook"] = f"runs/{record.id}/steps/{step['name']}/notebook" if has_notebook else None
-        return data
+        return self.app.run_presenter.present(record)
 
 
 class ConfigHandler(CellpipeHandler):
@@ -86,11 +76,10 @@ class RunsHandler(RunHandlerBase):
             "offset": query.integer("offset", 0, minimum=0, maximum=10**9),
         }
 
-        def page() -> dict[str, Any]:  # the query and the records' conversion, off the event loop
-            records, total = self.service.list(**filters)
-            return {"runs": [self.present(r) for r in records], "total": total}
+        def page() -> str:  # the query and the conversion of the runs not cached yet, off the event loop
+            return self.app.run_presenter.page_json(*self.service.list_stored(**filters))
 
-        self.reply(await asyncio.to_thread(page))
+        self.reply_json(await asyncio.to_thread(page))
 
     @web.authenticated
     @executes

@@ -48,7 +48,7 @@ from jupyter_ext.records.models import (
     new_run_id,
 )
 from jupyter_ext.records.owner import current_owner
-from jupyter_ext.records.store import RecordStore
+from jupyter_ext.records.store import RecordStore, StoredRun
 from jupyter_ext.targets.base import ExecutionContext, Listener
 from jupyter_ext.targets.registry import get_target, options_for
 from jupyter_ext.util import private_dir
@@ -624,9 +624,28 @@ class RunService:
         self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
         schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
     ) -> tuple[list[RunRecord], int]:  # fmt: skip
-        records, total = self.store.list_runs(notebook=notebook, status=status, target=target,
-                                              schedule_id=schedule_id, since=since, limit=limit, offset=offset)  # fmt: skip
-        return [self.refresh(record) for record in records], total
+        """Newest first, with the total count of matching runs (for paging); active cluster runs refreshed."""
+        runs, total = self.list_stored(notebook=notebook, status=status, target=target, schedule_id=schedule_id,
+                                       since=since, limit=limit, offset=offset)  # fmt: skip
+        return [run.record() for run in runs], total
+
+    def list_stored(
+        self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
+        schedule_id: str | None = None, since: float | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[StoredRun], int]:  # fmt: skip
+        """:meth:`list` as stored (id, status, the record's JSON text), for readers that cache by that text.
+        Final runs are passed on untouched; an active cluster run that :meth:`refresh` changes is given the
+        text of its refreshed record."""
+        runs, total = self.store.list_stored_runs(notebook=notebook, status=status, target=target,
+                                                  schedule_id=schedule_id, since=since, limit=limit, offset=offset)  # fmt: skip
+        return [run if run.is_final else self._refreshed(run) for run in runs], total
+
+    def _refreshed(self, run: StoredRun) -> StoredRun:
+        record = run.record()
+        fresh = self.refresh(record)
+        if fresh is record:
+            return run
+        return StoredRun.of(fresh)
 
     def get(self, run_id: str) -> RunRecord:
         """By full id, unique prefix, or ``latest`` (an active cluster run refreshed from the cluster)."""

@@ -79,6 +79,29 @@ def test_pid_reuse_does_not_keep_a_dead_run_alive(tmp_path):
     assert store.get_run("r4").status is RunStatus.RUNNING
 
 
+def test_crash_recovery_asks_once_per_owner_and_reads_only_orphans(tmp_path, monkeypatch):
+    """Every list runs it: many active runs of one live owner cost one question, not a record each."""
+    import jupyter_ext.records.store as store_module
+
+    store = RecordStore(tmp_path)
+    for i in range(20):
+        store.save_run(make(f"live-{i:02d}", i, status=RunStatus.QUEUED, owner=current_owner()))
+    dead = {**current_owner(), "pid_start": process_start(os.getpid()) - 1}
+    store.save_run(make("dead", 30, status=RunStatus.RUNNING, owner=dead))
+    store.save_run(make("ownerless", 31, status=RunStatus.RUNNING))  # an owner never recorded
+    store.save_run(make("done", 32, status=RunStatus.SUCCEEDED))
+    asked = []
+    real = store_module.owner_alive
+    monkeypatch.setattr(store_module, "owner_alive", lambda owner: asked.append(owner) or real(owner))
+    assert sorted(store.recover_crashed()) == ["dead", "ownerless"]
+    assert store.get_run("dead").status is RunStatus.CRASHED
+    assert store.get_run("ownerless").status is RunStatus.CRASHED
+    assert len([o for o in asked if o == current_owner()]) == 1  # the 20 live runs: asked once
+    stored, total = store.list_stored_runs(status="queued", limit=100)
+    assert total == 20 and [r.record() for r in stored] == store.list_runs(status="queued", limit=100)[0]
+    assert all(not r.is_final for r in stored) and store.list_stored_runs(status="crashed")[0][0].is_final
+
+
 def test_files_are_private(tmp_path):
     RecordStore(tmp_path / "data")
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700

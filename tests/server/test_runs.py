@@ -78,6 +78,33 @@ def test_list_filters_and_pages(server, finished):
     assert server.api("GET", "runs/latest").json()["id"] == everything["runs"][0]["id"]
 
 
+def test_a_listed_run_changed_by_another_process_is_listed_changed(server, finished):
+    """The server keeps the JSON of final runs it lists; a change written elsewhere (the tracking worker,
+    the CLI) is what the next list shows, never the answer kept."""
+    from jupyter_ext.records.models import Tracking, TrackingStatus
+    from jupyter_ext.records.store import RecordStore
+
+    def listed() -> dict:
+        runs = server.api("GET", "runs", params={"limit": 500}).json()["runs"]
+        return next(r for r in runs if r["id"] == finished["id"])
+
+    before = listed()
+    assert listed() == before == server.api("GET", f"runs/{finished['id']}").json()
+
+    def tracked(run) -> None:
+        run.tracking = Tracking(TrackingStatus.OK, mlflow_run_id="from-elsewhere")
+
+    store = RecordStore(server.root / ".cellpipe")
+    try:
+        store.update_run(finished["id"], tracked)
+        assert listed()["tracking"]["mlflow_run_id"] == "from-elsewhere"
+        assert listed() == server.api("GET", f"runs/{finished['id']}").json()
+    finally:
+        store.update_run(finished["id"], lambda run: setattr(run, "tracking", Tracking()))
+        store.close()
+    assert listed()["tracking"] == before["tracking"]
+
+
 def test_rerun_from_the_snapshot_then_delete(server, finished):
     notebook = server.root / "branches.ipynb"
     original = notebook.read_bytes()
