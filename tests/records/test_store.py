@@ -102,6 +102,18 @@ def test_crash_recovery_asks_once_per_owner_and_reads_only_orphans(tmp_path, mon
     assert all(not r.is_final for r in stored) and store.list_stored_runs(status="crashed")[0][0].is_final
 
 
+def test_runs_as_stored_carry_the_cancel_requests_records_show(tmp_path):
+    """The server builds its answer from the stored text alone: a request not yet in the record is in it."""
+    store = RecordStore(tmp_path)
+    store.save_run(make("r1", 1, status=RunStatus.RUNNING, owner=current_owner()))
+    store.save_run(make("r2", 2, status=RunStatus.RUNNING, owner=current_owner()))
+    store.request_cancel("r1", by="someone")
+    stored = {run.id: run for run in store.list_stored_runs()[0]}
+    assert stored["r1"].record().cancel_requested["by"] == "someone"
+    assert stored["r1"].record() == store.get_run("r1") and stored["r2"].record().cancel_requested is None
+    assert [run.record() for run in store.list_stored_runs()[0]] == store.list_runs()[0]
+
+
 def test_files_are_private(tmp_path):
     RecordStore(tmp_path / "data")
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
