@@ -1,9 +1,9 @@
 """Bring a snapshot back as files: the notebook and its data at their paths relative to the project root.
 
-Every object is re-hashed while it is copied out, so a restore is byte-identical or fails. The files are
-written into a temporary sibling of the target directory, which is renamed into place when all of them
-are complete: a failed or interrupted restore leaves no partial directory. Only safe permission bits
-are applied (see :func:`safe_mode`).
+Every object is re-hashed while it is copied out (by the kernel from a local store, see copying.py), so a
+restore is byte-identical or fails. The files are written into a temporary sibling of the target
+directory, which is renamed into place when all of them are complete: a failed or interrupted restore
+leaves no partial directory. Only safe permission bits are applied (see :func:`safe_mode`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import SnapshotError
-from jupyter_ext.snapshot.hashing import copy_hashing, write_all
 from jupyter_ext.snapshot.manifest import check_relative_path, manifest_files, short_id
 from jupyter_ext.snapshot.store import SnapshotStore
 from jupyter_ext.util import abandoned, writer_tag
@@ -181,8 +180,8 @@ def _restore_file(store: SnapshotStore, entry: dict[str, Any], path: Path, snaps
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.cellpipe-{uuid.uuid4().hex[:8]}")
     try:
-        with store.open_object(entry["hash"]) as source, open(temp, "xb", buffering=0) as out:
-            digest, size = copy_hashing(source, lambda chunk: write_all(out, chunk))
+        with open(temp, "xb", buffering=0) as out:
+            digest, size = store.copy_out(entry["hash"], out)
         if digest != entry["hash"] or size != entry["size"]:
             raise SnapshotError(
                 f"object for {entry['path']} is corrupt in the store {store.url}",

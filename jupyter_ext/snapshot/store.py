@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.backends import TEMP_DIR, Backend, FsspecBackend, LocalBackend
+from jupyter_ext.snapshot.copying import WriteFailed, copy_file_hashing
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import (
     canonical_json,
@@ -134,7 +135,8 @@ class SnapshotStore:
         self.fsync = config.fsync_enabled() if fsync is None else fsync
         self.counters = StoreCounters()
         self._lock = threading.Lock()  # put_file runs in worker threads
-        self._unsynced: list[str] = []
+        self._unsynced: list[str] = []  # objects published without an fsync of their data
+        self._unsynced_names: list[str] = []  # objects whose data was synced; their directory entries not yet
         self.replaced: list[str] = []  # digests whose stored object was corrupt and got rewritten
 
     def __repr__(self) -> str:
@@ -209,11 +211,30 @@ class SnapshotStore:
 
     def _copy_in(self, source: BinaryIO, on_bytes: Callable[[int], None] | None, *, count: bool) -> PutResult:
         with self._remote_errors(), self.backend.temp_object() as temp:
-            digest, size = copy_hashing(source, self._write_chunk(temp.file), on_bytes=on_bytes)
+            if self.backend.local:
+                digest, size = self._copy_local(source, temp.file, on_bytes)
+            else:
+                digest, size = copy_hashing(source, self._write_chunk(temp.file), on_bytes=on_bytes)
             created = self._commit(temp, digest, size)
         if count:
             self._count_hashed(size)
-        return self._stored(digest, size, created)
+        return self._stored(digest, size, created, data_synced=self.backend.local)
+
+    def _copy_local(
+        self, source: BinaryIO, temp: BinaryIO, on_bytes: Callable[[int], None] | None
+    ) -> tuple[str, int]:
+        """Hash and copy (in the kernel) into a local temporary object; with fsync on, its data reaches the
+        disk before it is published under its name, while other threads go on copying other files."""
+        try:
+            digest, size = copy_file_hashing(source.fileno(), temp.fileno(), on_bytes=on_bytes)
+        except WriteFailed as exc:
+            raise self._write_error(exc.error) from exc.error
+        if self.fsync:
+            try:
+                os.fsync(temp.fileno())
+            except OSError as exc:
+                raise self._write_error(exc) from exc
+        return digest, size
 
     def _commit(self, temp: Any, digest: str, size: int) -> bool:
         """Publish the bytes just written under their digest. An object already stored under it is
@@ -273,13 +294,13 @@ class SnapshotStore:
             self.counters.hashed_files += 1
             self.counters.hashed_bytes += size
 
-    def _stored(self, digest: str, size: int, created: bool) -> PutResult:
+    def _stored(self, digest: str, size: int, created: bool, *, data_synced: bool = False) -> PutResult:
         if created:
             with self._lock:
                 self.counters.stored_files += 1
                 self.counters.stored_bytes += size
                 if self.fsync:
-                    self._unsynced.append(self.object_key(digest))
+                    (self._unsynced_names if data_synced else self._unsynced).append(self.object_key(digest))
         return PutResult(digest, size, new=created)
 
     def open_object(self, digest: str) -> BinaryIO:
@@ -292,16 +313,30 @@ class SnapshotStore:
                 hint="The store is incomplete; run 'cellpipe snapshots verify'.",
             ) from None
 
+    def copy_out(self, digest: str, target: BinaryIO) -> tuple[str, int]:
+        """Copy an object into ``target`` (an unbuffered local file, empty), hashing it on the way: returns
+        (sha256, size) of exactly the bytes written, for the caller to compare with what it expects.
+        Errors reading the store and writing ``target`` propagate as OSError."""
+        with self.open_object(digest) as source:
+            if not self.backend.local:
+                return copy_hashing(source, lambda chunk: write_all(target, chunk))
+            try:
+                return copy_file_hashing(source.fileno(), target.fileno())
+            except WriteFailed as exc:
+                raise exc.error from None
+
     def object_size(self, digest: str) -> int | None:
         with self._remote_errors():
             return self.backend.size(self.object_key(digest))
 
     def sync(self) -> None:
-        """Flush new objects to disk (when fsync is on) so a manifest never outlives its data."""
+        """Flush new objects to disk (when fsync is on) so a manifest never outlives its data: their data
+        where it was not synced when written, and the directory entries that name them."""
         with self._lock:
             keys, self._unsynced = self._unsynced, []
-        if keys:
-            self.backend.sync_keys(keys)
+            names, self._unsynced_names = self._unsynced_names, []
+        if keys or names:
+            self.backend.sync_keys(keys, names_only=names)
 
     # -- manifests -------------------------------------------------------------------------------------
 

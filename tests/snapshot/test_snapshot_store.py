@@ -13,7 +13,7 @@ import fsspec
 import pytest
 
 from jupyter_ext.errors import SnapshotError
-from jupyter_ext.snapshot import SnapshotStore, open_store
+from jupyter_ext.snapshot import SnapshotStore, copying, open_store
 from jupyter_ext.snapshot.manifest import canonical_json
 
 
@@ -151,26 +151,34 @@ def test_s3_without_s3fs_says_to_install_it_and_configure_credentials() -> None:
     assert "AWS_ACCESS_KEY_ID" in str(caught.value)
 
 
+@pytest.mark.parametrize("copy", ["kernel", "user space"])
 def test_full_disk_leaves_no_object_and_no_temp(
-    tmp_path: Path, store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: SnapshotStore, monkeypatch: pytest.MonkeyPatch, copy: str, settle
 ) -> None:
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(3 << 20))
-
-    import jupyter_ext.snapshot.store as store_module
-
+    settle()  # else it is too fresh for the kernel copy and is written in one pass
     calls = {"n": 0}
-    real = store_module.write_all
 
-    def fill_up(target, chunk):  # the second chunk finds the disk full
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(target, chunk)
+    def full_on_second_call(real):  # the second write finds the disk full
+        def write(*args):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(*args)
 
-    monkeypatch.setattr(store_module, "write_all", fill_up)
+        return write
+
+    if copy == "kernel":
+        real = copying.KERNEL_METHODS["copy_file_range"]
+        monkeypatch.setattr(copying, "KERNEL_METHODS", {"copy_file_range": full_on_second_call(real)})
+        monkeypatch.setattr(copying, "WINDOW", 1 << 20)
+    else:
+        monkeypatch.setattr(copying, "KERNEL_METHODS", {})
+        monkeypatch.setattr(copying.os, "pwrite", full_on_second_call(os.pwrite))
     with pytest.raises(SnapshotError, match="is full .No space left on device.; no snapshot was recorded"):
         store.put_file(source)
+    assert calls["n"] == 2
     assert not (store.local_root / "objects").exists()
     assert list((store.local_root / "tmp").iterdir()) == []
 
