@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
+
+# MLflow tracking workers started by the tests' runs exit soon after their last run (default: 5 minutes)
+os.environ.setdefault("CELLPIPE_TRACKING_IDLE_S", "5")
 
 
 @pytest.fixture
@@ -47,9 +51,13 @@ def write_notebook(tmp_path: Path):
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
-    """An isolated cellpipe data directory ($CELLPIPE_HOME) with its own MLflow store, for one test."""
+    """An isolated cellpipe data directory ($CELLPIPE_HOME) with its own MLflow store, for one test; its
+    MLflow tracking worker (if a run started one) is stopped at the end."""
+    from jupyter_ext.tracking.background import stop_worker
+
     directory = tmp_path / "cellpipe-data"
     monkeypatch.setenv("CELLPIPE_HOME", str(directory))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("CELLPIPE_STORE", raising=False)
-    return directory
+    yield directory
+    stop_worker(directory)

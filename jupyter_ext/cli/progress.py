@@ -76,7 +76,8 @@ class LiveRun:
 
 def wall_time_line(record: RunRecord, wall_s: float | None = None) -> str:
     """The real wall time, from the request (or ``wall_s``: this process's start) to the final record, and
-    what it went to. Background MLflow tracking is not in it: the result does not wait for it."""
+    what it went to. Background MLflow tracking is not in it (the result does not wait for it), only the time
+    finalize waited for a starting tracking worker to create the MLflow run."""
     t = record.timings
     prepare, execute = t.get("prepare_s", 0.0), t.get("execute_s")
     if execute is None:
@@ -85,7 +86,8 @@ def wall_time_line(record: RunRecord, wall_s: float | None = None) -> str:
     wall = max(wall_s, run_wall) if wall_s is not None else run_wall
     kernels = t.get("kernel_wait_s", 0.0)
     parts = [("start-up", wall - run_wall), ("analyse and snapshot", prepare), ("kernel start", kernels),
-             ("steps", execute - kernels), ("tracking", t.get("tracking_s", 0.0))]  # fmt: skip
+             ("steps", execute - kernels),
+             ("tracking", t.get("tracking_s", 0.0) + t.get("tracking_wait_s", 0.0))]  # fmt: skip
     shown = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in parts if seconds >= 0.05)
     return f" in {wall:.1f}s" + (f" ({shown})" if shown else "")
 
@@ -138,6 +140,10 @@ def print_summary(console: Console, record: RunRecord, *, wall_s: float | None =
         )
     elif tracking.status is TrackingStatus.FAILED:
         console.print(f"[yellow]MLflow tracking failed[/yellow]: {tracking.error}", highlight=False)
+    elif tracking.status is TrackingStatus.PENDING and tracking.mlflow_run_id:
+        console.print(
+            f"mlflow: run {tracking.mlflow_run_id} in {tracking.tracking_uri} (finishing in the background)"
+        )
     elif tracking.status is TrackingStatus.PENDING:
         console.print(
             f"mlflow: logging in the background (`cellpipe runs show {record.id}` shows when it is done)",

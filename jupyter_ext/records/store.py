@@ -35,6 +35,7 @@ from jupyter_ext.records.models import (
     RunStatus,
     ScheduleRecord,
     StepStatus,
+    Tracking,
 )
 from jupyter_ext.records.owner import owner_alive
 from jupyter_ext.util import private_dir
@@ -42,7 +43,7 @@ from jupyter_ext.util import private_dir
 DB_FILE = "cellpipe.db"
 RUNS_DIR = "runs"
 LEGACY_RECORD = "record.json"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,21 @@ def _v4(conn: Any) -> None:
     )
 
 
+def _v5(conn: Any) -> None:
+    """The tracking status as a column, with a partial index of the pending ones: the tracking worker polls
+    for its work several times a second, and that must stay an index lookup with 10,000 stored runs."""
+    _ddl(conn, "ALTER TABLE runs ADD COLUMN tracking TEXT NOT NULL DEFAULT 'off'",
+         "UPDATE runs SET tracking = coalesce(json_extract(data, '$.tracking.status'), 'off')",
+         "CREATE INDEX runs_tracking_pending ON runs (created) WHERE tracking = 'pending'",
+    )  # fmt: skip
+
+
 # MIGRATIONS[n] takes a database at version n-1 to version n.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+
+# What the tracking worker writes into a run's record (jupyter_ext.tracking.background); a save with
+# ``keep_tracking`` takes these from the stored row, so the service and the worker never undo each other.
+TRACKING_KEYS = ("$.tracking", "$.links.mlflow", "$.timings.tracking_background_s")
 
 
 def _ddl(conn: Any, *statements: str) -> None:
@@ -197,17 +211,41 @@ class RecordStore:
     def run_dir(self, run_id: str) -> Path:
         return self.data_dir / RUNS_DIR / run_id
 
-    def save_run(self, record: RunRecord) -> None:
-        """Insert or replace the whole record (atomic: readers see the old row or the new one)."""
+    def save_run(self, record: RunRecord, *, keep_tracking: bool = False) -> None:
+        """Insert or replace the whole record (atomic: readers see the old row or the new one).
+
+        ``keep_tracking``: the tracking worker owns the record's tracking (its MLflow ids and status, the
+        MLflow link): they are taken from the stored row, in the same transaction, into ``record`` and the
+        row, so a save by the run service never undoes what the worker wrote meanwhile."""
         with self._write() as conn:
+            if keep_tracking:
+                self._keep_tracking(conn, record)
             self._upsert(conn, record)
+
+    def _keep_tracking(self, conn: Any, record: RunRecord) -> None:
+        row = conn.exec_driver_sql(
+            "SELECT "
+            + ", ".join(f"json_extract(data, '{key}')" for key in TRACKING_KEYS)
+            + " FROM runs WHERE id = ?",
+            (record.id,),
+        ).first()
+        if row is None:
+            return
+        tracking, link, seconds = row
+        if tracking is not None:
+            record.tracking = Tracking.from_dict(json.loads(tracking))
+        if link is not None:
+            record.links["mlflow"] = link
+        if seconds is not None:
+            record.timings["tracking_background_s"] = seconds
 
     def _upsert(self, conn: Any, record: RunRecord) -> None:
         conn.exec_driver_sql(
-            "INSERT OR REPLACE INTO runs (id, notebook, status, target, created, finished, source, schedule_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO runs (id, notebook, status, target, created, finished, source, schedule_id,"
+            " tracking, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.id, record.notebook, record.status.value, record.target, record.created, record.finished,
-             record.source, record.schedule_id, json.dumps(record.to_dict(), default=str)),
+             record.source, record.schedule_id, record.tracking.status.value,
+             json.dumps(record.to_dict(), default=str)),
         )  # fmt: skip
 
     def update_run(self, run_id: str, change: Callable[[RunRecord], bool | None]) -> RunRecord | None:
@@ -223,16 +261,24 @@ class RecordStore:
                 self._upsert(conn, record)
         return record
 
-    def pending_tracking(self, *, since: float) -> list[str]:
-        """Final runs created after ``since`` whose MLflow tracking is still pending (oldest first)."""
-        marks = ",".join("?" * len(ACTIVE_RUN_STATES))
+    def pending_tracking(self, *, since: float) -> list[tuple[str, RunStatus, str | None]]:
+        """Runs created after ``since`` whose MLflow tracking is pending, oldest first, as (id, status,
+        MLflow run id or None): an index lookup (``runs_tracking_pending``) whatever the number of runs."""
         with self._read() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT id FROM runs WHERE created >= ? AND status NOT IN ({marks})"
-                " AND json_extract(data, '$.tracking.status') = 'pending' ORDER BY created",
-                (since, *(s.value for s in ACTIVE_RUN_STATES)),
+                "SELECT id, status, json_extract(data, '$.tracking.mlflow_run_id') FROM runs"
+                " WHERE tracking = 'pending' AND created >= ? ORDER BY created",
+                (since,),
             ).all()
-        return [r[0] for r in rows]
+        return [(r[0], RunStatus(r[1]), r[2]) for r in rows]
+
+    def tracking_of(self, run_id: str) -> Tracking | None:
+        """The run's tracking as stored now (None for no such run), without reading the whole record."""
+        with self._read() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT json_extract(data, '$.tracking') FROM runs WHERE id = ?", (run_id,)
+            ).first()
+        return None if row is None else Tracking.from_dict(json.loads(row[0] or "{}"))
 
     def resolve_run_id(self, text: str) -> str:
         """A full id, ``latest``, or a unique prefix (or unique suffix of 4+ characters) -> the full id."""
@@ -369,6 +415,7 @@ class RecordStore:
         with self._write() as conn:  # only if nobody finished it meanwhile
             current = conn.exec_driver_sql("SELECT status FROM runs WHERE id = ?", (record.id,)).scalar()
             if current in _ACTIVE_VALUES:
+                self._keep_tracking(conn, record)  # the tracking worker's latest word
                 self._upsert(conn, record)
         return record
 

@@ -12,6 +12,7 @@ server stops (the embedded scheduler starts and stops that way). Adding a group 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import importlib
@@ -30,6 +31,7 @@ from jupyter_ext.server.base import API, UnknownRouteHandler
 from jupyter_ext.server.paths import ServerPaths
 from jupyter_ext.server.presenter import RunPresenter
 
+TRACKING_CHECK_S = 10.0  # how often the server checks that its tracking worker runs
 ROUTE_MODULES: tuple[str, ...] = ("jupyter_ext.server.handlers", "jupyter_ext.server.schedules")
 
 
@@ -51,6 +53,7 @@ class CellpipeApp(ExtensionApp):
 
     name = "cellpipe"
     load_other_extensions = True
+    _tracking_keeper: asyncio.Future | None = None
 
     data_dir = Unicode(
         config=True,
@@ -104,6 +107,17 @@ class CellpipeApp(ExtensionApp):
         config=True,
         help="Address space (bytes) each analysis process may use; a notebook needing more is refused "
         "with an error (0: no limit). Default: $CELLPIPE_ANALYSIS_MAX_MEMORY or 3 GiB.",
+    )
+    tracking_worker = Bool(
+        config=True,
+        help="Start the data directory's MLflow tracking worker with the server and keep it running while "
+        "the server runs, so runs find MLflow imported and their record has the MLflow run from the start "
+        "(false: started by the first tracked run, exits when idle). Default: $CELLPIPE_TRACKING_WORKER or true.",
+    )
+    tracking_wait = Float(
+        config=True,
+        help="Seconds a finishing run waits for a tracking worker that is still starting, so its final record "
+        "has the MLflow run's id (after that the worker adds it later). Default: $CELLPIPE_TRACKING_WAIT_S or 1.",
     )
 
     freeze_startup_objects = Bool(
@@ -171,6 +185,20 @@ class CellpipeApp(ExtensionApp):
     def _default_analysis_max_memory(self) -> int:
         return _env_int("CELLPIPE_ANALYSIS_MAX_MEMORY", 3 * 1024**3)
 
+    @default("tracking_worker")
+    def _default_tracking_worker(self) -> bool:
+        return _env("CELLPIPE_TRACKING_WORKER", "true").lower() not in ("0", "false", "no", "off")
+
+    @default("tracking_wait")
+    def _default_tracking_wait(self) -> float:
+        from jupyter_ext.services.runs import tracking_wait_default
+
+        return tracking_wait_default()
+
+    @validate("tracking_wait")
+    def _check_tracking_wait(self, proposal: Any) -> float:
+        return max(0.0, float(proposal["value"]))
+
     @validate("max_concurrent_runs")
     def _check_max_concurrent_runs(self, proposal: Any) -> int:
         return max(1, int(proposal["value"]))
@@ -224,6 +252,7 @@ class CellpipeApp(ExtensionApp):
             max_concurrent_runs=self.max_concurrent_runs,
             kernel_pool=self._make_kernel_pool(),
             log=self.log,
+            tracking_wait_s=self.tracking_wait,
         )
 
     def _make_kernel_pool(self) -> Any:
@@ -243,6 +272,8 @@ class CellpipeApp(ExtensionApp):
         self.analyser.warm_up()
         if self.run_service.kernel_pool is not None:
             self.run_service.kernel_pool.start()
+        if self.tracking_worker:
+            self._tracking_keeper = asyncio.ensure_future(self._keep_tracking_worker())
         for module in self._route_modules:
             if hasattr(module, "start"):
                 await module.start(self)
@@ -254,7 +285,21 @@ class CellpipeApp(ExtensionApp):
                 "cellpipe: %d startup objects frozen out of garbage collection", gc.get_freeze_count()
             )
 
+    async def _keep_tracking_worker(self) -> None:
+        """Pre-start the tracking worker, bound to this server's life, and start it again if it was killed
+        (a lock probe every ``TRACKING_CHECK_S``; a worker left idle by a CLI run is replaced once it exits)."""
+        from jupyter_ext.records.owner import current_owner
+
+        me = current_owner()
+        while True:
+            pid = await asyncio.to_thread(self.run_service.ensure_tracking_worker, keep_for=me)
+            if pid is not None:
+                self.log.info("cellpipe: MLflow tracking worker started (pid %d)", pid)
+            await asyncio.sleep(TRACKING_CHECK_S)
+
     async def stop_extension(self) -> None:
+        if self._tracking_keeper is not None:
+            self._tracking_keeper.cancel()
         for module in reversed(self._route_modules):
             if hasattr(module, "stop"):
                 try:

@@ -9,11 +9,13 @@ execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure
 
 - Everything that can fail on user input (notebook, parameters, kernel, snapshot) fails in :meth:`prepare`,
   before a record exists, as a :class:`~jupyter_ext.errors.CellpipeError`.
-- Tracking is off the critical path: the run turns final with ``tracking.status`` ``pending`` and a
-  detached process (:mod:`jupyter_ext.tracking.background`) logs it to MLflow from the durable record, then
-  turns it ``ok`` or ``failed`` (saying why); pending tracking left by a process that ended is resumed when
-  a service opens the store. ``background_tracking=False`` (a Job pod, whose container ends with its main
-  process) tracks before the status turns final. A tracking failure never changes a run's status or raises.
+- Tracking is off the critical path: the data directory's warm tracking worker
+  (:mod:`jupyter_ext.tracking.background`, started when a tracked run is prepared if none runs) creates the
+  run's MLflow run while it executes and writes the ids and link into the record; the final record carries
+  them (finalize waits up to ``tracking_wait_s`` for a worker that is still starting), and the worker then
+  logs the rest and turns tracking ``ok`` or ``failed`` (saying why). Saves keep what the worker wrote.
+  ``background_tracking=False`` (a Job pod, whose container ends with its main process) tracks before the
+  status turns final. A tracking failure never changes a run's status or raises.
 - Background runs (:meth:`submit`) wait in ``queued`` beyond ``max_concurrent_runs``.
 - Any process can cancel any run (:meth:`cancel`): the request is stored with the run, and the process that
   runs it (a ``cellpipe run`` in a terminal, a Jupyter server, ``cellpipe scheduler``) polls for requests to
@@ -105,6 +107,8 @@ class RunService:
         hooks: list[Any] | None = None,
         background_tracking: bool = True,
         cancel_poll_s: float = CANCEL_POLL_S,
+        tracking_wait_s: float | None = None,
+        tracking_idle_s: float | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.root = Path(root).resolve() if root else None
@@ -115,6 +119,10 @@ class RunService:
         self.hooks = list(hooks or [])
         self.background_tracking = background_tracking
         self.cancel_poll_s = cancel_poll_s
+        self.tracking_wait_s = (
+            tracking_wait_default() if tracking_wait_s is None else max(0.0, tracking_wait_s)
+        )
+        self.tracking_idle_s = tracking_idle_s  # the worker's idle time (None: $CELLPIPE_TRACKING_IDLE_S)
         self._tasks: dict[str, asyncio.Task] = {}  # the runs this process runs (queued or executing)
         self._cancel_by: dict[str, dict[str, Any]] = {}  # their cancel requests acted on: {"at", "by"}
         self._finalizing: set[str] = set()  # runs past execution: too late to cancel
@@ -167,6 +175,8 @@ class RunService:
             content = request.content if request.content is not None else _read(notebook)
         try:
             pipeline = build_pipeline(notebook, content=content)
+            if request.track and self.background_tracking:  # a head start while we check and snapshot
+                self.ensure_tracking_worker()
             target.check(pipeline, options)
             if request.target == "local":  # elsewhere the kernel is the image's
                 check_kernel(pipeline)
@@ -223,12 +233,15 @@ class RunService:
             owner=current_owner(),
             extra=extra,
         )
-        if request.track:  # kept beside the record from the start: even a crashed run can be tracked
+        background = request.track and self.background_tracking
+        if background:  # kept beside the record from the start: even a crashed run can be tracked
             from jupyter_ext.tracking.background import write_job
             from jupyter_ext.tracking.mlflow import tracking_job
 
-            write_job(self.store.run_dir(record.id), tracking_job(prepared.pipeline))
+            write_job(self.store.run_dir(record.id), tracking_job(prepared.pipeline, self.data_dir))
         self.store.save_run(record)
+        if background:  # after the save: a worker about to exit idle sees the run when it looks once more
+            self.ensure_tracking_worker()
         return record
 
     async def execute(
@@ -316,9 +329,13 @@ class RunService:
         return RunStatus.FAILED, None
 
     def _finalize(self, record: RunRecord, prepared: Prepared, outcome: RunStatus) -> None:
-        """Turn the status final; tracking goes on in the background, or (inline) is done before that save."""
+        """Turn the status final with the MLflow run's ids in the record: the tracking worker created it
+        meanwhile (waited for up to ``tracking_wait_s`` if not yet) and finishes it after this save; or,
+        inline, tracking is done before this save."""
         background = prepared.request.track and self.background_tracking
-        if prepared.request.track and not background:
+        if background:
+            self._wait_for_mlflow_run(record)
+        elif prepared.request.track:
             began = time.perf_counter()
             record.tracking = self._track(record, prepared.pipeline, outcome)
             record.timings["tracking_s"] = round(time.perf_counter() - began, 3)
@@ -327,8 +344,8 @@ class RunService:
         record.status, record.finished = outcome, time.time()
         record.duration_s = round(record.finished - record.created, 3)
         self._save(record)
-        if background:
-            self._start_tracking(record)
+        if background:  # the worker may have gone idle during a long run: it must see the final record
+            self.ensure_tracking_worker()
         if prepared.cleanup:
             shutil.rmtree(prepared.cleanup, ignore_errors=True)
         (self.on_complete if outcome is RunStatus.SUCCEEDED else self.on_failure)(record)
@@ -342,24 +359,37 @@ class RunService:
             self.log.warning("cellpipe: MLflow tracking of run %s failed: %s", record.id, exc)
             return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
 
-    def _start_tracking(self, record: RunRecord) -> None:
-        from jupyter_ext.tracking.background import start_worker
+    def _wait_for_mlflow_run(self, record: RunRecord) -> None:
+        """A worker that is still starting (cold: MLflow's import) gets up to ``tracking_wait_s`` to create
+        the MLflow run, so that the final record has its ids; the time waited is in the wall time."""
+        from jupyter_ext.tracking.background import wait_for_mlflow_run
+
+        tracking = self.store.tracking_of(record.id)
+        if tracking is not None and (tracking.mlflow_run_id or tracking.status is not TrackingStatus.PENDING):
+            record.timings["tracking_wait_s"] = 0.0
+            return
+        self.ensure_tracking_worker()  # a worker killed meanwhile
+        record.timings["tracking_wait_s"] = round(
+            wait_for_mlflow_run(self.store, record.id, self.tracking_wait_s), 3
+        )
+
+    def ensure_tracking_worker(self, *, keep_for: dict[str, Any] | None = None) -> int | None:
+        """Start the data directory's tracking worker unless one runs (cheap: a lock probe); its pid if
+        started. ``keep_for``: a process (a Jupyter server's owner) while which it stays, idle or not."""
+        from jupyter_ext.tracking.background import ensure_worker
 
         try:
-            start_worker(self.data_dir, record.id)
-        except OSError as exc:  # cannot start a process: the next service to open the store retries
-            self.log.warning("cellpipe: could not start MLflow tracking of run %s: %s", record.id, exc)
+            return ensure_worker(self.data_dir, idle_s=self.tracking_idle_s, keep_for=keep_for)
+        except OSError as exc:  # cannot start a process: the next run or service to open the store retries
+            self.log.warning("cellpipe: could not start the MLflow tracking worker: %s", exc)
+            return None
 
     def _resume_tracking(self) -> None:
-        from jupyter_ext.tracking.background import resume_pending
+        """Pending tracking left by processes that ended (an index lookup) gets a worker."""
+        from jupyter_ext.tracking.background import has_work
 
-        try:
-            resumed = resume_pending(self.store)
-        except OSError as exc:
-            self.log.warning("cellpipe: could not resume pending MLflow tracking: %s", exc)
-            return
-        if resumed:
-            self.log.info("cellpipe: resumed MLflow tracking of runs %s", ", ".join(resumed))
+        if has_work(self.store):
+            self.ensure_tracking_worker()
 
     def wait_for_tracking(self, run_id: str, timeout: float = 300.0) -> RunRecord:
         """The run's record once its tracking is no longer pending (or as it is when ``timeout`` runs out)."""
@@ -371,7 +401,8 @@ class RunService:
         return record
 
     def _save(self, record: RunRecord) -> None:
-        self.store.save_run(record)
+        """Save, keeping (and taking into ``record``) what the tracking worker wrote meanwhile."""
+        self.store.save_run(record, keep_tracking=self.background_tracking)
 
     # -- cluster runs: owned by the cluster, refreshed when read -----------------------------------------
     async def follow(
@@ -466,8 +497,8 @@ class RunService:
         current = self.store.update_run(run_id, change)
         if concluded and current is not None:
             self._refresh_locks.pop(run_id, None)
-            if current.tracking.status is TrackingStatus.PENDING:
-                self._start_tracking(current)
+            if current.tracking.status is TrackingStatus.PENDING and self.background_tracking:
+                self.ensure_tracking_worker()  # it finishes the MLflow run now that the record is final
             (self.on_complete if current.status is RunStatus.SUCCEEDED else self.on_failure)(current)
         return current
 
@@ -695,6 +726,18 @@ def requester(source: str = "cellpipe runs cancel", user: str | None = None) -> 
         except (KeyError, OSError):  # a container user without a passwd entry
             user = f"uid {os.getuid()}"
     return f"{user} ({source})"
+
+
+TRACKING_WAIT_ENV = "CELLPIPE_TRACKING_WAIT_S"
+DEFAULT_TRACKING_WAIT_S = 1.0
+
+
+def tracking_wait_default() -> float:
+    """How long finalize waits for a starting tracking worker: ``$CELLPIPE_TRACKING_WAIT_S`` or 1 s."""
+    try:
+        return max(0.0, float(os.environ.get(TRACKING_WAIT_ENV) or DEFAULT_TRACKING_WAIT_S))
+    except ValueError:
+        return DEFAULT_TRACKING_WAIT_S
 
 
 def _step_records(pipeline: Pipeline) -> list[StepRecord]:

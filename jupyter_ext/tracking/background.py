@@ -1,15 +1,27 @@
-"""MLflow tracking off the critical path: a detached process logs a finished run from its durable record.
+"""MLflow tracking off the critical path: one warm tracking worker per data directory.
 
-Importing MLflow and writing a run with a nested run per step costs seconds of CPU, more than many
-pipelines. So the run service finalizes the record first (status final, ``tracking.status`` ``pending``)
-and starts ``python -m jupyter_ext.tracking.background DATA_DIR RUN_ID`` in its own session: the result
-is shown at once, and the worker outlives the command that started it (and Ctrl-C in its terminal).
-The worker reads everything from the record store and ``runs/<id>/tracking-job.json`` (written when the
-record is created), logs the run, and turns the record's tracking ``ok`` or ``failed`` (with the error).
+Importing MLflow costs about two seconds of CPU and 190 MiB, more than many pipelines, so no run pays it.
+One detached process per data directory (``python -m jupyter_ext.tracking.background DATA_DIR``, its own
+session: it outlives the command that started it, and Ctrl-C in its terminal) imports MLflow once and
+serves the runs of every process using that directory:
 
-Nothing is lost when a process ends: a run whose tracking is still pending and that no worker holds
-(``runs/<id>/tracking.lock``) is picked up again by the next run service that opens the store
-(:func:`resume_pending`); a retry replaces the MLflow runs a killed attempt left behind.
+- a tracked run's record is created with ``tracking.status`` ``pending`` and ``runs/<id>/tracking-job.json``
+  (what tracking needs besides the record); the worker creates the run's MLflow run (RUNNING, lineage
+  tags, parameters) and writes its ids and link into the record while the run executes;
+- when the record turns final the worker logs the rest (metrics, a nested run per step), terminates the
+  MLflow run with the run's status, and turns tracking ``ok``, or ``failed`` with the reason (MLflow down,
+  bad URI, disk full: the run's own status never changes, and the worker goes on serving other runs).
+
+The worker writes only the record's tracking part, in the store's update transaction; the run service
+saves with ``keep_tracking``, so neither undoes the other. One worker at a time: it holds an exclusive lock
+on ``<data dir>/tracking-worker.lock`` while it lives (the kernel drops it if the worker dies), and callers
+start one only when that lock is free (:func:`ensure_worker`, a non-blocking ``flock``: no MLflow import).
+It finds work with an index lookup (``runs_tracking_pending``) and exits after
+``$CELLPIPE_TRACKING_IDLE_S`` seconds without any (default 300). Nothing is lost when a worker dies: the
+next one (started by the next run, or by a run service or Jupyter server opening the store) picks up
+every pending run, and replaces what a killed attempt had left in MLflow.
+
+Runs tracked inline (``background_tracking=False``: a Job pod) have no job file and are not the worker's.
 """
 
 from __future__ import annotations
@@ -18,20 +30,26 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from jupyter_ext.records.models import RunRecord, Tracking, TrackingStatus
+from jupyter_ext.records.owner import owner_alive
 from jupyter_ext.records.store import RecordStore
 from jupyter_ext.util import open_private, private_dir, write_json_atomic
 
 JOB_FILE = "tracking-job.json"
-LOCK_FILE = "tracking.lock"
-LOG_FILE = "tracking.log"
+WORKER_LOCK = "tracking-worker.lock"
+WORKER_LOG = "tracking-worker.log"
+IDLE_ENV = "CELLPIPE_TRACKING_IDLE_S"
+KEEP_FOR_ENV = "CELLPIPE_TRACKING_KEEP_FOR"  # a process (records.owner JSON) while which the worker stays
+DEFAULT_IDLE_S = 300.0
+POLL_S = 0.05  # one indexed query: ~0.1 ms
+ALIVE_CHECK_S = 2.0  # how often a running run's owner is checked (a dead one turns the run crashed)
 RESUME_WITHIN_S = 7 * 24 * 3600  # older pending runs are left alone (their MLflow store may be gone)
 
 _workers: list[subprocess.Popen] = []  # started here; polled so that finished ones are reaped
@@ -42,20 +60,66 @@ def write_job(run_dir: Path, job: dict[str, Any]) -> None:
     write_json_atomic(private_dir(run_dir) / JOB_FILE, job)
 
 
-def start_worker(data_dir: Path, run_id: str) -> int:
-    """Start a detached tracking process for a finalized run; returns its pid."""
+def idle_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S))
+    except ValueError:
+        return DEFAULT_IDLE_S
+
+
+# -- callers -----------------------------------------------------------------------------------------
+def stop_worker(data_dir: Path, timeout: float = 30.0) -> None:
+    """Stop the data directory's worker, if one runs (what it was doing is picked up by the next one)."""
+    pid = worker_pid(data_dir)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while worker_pid(data_dir) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def worker_pid(data_dir: Path) -> int | None:
+    """The pid of the worker serving ``data_dir`` now, or None when none does."""
+    path = Path(data_dir) / WORKER_LOCK
+    if not path.exists():
+        return None
+    with _lock(path) as free:
+        if free:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text().split()[0])
+    return None
+
+
+def ensure_worker(
+    data_dir: Path, *, idle_s: float | None = None, keep_for: dict[str, Any] | None = None
+) -> int | None:
+    """Start the data directory's tracking worker unless one runs; returns the new worker's pid, or None
+    when one was running already. Cheap: a non-blocking lock probe, then (rarely) a process start.
+    ``keep_for``: an owner (:func:`~jupyter_ext.records.owner.current_owner`, a Jupyter server's) while
+    which the worker does not exit idle."""
+    _workers[:] = [w for w in _workers if w.poll() is None]
+    data_dir = private_dir(Path(data_dir)).resolve()
+    with _lock(data_dir / WORKER_LOCK) as free:
+        if not free:
+            return None
     import jupyter_ext
 
-    _workers[:] = [w for w in _workers if w.poll() is None]
-    run_dir = private_dir(Path(data_dir) / "runs" / run_id)
     package_root = str(Path(jupyter_ext.__file__).resolve().parents[1])  # the same cellpipe as ours
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
     }
-    with open_private(run_dir / LOG_FILE, "ab") as log:
+    if idle_s is not None:
+        env[IDLE_ENV] = str(idle_s)
+    env.pop(KEEP_FOR_ENV, None)
+    if keep_for:
+        env[KEEP_FOR_ENV] = json.dumps(keep_for)
+    with open_private(data_dir / WORKER_LOG, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_ext.tracking.background", str(Path(data_dir).resolve()), run_id],
+            [sys.executable, "-m", "jupyter_ext.tracking.background", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, close_fds=True,
         )  # fmt: skip
@@ -63,76 +127,216 @@ def start_worker(data_dir: Path, run_id: str) -> int:
     return worker.pid
 
 
-def track_pending(data_dir: Path, run_id: str) -> Tracking | None:
-    """Log a final run whose tracking is pending (the worker's body); None when there was nothing to do."""
-    store = RecordStore(data_dir)
-    run_dir = store.run_dir(run_id)
-    try:
-        with _held(run_dir / LOCK_FILE, wait=True):
-            record = store.update_run(run_id, lambda r: None)  # the current record, if it still exists
-            if record is None or not record.is_final or record.tracking.status is not TrackingStatus.PENDING:
-                return None
-            began = time.perf_counter()
-            tracking = _track(record, run_dir, data_dir)
-            seconds = round(time.perf_counter() - began, 3)
-
-            def finish(current: RunRecord) -> None:
-                current.tracking = tracking
-                current.timings["tracking_background_s"] = seconds  # not in the wall time
-                if tracking.mlflow_url:
-                    current.links["mlflow"] = tracking.mlflow_url
-
-            store.update_run(run_id, finish)
-            return tracking
-    except FileNotFoundError:  # the run was deleted meanwhile
-        return None
-    finally:
-        store.close()
+def has_work(store: RecordStore) -> bool:
+    """Whether a recent run waits for the tracking worker (an index lookup, and a stat per pending run)."""
+    return any(
+        (store.run_dir(run_id) / JOB_FILE).is_file()
+        for run_id, _status, _mlflow in store.pending_tracking(since=time.time() - RESUME_WITHIN_S)
+    )
 
 
-def _track(record: RunRecord, run_dir: Path, data_dir: Path) -> Tracking:
-    try:
-        job = json.loads((run_dir / JOB_FILE).read_text())
-        from jupyter_ext.tracking.mlflow import track_record
-
-        return track_record(record, job, data_dir=data_dir, status=record.status)
-    except Exception as exc:  # MLflow down, disk full, job file lost: the record says why
-        return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-
-
-def resume_pending(store: RecordStore) -> list[str]:
-    """Start a worker for every recent final run whose tracking is pending and held by no worker."""
-    resumed = []
-    for run_id in store.pending_tracking(since=time.time() - RESUME_WITHIN_S):
-        try:
-            with _held(store.run_dir(run_id) / LOCK_FILE, wait=False):
-                pass
-        except (BlockingIOError, FileNotFoundError):
-            continue  # a worker holds it, or the run's directory is gone
-        start_worker(store.data_dir, run_id)
-        resumed.append(run_id)
-    return resumed
+def wait_for_mlflow_run(store: RecordStore, run_id: str, timeout: float) -> float:
+    """Wait (at most ``timeout`` seconds) until the worker has created the run's MLflow run or given up on
+    it; returns the seconds waited. Never raises for a slow or missing worker: the record then goes final
+    without the MLflow ids, and the worker adds them later."""
+    began = time.monotonic()
+    while True:
+        tracking = store.tracking_of(run_id)
+        if tracking is None or tracking.mlflow_run_id or tracking.status is not TrackingStatus.PENDING:
+            break
+        if time.monotonic() - began >= timeout:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - began
 
 
 @contextlib.contextmanager
-def _held(path: Path, *, wait: bool) -> Iterator[None]:
-    """An exclusive lock on ``path`` (released by the kernel if the holder dies)."""
-    if not path.parent.is_dir():
-        raise FileNotFoundError(path.parent)
+def _lock(path: Path) -> Any:
+    """Yields whether the worker lock at ``path`` was free (taken, and released on exit) or is held."""
     with open_private(path, "ab") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        yield
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- the worker --------------------------------------------------------------------------------------
+class Worker:
+    """Serves one data directory: start and finish the MLflow runs of its tracked runs."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from jupyter_ext.tracking.mlflow import MlflowTracker
+
+        self.store = RecordStore(data_dir)
+        self.tracker = MlflowTracker(data_dir)
+        self.start_s: dict[str, float] = {}  # run id -> seconds its MLflow run took to create
+        self.not_ours: set[str] = set()  # pending runs without a job file (tracked inline elsewhere)
+        self.checked: dict[str, float] = {}  # run id -> when its owner was last checked
+
+    def warm_up(self) -> None:
+        """Import MLflow and open the default store now (a new sqlite store migrates for seconds), so the
+        first run served is not the one that waits."""
+        from jupyter_ext.tracking.mlflow import tracking_uri
+
+        with contextlib.suppress(Exception):  # a broken store is reported with the run that uses it
+            self.tracker.client_for(tracking_uri(self.store.data_dir)).search_experiments(max_results=1)
+
+    def serve_once(self) -> bool:
+        """Handle whatever waits now; returns whether there was anything to do."""
+        did = False
+        now = time.time()
+        for run_id, status, mlflow_run_id in self.store.pending_tracking(since=now - RESUME_WITHIN_S):
+            if run_id in self.not_ours:
+                continue
+            if status.is_final:
+                did = self._finish(run_id) or did
+            elif not mlflow_run_id:
+                did = self._start(run_id) or did
+            elif now - self.checked.get(run_id, 0.0) >= ALIVE_CHECK_S:
+                self.checked[run_id] = now
+                with contextlib.suppress(Exception):
+                    self.store.get_run(run_id)  # marks it crashed if its owner is gone; then it is finished
+        return did
+
+    def _job(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.store.run_dir(run_id) / JOB_FILE).read_text())
+        except FileNotFoundError:
+            self.not_ours.add(run_id)
+        except (OSError, ValueError) as exc:
+            self._write(run_id, _failed(exc), only_if=lambda t: True)
+        return None
+
+    def _record(self, run_id: str) -> RunRecord | None:
+        from jupyter_ext.errors import CellpipeError
+
+        try:
+            return self.store.get_run(run_id)
+        except CellpipeError:  # deleted meanwhile
+            return None
+
+    def _start(self, run_id: str) -> bool:
+        attempt = self._attempt(run_id, "start")
+        if attempt is None:
+            return False
+        tracking, self.start_s[run_id] = attempt
+        self._write(run_id, tracking, only_if=lambda t: not t.mlflow_run_id)
+        return True
+
+    def _finish(self, run_id: str) -> bool:
+        attempt = self._attempt(run_id, "finish")
+        if attempt is None:
+            return False
+        tracking, seconds = attempt
+        self._write(run_id, tracking, only_if=lambda t: True, seconds=self.start_s.pop(run_id, 0.0) + seconds)
+        self.checked.pop(run_id, None)
+        return True
+
+    def _attempt(self, run_id: str, stage: str) -> tuple[Tracking, float] | None:
+        """Start or finish the run's MLflow run: (its tracking, seconds taken); None when not ours or gone."""
+        job, record = self._job(run_id), self._record(run_id)
+        if job is None or record is None:
+            return None
+        began = time.perf_counter()
+        try:
+            if stage == "start":
+                tracking = self.tracker.start(record, job)
+            else:
+                tracking = self.tracker.finish(record, job, record.tracking)
+        except Exception as exc:  # MLflow down, bad URI, disk full: the record says why
+            tracking = _failed(exc, record)
+        return tracking, time.perf_counter() - began
+
+    def _write(self, run_id: str, tracking: Tracking, *, only_if: Any, seconds: float | None = None) -> None:
+        """Write the tracking part of the record, if it is still pending (and ``only_if`` holds)."""
+
+        def change(record: RunRecord) -> None:
+            if record.tracking.status is not TrackingStatus.PENDING or not only_if(record.tracking):
+                return
+            record.tracking = tracking
+            if tracking.mlflow_url:
+                record.links["mlflow"] = tracking.mlflow_url
+            if seconds is not None:
+                record.timings["tracking_background_s"] = round(seconds, 3)  # not in the wall time
+
+        self.store.update_run(run_id, change)
+        if tracking.status is TrackingStatus.FAILED:
+            print(f"cellpipe: MLflow tracking of run {run_id} failed: {tracking.error}", flush=True)
+
+
+def _failed(exc: BaseException, record: RunRecord | None = None) -> Tracking:
+    uri = record.tracking.tracking_uri if record else None
+    return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}", tracking_uri=uri)
+
+
+def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None) -> int:
+    """The worker's life: take the lock (or leave it to the worker holding it), serve until idle."""
+    lock_path = data_dir / WORKER_LOCK
+    handle = _take(lock_path)
+    if handle is None:
+        return 0  # another worker serves this directory
+    worker = Worker(data_dir)
+    print(f"cellpipe: tracking worker {os.getpid()} serving {data_dir}", flush=True)
+    began = time.perf_counter()
+    worker.warm_up()
+    print(f"cellpipe: tracking worker {os.getpid()} ready in {time.perf_counter() - began:.1f}s", flush=True)
+    last_work = time.monotonic()
+    while worker.store.db_path.exists():  # a deleted data directory has nothing left to serve
+        try:
+            busy = worker.serve_once()
+        except Exception as exc:  # the store busy past its timeout, a bug of ours: go on serving
+            print(f"cellpipe: tracking worker: {type(exc).__name__}: {exc}", flush=True)
+            busy = False
+        if busy:
+            last_work = time.monotonic()
+        elif time.monotonic() - last_work >= idle_s and not (keep_for and owner_alive(keep_for)):
+            handle.close()  # first let go, then look once more: a run saved before a caller's lock
+            if not has_work(worker.store):  # probe (which saw us still holding it) is seen here
+                break
+            handle = _take(lock_path)
+            if handle is None:
+                break  # a new worker took over
+            last_work = time.monotonic()
+        time.sleep(POLL_S)
+    worker.store.close()
+    return 0
+
+
+def _take(path: Path) -> IO[bytes] | None:
+    """Take the worker lock for good (None when another worker holds it) and write our pid into it."""
+    handle = open_private(path, "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    os.truncate(path, 0)
+    handle.write(f"{os.getpid()}\n".encode())
+    handle.flush()
+    return handle
 
 
 def main(argv: list[str] | None = None) -> int:
     from jupyter_ext.startup import defer_iri_grammars
 
     defer_iri_grammars()
-    data_dir, run_id = argv if argv is not None else sys.argv[1:]
-    tracking = track_pending(Path(data_dir), run_id)
-    if tracking is not None and tracking.status is TrackingStatus.FAILED:
-        print(f"cellpipe: MLflow tracking of run {run_id} failed: {tracking.error}", file=sys.stderr)
-    return 0
+    (data_dir,) = argv if argv is not None else sys.argv[1:]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session already; a stray Ctrl-C must not lose work
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the runs it serves come first on a busy machine
+    for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+        os.environ.setdefault(
+            name, value
+        )  # an unreachable server fails a run's tracking in seconds, not minutes
+    keep_for = None
+    with contextlib.suppress(ValueError):
+        keep_for = json.loads(os.environ.get(KEEP_FOR_ENV) or "null")
+    return serve(Path(data_dir), idle_seconds(), keep_for)
 
 
 if __name__ == "__main__":

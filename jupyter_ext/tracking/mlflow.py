@@ -1,4 +1,4 @@
-"""MLflow tracking of a finished run: one MLflow run per pipeline run, a nested run per step.
+"""MLflow tracking of a run: one MLflow run per pipeline run, a nested run per step.
 
 The pipeline run gets the parameters, the pipeline metrics and lineage tags (cellpipe run id, notebook
 and its hash, snapshot id); each step run gets the parameters it reads, its metrics, its status and
@@ -11,6 +11,7 @@ Default store: ``sqlite:///<data dir>/mlflow.db`` with artifacts in ``<data dir>
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -31,67 +32,118 @@ def tracking_uri(data_dir: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(data_dir).resolve() / DATABASE_FILE}"
 
 
-def tracking_job(pipeline: Pipeline) -> dict[str, Any]:
-    """What tracking needs from the pipeline besides the run record, as JSON: a detached tracking process
-    (:mod:`jupyter_ext.tracking.background`) logs a run from its record and this, without the notebook."""
+def tracking_job(pipeline: Pipeline, data_dir: str | Path) -> dict[str, Any]:
+    """What tracking needs from the pipeline besides the run record, as JSON: the tracking worker
+    (:mod:`jupyter_ext.tracking.background`) logs a run from its record and this, without the notebook. The
+    tracking URI is resolved here, by the process that starts the run (the worker serves every process of
+    the data directory, whatever their ``MLFLOW_TRACKING_URI``); credentials stay in the environment."""
+    uri = tracking_uri(data_dir)
     return {
         "experiment": pipeline.experiment or pipeline.name,
         "pipeline": pipeline.name,
         "steps": [[step.name, list(step.parameters)] for step in pipeline.steps],  # pipeline order, reads
+        "tracking_uri": uri,
+        "default_store": _default_store(uri),
     }
 
 
 def track_run(record: RunRecord, pipeline: Pipeline, *, data_dir: str | Path, status: RunStatus) -> Tracking:
-    """Log a run record to MLflow as a run with ``status``; raises what MLflow raises (the caller decides)."""
-    return track_record(record, tracking_job(pipeline), data_dir=data_dir, status=status)
+    """Log a run record to MLflow as a run with ``status`` at once (inline: a Job pod); raises what MLflow
+    raises (the caller decides)."""
+    return MlflowTracker(data_dir).finish(record, tracking_job(pipeline, data_dir), Tracking(), status=status)
 
 
-def track_record(
-    record: RunRecord, job: dict[str, Any], *, data_dir: str | Path, status: RunStatus
-) -> Tracking:
-    """:func:`track_run` from a :func:`tracking_job`. A retry after a killed attempt replaces the MLflow runs
-    that attempt left (found by their ``cellpipe.run_id`` tag), so a run is logged once."""
-    import logging
+class MlflowTracker:
+    """Creates and finishes the MLflow runs of cellpipe runs, with one client per tracking URI (the tracking
+    worker keeps one tracker for its whole life: MLflow is imported and each store opened once).
 
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
+    A retry after a killed attempt replaces what that attempt left (runs found by their ``cellpipe.run_id``
+    tag; step runs by their parent), so each cellpipe run has one MLflow run."""
 
-    for noisy in ("alembic", "mlflow.store.db.utils"):  # sqlite migrations are chatty on first use
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    uri = tracking_uri(data_dir)
-    if _default_store(uri):
-        _create_private_store(Path(data_dir).resolve())
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = _experiment(client, job["experiment"], data_dir, uri)
-    _delete_earlier_attempts(client, experiment_id, record.id)
-    start_ms = int(record.created * 1000)
-    end_ms = int(time.time() * 1000)
-    parent = client.create_run(
-        experiment_id,
-        start_time=start_ms,
-        run_name=f"{job['pipeline']} {record.id}",
-        tags={
-            "cellpipe.run_id": record.id,
-            "cellpipe.pipeline": job["pipeline"],
-            "cellpipe.notebook": record.notebook,
-            "cellpipe.notebook_sha256": record.notebook_sha256 or "",
-            "cellpipe.snapshot_id": record.snapshot_id or "",
-            "cellpipe.target": record.target,
-        },
-    ).info.run_id
-    params = [Param(k, _param(v)) for k, v in sorted(record.parameters.items())]
-    metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
-    client.log_batch(parent, metrics=metrics, params=params)
-    for name, reads in job["steps"]:
-        _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
-    client.set_terminated(parent, status=STATUS.get(status, "FAILED"), end_time=end_ms)
-    return Tracking(
-        status=TrackingStatus.OK,
-        mlflow_run_id=parent,
-        mlflow_url=run_url(uri, experiment_id, parent),
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-    )
+    def __init__(self, data_dir: str | Path) -> None:
+        import logging
+
+        for noisy in ("alembic", "mlflow.store.db.utils"):  # sqlite migrations are chatty on first use
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self.data_dir = Path(data_dir).resolve()
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, job: dict[str, Any]) -> tuple[Any, str]:
+        uri = job.get("tracking_uri") or tracking_uri(self.data_dir)
+        return self.client_for(uri, default_store=job.get("default_store")), uri
+
+    def client_for(self, uri: str, *, default_store: bool | None = None) -> Any:
+        """The MLflow client of ``uri`` (made once; the default sqlite store is created private)."""
+        client = self._clients.get(uri)
+        if client is None:
+            from mlflow.tracking import MlflowClient
+
+            if _default_store(uri) if default_store is None else default_store:
+                _create_private_store(self.data_dir)
+            client = self._clients[uri] = MlflowClient(tracking_uri=uri)
+        return client
+
+    def start(self, record: RunRecord, job: dict[str, Any]) -> Tracking:
+        """Create the run's MLflow run (RUNNING, lineage tags, parameters); tracking stays pending."""
+        from mlflow.entities import Param
+
+        client, uri = self._client(job)
+        experiment_id = _experiment(client, job["experiment"], self.data_dir, uri, job)
+        _delete_earlier_attempts(client, experiment_id, record.id)
+        parent = client.create_run(
+            experiment_id,
+            start_time=int(record.created * 1000),
+            run_name=f"{job['pipeline']} {record.id}",
+            tags={
+                "cellpipe.run_id": record.id,
+                "cellpipe.pipeline": job["pipeline"],
+                "cellpipe.notebook": record.notebook,
+                "cellpipe.notebook_sha256": record.notebook_sha256 or "",
+                "cellpipe.snapshot_id": record.snapshot_id or "",
+                "cellpipe.target": record.target,
+            },
+        ).info.run_id
+        params = [Param(k, _param(v)) for k, v in sorted(record.parameters.items())]
+        client.log_batch(parent, params=params)
+        return Tracking(
+            status=TrackingStatus.PENDING,
+            mlflow_run_id=parent,
+            mlflow_url=run_url(uri, experiment_id, parent),
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+        )
+
+    def finish(
+        self, record: RunRecord, job: dict[str, Any], tracking: Tracking, *, status: RunStatus | None = None
+    ) -> Tracking:
+        """Log the final record (metrics, a nested run per step) into the run's MLflow run, created now if
+        ``tracking`` has none, and terminate it with the run's status."""
+        from mlflow.entities import Metric
+
+        client, _uri = self._client(job)
+        if not tracking.mlflow_run_id or not _exists(client, tracking.mlflow_run_id):
+            tracking = self.start(record, job)
+        parent, experiment_id = tracking.mlflow_run_id, tracking.experiment_id
+        for earlier in client.search_runs(
+            [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'"
+        ):
+            client.delete_run(earlier.info.run_id)  # steps a killed attempt logged
+        end_ms = int(time.time() * 1000)
+        metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
+        client.log_batch(parent, metrics=metrics)
+        for name, reads in job["steps"]:
+            _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
+        client.set_terminated(parent, status=STATUS.get(status or record.status, "FAILED"), end_time=end_ms)
+        return dataclasses.replace(tracking, status=TrackingStatus.OK, error=None)
+
+
+def _exists(client: Any, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
 
 
 def _delete_earlier_attempts(client, experiment_id: str, run_id: str) -> None:
@@ -132,12 +184,12 @@ def _track_step(client, experiment_id, parent, reads, info: StepRecord, record: 
     client.set_terminated(run_id, status=status, end_time=started + duration_ms if duration_ms else end_ms)
 
 
-def _experiment(client, name: str, data_dir: str | Path, uri: str) -> str:
+def _experiment(client, name: str, data_dir: str | Path, uri: str, job: dict[str, Any]) -> str:
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
     location = None
-    if _default_store(uri):
+    if job.get("default_store", _default_store(uri)):
         location = (Path(data_dir).resolve() / ARTIFACTS_DIR / name).as_uri()
     return client.create_experiment(name, artifact_location=location)
 

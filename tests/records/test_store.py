@@ -12,6 +12,7 @@ import time
 import pytest
 
 from jupyter_ext.errors import CellpipeError
+from jupyter_ext.records import models
 from jupyter_ext.records.models import RunRecord, RunStatus, ScheduleRecord, StepRecord, StepStatus
 from jupyter_ext.records.owner import current_owner, process_start
 from jupyter_ext.records.store import DB_FILE, MIGRATIONS, SCHEMA_VERSION, RecordStore
@@ -194,7 +195,7 @@ def test_a_version_3_database_gets_the_cancel_requests_table(tmp_path):
         )
     engine.dispose()
     store = RecordStore(tmp_path)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.get_run("old-3").cancel_requested is None
     assert store.request_cancel("old-3", "me (test)").cancel_requested["by"] == "me (test)"
 
@@ -217,3 +218,82 @@ def test_a_cancel_request_is_kept_apart_from_the_owners_saves(tmp_path):
     assert store.cancel_requests(["r2"]) == {} and store.request_cancel("nope", "me") is None
     store.delete_run("r1")
     assert store.cancel_requests(["r1"]) == {}
+
+
+def test_a_version_4_database_gets_the_tracking_column(tmp_path):
+    """v4 -> v5: the tracking status becomes a column filled from the stored records, with a partial index
+    of the pending ones (the tracking worker's poll)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / DB_FILE}")
+    with engine.begin() as conn:
+        for version in (1, 2, 3, 4):
+            MIGRATIONS[version](conn)
+        conn.exec_driver_sql("PRAGMA user_version = 4")
+        for run_id, tracking in (("a", "pending"), ("b", "ok"), ("c", None)):
+            record = make(run_id, 5.0, status=RunStatus.SUCCEEDED)
+            data = record.to_dict()
+            data["tracking"] = {"status": tracking} if tracking else None
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, notebook, status, target, created, finished, data) VALUES (?,?,?,?,?,?,?)",
+                (run_id, "/p/a.ipynb", "succeeded", "local", 5.0, 6.0, json.dumps(data)),
+            )
+    engine.dispose()
+    store = RecordStore(tmp_path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.pending_tracking(since=0) == [("a", RunStatus.SUCCEEDED, None)]
+    with store._read() as conn:
+        plan = " ".join(str(r) for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE tracking = 'pending' AND created >= 0"))  # fmt: skip
+    assert "runs_tracking_pending" in plan  # an index lookup, not a scan of every run
+
+
+def test_pending_tracking_stays_an_index_lookup_with_many_runs(tmp_path):
+    store = RecordStore(tmp_path)
+    with store._write() as conn:
+        for i in range(2000):
+            record = make(f"r{i:05d}", float(i), status=RunStatus.SUCCEEDED)
+            record.tracking = models.Tracking(
+                status=models.TrackingStatus.OK if i != 1234 else models.TrackingStatus.PENDING
+            )
+            store._upsert(conn, record)
+    assert store.pending_tracking(since=0) == [("r01234", RunStatus.SUCCEEDED, None)]
+    with store._read() as conn:
+        plan = " ".join(str(r) for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id, status FROM runs WHERE tracking = 'pending' AND created >= 0"))  # fmt: skip
+    assert "runs_tracking_pending" in plan and "SCAN runs" not in plan
+
+
+def test_saves_with_keep_tracking_never_undo_the_tracking_workers_writes(tmp_path):
+    """The run service saves its whole record often (each step) while the tracking worker writes the
+    record's tracking part: two processes racing, each change must survive."""
+    store = RecordStore(tmp_path)
+    steps = [StepRecord(f"s{i}") for i in range(40)]
+    store.save_run(make("race", 1.0, status=RunStatus.RUNNING, steps=steps,
+                        tracking=models.Tracking(status=models.TrackingStatus.PENDING)))  # fmt: skip
+    worker = (
+        "import sys, time\n"
+        "from jupyter_ext.records.store import RecordStore\n"
+        "store = RecordStore(sys.argv[1])\n"
+        "time.sleep(0.2)\n"
+        "def change(r):\n"
+        "    r.tracking.mlflow_run_id = 'mlflow-1'; r.tracking.experiment_id = '7'; r.links['mlflow'] = 'http://m/1'\n"
+        "store.update_run('race', change)\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", worker, str(tmp_path)])
+    record = store.get_run("race")
+    for step in record.steps:  # the service's saves, with a record read before the worker wrote
+        step.status = StepStatus.SUCCEEDED
+        store.save_run(record, keep_tracking=True)
+        time.sleep(0.01)
+    assert other.wait(timeout=60) == 0
+    store.save_run(record, keep_tracking=True)
+    stored = store.get_run("race")
+    assert all(s.status is StepStatus.SUCCEEDED for s in stored.steps)  # the service's writes
+    assert (
+        stored.tracking.mlflow_run_id == "mlflow-1" and stored.links["mlflow"] == "http://m/1"
+    )  # the worker's
+    assert record.tracking.mlflow_run_id == "mlflow-1"  # and the service's own record now has them too
+    record.tracking = models.Tracking(status=models.TrackingStatus.FAILED, error="x")
+    store.save_run(record)  # without keep_tracking (inline tracking): the caller's tracking is written
+    assert store.get_run("race").tracking.status is models.TrackingStatus.FAILED

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from jupyter_ext.tracking.background import stop_worker
+
 TOKEN = "cellpipe-test-token"
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
@@ -50,6 +52,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        stop_worker(self.root / ".cellpipe")  # the MLflow tracking worker outlives a server on purpose
 
 
 def start_server(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Server:

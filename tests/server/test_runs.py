@@ -148,3 +148,25 @@ def test_cancel_a_running_pipeline_and_delete_only_when_final(server):
     assert record["status"] == "cancelled"
     assert server.api("POST", f"runs/{run_id}/cancel").json()["status"] == "cancelled"  # idempotent
     assert server.api("DELETE", f"runs/{run_id}").status_code == 204
+
+
+def test_the_server_prestarts_the_tracking_worker_and_final_records_name_the_mlflow_run(server):
+    from jupyter_ext.tracking.background import WORKER_LOG, worker_pid
+
+    data_dir = server.root / ".cellpipe"
+    log = data_dir / WORKER_LOG
+    deadline = time.time() + 120
+    while not (log.exists() and " ready in " in log.read_text()) and time.time() < deadline:
+        time.sleep(0.2)  # started with the server, before any run; warm once MLflow is imported
+    pid = worker_pid(data_dir)
+    assert pid is not None and f"tracking worker {pid} ready" in log.read_text()
+    response = server.api("POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": 5}})
+    assert response.status_code == 202, response.text
+    record = wait_final(server, response.json()["id"])
+    assert record["status"] == "succeeded" and record["tracking"]["mlflow_run_id"], record["tracking"]
+    assert record["tracking"]["status"] in ("pending", "ok") and worker_pid(data_dir) == pid
+    deadline = time.time() + 120
+    while record["tracking"]["status"] == "pending" and time.time() < deadline:
+        time.sleep(0.3)
+        record = server.api("GET", f"runs/{record['id']}").json()
+    assert record["tracking"]["status"] == "ok", record["tracking"]

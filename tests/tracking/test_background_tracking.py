@@ -1,10 +1,12 @@
-"""MLflow tracking off the critical path: a detached worker logs a finished run from its durable record,
-after the command that ran it has returned, and no record is left pending when a process ends."""
+"""The warm MLflow tracking worker, with real MLflow (sqlite) and real processes: one worker per data
+directory serves every run, the MLflow run exists (RUNNING) while the run executes and its id is in the
+final record, nothing is lost or duplicated when a worker is killed, and an idle worker exits."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,10 +21,16 @@ pytestmark = pytest.mark.slow
 
 CELLS = [(["parameters"], "n = 2"), (["step:make"], "values = list(range(n))"),
          (["step:total"], "total = sum(values)"), (["pipeline-metrics"], "total")]  # fmt: skip
+WAIT_LONG = {"CELLPIPE_TRACKING_WAIT_S": "300"}  # a cold worker on a loaded machine: the id must be there
+RUNNER = (
+    "import sys; from pathlib import Path\n"
+    "from jupyter_ext.services.runs import RunRequest, RunService\n"
+    "RunService(Path(sys.argv[1])).run(RunRequest(notebook=Path(sys.argv[2])))\n"
+)
 
 
 def mlflow_runs(record):
-    """The MLflow runs tagged with the cellpipe run id: (parents, children)."""
+    """The active MLflow runs tagged with the cellpipe run id: (parents, children)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=record.tracking.tracking_uri)
@@ -33,84 +41,175 @@ def mlflow_runs(record):
     return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_tracking_completes_after_the_cli_has_returned(write_notebook, data_dir):
+def served_by(data_dir) -> list[str]:
+    """The 'serving' lines of the workers that served the directory (one per worker that took the lock)."""
+    log = data_dir / background.WORKER_LOG
+    return [line for line in log.read_text().splitlines() if "serving" in line] if log.exists() else []
+
+
+def wait_until(condition, timeout=120.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_the_final_record_has_the_mlflow_run_and_the_worker_finishes_it(write_notebook, data_dir):
     notebook = write_notebook(CELLS)
     done = subprocess.run(
         [sys.executable, "-m", "jupyter_ext.cli.main", "run", str(notebook), "-p", "n=5", "--json"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": os.getcwd(), **WAIT_LONG},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["status"] == "succeeded"
-    assert printed["tracking"]["status"] == "pending"  # the command did not wait for MLflow
-    assert "mlflow: logging in the background" in done.stderr
+    assert printed["tracking"]["mlflow_run_id"]  # complete when final: the MLflow run is named in it
+    assert printed["tracking"]["status"] in ("pending", "ok")  # the rest is logged off the result's path
     record = RunService(data_dir).wait_for_tracking(printed["id"])
     assert record.tracking.status is TrackingStatus.OK, record.tracking
     (parent,), children = mlflow_runs(record)
-    assert parent.info.run_id == record.tracking.mlflow_run_id and parent.info.status == "FINISHED"
+    assert parent.info.run_id == record.tracking.mlflow_run_id == printed["tracking"]["mlflow_run_id"]
+    assert parent.info.status == "FINISHED"
     assert parent.data.params["n"] == "5" and parent.data.metrics["total"] == 10.0
+    assert parent.data.tags["cellpipe.notebook"] == str(notebook)
     assert sorted(c.data.tags["cellpipe.step"] for c in children) == ["make", "total"]
     assert record.timings["tracking_background_s"] > 0 and "tracking_s" not in record.timings
+    assert "tracking_wait_s" in record.timings  # how long finalize waited for the worker is on record
 
 
-def test_a_run_whose_tracking_never_started_is_resumed_by_the_next_service(
+def test_a_long_run_is_running_in_mlflow_and_survives_a_killed_worker(write_notebook, data_dir, tmp_path):
+    """During the run: the MLflow run exists (RUNNING) and the record already names it. The worker is
+    killed mid-run; the run's finalize starts a new one, which finishes the same MLflow run."""
+    flag = tmp_path / "go"
+    notebook = write_notebook([
+        (["step:wait"], f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.05)\nx = 1"),
+        (["step:after"], "y = x + 1"),
+    ])  # fmt: skip
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(data_dir), str(notebook)],
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    try:
+        service = RunService(data_dir, background_tracking=False)  # a reader; starts no worker
+        wait_until(lambda: (data_dir / "cellpipe.db").exists() and service.list()[1], what="the record")
+        run_id = service.list()[0][0].id
+        record = wait_until(
+            lambda: (r := service.get(run_id)).tracking.mlflow_run_id and r, what="the MLflow run"
+        )
+        assert record.status is RunStatus.RUNNING and record.tracking.status is TrackingStatus.PENDING
+        (parent,), _ = mlflow_runs(record)
+        assert parent.info.run_id == record.tracking.mlflow_run_id and parent.info.status == "RUNNING"
+        first_worker = background.worker_pid(data_dir)
+        os.kill(first_worker, signal.SIGKILL)  # as an OOM kill would
+        wait_until(lambda: background.worker_pid(data_dir) is None, what="the lock to be free")
+        flag.write_text("")
+        assert runner.wait(timeout=300) == 0
+    finally:
+        flag.write_text("")
+        runner.kill()
+        runner.wait()
+    final = RunService(data_dir, background_tracking=False).wait_for_tracking(run_id)
+    assert final.status is RunStatus.SUCCEEDED and final.tracking.status is TrackingStatus.OK, final.tracking
+    assert final.tracking.mlflow_run_id == record.tracking.mlflow_run_id  # the same MLflow run, finished
+    (parent,), children = mlflow_runs(final)  # one MLflow run per cellpipe run
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert len(served_by(data_dir)) == 2 and background.worker_pid(data_dir) != first_worker
+
+
+def test_runs_in_quick_succession_share_one_worker(write_notebook, data_dir):
+    notebook = write_notebook(CELLS)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "CELLPIPE_TRACKING_IDLE_S": "120", **WAIT_LONG}
+    commands = [
+        subprocess.Popen([sys.executable, "-m", "jupyter_ext.cli.main", "run", str(notebook), "-p", f"n={i}",
+                          "--json", "--no-cache"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in range(5)
+    ]  # fmt: skip
+    printed = []
+    for command in commands:
+        out, err = command.communicate(timeout=600)
+        assert command.returncode == 0, err
+        printed.append(json.loads(out))
+    service = RunService(data_dir, background_tracking=False)
+    records = [service.wait_for_tracking(p["id"]) for p in printed]
+    assert all(r.tracking.status is TrackingStatus.OK for r in records), [r.tracking for r in records]
+    assert [r.tracking.mlflow_run_id for r in records] == [p["tracking"]["mlflow_run_id"] for p in printed]
+    assert len({r.tracking.mlflow_run_id for r in records}) == 5
+    assert all(len(mlflow_runs(r)[0]) == 1 for r in records)
+    assert len(served_by(data_dir)) == 1  # one process imported MLflow for all five
+    assert background.worker_pid(data_dir) is not None
+
+
+def test_an_idle_worker_exits(write_notebook, data_dir, monkeypatch):
+    monkeypatch.setenv("CELLPIPE_TRACKING_IDLE_S", "1")
+    service = RunService(data_dir)
+    record = service.run(RunRequest(notebook=write_notebook(CELLS)))
+    pid = background.worker_pid(data_dir)
+    assert pid is not None
+    assert service.wait_for_tracking(record.id).tracking.status is TrackingStatus.OK
+    wait_until(lambda: background.worker_pid(data_dir) is None, what="the idle worker to exit")
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid), what="the process to end")
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_pending_tracking_without_a_worker_is_resumed_by_the_next_service(
     write_notebook, data_dir, monkeypatch
 ):
     notebook = write_notebook(CELLS)
-    # the process ends after the final save, before it could start the tracking worker
-    monkeypatch.setattr(RunService, "_start_tracking", lambda self, record: None)
-    record = RunService(data_dir).run(RunRequest(notebook=notebook))
+    # the process ends before it could start a worker (and does not wait for one)
+    monkeypatch.setattr(RunService, "ensure_tracking_worker", lambda self, **kw: None)
+    record = RunService(data_dir, tracking_wait_s=0).run(RunRequest(notebook=notebook))
     assert record.status is RunStatus.SUCCEEDED and record.tracking.status is TrackingStatus.PENDING
-    time.sleep(0.5)
-    assert RunService(data_dir, background_tracking=False).get(record.id).tracking.status == "pending"
+    assert not record.tracking.mlflow_run_id and record.timings["tracking_wait_s"] == 0
     monkeypatch.undo()
-    service = RunService(data_dir)  # opening the store resumes it
-    tracked = service.wait_for_tracking(record.id)
-    assert tracked.tracking.status is TrackingStatus.OK
+    assert RunService(data_dir, background_tracking=False).get(record.id).tracking.status == "pending"
+    tracked = RunService(data_dir).wait_for_tracking(record.id)  # opening the store starts a worker
+    assert tracked.tracking.status is TrackingStatus.OK and tracked.tracking.mlflow_run_id
     assert len(mlflow_runs(tracked)[0]) == 1
 
 
-def test_a_crashed_run_is_still_tracked_as_failed(write_notebook, data_dir):
+def test_a_crashed_run_is_tracked_as_failed(write_notebook, data_dir):
     notebook = write_notebook([(["step:wait"], "import time\ntime.sleep(120)\nx = 1")])
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from jupyter_ext.services.runs import RunRequest, RunService\n"
-        "RunService(Path(sys.argv[1])).run(RunRequest(notebook=Path(sys.argv[2])))\n"
-    )
-    runner = subprocess.Popen([sys.executable, "-c", script, str(data_dir), str(notebook)],
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(data_dir), str(notebook)],
                               env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
     try:
-        service = None
-        for _ in range(600):
-            time.sleep(0.2)
-            if (data_dir / "cellpipe.db").exists():
-                service = service or RunService(data_dir, background_tracking=False)
-                runs, _ = service.list()
-                if runs and runs[0].steps[0].status.value == "running":
-                    break
-        else:
-            pytest.fail("the run did not start")
+        service = RunService(data_dir, background_tracking=False)
+        wait_until(lambda: (data_dir / "cellpipe.db").exists() and service.list()[1], what="the record")
+        wait_until(lambda: service.list()[0][0].steps[0].status.value == "running", what="the step")
+        run_id = service.list()[0][0].id
     finally:
-        runner.kill()  # as a closed terminal or an OOM kill would: no finalize, no tracking worker
+        runner.kill()  # as a closed terminal or an OOM kill would: no finalize
         runner.wait()
-    service = RunService(data_dir)  # marks it crashed, and resumes its tracking
-    record = service.wait_for_tracking(runs[0].id)
+    record = RunService(data_dir).wait_for_tracking(run_id)  # the worker (or this read) marks it crashed
     assert record.status is RunStatus.CRASHED and record.tracking.status is TrackingStatus.OK
     (parent,), _ = mlflow_runs(record)
     assert parent.info.status == "FAILED"
 
 
-def test_a_second_worker_neither_duplicates_nor_resurrects(write_notebook, data_dir, monkeypatch):
-    monkeypatch.setattr(RunService, "_start_tracking", lambda self, record: None)
-    service = RunService(data_dir, background_tracking=False)
-    service.background_tracking = True  # finalize as the CLI does, without starting a worker
+def test_a_second_attempt_neither_duplicates_nor_resurrects(write_notebook, data_dir, monkeypatch):
+    monkeypatch.setattr(RunService, "ensure_tracking_worker", lambda self, **kw: None)
+    service = RunService(data_dir, tracking_wait_s=0)
     record = service.run(RunRequest(notebook=write_notebook(CELLS)))
-    first = background.track_pending(data_dir, record.id)
-    assert first is not None and first.status is TrackingStatus.OK
-    assert background.track_pending(data_dir, record.id) is None  # already done: nothing logged twice
-    assert len(mlflow_runs(service.get(record.id))[0]) == 1
-    # a worker that starts after the run was deleted writes nothing back
+    worker = background.Worker(data_dir)  # in this process: the worker's body, step by step
+    assert worker.serve_once()  # final and pending: created and finished at once
+    assert service.get(record.id).tracking.status is TrackingStatus.OK
+    assert not worker.serve_once()  # already done: nothing logged twice
+    again = background.Worker(data_dir)
+    again.tracker.finish(
+        service.get(record.id),
+        json.loads((service.store.run_dir(record.id) / background.JOB_FILE).read_text()),
+        service.get(record.id).tracking,
+    )
+    (parent,), children = mlflow_runs(service.get(record.id))  # a repeated finish replaced the step runs
+    assert parent.info.run_id == service.get(record.id).tracking.mlflow_run_id and len(children) == 2
     other = service.run(RunRequest(notebook=write_notebook(CELLS)))
-    service.delete(other.id)
-    assert background.track_pending(data_dir, other.id) is None
+    service.delete(other.id)  # a worker that looks after the run was deleted writes nothing back
+    assert not worker.serve_once()
     assert [r.id for r in service.list()[0]] == [record.id]
