@@ -1,17 +1,24 @@
 """How fast snapshots are: first capture, unchanged re-snapshot, one changed file, restore.
 
 Generates a project with 16 large files and many 64 KiB ones (``--mb`` in all), then times, in one
-process:
+process, each step's wall time and CPU time (user + system, all threads) and its ratio to `cp` measured
+in the same run (the machine may be loaded: compare ratios, not seconds):
 
     read          plain sequential read of every data file (what `cat` does), after a warm-up read so the
                   page cache is as warm as for the snapshot
-    sha256 only   hashing every file on one thread, no copy: a floor for any content-addressed snapshot
-    copy only     copying every file into a new directory (`cp`), no hashing: the other floor
+    sha256        hashing every file, no copy, on 1 thread and on as many as the snapshot uses: the floor
+                  of any content-addressed snapshot
+    cp            copying every file into a new directory (the kernel copies), no hashing, no fsync
+    cp + fsync    the same, then every file and the directory fsynced (as durable as a snapshot)
+    floor         (sha256 CPU + cp CPU) / cores: a snapshot on idle cores cannot beat this
     first         take_snapshot into an empty store: read, hash, copy, fsync (unless --no-fsync), manifest
     unchanged     take_snapshot again, as a new process would (fresh store object, in-process caches
                   cleared): the persisted stat cache must make this near-instant
     one changed   one large file rewritten: only it may be hashed and stored
     restore       restore into an empty directory (re-hashing everything on the way out)
+    verify        re-hash every object of the snapshot
+
+With ``--repeat N`` every step runs N times and the fastest run counts (least disturbed by the load).
 
     python benchmarks/bench_snapshot.py             # 1 GiB
     python benchmarks/bench_snapshot.py --mb 64     # quick
@@ -30,10 +37,15 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
 from jupyter_ext.snapshot import environment as environment_module
+from jupyter_ext.snapshot.copying import default_workers
 from jupyter_ext.snapshot.hashing import CHUNK_SIZE, copy_hashing
 from jupyter_ext.snapshot.statcache import RACY_MARGIN_NS
 
@@ -88,10 +100,18 @@ def read_all(files: list[Path]) -> int:
     return total
 
 
-def hash_all(files: list[Path]) -> None:
-    for path in files:
-        with open(path, "rb", buffering=0) as stream:
-            copy_hashing(stream)
+def hash_one(path: Path) -> None:
+    with open(path, "rb", buffering=0) as stream:
+        copy_hashing(stream)
+
+
+def hash_all(files: list[Path], threads: int) -> None:
+    if threads <= 1:
+        for path in files:
+            hash_one(path)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(hash_one, sorted(files, key=lambda path: path.stat().st_size, reverse=True)))
 
 
 def prefault_memory(size: int) -> None:
@@ -120,23 +140,59 @@ def available_memory() -> int:
     return 0
 
 
-def copy_all(files: list[Path], target: Path) -> None:
-    """``cp``: the kernel copies (copy_file_range), no hashing."""
+def copy_all(files: list[Path], target: Path, *, durable: bool = False) -> None:
+    """``cp``: the kernel copies (sendfile/copy_file_range), no hashing; ``durable``: then fsync every file
+    (16 at once, as the store does) and the directory."""
     target.mkdir()
-    for index, path in enumerate(files):
-        shutil.copyfile(path, target / f"{index}-{path.name}")
+    copies = [target / f"{index}-{path.name}" for index, path in enumerate(files)]
+    for path, copy in zip(files, copies, strict=True):
+        shutil.copyfile(path, copy)
+    if durable:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(fsync_path, copies + [target]))
 
 
-def timed(action) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = action()
-    return time.perf_counter() - start, result
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float  # user + system time of this process, all threads
+
+
+def timed(
+    action: Callable[[], Any], repeat: int = 1, *, before: Callable[[], Any] | None = None
+) -> tuple[Timing, Any]:
+    """The fastest of ``repeat`` runs of ``action`` (``before`` runs untimed ahead of each: clean-up)."""
+    best, result = None, None
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start_cpu, start = os.times(), time.perf_counter()
+        result = action()
+        end_cpu, wall = os.times(), time.perf_counter() - start
+        cpu = (end_cpu.user - start_cpu.user) + (end_cpu.system - start_cpu.system)
+        if best is None or wall < best.wall:
+            best = Timing(wall, cpu)
+    assert best is not None
+    return best, result
 
 
 def fresh_store(path: Path, fsync: bool) -> SnapshotStore:
     """A store object as a new process would have it: nothing cached in memory."""
     environment_module._memo.clear()
     return SnapshotStore.open(path, fsync=fsync)
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:
@@ -150,14 +206,18 @@ def main() -> None:
     parser.add_argument(
         "--cold-memory", action="store_true", help="skip pre-touching memory (see prefault_memory)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="hashing threads (default: cores, max 4)")
+    parser.add_argument("--workers", type=int, default=None, help="snapshot threads (default: the store's)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest counts (default 1)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-snapshot-", dir=args.dir))
     fsync = not args.no_fsync
+    threads = args.workers or default_workers()
+    repeat = max(1, args.repeat)
+    load_before = os.getloadavg()
     try:
-        project, store_dir = work / "project", work / "store"
-        gen_s, files = timed(lambda: generate(project, args.mb, args.small_share))
+        project, store_dir, copy_dir = work / "project", work / "store", work / "copy"
+        gen, files = timed(lambda: generate(project, args.mb, args.small_share))
         notebook = project / "bench.ipynb"
         total = sum(path.stat().st_size for path in files)
         time.sleep(RACY_MARGIN_NS / 1e9 * 2)  # the freshest files must age past the stat cache's racy window
@@ -165,71 +225,101 @@ def main() -> None:
         if not args.cold_memory:
             prefault_memory(3 * args.mb * MIB)
         read_all(files)  # warm-up: the snapshot and the timed read both find the data in the page cache
-        read_s, _ = timed(lambda: read_all(files))
-        hash_s, _ = timed(lambda: hash_all(files))
+        read, _ = timed(lambda: read_all(files), repeat)
+        hash1, _ = timed(lambda: hash_all(files, 1), repeat)
+        hashn, _ = timed(lambda: hash_all(files, threads), repeat)
         # Writing new files is the other floor. A first pass, deleted, lets the timed copy and the snapshot
         # both write into recycled page-cache memory (a VM's first touch of fresh memory is much slower).
-        copy_all(files, work / "copy")
-        shutil.rmtree(work / "copy")
-        copy_s, _ = timed(lambda: copy_all(files, work / "copy"))
-        shutil.rmtree(work / "copy")
+        copy_all(files, copy_dir)
+        cp, _ = timed(lambda: copy_all(files, copy_dir), repeat, before=lambda: remove(copy_dir))
+        cp_sync, _ = timed(
+            lambda: copy_all(files, copy_dir, durable=True), repeat, before=lambda: remove(copy_dir)
+        )
+        remove(copy_dir)
 
-        store = fresh_store(store_dir, fsync)
-        first_s, first = timed(lambda: take_snapshot(notebook, store=store, workers=args.workers))
+        def first_snapshot() -> Any:
+            remove(store_dir)
+            return take_snapshot(notebook, store=fresh_store(store_dir, fsync), workers=args.workers)
 
-        store = fresh_store(store_dir, fsync)
-        again_s, again = timed(lambda: take_snapshot(notebook, store=store, workers=args.workers))
-        again_counters = store.counters
+        first_t, first = timed(first_snapshot, repeat)
+
+        stores: list[SnapshotStore] = []
+
+        def again_snapshot() -> Any:
+            stores.append(fresh_store(store_dir, fsync))
+            return take_snapshot(notebook, store=stores[-1], workers=args.workers)
+
+        again_t, again = timed(again_snapshot, repeat)
+        again_counters = stores[-1].counters
 
         with open(files[3], "r+b") as stream:
             stream.write(os.urandom(4096))
         time.sleep(RACY_MARGIN_NS / 1e9 * 2)
         store = fresh_store(store_dir, fsync)
-        changed_s, changed = timed(lambda: take_snapshot(notebook, store=store, workers=args.workers))
+        changed_t, changed = timed(lambda: take_snapshot(notebook, store=store, workers=args.workers))
         changed_counters = store.counters
 
-        restore_s, _ = timed(lambda: restore(store_dir, changed.id, work / "restored", workers=args.workers))
-        verify_s, verified = timed(lambda: SnapshotStore.open(store_dir).verify(changed.id))
+        restored = work / "restored"
+        restore_t, _ = timed(
+            lambda: restore(store_dir, changed.id, restored, workers=args.workers),
+            repeat,
+            before=lambda: remove(restored),
+        )
+        verify_t, verified = timed(lambda: SnapshotStore.open(store_dir).verify(changed.id), repeat)
         assert verified.ok, verified.problems
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     mb = total / MIB
+    cores = os.cpu_count() or 1
+    floor = Timing((hash1.cpu + cp.cpu) / cores, hash1.cpu + cp.cpu)
+
+    def speed(timing: Timing) -> str:
+        return f"{mb / timing.wall:,.0f} MiB/s"
+
     rows = [
-        ("generate data", gen_s, f"{len(files)} files, {mb:.0f} MiB"),
-        ("read (cat)", read_s, f"{mb / read_s:,.0f} MiB/s"),
-        ("sha256 only, 1 thread", hash_s, f"{mb / hash_s:,.0f} MiB/s"),
-        ("copy only (cp)", copy_s, f"{mb / copy_s:,.0f} MiB/s"),
-        (
-            "first snapshot",
-            first_s,
-            f"{mb / first_s:,.0f} MiB/s; {first_s / read_s:.1f}x read, {first_s / hash_s:.2f}x sha256-only, "
-            f"{first_s / copy_s:.2f}x cp; {first.new_bytes / MIB:.0f} MiB stored",
-        ),
+        ("generate data", gen, f"{len(files)} files, {mb:.0f} MiB"),
+        ("read (cat)", read, speed(read)),
+        ("sha256, 1 thread", hash1, speed(hash1)),
+        (f"sha256, {threads} threads", hashn, speed(hashn)),
+        ("cp", cp, speed(cp)),
+        ("cp + fsync", cp_sync, speed(cp_sync)),
+        (f"floor (CPU / {cores} cores)", floor, "sha256 + cp CPU time spread over every core"),
+        ("first snapshot", first_t, f"{speed(first_t)}; {first.new_bytes / MIB:.0f} MiB stored"),
         (
             "re-snapshot unchanged",
-            again_s,
+            again_t,
             f"{again_counters.hashed_files} files hashed, {again.new_bytes} B stored "
-            f"({'meets' if again_s < 0.1 else 'misses'} < 0.1 s)",
+            f"({'meets' if again_t.wall < 0.2 else 'misses'} < 0.2 s)",
         ),
         (
             "one file changed",
-            changed_s,
+            changed_t,
             f"{changed_counters.hashed_files} file hashed ({changed_counters.hashed_bytes / MIB:.0f} MiB), "
             f"{changed_counters.stored_bytes / MIB:.0f} MiB stored",
         ),
-        ("restore", restore_s, f"{mb / restore_s:,.0f} MiB/s"),
-        ("verify", verify_s, f"{mb / verify_s:,.0f} MiB/s"),
+        ("restore", restore_t, speed(restore_t)),
+        ("verify", verify_t, speed(verify_t)),
     ]
     print(
         f"cellpipe snapshot benchmark: {mb:.0f} MiB ({BIG_FILES} x {(total - len(files[BIG_FILES:]) * SMALL_FILE) / BIG_FILES / MIB:.0f} MiB"
-        f" + {len(files) - BIG_FILES} x 64 KiB), fsync {'on' if fsync else 'off'}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+        f" + {len(files) - BIG_FILES} x 64 KiB), fsync {'on' if fsync else 'off'}, {threads} threads, "
+        f"{cores} cores, Python {platform.python_version()}, fastest of {repeat}"
+    )
+    print(
+        f"load average before: {' '.join(f'{x:.1f}' for x in load_before)}, after: "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     width = max(len(name) for name, _, _ in rows)
-    print(f"{'step':<{width}}  {'seconds':>8}  result")
-    for name, seconds, result in rows:
-        print(f"{name:<{width}}  {seconds:>8.3f}  {result}")
+    print(f"{'step':<{width}}  {'wall s':>7}  {'CPU s':>6}  {'x cp':>6}  {'x cp+fsync':>10}  result")
+    for name, timing, result in rows:
+        print(
+            f"{name:<{width}}  {timing.wall:>7.3f}  {timing.cpu:>6.2f}  {timing.wall / cp.wall:>6.2f}"
+            f"  {timing.wall / cp_sync.wall:>10.2f}  {result}"
+        )
+    print(
+        f"first snapshot / floor: {first_t.wall / floor.wall:.2f}x; restore / floor: {restore_t.wall / floor.wall:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.collect import Collector, DataFile, Skipped
+from jupyter_ext.snapshot.copying import default_workers
 from jupyter_ext.snapshot.detect import DeclaredPath, declared_paths, parse_notebook, path_literals
 from jupyter_ext.snapshot.environment import PACKAGES_CACHE_KEY, cached_packages, capture_environment
 from jupyter_ext.snapshot.manifest import FORMAT, short_id
@@ -248,7 +249,7 @@ def _put_all(
             return data_file, None, started, exc
 
     ordered = sorted(files, key=lambda data_file: data_file.stat.st_size, reverse=True)
-    count = workers or min(4, os.cpu_count() or 1)
+    count = workers or default_workers()
     if count <= 1 or len(ordered) <= 1:
         yield from map(put, ordered)
         return

@@ -42,6 +42,12 @@ UNSUPPORTED = {
 }
 
 
+def default_workers() -> int:
+    """How many files a snapshot or a restore copies at once: one per core (hashing keeps a core busy), at
+    most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
 class WriteFailed(Exception):
     """Writing the target failed (the source was readable): the caller reports it as a store error."""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot.copying import default_workers
 from jupyter_ext.snapshot.manifest import check_relative_path, manifest_files, short_id
 from jupyter_ext.snapshot.store import SnapshotStore
 from jupyter_ext.util import abandoned, writer_tag
@@ -81,7 +82,7 @@ def restore(
                     hint="Check that the directory is writable and has space.",
                 ) from None
 
-        count = workers or min(4, os.cpu_count() or 1)
+        count = workers or default_workers()
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:
             list(pool.map(copy, zip(entries, paths, strict=True)))
         _publish(staging, target)

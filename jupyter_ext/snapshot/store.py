@@ -44,6 +44,9 @@ from jupyter_ext.util import abandoned
 STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
 TAKEN_DIR = "taken"  # when each snapshot was taken (see SnapshotStore.record_taken)
+# With fsync on, objects from this size on are synced as soon as written, by the thread that wrote them
+# (the disk writes overlap other files' hashing); smaller ones all together before the manifest.
+EARLY_SYNC_BYTES = 4 << 20
 LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
 
 # What to install and configure for the usual remote stores, shown when opening one fails.
@@ -218,18 +221,21 @@ class SnapshotStore:
             created = self._commit(temp, digest, size)
         if count:
             self._count_hashed(size)
-        return self._stored(digest, size, created, data_synced=self.backend.local)
+        return self._stored(
+            digest, size, created, data_synced=self.backend.local and size >= EARLY_SYNC_BYTES
+        )
 
     def _copy_local(
         self, source: BinaryIO, temp: BinaryIO, on_bytes: Callable[[int], None] | None
     ) -> tuple[str, int]:
-        """Hash and copy (in the kernel) into a local temporary object; with fsync on, its data reaches the
-        disk before it is published under its name, while other threads go on copying other files."""
+        """Hash and copy (in the kernel) into a local temporary object. With fsync on, a large object's data
+        reaches the disk before it is published under its name, while other threads go on copying other
+        files; small ones are synced together before the manifest (one journal commit for many)."""
         try:
             digest, size = copy_file_hashing(source.fileno(), temp.fileno(), on_bytes=on_bytes)
         except WriteFailed as exc:
             raise self._write_error(exc.error) from exc.error
-        if self.fsync:
+        if self.fsync and size >= EARLY_SYNC_BYTES:
             try:
                 os.fsync(temp.fileno())
             except OSError as exc:
