@@ -1,12 +1,17 @@
 """The server extension over HTTP, against a real `jupyter server` process started here.
 
     python benchmarks/bench_server.py [--runs 10000] [--requests 200] [--submissions 50]
+    python benchmarks/bench_server.py --scenarios store       # only the run store reads
 
 Scenarios (targets from issues 9 and 10):
   analyse   POST analyse of a 100-cell notebook, over HTTP    p50/p99; in-process analysis of the same notebook
             (the baseline, same run) and the HTTP/baseline ratio
   store     GET runs (pages of 50, filtered) and GET runs/{id} with RUNS stored runs   p99 target < 50 ms;
-            the same reads through the RecordStore in-process (baseline, target < 20 ms)
+            the same reads through the RecordStore in-process (baseline, target < 20 ms), and the server's
+            own read path in-process (rows as stored + the cached JSON of each run); each page's first read
+            (every run's JSON built) apart from the steady state; the server's CPU time per request; then the
+            steady state again against a second server started with CELLPIPE_GC_FREEZE=0 (the p99 that
+            full garbage collections of the server heap cost; --no-gc-baseline skips it)
   submit    SUBMISSIONS concurrent POST runs of a one-step notebook: time to accept each and all,
             every run accounted for (listed, final), kernels at once (must stay <= max_concurrent_runs)
 
@@ -38,6 +43,7 @@ from tests.server.test_queue import kernels_of, write_sleeper  # noqa: E402  (th
 
 TOKEN = "cellpipe-bench"
 HEADERS = {"Authorization": f"token {TOKEN}"}
+SCENARIOS = ("analyse", "store", "submit")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -82,16 +88,21 @@ def hundred_cells(path: Path) -> Path:
 
 
 class Server:
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {**os.environ, "CELLPIPE_HOME": str(root / ".cellpipe"), "JUPYTER_PLATFORM_DIRS": "1"}
+        env = {
+            **os.environ,
+            "CELLPIPE_HOME": str(root / ".cellpipe"),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            **(env or {}),
+        }
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")) if p
         )
         self.url = f"http://127.0.0.1:{port}"
-        self.log = open(root.parent / "bench-server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(root.parent / f"bench-server-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
              f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", *args],
@@ -172,28 +183,31 @@ def fill_store(data_dir: Path, root: Path, count: int) -> list[str]:
     return ids
 
 
-def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> None:
-    from jupyter_ext.records.store import RecordStore
+def cpu_seconds(process: subprocess.Popen) -> float:
+    times = psutil.Process(process.pid).cpu_times()
+    return times.user + times.system
 
-    store = RecordStore(root / ".cellpipe")
-    picks = [ids[(i * 7919) % len(ids)] for i in range(requests_n)]
-    local_list = [
-        timed(lambda i=i: store.list_runs(limit=50, offset=(i * 50) % 1000))[0] for i in range(requests_n)
+
+def read_plan(ids: list[str], requests_n: int) -> tuple[list[int], list[str]]:
+    """The page offsets (20 distinct pages, each read ~10 times) and the runs got by id, in request order."""
+    return [(i * 50) % 1000 for i in range(requests_n)], [
+        ids[(i * 7919) % len(ids)] for i in range(requests_n)
     ]
-    local_filtered = [
-        timed(
-            lambda i=i: store.list_runs(notebook=str(root / f"nb{i % 20}.ipynb"), status="failed", limit=50)
-        )[0]
-        for i in range(requests_n)
-    ]
-    local_get = [timed(lambda run_id=run_id: store.get_run(run_id))[0] for run_id in picks]
+
+
+def get_page(server: Server, offset: int, stored: int) -> float:
+    seconds, response = timed(lambda: server.api("GET", "runs", params={"limit": 50, "offset": offset}))
+    assert response.status_code == 200 and response.json()["total"] >= stored, response.text[:300]
+    return seconds
+
+
+def steady_reads(
+    server: Server, pages: list[int], picks: list[str], stored: int
+) -> tuple[list[float], list[float], list[float]]:
+    """A page of 50, one notebook's failed runs, one run by id, in turn: what a busy runs view asks."""
     http_list, http_filtered, http_get = [], [], []
     for i, run_id in enumerate(picks):
-        seconds, response = timed(
-            lambda i=i: server.api("GET", "runs", params={"limit": 50, "offset": (i * 50) % 1000})
-        )
-        assert response.status_code == 200 and response.json()["total"] >= len(ids), response.text[:300]
-        http_list.append(seconds)
+        http_list.append(get_page(server, pages[i], stored))
         query = {"path": f"nb{i % 20}.ipynb", "status": "failed", "limit": 50}
         seconds, response = timed(lambda query=query: server.api("GET", "runs", params=query))
         assert response.status_code == 200, response.text[:300]
@@ -201,13 +215,67 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
         seconds, response = timed(lambda run_id=run_id: server.api("GET", f"runs/{run_id}"))
         assert response.status_code == 200 and response.json()["id"] == run_id
         http_get.append(seconds)
-    print(f"\nstore: {len(ids)} runs stored")
+    return http_list, http_filtered, http_get
+
+
+def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> list[float]:
+    """Returns the steady-state GET runs page-of-50 latencies (for the garbage collection comparison)."""
+    from jupyter_ext.records.store import RecordStore
+    from jupyter_ext.server.paths import ServerPaths
+    from jupyter_ext.server.presenter import RunPresenter
+
+    store = RecordStore(root / ".cellpipe")
+    pages, picks = read_plan(ids, requests_n)
+
+    def filtered(i: int) -> dict:
+        return {"notebook": str(root / f"nb{i % 20}.ipynb"), "status": "failed", "limit": 50}
+
+    local_list = [timed(lambda o=o: store.list_runs(limit=50, offset=o))[0] for o in pages]
+    local_filtered = [timed(lambda i=i: store.list_runs(**filtered(i)))[0] for i in range(requests_n)]
+    local_get = [timed(lambda run_id=run_id: store.get_run(run_id))[0] for run_id in picks]
+    # what the server does for a page, in-process: the rows as stored, the JSON of each run (built once)
+    presenter = RunPresenter(ServerPaths(root=root, data_dir=root / ".cellpipe"))
+    local_served = [
+        timed(lambda o=o: presenter.page_json(*store.list_stored_runs(limit=50, offset=o)))[0] for o in pages
+    ]
+
+    first_reads = [get_page(server, offset, len(ids)) for offset in sorted(set(pages))]  # built, not cached
+    cpu_before = cpu_seconds(server.process)
+    http_list, http_filtered, http_get = steady_reads(server, pages, picks, len(ids))
+    server_cpu_ms = (cpu_seconds(server.process) - cpu_before) * 1000 / (3 * requests_n)
+    print(f"\nstore: {len(ids)} runs stored; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(summary("list page of 50 (in-process)", local_list))
     print(summary("list filtered (in-process)", local_filtered))
     print(summary("get one (in-process)", local_get))
+    print(summary("page of 50 as served (in-process)", local_served))
+    print(summary("GET runs page, first read (HTTP)", first_reads))
     print(summary("GET runs page of 50 (HTTP)", http_list))
     print(summary("GET runs?path&status (HTTP)", http_filtered))
     print(summary("GET runs/{id} (HTTP)", http_get))
+    print(f"{'server CPU per request':<34} {server_cpu_ms:.2f} ms (the three kinds above, averaged)")
+    print(
+        f"{'p99 ratio HTTP / in-process':<34} page {percentile(http_list, 99) / percentile(local_list, 99):.2f}x"
+        f"   filtered {percentile(http_filtered, 99) / percentile(local_filtered, 99):.2f}x"
+        f"   get {percentile(http_get, 99) / percentile(local_get, 99):.2f}x"
+    )
+    return http_list
+
+
+def bench_gc_baseline(root: Path, ids: list[str], requests_n: int, limit: int, frozen: list[float]) -> None:
+    """The same steady-state reads against a server that does not freeze its startup objects: what the
+    periodic full collections of the whole server heap cost (the p99 of GET runs before issue 9)."""
+    pages, picks = read_plan(ids, requests_n)
+    server = Server(root, f"--CellpipeApp.max_concurrent_runs={limit}", env={"CELLPIPE_GC_FREEZE": "0"})
+    try:
+        for offset in sorted(set(pages)):  # fill its cache, as the first server's was
+            get_page(server, offset, len(ids))
+        unfrozen = steady_reads(server, pages, picks, len(picks))[0]
+    finally:
+        server.stop()
+    print("\ngarbage collection: startup objects frozen (default) vs not (CELLPIPE_GC_FREEZE=0)")
+    print(summary("GET runs page of 50, frozen", frozen))
+    print(summary("GET runs page of 50, not frozen", unfrozen))
+    print(f"{'p99 ratio not frozen / frozen':<34} {percentile(unfrozen, 99) / percentile(frozen, 99):.2f}x")
 
 
 def bench_submit(server: Server, root: Path, submissions: int, limit: int) -> None:
@@ -253,6 +321,17 @@ def main() -> None:
         "--submissions", type=int, default=50, help="concurrent run submissions (0: skip the submit scenario)"
     )
     parser.add_argument("--limit", type=int, default=2, help="max_concurrent_runs of the server")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        default=list(SCENARIOS),
+        help="which to run (default: all)",
+    )
+    parser.add_argument(
+        "--no-gc-baseline", dest="gc_baseline", action="store_false",
+        help="skip the store reads against a second server that does not freeze its startup objects",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellpipe-bench-server-") as tmp:
         root = Path(tmp) / "root"
@@ -262,12 +341,16 @@ def main() -> None:
         print(f"stored {args.runs} runs in {time.perf_counter() - started:.1f} s")
         server = Server(root, f"--CellpipeApp.max_concurrent_runs={args.limit}")
         try:
-            bench_analyse(server, root, args.requests)
-            bench_store(server, root, ids, args.requests)
-            if args.submissions > 0:
+            if "analyse" in args.scenarios:
+                bench_analyse(server, root, args.requests)
+            if "store" in args.scenarios:
+                frozen = bench_store(server, root, ids, args.requests)
+            if "submit" in args.scenarios and args.submissions > 0:
                 bench_submit(server, root, args.submissions, args.limit)
         finally:
             server.stop()
+        if "store" in args.scenarios and args.gc_baseline:
+            bench_gc_baseline(root, ids, args.requests, args.limit, frozen)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -82,9 +82,7 @@ class StepRecord:
     metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRecord:
@@ -103,9 +101,7 @@ class Tracking:
     experiment_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Tracking:
@@ -167,11 +163,7 @@ class RunRecord:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["status"] = self.status.value
-        data["steps"] = [s.to_dict() for s in self.steps]
-        data["tracking"] = self.tracking.to_dict()
-        return _plain(data)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -204,7 +196,7 @@ class ScheduleRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # cluster objects (CronJob / recurring run ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScheduleRecord:
@@ -223,10 +215,25 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    """A JSON-ready copy: records as dicts of their fields in order, statuses as strings, tuples as lists.
+    (What ``dataclasses.asdict`` gives, without its deep copy of every value: a page of runs is encoded
+    for each request, and asdict was most of that time.)"""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    names = _RECORD_FIELDS.get(kind)
+    if names is None and hasattr(kind, "__dataclass_fields__"):
+        names = _RECORD_FIELDS[kind] = tuple(f.name for f in fields(kind))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     return value
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
