@@ -43,7 +43,7 @@ from jupyter_ext.util import private_dir
 DB_FILE = "cellpipe.db"
 RUNS_DIR = "runs"
 LEGACY_RECORD = "record.json"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,14 @@ def _v5(conn: Any) -> None:
     )  # fmt: skip
 
 
+def _v6(conn: Any) -> None:
+    """One notebook's runs of one status (the runs view's filter): counted and paged in the index alone.
+    Without it SQLite walks every run of that status and reads each row for its notebook (5 ms of 10,000)."""
+    _ddl(conn, "CREATE INDEX runs_by_notebook_status ON runs (notebook, status, created, id)")
+
+
 # MIGRATIONS[n] takes a database at version n-1 to version n.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 
 # What the tracking worker writes into a run's record (jupyter_ext.tracking.background); a save with
 # ``keep_tracking`` takes these from the stored row, so the service and the worker never undo each other.

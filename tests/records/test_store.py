@@ -115,6 +115,22 @@ def test_runs_as_stored_carry_the_cancel_requests_records_show(tmp_path):
     assert [run.record() for run in store.list_stored_runs()[0]] == store.list_runs()[0]
 
 
+def test_one_notebooks_runs_of_one_status_are_counted_in_the_index_alone(tmp_path):
+    """The runs view's filter (path and status): neither the count nor the page reads rows it does not send."""
+    store = RecordStore(tmp_path)
+    for i in range(30):
+        status = (RunStatus.SUCCEEDED, RunStatus.FAILED)[i % 2]
+        store.save_run(make(f"r{i:02d}", i, status=status, notebook=f"/p/{i % 3}.ipynb"))
+    records, total = store.list_runs(notebook="/p/1.ipynb", status="failed", limit=2)
+    assert total == 5 and [r.id for r in records] == ["r25", "r19"]
+    with store._read() as conn:
+        plan = " ".join(
+            str(row[-1]) for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM runs WHERE notebook = ? AND status = ?", ("/p/1.ipynb", "failed"))
+        )  # fmt: skip
+    assert "COVERING INDEX runs_by_notebook_status" in plan
+
+
 def test_files_are_private(tmp_path):
     RecordStore(tmp_path / "data")
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
