@@ -17,7 +17,8 @@ saves with ``keep_tracking``, so neither undoes the other. One worker at a time:
 on ``<data dir>/tracking-worker.lock`` while it lives (the kernel drops it if the worker dies), and callers
 start one only when that lock is free (:func:`ensure_worker`, a non-blocking ``flock``: no MLflow import).
 It finds work with an index lookup (``runs_tracking_pending``) and exits after
-``$CELLPIPE_TRACKING_IDLE_S`` seconds without any (default 300). Nothing is lost when a worker dies: the
+``$CELLPIPE_TRACKING_IDLE_S`` seconds without any (default 300); one a Jupyter server started stays while
+that server lives and exits once it is gone and nothing is pending. Nothing is lost when a worker dies: the
 next one (started by the next run, or by a run service or Jupyter server opening the store) picks up
 every pending run, and replaces what a killed attempt had left in MLflow.
 
@@ -294,7 +295,7 @@ def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None)
             busy = False
         if busy:
             last_work = time.monotonic()
-        elif time.monotonic() - last_work >= idle_s and not (keep_for and owner_alive(keep_for)):
+        elif _may_leave(time.monotonic() - last_work, idle_s, keep_for):
             handle.close()  # first let go, then look once more: a run saved before a caller's lock
             if not has_work(worker.store):  # probe (which saw us still holding it) is seen here
                 break
@@ -305,6 +306,15 @@ def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None)
         time.sleep(POLL_S)
     worker.store.close()
     return 0
+
+
+def _may_leave(idle_for: float, idle_s: float, keep_for: dict[str, Any] | None) -> bool:
+    """Idle long enough to exit. A worker kept for a Jupyter server stays while that server lives and leaves
+    as soon as it is idle once the server is gone (a culled or stopped server leaves nothing running)."""
+    alive = owner_alive(keep_for) if keep_for else None
+    if alive is None:  # nobody to stay for (or on another host, out of sight): the idle time decides
+        return idle_for >= idle_s
+    return not alive
 
 
 def _take(path: Path) -> IO[bytes] | None:

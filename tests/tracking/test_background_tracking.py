@@ -152,6 +152,32 @@ def test_an_idle_worker_exits(write_notebook, data_dir, monkeypatch):
     wait_until(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid), what="the process to end")
 
 
+def test_a_worker_kept_for_a_server_stays_while_it_lives_and_leaves_with_it(data_dir):
+    """What a Jupyter server does (keep_for its own owner): the worker ignores its idle time while the server
+    lives, and exits as soon as the server is gone and nothing is pending, whatever its idle time (a stopped
+    or culled server leaves no process behind). A sleeping child process plays the server."""
+    import socket
+
+    from jupyter_ext.records.owner import boot_id, process_start
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    owner = {"host": socket.gethostname(), "pid": server.pid, "pid_start": process_start(server.pid),
+             "boot_id": boot_id()}  # fmt: skip
+    try:
+        pid = background.ensure_worker(data_dir, idle_s=0.5, keep_for=owner)
+        wait_until(lambda: background.worker_pid(data_dir) == pid, what="the worker to take its lock")
+        time.sleep(3)  # six idle times
+        assert background.worker_pid(data_dir) == pid, "a worker kept for a living server left"
+        background.stop_worker(data_dir)
+        pid = background.ensure_worker(data_dir, idle_s=3600, keep_for=owner)
+        wait_until(lambda: background.worker_pid(data_dir) == pid, what="the second worker to take its lock")
+    finally:
+        server.kill()
+        server.wait()
+    wait_until(lambda: background.worker_pid(data_dir) is None, timeout=60,
+               what="the worker to leave with its server (its idle time is an hour)")  # fmt: skip
+
+
 def _state(pid: int) -> str:
     try:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
