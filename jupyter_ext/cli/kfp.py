@@ -1,19 +1,19 @@
 """``cellpipe kfp status|logs|cancel RUN_ID``: a Kubeflow Pipelines run, through the KFP API.
 
-Also what ``submit``/``schedule --target kfp`` print, and how ``submit --wait`` follows a KFP run.
+Also what ``schedule --target kfp`` prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, print_notes
 
 HELP = """\
-Look at or stop a run that `cellpipe submit --target kfp` started. RUN_ID is KFP's run id, which submit
-prints; the host and credentials are the ones submit takes (--host or $CELLPIPE_KFP_HOST, ...).
+Look at or stop a run that `cellpipe submit --target kfp` started, through the KFP API. RUN_ID is KFP's
+run id, which submit prints (cellpipe's own run id is for `cellpipe runs show|cancel`); the host and
+credentials are the ones submit takes (--host or $CELLPIPE_KFP_HOST, ...).
 
   cellpipe kfp status RUN_ID              the run's state and each step's: times, pod, and for a
                                           failed step the cell and error
@@ -96,25 +96,11 @@ def print_status(status: Any) -> None:
         print(f"  note: {note}")
 
 
-# -- what submit and schedule print ---------------------------------------------------------------------
+# -- what schedule prints ------------------------------------------------------------------------------
 def _made(created: Any) -> str:
     summary = created.summary
     return (f"pipeline '{summary['pipeline_name']}', version '{summary['version_name']}', "
             f"experiment '{summary['experiment']}'")  # fmt: skip
-
-
-def print_run(created: Any) -> None:
-    where = f" in namespace {created.namespace}" if created.namespace else ""
-    run_id = created.name
-    print(f"KFP run {run_id} created{where} ({_made(created)})")
-    print(f"  url       {created.summary['url']}")
-    print(f"  run id    {created.run_id} (cellpipe's: pods are labelled cellpipe.io/run-id={created.run_id})")
-    print(f"  snapshot  {created.snapshot_id[:12]} in {created.store}")
-    print(f"  image     {created.image}")
-    print(f"  status    cellpipe kfp status {run_id}")
-    print(f"  logs      cellpipe kfp logs {run_id}")
-    print(f"  cancel    cellpipe kfp cancel {run_id}")
-    print_notes(created.notes)
 
 
 def print_recurring_run(created: Any) -> None:
@@ -127,51 +113,3 @@ def print_recurring_run(created: Any) -> None:
     print(f"  image     {created.image}")
     print("  stop      disable or delete it in the KFP UI")
     print_notes(created.notes)
-
-
-# -- following a run --------------------------------------------------------------------------------------
-class _Changes:
-    """``on_update`` for wait_for_run: prints the run's and each step's state when it changes."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.state: str | None = None
-        self.steps: dict[str, tuple[str, str | None]] = {}  # step name -> (state, error)
-        self.notes: set[str] = set()
-
-    def __call__(self, status: Any) -> None:
-        if status.state != self.state:
-            self.state = status.state
-            print(f"KFP run {self.run_id}: {status.state}", file=sys.stderr, flush=True)
-        for task in status.tasks:
-            if self.steps.get(task.name) != (task.state, task.error):
-                self.steps[task.name] = (task.state, task.error)
-                error = f" ({task.error})" if task.error else ""
-                print(f"  step {task.name}: {task.state}{error}", file=sys.stderr, flush=True)
-
-
-def follow_run(options: Any, run_id: str, *, timeout: float, poll: float) -> int:
-    """Wait for a KFP run, printing state changes; Ctrl-C stops waiting, not the run. The exit code."""
-    from jupyter_ext.services.kfp_cluster import connect_kfp
-    from jupyter_ext.targets.kfp import submit
-
-    client = connect_kfp(options)
-    try:
-        status = submit.wait_for_run(client, run_id, poll=poll, timeout=timeout, on_update=_Changes(run_id),
-                                     kubernetes=kubernetes(options, client))  # fmt: skip
-    except KeyboardInterrupt:
-        print(f"stopped waiting; KFP run {run_id} keeps running (cellpipe kfp cancel {run_id} stops it)",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    if status.succeeded:
-        print(f"KFP run {run_id} succeeded")
-        return 0
-    for note in status.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if status.finished:
-        print(f"cellpipe: error: KFP run {run_id} {status.outcome()}. See cellpipe kfp logs {run_id}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    print(f"cellpipe: error: KFP run {run_id} is still {status.state} after {timeout:.0f}s; it keeps running",
-          file=sys.stderr)  # fmt: skip
-    return 1

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_options(parser)
     parser.add_argument("--target", choices=("local", "job", "kfp"), default="local",
                         help="where: this machine (default), a Kubernetes Job, or Kubeflow Pipelines; the run is "
-                             "followed to its end and recorded like a local one (`cellpipe submit` only starts it)")  # fmt: skip
+                             "followed to its end here, Ctrl-C cancels it (`cellpipe submit` starts the same run "
+                             "and returns)")  # fmt: skip
     from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, add_pod_options
 
     add_pod_options(parser)

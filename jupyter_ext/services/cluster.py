@@ -1,7 +1,8 @@
 """Run a notebook on a cluster: check everything, snapshot it to a store pods can read, create the object.
 
-Used by ``cellpipe submit``, ``cellpipe schedule`` and ``cellpipe export`` (through the registries of
-:mod:`jupyter_ext.services.submission`) and by the job target. Order matters so that nothing is
+Used by ``cellpipe schedule`` and ``cellpipe export`` (through the registries of
+:mod:`jupyter_ext.services.submission`); single runs (``submit``, ``run --target job``) go through the run
+service and :mod:`jupyter_ext.targets.k8s.target`, in the same order. Order matters so that nothing is
 half-created: every check that can fail on user input (parameters, image, names, resources, cron,
 credentials) runs on a dry manifest before anything is uploaded; the snapshot is uploaded next; the Job
 or CronJob is created last, and if that fails the error says which snapshot was kept.
@@ -13,7 +14,6 @@ This module holds what both cluster targets share plus the Kubernetes one; Kubef
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +21,19 @@ from typing import Any
 
 from jupyter_ext.errors import CellpipeError, TargetError
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.targets.base import ClusterOptions, default_owner, require_pod_store
+from jupyter_ext.targets.base import (
+    PENDING_SNAPSHOT,
+    ClusterOptions,
+    default_owner,
+    kept_snapshot,
+    require_pod_store,
+)
 from jupyter_ext.targets.k8s.options import JobOptions
 
-PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
 # What a preview (export --preview) writes where the store and image would go: visibly not real.
 PREVIEW_STORE = "preview://no-snapshot-uploaded"
 PREVIEW_IMAGE = "preview.invalid/set-an-image-with--image:not-runnable"
 PREVIEW_SUFFIX = ".preview.yaml"
-FINAL_PHASES = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -171,13 +175,7 @@ def upload_snapshot(request: ClusterRequest, planned: Plan) -> Any:
 
 def kept_snapshot_error(exc: TargetError, snapshot: Any, kind: str) -> TargetError:
     """The creation error, plus what did get made: the snapshot (harmless; its files are deduplicated)."""
-    return TargetError(
-        f"{exc.message} (no {kind} was created; snapshot {snapshot.short_id} was uploaded to "
-        f"{snapshot.store_url} and stays there, a retry uploads no file twice)",
-        notebook=exc.notebook,
-        field=exc.field,
-        hint=exc.hint,
-    )
+    return kept_snapshot(exc, snapshot.id, snapshot.store_url, kind)
 
 
 def kubernetes_client(options: ClusterOptions) -> Any:
@@ -190,25 +188,6 @@ def kubernetes_client(options: ClusterOptions) -> Any:
 
 
 # -- targets ------------------------------------------------------------------------------------------
-def submit_job(request: ClusterRequest) -> Created:
-    """Snapshot the notebook and create a Job that runs it once; the Job's name is the run id."""
-    from jupyter_ext.targets.k8s.notebook_job import make_notebook_job, new_job_name
-
-    planned = plan(request)
-    with kubernetes_client(request.options) as target:
-        name = request.options.name or new_job_name(planned.pipeline.name)
-        options = _pod_options(request, planned.image, target.namespace)
-        make_notebook_job(_run_for(planned, PENDING_SNAPSHOT), name, options)  # every check, no upload
-        snapshot = upload_snapshot(request, planned)
-        manifest = make_notebook_job(_run_for(planned, snapshot.id), name, options)
-        try:
-            summary = target.create_job(manifest)
-        except TargetError as exc:
-            raise kept_snapshot_error(exc, snapshot, "job") from None
-    return Created("job", name, target.namespace, snapshot.id, planned.store, planned.image, name, summary,
-                   planned.notes)  # fmt: skip
-
-
 def schedule_cronjob(
     request: ClusterRequest, *, cron: str, timezone: str | None = None, replace: bool = False
 ) -> Created:
@@ -317,31 +296,3 @@ def write_manifest(path: Path, manifest: Mapping[str, Any], header: str = "") ->
     text = yaml.safe_dump(dict(manifest), sort_keys=False, default_flow_style=False)
     write_atomic(path, (header + text).encode(), mode=user_file_mode())
     return path
-
-
-# -- waiting ------------------------------------------------------------------------------------------
-def wait_for_job(
-    target: Any,
-    name: str,
-    *,
-    timeout: float,
-    interval: float = 5.0,
-    on_change: Callable[[dict[str, Any]], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> dict[str, Any]:
-    """Poll a Job until it succeeds or fails, or ``timeout`` seconds pass; returns its last summary.
-
-    Only reads: stopping the wait (timeout, Ctrl-C) leaves the Job running.
-    """
-    deadline = clock() + timeout
-    last_phase = None
-    while True:
-        status = target.job_status(name)
-        if status["phase"] != last_phase and on_change is not None:
-            on_change(status)
-        last_phase = status["phase"]
-        left = deadline - clock()
-        if status["phase"] in FINAL_PHASES or left <= 0:
-            return status
-        sleep(min(interval, left))

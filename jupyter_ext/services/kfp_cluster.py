@@ -1,4 +1,5 @@
-"""The Kubeflow Pipelines target of ``cellpipe submit``, ``schedule`` and ``export``.
+"""The Kubeflow Pipelines side of ``cellpipe schedule`` (recurring runs) and ``export`` (packages); single
+runs (``submit``, ``run --target kfp``) go through the run service and :mod:`jupyter_ext.targets.kfp.target`.
 
 The same order as the Kubernetes target (:mod:`jupyter_ext.services.cluster`), so that nothing is half-created:
 
@@ -39,7 +40,6 @@ from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image, 
 if TYPE_CHECKING:
     from kfp.client import Client
 
-KFP_RUN = "kfp-run"
 KFP_RECURRING_RUN = "kfp-recurring-run"
 
 
@@ -100,33 +100,6 @@ def _compile(
 
 
 # -- targets ------------------------------------------------------------------------------------------
-def submit_kfp(request: ClusterRequest) -> Created:
-    """Snapshot the notebook and run it once on KFP; ``Created.name`` is KFP's run id."""
-    from jupyter_ext.records.models import new_run_id
-    from jupyter_ext.targets.kfp.connect import client_namespace
-    from jupyter_ext.targets.kfp.submit import submit_run
-
-    planned = kfp_plan(request)
-    experiment = experiment_for(request, planned.pipeline)
-    run_id = new_run_id()
-    with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:
-        _compile(request, planned, directory, PENDING_SNAPSHOT, run_id)  # every check, no upload
-        client = connect_kfp(request.options)
-        snapshot = upload_snapshot(request, planned)
-        package = _compile(request, planned, directory, snapshot.id, run_id)
-        try:
-            result = submit_run(
-                client, package, pipeline_name=planned.pipeline.name, experiment=experiment,
-                parameters=planned.parameters, run_name=request.options.name, run_id=run_id, snapshot_id=snapshot.id,
-                store=planned.store, notebook=request.notebook, service_account=request.options.service_account,
-            )  # fmt: skip
-        except TargetError as exc:
-            raise kept_snapshot_error(exc, snapshot, "KFP run") from None
-    summary = {**asdict(result), "experiment": experiment}
-    return Created(KFP_RUN, result.run_id, client_namespace(client) or "", snapshot.id, planned.store,
-                   planned.image, run_id, summary, planned.notes)  # fmt: skip
-
-
 def schedule_kfp(
     request: ClusterRequest, *, cron: str, timezone: str | None = None, replace: bool = False
 ) -> Created:

@@ -91,6 +91,7 @@ class Prepared:
     snapshot: Any = None  # jupyter_ext.snapshot.Snapshot when one was taken now
     prepare_s: float = 0.0
     cleanup: Path | None = None  # a restored copy to remove when the run is over
+    notes: list[str] = field(default_factory=list)  # the target's notes for the user (which image, ...)
 
 
 class RunService:
@@ -181,6 +182,8 @@ class RunService:
             if request.target == "local":  # elsewhere the kernel is the image's
                 check_kernel(pipeline)
             parameters = resolve(pipeline.parameters, request.parameters)
+            preflight = getattr(target, "preflight", None)  # a cluster target's dry run: before any upload
+            notes = preflight(pipeline, options, parameters) if preflight else []
             snap = None
             if not snapshot_id:
                 from jupyter_ext.snapshot import take_snapshot
@@ -208,6 +211,7 @@ class RunService:
             snapshot=snap,
             prepare_s=time.perf_counter() - began,
             cleanup=cleanup,
+            notes=notes,
         )
 
     def create_record(self, prepared: Prepared) -> RunRecord:

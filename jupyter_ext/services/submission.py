@@ -12,10 +12,7 @@ from typing import Any
 
 from jupyter_ext.errors import TargetError
 
-SUBMIT_TARGETS: dict[str, str] = {
-    "job": "jupyter_ext.services.cluster:submit_job",
-    "kfp": "jupyter_ext.services.kfp_cluster:submit_kfp",
-}
+# Runs (`cellpipe submit`, `run --target`) go through services.runs.RunService, whatever the target.
 # Schedules (local, job = CronJob, kfp = recurring run) go through services.schedules.ScheduleService.
 EXPORT_FORMATS: dict[str, str] = {
     "k8s": "jupyter_ext.services.cluster:export_k8s",

@@ -24,6 +24,7 @@ from jupyter_ext.pipeline.model import Pipeline, Secret
 from jupyter_ext.records.models import RunRecord, RunStatus
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
+PENDING_SNAPSHOT = "0" * 64  # stands in for the id in the dry manifest built before the upload
 _LOCAL_SCHEMES = ("file", "local", "memory")
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -103,6 +104,17 @@ def require_pod_store(url: str | None) -> str:
     return url
 
 
+def kept_snapshot(exc: TargetError, snapshot_id: str, store: str, kind: str) -> TargetError:
+    """The creation error, plus what did get made: the snapshot (harmless; its files are deduplicated)."""
+    return TargetError(
+        f"{exc.message} (no {kind} was created; snapshot {snapshot_id[:12]} was uploaded to "
+        f"{store} and stays there, a retry uploads no file twice)",
+        notebook=exc.notebook,
+        field=exc.field,
+        hint=exc.hint,
+    )
+
+
 def pod_store_problem(settings: TargetSettings) -> str | None:
     try:
         require_pod_store(settings.store())
@@ -175,6 +187,11 @@ class ClusterTarget:
 
     detached: ClassVar[bool] = True
     poll_seconds: float = 5.0  # how often a followed run is checked
+
+    def preflight(self, pipeline: Pipeline, options: Any, parameters: dict[str, Any]) -> list[str]:
+        """Every check that can fail on user input (image, names, resources, the cluster's address), made
+        on a dry object before the snapshot is uploaded; returns notes for the user (which image, ...)."""
+        raise NotImplementedError
 
     async def start(self, context: ExecutionContext) -> None:
         """Create the cluster object for ``context.record``; set ``record.handle`` (and links, extra)."""

@@ -12,12 +12,15 @@ import asyncio
 import os
 from typing import Any, ClassVar
 
-from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
+from jupyter_ext.errors import TargetError
+from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus, new_run_id
 from jupyter_ext.targets.base import (
+    PENDING_SNAPSHOT,
     ClusterTarget,
     ExecutionContext,
     TargetSettings,
     default_owner,
+    kept_snapshot,
 )
 from jupyter_ext.targets.k8s.options import JobOptions, pod_options
 
@@ -44,6 +47,21 @@ class JobTarget(ClusterTarget):
     def check(self, pipeline: Any, options: Any) -> None:
         """Everything runs here: tagged pipelines, and plain notebooks whole with papermill."""
 
+    def preflight(self, pipeline: Any, options: JobOptions, parameters: dict[str, Any]) -> list[str]:
+        from jupyter_ext.snapshot.config import IMAGE_ENV
+        from jupyter_ext.targets.k8s.namespace import resolve_namespace
+        from jupyter_ext.targets.k8s.notebook_job import NotebookRun, choose_image, make_notebook_job
+
+        image, notes = choose_image(pipeline, options.image, os.environ.get(IMAGE_ENV))
+        namespace = resolve_namespace(
+            options.namespace, kubeconfig=options.kubeconfig, context=options.context
+        )
+        run = NotebookRun(pipeline, PENDING_SNAPSHOT, self.snapshot_store(options, ""),
+                          options.owner or default_owner(), parameters)  # fmt: skip
+        name = options.name or job_name_for(pipeline.name, new_run_id())
+        make_notebook_job(run, name, pod_options(options, image, namespace))  # every check, nothing sent
+        return notes
+
     async def start(self, context: ExecutionContext) -> None:
         from jupyter_ext.snapshot.config import IMAGE_ENV
         from jupyter_ext.targets.k8s.client import KubernetesTarget
@@ -61,7 +79,10 @@ class JobTarget(ClusterTarget):
             pod = pod_options(options, image, cluster.namespace)
             run = NotebookRun(context.pipeline, str(context.snapshot_id), store, options.owner or default_owner(),
                               context.parameters)  # fmt: skip
-            await asyncio.to_thread(cluster.create_job, make_notebook_job(run, name, pod))
+            try:
+                await asyncio.to_thread(cluster.create_job, make_notebook_job(run, name, pod))
+            except TargetError as exc:
+                raise kept_snapshot(exc, str(context.snapshot_id), store, "job") from None
         record.extra["job"] = {"name": name, "namespace": cluster.namespace, "store": store}
         # where to find it again, from any process: no credentials, only where the user's own are
         record.handle = _without_none({"namespace": cluster.namespace, "name": name, "store": store,

@@ -9,13 +9,16 @@ import os
 import tempfile
 from typing import Any, ClassVar
 
+from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline
-from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
+from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus, new_run_id
 from jupyter_ext.targets.base import (
+    PENDING_SNAPSHOT,
     ClusterTarget,
     ExecutionContext,
     TargetSettings,
     default_owner,
+    kept_snapshot,
 )
 from jupyter_ext.targets.kfp.options import KfpOptions, compile_for, kfp_image, require_steps
 
@@ -41,6 +44,19 @@ class KfpTarget(ClusterTarget):
             hint="Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)",
         )
 
+    def preflight(self, pipeline: Pipeline, options: KfpOptions, parameters: dict[str, Any]) -> list[str]:
+        from jupyter_ext.snapshot.config import IMAGE_ENV
+        from jupyter_ext.targets.kfp.connect import connect
+
+        image, notes = kfp_image(pipeline, options.image, os.environ.get(IMAGE_ENV))
+        with tempfile.TemporaryDirectory(prefix="cellpipe-kfp-") as directory:  # every check of the package
+            compile_for(options, pipeline, directory, parameters=parameters, image=image,
+                        snapshot_id=PENDING_SNAPSHOT, store=self.snapshot_store(options, ""),
+                        owner=options.owner or default_owner(), run_id=new_run_id())  # fmt: skip
+        connect(options.host, namespace=options.namespace, token=options.token, token_path=options.token_file,
+                kubeconfig=options.kubeconfig, context=options.context)  # a host that does not answer: now  # fmt: skip
+        return notes
+
     async def start(self, context: ExecutionContext) -> None:
         from jupyter_ext.snapshot.config import IMAGE_ENV
         from jupyter_ext.targets.kfp.connect import connect, resolve_host
@@ -61,12 +77,15 @@ class KfpTarget(ClusterTarget):
                 snapshot_id=str(context.snapshot_id), store=store, owner=options.owner or default_owner(),
                 run_id=record.id,
             )  # fmt: skip
-            result = await asyncio.to_thread(
-                submit_run, client, package, pipeline_name=pipeline.name, experiment=experiment,
-                parameters=context.parameters, run_name=options.name, run_id=record.id,
-                snapshot_id=context.snapshot_id, store=store, notebook=record.notebook,
-                service_account=options.service_account,
-            )  # fmt: skip
+            try:
+                result = await asyncio.to_thread(
+                    submit_run, client, package, pipeline_name=pipeline.name, experiment=experiment,
+                    parameters=context.parameters, run_name=options.name, run_id=record.id,
+                    snapshot_id=context.snapshot_id, store=store, notebook=record.notebook,
+                    service_account=options.service_account,
+                )  # fmt: skip
+            except TargetError as exc:
+                raise kept_snapshot(exc, str(context.snapshot_id), store, "KFP run") from None
         record.extra["kfp"] = {"run_id": result.run_id, "experiment_id": result.experiment_id,
                                "pipeline_id": result.pipeline_id, "version_id": result.version_id,
                                "pipeline_name": result.pipeline_name, "version_name": result.version_name,
@@ -90,7 +109,7 @@ class KfpTarget(ClusterTarget):
         if status.cancelled or status.state == "CANCELED":
             return RunStatus.CANCELLED
         if not record.error:
-            record.error = {"message": status.outcome()}
+            record.error = {"message": f"KFP run {handle['run_id']} {status.outcome()}"}
         return RunStatus.FAILED
 
     def cancel(self, record: RunRecord) -> None:

@@ -20,7 +20,7 @@ from kubernetes import client
 
 from jupyter_ext.cli.main import main
 from jupyter_ext.errors import TargetError
-from jupyter_ext.services.cluster import require_pod_store, wait_for_job
+from jupyter_ext.services.cluster import require_pod_store
 from jupyter_ext.snapshot import SnapshotStore
 
 NS = "team-a"
@@ -238,10 +238,10 @@ async def test_bad_options_are_one_line(notebook: str, call: Callable, capsys: p
 
 async def test_wait_follows_the_job(
     kmock: Any, kubeconfig: str, notebook: str, call: Callable, make_api_client: Callable,
-    capsys: pytest.CaptureFixture,
+    capsys: pytest.CaptureFixture, data_dir: Path,
 ) -> None:  # fmt: skip
     argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig,
-            "--name", "train-w", "--wait", "--poll", "0.05"]  # fmt: skip
+            "--name", "train-w", "--wait", "--poll", "0.05", "--no-track"]  # fmt: skip
     waiting = asyncio.ensure_future(cli(call, *argv))
     for _ in range(500):  # the CLI snapshots first, then creates the Job
         if exists(kmock, "batch/v1/jobs", "train-w"):
@@ -256,45 +256,49 @@ async def test_wait_follows_the_job(
     api.close()
     assert await asyncio.wait_for(waiting, 30) == 1
     captured = capsys.readouterr()
-    assert "job train-w: Failed" in captured.err
+    run_id = captured.out.split("run id    ", 1)[1].split()[0]
+    assert "job train-w: failed" in captured.err
     assert captured.err.strip().splitlines()[-1] == (
-        "cellpipe: error: job train-w failed: Job has reached the specified backoff limit. "
+        f"cellpipe: error: run {run_id} failed: job train-w failed: Job has reached the specified backoff limit. "
         "See kubectl logs -n team-a job/train-w"
     )
+    assert await cli(call, "runs", "show", run_id, "--json") == 0  # the run's record says the same
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "failed" and record["handle"]["name"] == "train-w"
 
 
 async def test_ctrl_c_stops_waiting_not_the_job(
     kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    def interrupted(*args: Any, **kwargs: Any) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("jupyter_ext.services.cluster.wait_for_job", interrupted)
+    monkeypatch.setattr("jupyter_ext.services.runs.RunService.follow", interrupted)
     argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "--name", "t-1",
             "--wait"]  # fmt: skip
     assert await cli(call, *argv) == 130
-    assert capsys.readouterr().err.strip() == (
-        "stopped waiting; job t-1 keeps running (kubectl delete job -n team-a t-1 stops it)"
+    captured = capsys.readouterr()
+    run_id = captured.out.split("run id    ", 1)[1].split()[0]
+    assert captured.err.strip() == (
+        f"stopped waiting; job t-1 keeps running (cellpipe runs cancel {run_id} stops it)"
     )
     assert exists(kmock, "batch/v1/jobs", "t-1")
     assert not list(kmock["delete"])
 
 
-def test_wait_gives_up_after_the_timeout() -> None:
-    now = [0.0]
-
-    class Target:
-        def job_status(self, name: str) -> dict[str, Any]:
-            return {"phase": "Running"}
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    seen: list[str] = []
-    status = wait_for_job(Target(), "j", timeout=12, interval=5, on_change=lambda s: seen.append(s["phase"]),
-                          sleep=sleep, clock=lambda: now[0])  # fmt: skip
-    assert status == {"phase": "Running"} and now[0] == 12 and seen == ["Running"]
+async def test_wait_gives_up_after_the_timeout_and_leaves_the_job(
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig, "--name", "t-2",
+            "--wait", "--wait-timeout", "0.5", "--poll", "0.05"]  # fmt: skip
+    assert await cli(call, *argv) == 1
+    captured = capsys.readouterr()
+    run_id = captured.out.split("run id    ", 1)[1].split()[0]
+    assert captured.err.strip().splitlines()[-1] == (
+        f"cellpipe: error: job t-2 is still running after 0s; it keeps running (cellpipe runs show {run_id})"
+    )
+    assert exists(kmock, "batch/v1/jobs", "t-2") and not list(kmock["delete"])
 
 
 # -- schedule -----------------------------------------------------------------------------------------

@@ -89,12 +89,8 @@ async def play_the_pod(call: Callable, job: dict[str, Any], workdir: Path) -> No
 
 async def cellpipe(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
     """``cellpipe ARGV`` in a new process (the test's loop keeps serving kmock meanwhile)."""
-    return await python(env, "-m", "jupyter_ext.cli", *argv)
-
-
-async def python(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *argv, env=env,
+        sys.executable, "-m", "jupyter_ext.cli", *argv, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
@@ -116,22 +112,23 @@ def owner_gone(service: RunService, run_id: str) -> None:
     service.store.update_run(run_id, change)
 
 
-async def test_a_job_run_outlives_its_submitter_and_a_new_process_finalizes_it(
+async def test_a_submitted_job_run_outlives_cellpipe_submit_and_a_new_process_finalizes_it(
     kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, call: Callable, env: dict,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    service = RunService(data_dir)
-    record = await submitted(service, write_notebook(CELLS), kubeconfig, parameters={"n": 4}, track=False)
+    notebook = write_notebook(CELLS, name="train.ipynb")
+    code, out, err = await cellpipe(env, "submit", str(notebook), "--store", STORE, "--image", IMAGE,
+                                    "--kubeconfig", kubeconfig, "-p", "n=4", "--no-track")  # fmt: skip
+    assert code == 0, err
+    run_id = out.split("run id    ", 1)[1].split()[0]
     job = the_job(kmock)
     name = job["metadata"]["name"]
-    assert record.status is RunStatus.RUNNING and record.handle == {
-        "namespace": NS, "name": name, "store": STORE, "kubeconfig": kubeconfig
-    }  # fmt: skip
-    assert "token" not in json.dumps(record.handle)
-    owner_gone(service, record.id)
-
-    seen = await show(env, record.id[-6:])  # another process, while the Job runs: asks the cluster
-    assert seen["status"] == "running" and seen["refresh_error"] is None and seen["refreshed"]
+    assert f"job {name} created in namespace {NS}" in out and f"cellpipe runs show {run_id}" in out
+    # `cellpipe submit` has exited: the record is the cluster's now, not crashed
+    seen = await show(env, run_id[-6:])
+    assert seen["status"] == "running" and seen["refresh_error"] is None and seen["refreshed"], seen
+    assert seen["handle"] == {"namespace": NS, "name": name, "store": STORE, "kubeconfig": kubeconfig}
+    assert seen["source"] == "cli" and seen["parameters"] == {"n": 4}
     assert [s["status"] for s in seen["steps"]] == ["pending", "pending"]
 
     await play_the_pod(call, job, tmp_path / "pod")
@@ -139,14 +136,26 @@ async def test_a_job_run_outlives_its_submitter_and_a_new_process_finalizes_it(
         kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
     )
     await asyncio.sleep(max(0.0, seen["refreshed"] + RunService.refresh_seconds - time.time()))
-    done = await show(env, record.id)
+    done = await show(env, run_id)
     assert done["status"] == "succeeded", done
     assert [(s["name"], s["status"]) for s in done["steps"]] == [
         ("make", "succeeded"),
         ("total", "succeeded"),
     ]
     assert done["metrics"] == {"total": 6.0} and done["finished"] and done["duration_s"] > 0
-    assert service.get(record.id).status is RunStatus.SUCCEEDED  # the same record, everywhere
+    assert RunService(data_dir).get(run_id).status is RunStatus.SUCCEEDED  # the same record, everywhere
+
+
+async def test_a_run_whose_submitting_process_is_gone_is_not_crashed(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, env: dict
+) -> None:
+    service = RunService(data_dir)
+    record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
+    assert record.status is RunStatus.RUNNING and record.on_cluster
+    owner_gone(service, record.id)
+    assert RunService(data_dir).store.recover_crashed() == []  # a restarted server finds nothing crashed
+    seen = await show(env, record.id)
+    assert seen["status"] == "running" and seen["error"] is None
 
 
 async def test_a_failed_job_is_finalized_as_failed_with_the_controllers_reason(
@@ -222,12 +231,8 @@ async def test_cancel_from_another_process_deletes_the_job(
     record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
     name = the_job(kmock)["metadata"]["name"]
     owner_gone(service, record.id)
-    code, out, err = await python(env, "-c", f"""
-import asyncio
-from jupyter_ext.services.runs import RunService
-print(asyncio.run(RunService({str(data_dir)!r}).cancel({record.id!r})).status.value)
-""")  # fmt: skip
-    assert code == 0 and out.strip() == "cancelled", err
+    code, out, err = await cellpipe(env, "runs", "cancel", record.id)
+    assert code == 0 and f"run {record.id} cancelled" in out, (out, err)
     (deleted,) = list(kmock["delete"])
     assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{name}")
     done = service.get(record.id)

@@ -154,7 +154,7 @@ def test_submit_uploads_runs_and_prints_the_url(
 
 
 def test_submit_wait_prints_each_change(
-    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture
+    kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture, data_dir: Path
 ) -> None:
     kfp_server.on_get["r-4"] = [  # ids are handed out in order: e-1, p-2, v-3, then the run
         lambda run: None,
@@ -162,33 +162,38 @@ def test_submit_wait_prints_each_change(
         lambda run: run.step("load", "Succeeded").step("train", "Running"),
         lambda run: run.step("train", "Failed").finish("Failed"),
     ]
-    code = main(submit_args(notebook, kfp_server, token_file, "--wait", "--poll", "0"))
-    err = capsys.readouterr().err.strip().splitlines()
+    code = main(submit_args(notebook, kfp_server, token_file, "--wait", "--poll", "0", "--no-track"))
+    captured = capsys.readouterr()
+    run_id = captured.out.split("run id    ", 1)[1].split()[0]
     assert code == 1
-    assert err[:7] == [
-        "KFP run r-4: PENDING",
-        "KFP run r-4: RUNNING",
-        "  step load: RUNNING",
-        "  step load: SUCCEEDED",
-        "  step train: RUNNING",
-        "KFP run r-4: FAILED",
-        "  step train: FAILED",
+    assert captured.err.strip().splitlines() == [
+        "KFP run r-4: running",
+        "  step load: running",
+        "  step load: succeeded",
+        "  step train: running",
+        "KFP run r-4: failed",
+        "  step train: failed",
+        f"cellpipe: error: run {run_id} failed: KFP run r-4 failed: step train failed. See cellpipe kfp logs r-4",
     ]  # steps by their notebook names: no driver, DAG or `executor` rows
-    assert err[7].startswith("note: which cell of train failed is in its pod's termination message")
-    assert err[8:] == ["cellpipe: error: KFP run r-4 failed: step train failed. See cellpipe kfp logs r-4"]
+    assert main(["runs", "show", run_id, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "failed" and record["handle"]["run_id"] == "r-4"
+    assert [s["status"] for s in record["steps"]] == ["succeeded", "failed"]
 
 
 def test_ctrl_c_stops_waiting_not_the_run(
     kfp_server: FakeKFP, notebook: str, token_file: str, capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    def interrupted(*args: Any, **kwargs: Any) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("jupyter_ext.targets.kfp.submit.wait_for_run", interrupted)
+    monkeypatch.setattr("jupyter_ext.services.runs.RunService.follow", interrupted)
     assert main(submit_args(notebook, kfp_server, token_file, "--wait")) == 130
-    assert capsys.readouterr().err.strip() == (
-        "stopped waiting; KFP run r-4 keeps running (cellpipe kfp cancel r-4 stops it)"
+    captured = capsys.readouterr()
+    run_id = captured.out.split("run id    ", 1)[1].split()[0]
+    assert captured.err.strip() == (
+        f"stopped waiting; KFP run r-4 keeps running (cellpipe runs cancel {run_id} stops it)"
     )
     assert not any(path.endswith(":terminate") for _, path in kfp_server.paths())
 
@@ -462,8 +467,8 @@ def test_plain_notebook_is_refused(
     plain = str(write_notebook([(["parameters"], "n = 1"), ([], "print(n)")], name="report.ipynb"))
     assert main(["submit", plain, "--target", "kfp", "--host", kfp_server.url, "--store", STORE]) == 1
     assert one_error_line(capsys.readouterr().err) == (
-        f"cellpipe: error: {plain}: kfp: the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a "
-        "pipeline of steps. Tag its cells step:NAME, or run it whole with papermill on Kubernetes (--target job)"
+        f"cellpipe: error: {plain}: target: the notebook has no step: tags; Kubeflow Pipelines runs a notebook as a "
+        "pipeline of steps. Tag its cells step:NAME, or run it whole with papermill on Kubernetes (target job)"
     )
     assert snapshots() == [] and kfp_server.requests == []
 
