@@ -243,6 +243,10 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
     cpu_before = cpu_seconds(server.process)
     http_list, http_filtered, http_get = steady_reads(server, pages, picks, len(ids))
     server_cpu_ms = (cpu_seconds(server.process) - cpu_before) * 1000 / (3 * requests_n)
+    floor = [  # the server's own cheapest authenticated route: what any request costs before cellpipe runs
+        timed(lambda: requests.get(f"{server.url}/api/status", headers=HEADERS, timeout=60))[0]
+        for _ in range(requests_n)
+    ]
     print(f"\nstore: {len(ids)} runs stored; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(summary("list page of 50 (in-process)", local_list))
     print(summary("list filtered (in-process)", local_filtered))
@@ -252,6 +256,7 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
     print(summary("GET runs page of 50 (HTTP)", http_list))
     print(summary("GET runs?path&status (HTTP)", http_filtered))
     print(summary("GET runs/{id} (HTTP)", http_get))
+    print(summary("GET /api/status (HTTP floor)", floor))
     print(f"{'server CPU per request':<34} {server_cpu_ms:.2f} ms (the three kinds above, averaged)")
     print(
         f"{'p99 ratio HTTP / in-process':<34} page {percentile(http_list, 99) / percentile(local_list, 99):.2f}x"

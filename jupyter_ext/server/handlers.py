@@ -149,7 +149,11 @@ class LogsHandler(RunHandlerBase):
     async def get(self, run_id: str) -> None:
         self.query()
         record = await self.run(run_id)
-        self.reply({"text": await asyncio.to_thread(self.service.logs, record.id)})
+
+        def answer() -> str:  # megabytes of log are read, redacted and encoded off the event loop
+            return self.app.run_presenter.encode({"text": self.service.logs(record.id)})
+
+        self.reply_json(await asyncio.to_thread(answer))
 
 
 class StepNotebookHandler(RunHandlerBase):
@@ -164,9 +168,11 @@ class StepNotebookHandler(RunHandlerBase):
             )
         except CellpipeError as error:
             raise not_found(error.message, field="step") from None
-        text = await asyncio.to_thread(path.read_text, errors="replace")
-        self.set_header("Content-Type", "application/json")
-        self.finish(self.app.paths.redact(text))  # the generated cells name server paths (the step cache)
+        # the generated cells name server paths (the step cache): redacted, off the event loop (a notebook with
+        # large outputs is megabytes: ~20 ms per MB)
+        self.reply_json(
+            await asyncio.to_thread(lambda: self.app.paths.redact(path.read_text(errors="replace")))
+        )
 
 
 def routes() -> list[tuple[Any, ...]]:
