@@ -71,6 +71,26 @@ class StoredRun(NamedTuple):
 
 _ACTIVE_VALUES = frozenset(s.value for s in ACTIVE_RUN_STATES)
 
+# Runs as stored, each with its cancel request if any: the owner's own saves of a record do not carry a
+# request it has not noticed yet, and a run may end before its owner notices (or be stopped on its cluster
+# from elsewhere); either way readers see who asked. One primary-key lookup per row, in the same query.
+_SELECT_STORED = (
+    "SELECT runs.id, runs.status, runs.data, cancel.requested, cancel.requested_by FROM runs"
+    " LEFT JOIN cancel_requests AS cancel ON cancel.run_id = runs.id"
+)
+
+
+def _stored(row: Any) -> StoredRun:
+    """A row of :data:`_SELECT_STORED`; its text includes the cancel request the record does not carry."""
+    run = StoredRun(row[0], row[1], row[2])
+    if row[3] is None:
+        return run
+    record = run.record()
+    if record.cancel_requested is not None:
+        return run
+    record.cancel_requested = {"at": row[3], "by": row[4]}
+    return StoredRun.of(record)
+
 
 def _json_object(text: str | None) -> dict[str, Any] | None:
     """A JSON object stored in a record (``json_extract`` gives objects as text), or None."""
@@ -318,12 +338,12 @@ class RecordStore:
     def get_run(self, run_id: str) -> RunRecord:
         full = self.resolve_run_id(run_id)
         with self._read() as conn:
-            row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (full,)).first()
+            row = conn.exec_driver_sql(f"{_SELECT_STORED} WHERE runs.id = ?", (full,)).first()
         if row is None:
             raise CellpipeError(
                 f"no run '{run_id}' in {self.data_dir}", hint="list runs with `cellpipe runs`"
             )
-        return self._with_cancel_requests([self._check_alive(RunRecord.from_dict(json.loads(row[0])))])[0]
+        return self._check_alive(_stored(row).record())
 
     def list_runs(
         self, *, notebook: str | None = None, status: str | None = None, target: str | None = None,
@@ -358,11 +378,11 @@ class RecordStore:
             total = conn.exec_driver_sql(f"SELECT count(*) FROM runs{clause}", tuple(args)).scalar()
             # the page's ids from the index alone, then only those rows' JSON
             rows = conn.exec_driver_sql(
-                f"SELECT id, status, data FROM runs"
-                f" WHERE rowid IN (SELECT rowid FROM runs{clause} {order} LIMIT ? OFFSET ?) {order}",
+                f"{_SELECT_STORED} WHERE runs.rowid IN (SELECT rowid FROM runs{clause} {order} LIMIT ? OFFSET ?)"
+                " ORDER BY runs.created DESC, runs.id DESC",
                 (*args, max(0, int(limit)), max(0, int(offset))),
             ).all()
-        return self._stored_with_cancel_requests([StoredRun(*row) for row in rows]), int(total)
+        return [_stored(row) for row in rows], int(total)
 
     def all_run_ids(self) -> list[str]:
         with self._read() as conn:
@@ -430,18 +450,18 @@ class RecordStore:
         """Ask whoever runs ``run_id`` to cancel it. The first request of a run is kept (a second one does not
         change who asked or when). Returns the record as it is now, with ``cancel_requested`` set when the run
         is still active; a final run gets no request; None when there is no such run."""
+        query = f"{_SELECT_STORED} WHERE runs.id = ?"
         with self._write() as conn:
-            row = conn.exec_driver_sql("SELECT status, data FROM runs WHERE id = ?", (run_id,)).first()
+            row = conn.exec_driver_sql(query, (run_id,)).first()
             if row is None:
                 return None
-            record = RunRecord.from_dict(json.loads(row[1]))
-            if RunStatus(row[0]).is_final:
-                return record
+            if _stored(row).is_final:
+                return _stored(row).record()
             conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO cancel_requests (run_id, requested, requested_by) VALUES (?, ?, ?)",
                 (run_id, time.time(), by),
             )
-        return self._with_cancel_requests([record])[0]
+            return _stored(conn.exec_driver_sql(query, (run_id,)).first()).record()
 
     def cancel_requests(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The cancel requests of these runs (one primary-key query): run id -> ``{"at": epoch, "by": who}``."""
@@ -455,32 +475,6 @@ class RecordStore:
                 tuple(ids),
             ).all()
         return {r[0]: {"at": r[1], "by": r[2]} for r in rows}
-
-    def _with_cancel_requests(self, records: list[RunRecord]) -> list[RunRecord]:
-        """Fill in ``cancel_requested`` of active runs from the requests table (the owner's own saves of the
-        record do not carry a request it has not noticed yet); final records say what their owner wrote."""
-        active = [r for r in records if not r.is_final and r.cancel_requested is None]
-        if active:
-            requests = self.cancel_requests(r.id for r in active)
-            for record in active:
-                record.cancel_requested = requests.get(record.id)
-        return records
-
-    def _stored_with_cancel_requests(self, runs: list[StoredRun]) -> list[StoredRun]:
-        """:meth:`_with_cancel_requests` for runs as stored: an active run with a request its record does not
-        carry yet is given the text of the record with it, so the text says all that readers show."""
-        requests = self.cancel_requests(run.id for run in runs if not run.is_final)
-        if not requests:
-            return runs
-        shown = []
-        for run in runs:
-            if run.id in requests:
-                record = run.record()
-                if record.cancel_requested is None:
-                    record.cancel_requested = requests[run.id]
-                    run = StoredRun.of(record)
-            shown.append(run)
-        return shown
 
     # -- schedules (the schedule service owns the logic) ---------------------------------------------
     def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -227,6 +227,11 @@ def test_a_cancel_request_is_kept_apart_from_the_owners_saves(tmp_path):
     assert store.get_run("r1").cancel_requested == asked.cancel_requested
     assert store.list_runs()[0][0].cancel_requested == asked.cancel_requested
     assert other.request_cancel("r1", "bob (cellpipe runs cancel)").cancel_requested == asked.cancel_requested
+    running.status = RunStatus.SUCCEEDED
+    store.save_run(running)  # it ended before the owner looked: the record still says someone asked
+    assert store.get_run("r1").cancel_requested == asked.cancel_requested
+    assert store.list_stored_runs()[0][0].record().cancel_requested == asked.cancel_requested
+    assert other.request_cancel("r1", "bob (cellpipe runs cancel)").status is RunStatus.SUCCEEDED
     assert store.cancel_requests(["r1", "r2"]) == {"r1": asked.cancel_requested}
     assert store.cancel_requests([]) == {}
     store.save_run(make("r2", 2, status=RunStatus.SUCCEEDED))
