@@ -182,3 +182,19 @@ def test_a_request_the_owner_has_not_seen_yet_is_answered_running_and_kept(serve
     record = wait_final(server, run_id)
     assert record["status"] == "cancelled" and record["cancel_requested"] == body["cancel_requested"]
     assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}
+
+
+def test_a_second_server_on_the_same_data_directory_cancels_the_first_ones_run(server, launch):
+    """A JupyterHub pod restarted beside the old one, or two servers of one user: either cancels any run."""
+    write_pipeline(server.root / "first.ipynb", 120)
+    run_id = server.api("POST", "runs", json={"path": "first.ipynb", "track": False}).json()["id"]
+    wait_for_step(server, run_id)
+    running_kernels = kernels(psutil.Process(server.process.pid))
+    second = launch("--CellpipeApp.kernel_pool_size=0", root=server.root)
+    answer = second.api("POST", f"runs/{run_id}/cancel")
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelled", answer.text
+    record = server.api("GET", f"runs/{run_id}").json()  # the first server, which ran it, agrees
+    assert record["status"] == "cancelled" and statuses(record)["wait"] == "cancelled"
+    gone, alive = psutil.wait_procs(running_kernels, timeout=10)
+    assert not alive, f"kernels left behind: {alive}"
+    second.stop()
