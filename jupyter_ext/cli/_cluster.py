@@ -106,7 +106,7 @@ def parse_secrets(items: list[str]) -> list[Any]:
 
 
 def request_from_args(args: argparse.Namespace) -> Any:
-    """The ClusterRequest of submit/schedule/export: KfpOptions for the kfp target or format, else JobOptions."""
+    """The ClusterRequest of submit/schedule/export: KfpOptions for the kfp target, else JobOptions."""
     from jupyter_ext.services.cluster import ClusterRequest
     from jupyter_ext.targets.k8s.options import JobOptions
     from jupyter_ext.targets.kfp.options import KfpOptions
@@ -123,7 +123,7 @@ def request_from_args(args: argparse.Namespace) -> Any:
         "kubeconfig": args.kubeconfig,
         "context": args.context,
     }
-    if "kfp" in (getattr(args, "target", None), getattr(args, "format", None)):
+    if getattr(args, "target", None) == "kfp":
         refuse_job_only_options(args)
         options: Any = KfpOptions(
             **shared,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from jupyter_ext.cli._cluster import (
     add_cluster_options,
@@ -11,6 +12,7 @@ from jupyter_ext.cli._cluster import (
     print_notes,
     request_from_args,
 )
+from jupyter_ext.errors import TargetError
 
 HELP = """\
 Write the Kubernetes manifests (or the KFP package) that run a notebook as YAML files instead of creating
@@ -29,17 +31,18 @@ Files, written atomically into DIR:
   <cronjob name>.cronjob.yaml   with --cron: a CronJob that runs it on that schedule
 --name names both objects; by default the Job is <pipeline>-<run id> and the CronJob <pipeline>.
 
-formats:
-  k8s    Kubernetes batch/v1 Job and CronJob
+targets (the same names as submit and schedule):
+  job    Kubernetes batch/v1 Job and CronJob (the default)
   kfp    <name>.kfp.yaml: the Kubeflow Pipelines package, compiled for the snapshot (its runs restore it;
          --name names the file, default the pipeline); upload it in the KFP UI. No --cron: schedule it
          with `cellpipe schedule --target kfp`.
+(--format k8s|kfp, the old spelling, still works and says to use --target.)
 
 examples:
   cellpipe export train.ipynb -o deploy/ --image ghcr.io/acme/cellpipe-runtime:1.0
   cellpipe export train.ipynb -o deploy/ --cron "0 3 * * *" -n team-a -p epochs=20
   kubectl create -f deploy/
-  cellpipe export train.ipynb -o deploy/ --format kfp --image ghcr.io/acme/cellpipe-runtime:1.0
+  cellpipe export train.ipynb -o deploy/ --target kfp --image ghcr.io/acme/cellpipe-runtime:1.0
   cellpipe export train.ipynb -o review/ --preview       # no store or image needed, not runnable
 """
 
@@ -51,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_notebook_options(parser)
-    parser.add_argument("--format", default="k8s", metavar="FORMAT", help="k8s (default), kfp")
+    parser.add_argument(
+        "--target", default=None, metavar="TARGET", help="what to write for: job (default), kfp"
+    )
+    parser.add_argument("--format", default=None, metavar="FORMAT", help=argparse.SUPPRESS)  # deprecated
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the YAML files")
     parser.add_argument(
         "--cron", metavar="EXPR", help='also write a CronJob with this schedule, e.g. "0 3 * * *"'
@@ -66,9 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.services.submission import EXPORT_FORMATS, pick
+    from jupyter_ext.services.submission import EXPORT_TARGETS, pick
 
-    export = pick(EXPORT_FORMATS, args.format, "--format")
+    args.target = export_target(args)
+    export = pick(EXPORT_TARGETS, args.target, "--target")
     exported = export(
         request_from_args(args), args.output, cron=args.cron, timezone=args.timezone, preview=args.preview
     )
@@ -82,3 +89,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"snapshot {exported.snapshot_id[:12]} in {exported.store} (the manifests' pods restore it)")
     print_notes(exported.notes)
     return 0
+
+
+# --format's values, which were named after the files, not the targets: the target each one means
+FORMAT_TARGETS = {"k8s": "job", "kfp": "kfp"}
+
+
+def export_target(args: argparse.Namespace) -> str:
+    """--target, or the target a (deprecated) --format names, which says so on stderr."""
+    if args.format is None:
+        return args.target or "job"
+    target = FORMAT_TARGETS.get(args.format)
+    if target is None:
+        raise TargetError(f"unknown format '{args.format}'", field="--format",
+                          hint="--format is deprecated: use --target job or --target kfp")  # fmt: skip
+    if args.target not in (None, target):
+        raise TargetError(f"--format {args.format} means --target {target}, not {args.target}", field="--format",
+                          hint="Drop --format: it is deprecated")  # fmt: skip
+    print(f"cellpipe: warning: --format {args.format} is deprecated; use --target {target}", file=sys.stderr)
+    return target

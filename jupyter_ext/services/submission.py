@@ -1,4 +1,4 @@
-"""Which function submits, schedules or exports for each cluster target (name -> "module:function").
+"""Which function exports each cluster target's manifests (name -> "module:function").
 
 Above both :mod:`.cluster` (Kubernetes) and :mod:`.kfp_cluster`, so neither imports the other's registry;
 modules are imported on first use, so the Kubernetes commands never load KFP.
@@ -14,8 +14,8 @@ from jupyter_ext.errors import TargetError
 
 # Runs (`cellpipe submit`, `run --target`) go through services.runs.RunService, whatever the target.
 # Schedules (local, job = CronJob, kfp = recurring run) go through services.schedules.ScheduleService.
-EXPORT_FORMATS: dict[str, str] = {
-    "k8s": "jupyter_ext.services.cluster:export_k8s",
+EXPORT_TARGETS: dict[str, str] = {
+    "job": "jupyter_ext.services.cluster:export_k8s",
     "kfp": "jupyter_ext.services.kfp_cluster:export_kfp",
 }
 

@@ -186,8 +186,16 @@ async def test_unknown_targets(notebook: str, call: Callable, capsys: pytest.Cap
     assert one_error_line(capsys.readouterr().err) == (
         "cellpipe: error: --target: unknown target 'nomad'. Use one of: job, kfp"
     )
+    assert await cli(call, "export", notebook, "--target", "helm", "-o", "out") == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --target: unknown target 'helm'. Use one of: job, kfp"
+    )
     assert await cli(call, "export", notebook, "--format", "helm", "-o", "out") == 1
-    assert "--format: unknown format 'helm'. Use one of: k8s, kfp" in capsys.readouterr().err
+    assert one_error_line(capsys.readouterr().err) == (
+        "cellpipe: error: --format: unknown format 'helm'. --format is deprecated: use --target job or --target kfp"
+    )
+    assert await cli(call, "export", notebook, "--format", "k8s", "--target", "kfp", "-o", "out") == 1
+    assert "--format k8s means --target job, not kfp" in capsys.readouterr().err
     assert snapshots() == []
 
 
@@ -417,7 +425,7 @@ async def test_export_writes_valid_yaml_without_contacting_the_cluster(
     dead_kubeconfig: str, notebook: str, tmp_path: Path, call: Callable, capsys: pytest.CaptureFixture
 ) -> None:
     out_dir = tmp_path / "deploy"
-    code = await cli(call, "export", notebook, "--format", "k8s", "-o", str(out_dir), "--cron", "0 3 * * *",
+    code = await cli(call, "export", notebook, "--target", "job", "-o", str(out_dir), "--cron", "0 3 * * *",
                      "--name", "train", "--store", STORE, "--image", IMAGE, "--kubeconfig", dead_kubeconfig,
                      "-p", "epochs=7")  # fmt: skip
     assert code == 0, capsys.readouterr().err
@@ -435,8 +443,27 @@ async def test_export_writes_valid_yaml_without_contacting_the_cluster(
     assert "wrote" in capsys.readouterr().out
 
 
+async def test_export_format_k8s_is_a_deprecated_alias_of_target_job(
+    notebook: str, tmp_path: Path, call: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    out_dir = tmp_path / "deploy"
+    code = await cli(call, "export", notebook, "--format", "k8s", "-o", str(out_dir), "--name", "train",
+                     "--namespace", NS, "--store", STORE, "--image", IMAGE)  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert one_error_line(captured.err) == "cellpipe: warning: --format k8s is deprecated; use --target job"
+    (path,) = out_dir.iterdir()
+    assert path.name == "train.job.yaml"
+    kubernetes_validate.validate(yaml.safe_load(path.read_text()), "1.34", strict=True)
+
+
 @pytest.mark.parametrize(
-    "command, listing", [("submit", "targets:"), ("schedule", "targets:"), ("export", "formats:")]
+    "command, listing",
+    [
+        ("submit", "targets:"),
+        ("schedule", "targets:"),
+        ("export", "targets (the same names as submit and schedule):"),
+    ],
 )
 def test_help_teaches_with_examples(command: str, listing: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):

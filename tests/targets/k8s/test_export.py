@@ -84,7 +84,7 @@ def test_preview_needs_no_store_or_image_and_is_marked_not_runnable(
 
 def test_kfp_preview(notebook: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "kfp"
-    assert main(["export", notebook, "-o", str(out), "--format", "kfp", "--preview", "--image", IMAGE]) == 0
+    assert main(["export", notebook, "-o", str(out), "--target", "kfp", "--preview", "--image", IMAGE]) == 0
     (path,) = out.iterdir()
     assert path.name == "train.kfp.preview.yaml"
     text = path.read_text()
@@ -131,7 +131,7 @@ def test_limit_sets_the_job_pods_resources_and_is_refused_for_kfp(
     assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"] if "emptyDir" in v)
 
     code = main(
-        ["export", notebook, "-o", str(tmp_path / "k"), "--format", "kfp", "--preview", "--limit", "cpu=1"]
+        ["export", notebook, "-o", str(tmp_path / "k"), "--target", "kfp", "--preview", "--limit", "cpu=1"]
     )
     assert code == 1 and "--limit: applies to Kubernetes Jobs only" in capsys.readouterr().err
     code = main(["export", notebook, "-o", str(tmp_path / "bad"), "--preview", "--kubeconfig", kubeconfig,

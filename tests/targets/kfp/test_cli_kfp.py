@@ -1,4 +1,4 @@
-"""``cellpipe submit/schedule/export --target/--format kfp`` and ``cellpipe kfp``, end to end.
+"""``cellpipe submit/schedule/export --target kfp`` and ``cellpipe kfp``, end to end.
 
 The CLI runs in-process (``main([...])``) with the real KFP compiler and ``kfp.Client`` against the loopback
 KFP server (``kfp_server`` in conftest.py). The snapshot store is a fake remote (``fakes3://``, an in-memory
@@ -263,7 +263,7 @@ def test_export_writes_the_package(notebook: str, tmp_path: Path, capsys: pytest
     from kfp import components
 
     out_dir = tmp_path / "deploy"
-    code = main(["export", notebook, "--format", "kfp", "-o", str(out_dir), "--store", STORE,
+    code = main(["export", notebook, "--target", "kfp", "-o", str(out_dir), "--store", STORE,
                  "--image", IMAGE, "-p", "epochs=7"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in out_dir.iterdir()] == ["train.kfp.yaml"]
@@ -454,7 +454,7 @@ def test_options_kfp_cannot_honour(
     kfp_server: FakeKFP, notebook: str, argv: list[str], message: str, capsys: pytest.CaptureFixture
 ) -> None:
     command, *options = argv
-    target = ["--format" if command == "export" else "--target", "kfp"]
+    target = ["--target", "kfp"]
     connection = [] if command == "export" else ["--host", kfp_server.url]
     assert main([command, notebook, *target, *connection, "--store", STORE, *options]) == 1
     assert one_error_line(capsys.readouterr().err).startswith(f"cellpipe: error: {message}")
