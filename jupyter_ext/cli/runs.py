@@ -24,6 +24,19 @@ examples:
 """
 
 
+CANCEL_HELP = """\
+Cancel a queued or running run, whichever process runs it: a `cellpipe run` in a terminal, a Jupyter
+server (JupyterLab's Run as pipeline), `cellpipe scheduler`. The request is stored with the run (who asked
+and when); the process running it notices within half a second and stops it as Ctrl-C would: kernels shut
+down, the step that was running and those after it recorded as cancelled. A Job or KFP run is stopped on
+its cluster. This waits until the run has ended (--wait), then says so; a finished run is left as it is.
+
+examples:
+  cellpipe runs cancel latest
+  cellpipe runs cancel 3fa2c1 --wait 30
+"""
+
+
 def default_data_dir() -> Path:
     from jupyter_ext.snapshot.project import data_dir
 
@@ -54,9 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=show_run)
     cancel = sub.add_parser(
         "cancel", help="cancel a queued or running run, whichever process runs it",
-        description="Ask the process that runs the run (a `cellpipe run` in a terminal, a Jupyter server, "
-        "`cellpipe scheduler`) to cancel it, and wait until it has: its kernels are shut down, the step "
-        "that was running is recorded as cancelled. A finished run is left as it is.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=CANCEL_HELP,
     )  # fmt: skip
     cancel.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
     add_data_dir_option(cancel)

@@ -185,3 +185,20 @@ def test_a_cancel_request_made_before_an_asleep_owner_looks_only_waits_so_long(w
         await owner.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_cancel_of_a_run_whose_process_is_gone_answers_crashed(data_dir):
+    """No process would ever act on a request: the answer is the crashed record, at once, and none is stored."""
+    from jupyter_ext.records.models import RunRecord, StepRecord
+    from jupyter_ext.records.owner import current_owner, process_start
+
+    child = subprocess.Popen(["sleep", "30"])
+    owner = {**current_owner(), "pid": child.pid, "pid_start": process_start(child.pid)}
+    child.kill()
+    child.wait()
+    service = RunService(data_dir)
+    service.store.save_run(RunRecord(id="r-gone", notebook="/p/a.ipynb", status=RunStatus.RUNNING, owner=owner,
+                                     steps=[StepRecord("a", StepStatus.RUNNING)]))  # fmt: skip
+    record = asyncio.run(service.cancel("r-gone", by="me (test)", wait_s=30))
+    assert record.status is RunStatus.CRASHED and record.steps[0].status is StepStatus.CRASHED
+    assert record.cancel_requested is None and service.store.cancel_requests(["r-gone"]) == {}
