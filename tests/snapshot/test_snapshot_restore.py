@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_ext.errors import SnapshotError
-from jupyter_ext.snapshot import SnapshotStore, materialize, restore, take_snapshot
+from jupyter_ext.snapshot import SnapshotStore, copying, materialize, restore, take_snapshot
 
 
 def tree(directory: Path) -> dict[str, bytes]:
@@ -75,13 +75,21 @@ def test_restore_refuses_a_non_empty_directory(notebook: Path, store: SnapshotSt
     assert (target / "config.yaml").read_text() == "lr: 0.1\n"  # replaced by the snapshot's
 
 
+@pytest.mark.parametrize("size", ["small", "large"])  # one pass / hashed, then copied by the kernel
 def test_restore_detects_a_corrupted_object_and_leaves_no_partial_file(
-    notebook: Path, store: SnapshotStore, tmp_path: Path
+    notebook: Path, project: Path, store: SnapshotStore, tmp_path: Path, settle, size: str
 ) -> None:
+    if size == "large":
+        (project / "data" / "train.csv").write_bytes(os.urandom(3 * copying.WINDOW + 5))
     snapshot = take_snapshot(notebook, store=store)
     entry = next(e for e in snapshot.manifest["files"] if e["path"] == "data/train.csv")
     obj = store.local_root / "objects" / entry["hash"][:2] / entry["hash"][2:]
-    obj.write_bytes(b"X" + obj.read_bytes()[1:])
+    with open(obj, "r+b") as stream:  # same size, one byte changed in the last window
+        stream.seek(entry["size"] - 2)
+        last = stream.read(1)
+        stream.seek(entry["size"] - 2)
+        stream.write(bytes([last[0] ^ 1]))
+    settle()  # old enough for the kernel copy to trust its timestamps
 
     with pytest.raises(SnapshotError, match="object for data/train.csv is corrupt"):
         restore(store, snapshot.id, tmp_path / "out")
