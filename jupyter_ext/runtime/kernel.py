@@ -8,13 +8,18 @@ make the step look failed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import os
+import signal
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.runtime.kernel_fork import ForkedProcess, KernelForkServer, forkable
 from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer_tag
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
@@ -28,23 +33,57 @@ class Kernel:
     client: Any  # its AsyncKernelClient, channels started and ready
 
     async def shutdown(self) -> None:
+        """Stop the kernel now (SIGKILL to its process group, as ``shutdown_kernel(now=True)`` does) and
+        wait for its exit without jupyter_client's 0.1 s polling: the last step's kernel is stopped on the
+        run's critical path."""
         with contextlib.suppress(Exception):
             self.client.stop_channels()
         with contextlib.suppress(Exception):
-            if await self.km.is_alive():
-                await self.km.shutdown_kernel(now=True)
+            await kill_and_wait(self.km.provisioner)
+        with contextlib.suppress(Exception):
+            await self.km.shutdown_kernel(now=True)  # finds it gone at once; removes the connection file
+
+
+async def kill_and_wait(provisioner: Any, timeout: float = 5.0) -> None:
+    """SIGKILL a kernel's process group and wait until its process has exited (a pidfd, no polling)."""
+    process = getattr(provisioner, "process", None)
+    if process is None or process.poll() is not None:
+        return
+    try:
+        descriptor = os.pidfd_open(process.pid)  # before the signal: the pid cannot be reused meanwhile
+    except ProcessLookupError:
+        return
+    try:
+        try:
+            os.killpg(provisioner.pgid or process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(descriptor, lambda: exited.done() or exited.set_result(None))
+        try:
+            await asyncio.wait_for(exited, timeout)
+        finally:
+            loop.remove_reader(descriptor)
+        process.poll()  # reap it
+    finally:
+        os.close(descriptor)
 
 
 async def start_kernel(
-    kernel_name: str, cwd: str | Path, *, warmup: str = "", log: str | Path | None = None
-) -> Kernel:
+    kernel_name: str, cwd: str | Path, *, warmup: str = "", log: str | Path | None = None,
+    forker: KernelForkServer | None = None,
+) -> Kernel:  # fmt: skip
     """Start a kernel in ``cwd`` and wait until it answers; run ``warmup`` code silently (errors ignored).
 
     Kernel stdout/stderr (start-up chatter) go to ``log``, or nowhere: never to the user's terminal.
+    With ``forker``, the native Python kernel is forked from it (:mod:`.kernel_fork`; a fraction of the CPU).
     """
     from jupyter_client.manager import AsyncKernelManager
 
-    km = AsyncKernelManager(kernel_name=kernel_name, connection_file=str(new_connection_file()))
+    manager = _forking_kernel_manager() if forker is not None else AsyncKernelManager
+    km = manager(kernel_name=kernel_name, connection_file=str(new_connection_file()))
+    km.forker = forker
     client = None
     try:
         await km.start_kernel(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS), **_streams(log))
@@ -62,6 +101,34 @@ async def start_kernel(
                 await km.shutdown_kernel(now=True)
         raise
     return Kernel(km, client)
+
+
+@functools.cache
+def _forking_kernel_manager() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ForkingKernelManager(AsyncKernelManager):
+        """Launches the native kernel through the fork server (jupyter_client's documented override point);
+        any other kernel, or a server that stopped working, the usual way."""
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if not (self.forker.usable and forkable(kernel_cmd)):
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            output = kw.get("stdout")
+            try:
+                pid = await asyncio.to_thread(
+                    self.forker.fork, kernel_cmd[3:], cwd=str(kw.get("cwd") or os.getcwd()),
+                    env=dict(kw.get("env") or os.environ), output=output.fileno() if hasattr(output, "fileno") else None,
+                )  # fmt: skip
+            except OSError:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            provisioner = self.provisioner
+            provisioner.process = ForkedProcess(pid)
+            provisioner.pid = provisioner.pgid = pid  # the child made itself a session leader
+            provisioner.cwd = kw.get("cwd")
+            self._reconcile_connection_info(provisioner.connection_info)
+
+    return ForkingKernelManager
 
 
 def connection_directory() -> Path:

@@ -256,9 +256,9 @@ class CellpipeApp(ExtensionApp):
         )
 
     def _make_kernel_pool(self) -> Any:
-        """``kernel_pool_size`` kernels kept started (each used by one step only), filled once the loop runs."""
-        if self.kernel_pool_size <= 0:
-            return None
+        """``kernel_pool_size`` kernels kept started (each used by one step only), filled once the loop runs.
+        With none kept, the pool still holds the server's kernel fork server (started by the first run and
+        kept): every run's kernels fork from it instead of paying Python's and ipykernel's start-up each."""
         from jupyter_ext.targets.local.kernels import WarmKernelPool
 
         return WarmKernelPool(self.kernel_pool_size, cwd=self.paths.root)

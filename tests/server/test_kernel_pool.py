@@ -4,26 +4,24 @@ runs one step only (the pool refills with new ones)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
 def kernel_children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    """The kernels a process started: its descendants running ipykernel (spawned, or forked by its kernel
+    fork server), not counting a process a kernel forks itself."""
+    found: dict[int, int] = {}  # kernel pid -> its parent's
+    for child in psutil.Process(pid).children(recursive=True):
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found[child.pid] = child.ppid()
+        except psutil.Error:
             continue
-        if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid and b"ipykernel" in cmdline:
-            found.add(int(entry.name))
-    return found
+    return {kernel for kernel, parent in found.items() if parent not in found}
 
 
 def wait_for(condition, timeout=300):

@@ -9,28 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
 from jupyter_ext.runtime.kernel import Kernel, start_kernel
+from jupyter_ext.runtime.kernel_fork import KernelForkServer
 
 
 class KernelPool:
     def __init__(
         self, kernel_name: str, cwd: str | Path, size: int, *, warmup: str = "", log: str | Path | None = None,
-        shared: WarmKernelPool | None = None,
+        shared: WarmKernelPool | None = None, cores: int = 0,
     ) -> None:  # fmt: skip
         self.kernel_name = kernel_name
+        # kernels start ahead only on a core no step or other start is using: a kernel start costs ~0.5 s
+        # of CPU, which a running step would otherwise lose (one is always started for a waiting step)
+        self.cores = max(1, cores or os.cpu_count() or 1)
         self.shared = shared  # the server's warm kernels, taken first
         self.cwd = str(cwd)
         self.size = max(1, size)
         self.warmup = warmup  # code run silently once the kernel is up (the prelude's imports)
         self.log = Path(log) if log else None
+        # the server's fork server, or one for this run (started with the first kernel, closed with the pool)
+        self.forker = shared.forker if shared is not None else KernelForkServer(log=self.log)
+        self._own_forker = shared is None
+        self._spawned_first = False
+        self._forker_starting: asyncio.Future | None = None
         self._ready: asyncio.Queue = asyncio.Queue()
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
         self._stopping: set[asyncio.Task] = set()
         self._failures: list[BaseException] = []
         self._wanted = 0  # kernels still to hand out
+        self._waiters = 0  # steps in acquire() now
+        self._closed = False
 
     def expect(self, count: int) -> None:
         """Tell the pool how many kernels will be asked for in total (it never starts more)."""
@@ -39,8 +51,15 @@ class KernelPool:
 
     def _fill(self) -> None:
         # the shared pool's waiting kernels count as ours: starting more would only compete for the cores
+        if self._closed:
+            return
         waiting = self.shared.ready if self.shared and self.shared.kernel_name == self.kernel_name else 0
-        while len(self._starting) + self._ready.qsize() + waiting < min(self.size, self._wanted):
+        while (coming := len(self._starting) + self._ready.qsize() + waiting) < min(self.size, self._wanted):
+            # busy: kernels starting, steps running, and waiting kernels a waiting step is about to take
+            busy = len(self._starting) + len(self._handed_out) + min(self._ready.qsize(), self._waiters)
+            core_idle = busy < self.cores
+            if not core_idle and self._waiters <= coming:
+                break
             task = asyncio.ensure_future(self._start_one())
             self._starting.add(task)
             task.add_done_callback(self._started)
@@ -53,32 +72,42 @@ class KernelPool:
             self._failures.append(task.exception())
         else:
             self._ready.put_nowait(task.result())
+        self._fill()  # its core is free again
 
     async def _start_one(self) -> Kernel:
-        return await start_kernel(self.kernel_name, self.cwd, warmup=self.warmup, log=self.log)
+        forker: KernelForkServer | None = self.forker
+        if not self.forker.running and not self._spawned_first:
+            # the fork server costs a kernel's start-up itself: the first kernel is spawned beside it
+            self._spawned_first, forker = True, None
+            self._forker_starting = asyncio.ensure_future(asyncio.to_thread(self.forker.start))
+        return await start_kernel(self.kernel_name, self.cwd, warmup=self.warmup, log=self.log, forker=forker)
 
     async def acquire(self) -> Kernel:
         """A started kernel with a connected, ready client; the caller owns it (and shuts it down)."""
         if self._wanted <= 0:
             self._wanted = 1
+        self._waiters += 1
+        try:
+            kernel = await self._take()
+        finally:
+            self._waiters -= 1
+        self._wanted -= 1
+        self._handed_out.add(kernel)
+        self._fill()
+        return kernel
+
+    async def _take(self) -> Kernel:
         self._fill()
         while self._ready.empty():
             shared = await self.shared.take(self.kernel_name, self.cwd) if self.shared else None
             if shared is not None:
-                self._wanted -= 1
-                self._handed_out.add(shared)
-                self._fill()
                 return shared
             if self._failures:  # a start failed: tell this caller instead of retrying for ever
                 raise self._failures.pop(0)
             if not self._starting:
                 self._fill()
             await asyncio.sleep(0.01)
-        warm = self._ready.get_nowait()
-        self._wanted -= 1
-        self._handed_out.add(warm)
-        self._fill()
-        return warm
+        return self._ready.get_nowait()
 
     def release(self, kernel: Kernel) -> None:
         """Stop a kernel the caller is done with, in the background (a step need not wait for it)."""
@@ -86,9 +115,11 @@ class KernelPool:
         task = asyncio.ensure_future(kernel.shutdown())
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+        self._fill()  # its step's core is free for the next kernel
 
     async def close(self) -> None:
         """Stop kernels still warming up or waiting, and any handed-out kernel still alive."""
+        self._closed = True
         for task in list(self._starting):
             task.cancel()
         for task in list(self._starting):
@@ -98,6 +129,10 @@ class KernelPool:
         while not self._ready.empty():
             kernels.append(self._ready.get_nowait())
         await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping, return_exceptions=True)
+        if self._forker_starting is not None:
+            await asyncio.gather(self._forker_starting, return_exceptions=True)
+        if self._own_forker:
+            await asyncio.to_thread(self.forker.close)
 
 
 def import_statements(sources: list[str]) -> str:
@@ -133,6 +168,7 @@ class WarmKernelPool:
         self.cwd = str(cwd)
         self.log = Path(log) if log else None
         self.handed_out = 0  # kernels taken so far (for tests and the server's log)
+        self.forker = KernelForkServer(log=self.log)  # runs' own kernels fork from it too
         self._ready: list[Kernel] = []
         self._starting: set[asyncio.Task] = set()
         self._closed = False
@@ -150,7 +186,9 @@ class WarmKernelPool:
         if self._closed or self._failures >= 3:  # a kernel that cannot start: runs start their own
             return
         while len(self._ready) + len(self._starting) < self.size:
-            task = asyncio.ensure_future(start_kernel(self.kernel_name, self.cwd, log=self.log))
+            task = asyncio.ensure_future(
+                start_kernel(self.kernel_name, self.cwd, log=self.log, forker=self.forker)
+            )
             self._starting.add(task)
             task.add_done_callback(self._started)
 
@@ -194,3 +232,4 @@ class WarmKernelPool:
         await asyncio.gather(*self._starting, return_exceptions=True)
         kernels, self._ready = self._ready, []
         await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        await asyncio.to_thread(self.forker.close)

@@ -1,0 +1,60 @@
+"""The runner's kernel pool: kernels start ahead of need only on a core that no step and no other start is
+using, a waiting step always gets one started, and a stopped kernel is gone with its connection file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.runtime.kernel import start_kernel
+from jupyter_ext.targets.local.kernels import KernelPool
+
+pytestmark = pytest.mark.slow
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kernels_start_ahead_only_on_an_idle_core(tmp_path):
+    async def scenario():
+        pool = KernelPool("python3", tmp_path, size=3, cores=1)
+        pool.expect(3)
+        counts = {"after expect": len(pool._starting)}
+        first = await pool.acquire()
+        # the one core runs the first step now: nothing starts ahead of need
+        counts["while a step runs"] = len(pool._starting) + pool._ready.qsize()
+        second = await asyncio.wait_for(pool.acquire(), 120)  # a waiting step gets one all the same
+        pids = [k.km.provisioner.process.pid for k in (first, second)]
+        pool.release(first)
+        pool.release(second)  # the core is idle again: the third kernel starts ahead
+        counts["after release"] = len(pool._starting) + pool._ready.qsize()
+        third = await asyncio.wait_for(pool.acquire(), 120)
+        pids.append(third.km.provisioner.process.pid)
+        await pool.close()
+        return counts, pids
+
+    counts, pids = asyncio.run(scenario())
+    assert counts == {"after expect": 1, "while a step runs": 0, "after release": 1}
+    assert len(set(pids)) == 3
+    assert not any(alive(pid) for pid in pids)  # close() waited for every kernel's exit
+
+
+def test_shutdown_stops_the_kernel_and_removes_its_connection_file(tmp_path):
+    async def scenario():
+        kernel = await start_kernel("python3", tmp_path)
+        pid, connection = kernel.km.provisioner.process.pid, Path(kernel.km.connection_file)
+        existed = connection.exists()
+        await kernel.shutdown()
+        return pid, connection, existed
+
+    pid, connection, existed = asyncio.run(scenario())
+    assert existed and not connection.exists()
+    assert not alive(pid)
