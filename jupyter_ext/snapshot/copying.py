@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable
 
-from jupyter_ext.snapshot.hashing import CHUNK_SIZE
+from jupyter_ext.snapshot.hashing import CHUNK_SIZE, read_buffer
 from jupyter_ext.snapshot.statcache import RACY_MARGIN_NS
 
 # Hashed, then copied, in windows of this size: the window is still in the page cache and mostly in the
@@ -144,38 +144,36 @@ def _hash_then_copy(
 ) -> tuple[str, int | None]:
     """Hash each window, then have the kernel copy it; size None when the source ended early."""
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
     offset = 0
-    while True:
-        window_start = offset
-        while offset - window_start < WINDOW:
-            count = os.readv(source, [buffer])
-            if not count:
-                break
-            digest.update(view[:count])  # releases the GIL: other threads copy other files meanwhile
-            offset += count
-            if on_bytes is not None:
-                on_bytes(count)
-        length = offset - window_start
-        if not length:
-            return digest.hexdigest(), offset
-        if copier.copy(source, target, window_start, length) != length:
-            return digest.hexdigest(), None
+    with read_buffer() as buffer:
+        while True:
+            window_start = offset
+            while offset - window_start < WINDOW:
+                count = os.readv(source, [buffer])
+                if not count:
+                    break
+                digest.update(buffer[:count])  # releases the GIL: other threads copy other files meanwhile
+                offset += count
+                if on_bytes is not None:
+                    on_bytes(count)
+            length = offset - window_start
+            if not length:
+                return digest.hexdigest(), offset
+            if copier.copy(source, target, window_start, length) != length:
+                return digest.hexdigest(), None
 
 
 def _one_pass(source: int, target: int, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
     offset = 0
-    while count := os.readv(source, [buffer]):
-        chunk = view[:count]
-        digest.update(chunk)
-        _pwrite_all(target, chunk, offset)
-        offset += count
-        if on_bytes is not None:
-            on_bytes(count)
+    with read_buffer() as buffer:
+        while count := os.readv(source, [buffer]):
+            chunk = buffer[:count]
+            digest.update(chunk)
+            _pwrite_all(target, chunk, offset)
+            offset += count
+            if on_bytes is not None:
+                on_bytes(count)
     return digest.hexdigest(), offset
 
 

@@ -21,6 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,7 +30,7 @@ from urllib.parse import unquote, urlparse
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.backends import TEMP_DIR, Backend, FsspecBackend, LocalBackend
-from jupyter_ext.snapshot.copying import WriteFailed, copy_file_hashing
+from jupyter_ext.snapshot.copying import WriteFailed, copy_file_hashing, default_workers
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import (
     canonical_json,
@@ -435,8 +436,8 @@ class SnapshotStore:
             )
         return sorted(infos, key=lambda info: (info.created, info.id))
 
-    def verify(self, id_or_prefix: str) -> VerifyResult:
-        """Re-hash every object a snapshot names; problems are listed, not raised."""
+    def verify(self, id_or_prefix: str, *, workers: int | None = None) -> VerifyResult:
+        """Re-hash every object a snapshot names, on a few threads; problems are listed, not raised."""
         snapshot_id = self.resolve(id_or_prefix)
         result = VerifyResult(snapshot_id)
         try:
@@ -445,29 +446,32 @@ class SnapshotStore:
             result.problems.append(str(exc))
             return result
         result.manifest = manifest
-        checked: dict[str, str | None] = {}  # digest -> problem
-        for entry in manifest_files(manifest):
-            digest = entry["hash"]
-            if digest not in checked:
-                result.objects += 1
-                checked[digest] = self._check_object(digest, entry["size"], result)
-            if checked[digest] is not None:
-                result.problems.append(f"{entry['path']}: {checked[digest]}")
+        entries = manifest_files(manifest)
+        expected: dict[str, int] = {}  # digest -> size, each object checked once
+        for entry in entries:
+            expected.setdefault(entry["hash"], entry["size"])
+        biggest_first = sorted(expected, key=expected.__getitem__, reverse=True)
+        with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="cellpipe-verify") as pool:
+            checks = dict(zip(biggest_first, pool.map(self._check_object, biggest_first), strict=True))
+        result.objects = len(expected)
+        result.bytes = sum(size for _, size in checks.values())
+        for entry in entries:
+            problem = checks[entry["hash"]][0] or _size_problem(checks[entry["hash"]][1], entry["size"])
+            if problem is not None:
+                result.problems.append(f"{entry['path']}: {problem}")
                 result.damaged.append(entry)
         return result
 
-    def _check_object(self, digest: str, expected_size: int, result: VerifyResult) -> str | None:
+    def _check_object(self, digest: str) -> tuple[str | None, int]:
+        """(what is wrong with the stored object or None, bytes read)."""
         try:
             with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
                 actual, size = copy_hashing(stream)
         except FileNotFoundError:
-            return f"object {digest[:12]} is missing"
-        result.bytes += size
+            return f"object {digest[:12]} is missing", 0
         if actual != digest:
-            return f"object {digest[:12]} is corrupt (its bytes hash to {actual[:12]})"
-        if size != expected_size:
-            return f"size {size} differs from the manifest's {expected_size}"
-        return None
+            return f"object {digest[:12]} is corrupt (its bytes hash to {actual[:12]})", size
+        return None, size
 
     def repair(self, result: VerifyResult, working_copy: str | Path | None = None) -> list[Repair]:
         """Rewrite the damaged objects of a verified snapshot from the files they were taken from, when
@@ -564,6 +568,11 @@ class SnapshotStore:
             if isinstance(exc, PermissionError) or "credential" in type(exc).__name__.lower():
                 raise _access_error(self.url, exc) from exc
             raise
+
+
+def _size_problem(size: int, expected_size: int) -> str | None:
+    """An intact object whose size is not the manifest's (the manifest is wrong about it)."""
+    return None if size == expected_size else f"size {size} differs from the manifest's {expected_size}"
 
 
 def _access_error(url: str, exc: BaseException) -> SnapshotError:
