@@ -53,7 +53,9 @@ POLL_S = 0.05  # one indexed query: ~0.1 ms
 ALIVE_CHECK_S = 2.0  # how often a running run's owner is checked (a dead one turns the run crashed)
 RESUME_WITHIN_S = 7 * 24 * 3600  # older pending runs are left alone (their MLflow store may be gone)
 
-_workers: list[subprocess.Popen] = []  # started here; polled so that finished ones are reaped
+_workers: list[
+    tuple[subprocess.Popen, Path]
+] = []  # started here (and for which directory); reaped when polled
 
 
 def write_job(run_dir: Path, job: dict[str, Any]) -> None:
@@ -101,8 +103,10 @@ def ensure_worker(
     when one was running already. Cheap: a non-blocking lock probe, then (rarely) a process start.
     ``keep_for``: an owner (:func:`~jupyter_ext.records.owner.current_owner`, a Jupyter server's) while
     which the worker does not exit idle."""
-    _workers[:] = [w for w in _workers if w.poll() is None]
     data_dir = private_dir(Path(data_dir)).resolve()
+    _workers[:] = [(w, d) for w, d in _workers if w.poll() is None]
+    if any(d == data_dir for _w, d in _workers):
+        return None  # ours, still starting (it takes the lock within its first second) or serving
     with _lock(data_dir / WORKER_LOCK) as free:
         if not free:
             return None
@@ -124,7 +128,7 @@ def ensure_worker(
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, close_fds=True,
         )  # fmt: skip
-    _workers.append(worker)
+    _workers.append((worker, data_dir))
     return worker.pid
 
 
