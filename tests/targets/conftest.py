@@ -6,10 +6,8 @@ not local: ``fakes3://``, an in-memory fsspec filesystem registered for the dura
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
@@ -45,30 +43,3 @@ def fake_remote_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield FAKE_STORE
     FakeS3.store.clear()
     FakeS3.pseudo_dirs[:] = [""]
-
-
-SUPPORT = Path(__file__).parent / "support"
-
-
-@pytest.fixture
-def shared_remote_store(
-    fake_remote_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    """``fakes3://`` kept in a directory, so a ``cellpipe`` subprocess sees what this process wrote (the
-    in-memory one lives in one process). Yields the environment such a subprocess needs."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "disk_remote_sitecustomize", SUPPORT / "disk_remote" / "sitecustomize.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setenv(module_dir_env := "CELLPIPE_TEST_FAKES3_DIR", str(tmp_path / "fakes3"))
-    spec.loader.exec_module(module)  # registers fakes3 as the directory-backed filesystem
-    registry = sys.modules["fsspec.registry"]
-    monkeypatch.setitem(registry._registry, "fakes3", module.DiskFakeS3)
-    root = Path(__file__).parents[2]
-    yield {
-        **os.environ,
-        module_dir_env: str(tmp_path / "fakes3"),
-        "PYTHONPATH": os.pathsep.join([str(SUPPORT / "disk_remote"), str(root)]),
-    }

@@ -1,0 +1,91 @@
+"""A Job run started through a real `jupyter server` belongs to the cluster: stopping the server leaves the Job
+running, and a server started again on the same root shows the run running (not crashed), then, once the
+Job has ended, final with the steps the pod recorded. kmock on loopback is the cluster; the test plays the
+pod (``services.job_main`` with real kernels) and the Job controller (the Job's status)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.conftest import make_notebook
+
+NS = "team-a"
+pytestmark = pytest.mark.slow
+
+
+def write_kubeconfig(path: Path, server: str) -> str:
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+              "clusters": [{"name": "t", "cluster": {"server": server}}],
+              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
+              "contexts": [{"name": "t", "context": {"cluster": "t", "user": "alice", "namespace": NS}}]}  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
+    launch: Any, kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]
+) -> None:
+    from jupyter_ext.services.job_main import main as pod_main
+
+    kmock.resources["batch/v1/jobs"] = {}
+    env = {**shared_remote_store, "KUBECONFIG": write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")),
+           "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
+           "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
+    server = await asyncio.to_thread(launch, env=env)  # the test's loop serves kmock meanwhile
+    make_notebook(server.root / "train.ipynb", [(["parameters"], "n = 2"), (["step:make"], "xs = list(range(n))"),
+                                                (["step:total"], "total = sum(xs)"), (["pipeline-metrics"], "total")])  # fmt: skip
+
+    async def api(target: Any, method: str, route: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(target.api, method, route, **kwargs)
+
+    body = {"path": "train.ipynb", "target": "job", "parameters": {"n": 4}, "track": False}
+    accepted = await api(server, "POST", "runs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["id"]
+    for _ in range(600):  # the server submits in the background
+        record = (await api(server, "GET", f"runs/{run_id}")).json()
+        if record.get("handle"):
+            break
+        await asyncio.sleep(0.1)
+    assert record["status"] == "running" and record["handle"]["namespace"] == NS, record
+    assert "kubeconfig" not in record["handle"]  # the server's own files are not the client's business
+    (post,) = list(kmock["post"])
+    job = post.data
+    kubernetes_validate.validate(job, "1.30", strict=True)
+
+    await asyncio.to_thread(server.stop)  # a culled or restarted server: the Job goes on
+    assert not list(kmock["delete"])
+    again = await asyncio.to_thread(launch, env=env, root=server.root)
+    adopted = (await api(again, "GET", f"runs/{run_id}")).json()
+    assert adopted["status"] == "running" and adopted["refresh_error"] is None, adopted
+    listed = (await api(again, "GET", "runs")).json()["runs"]
+    assert [(r["id"], r["status"]) for r in listed] == [(run_id, "running")]
+
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert await asyncio.to_thread(pod_main, [*args, "--workdir", str(tmp_path / "pod")]) == 0
+    api_client = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
+    done = {"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
+    await asyncio.to_thread(
+        client.BatchV1Api(api_client).patch_namespaced_job_status, job["metadata"]["name"], NS, done
+    )
+    api_client.close()
+    deadline = time.monotonic() + 30  # reads refresh it at most every few seconds
+    while time.monotonic() < deadline:
+        final = (await api(again, "GET", f"runs/{run_id}")).json()
+        if final["status"] != "running":
+            break
+        await asyncio.sleep(0.5)
+    assert final["status"] == "succeeded", final
+    assert [(s["name"], s["status"]) for s in final["steps"]] == [
+        ("make", "succeeded"),
+        ("total", "succeeded"),
+    ]
+    assert final["metrics"] == {"total": 6.0}
