@@ -6,6 +6,7 @@ import errno
 import hashlib
 import importlib.util
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -215,3 +216,13 @@ def test_missing_credentials_become_one_clear_error() -> None:
         SnapshotError, match="cannot access the snapshot store .*Configure the filesystem's credentials"
     ):
         store.load_meta("cache/stat.json")
+
+
+def test_a_store_directory_removed_meanwhile_is_made_again(store: SnapshotStore) -> None:
+    """The local backend remembers the directories it made; one removed by hand since is made again."""
+    first = store.put_bytes(b"first")
+    shutil.rmtree(store.local_root / "tmp")
+    shutil.rmtree(store.local_root / "objects")
+    again = store.put_bytes(b"first")
+    assert again.new and again.hash == first.hash
+    assert (store.local_root / store.object_key(first.hash)).read_bytes() == b"first"
