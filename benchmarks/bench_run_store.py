@@ -8,6 +8,8 @@ over 20 notebooks and all final statuses, plus 3 runs still "running" (their own
 every list checks them for crashes). Then times, each ``--repeat`` times:
 
     list 50         the newest 50 runs and the total (what `cellpipe runs` and GET runs show)
+    list 50 stored  the same as stored rows, no records built (what the server reads: it keeps the JSON it
+                    sends for each final run, keyed by the stored text)
     list notebook   the newest 50 runs of one notebook
     list failed     the newest 50 failed runs
     list page 100   the 100th page of 50 (offset 4950)
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -117,6 +120,7 @@ def main() -> None:
         target = records[args.runs // 2]
         results = {
             "list 50": timed(lambda: store.list_runs(limit=50), args.repeat),
+            "list 50 stored": timed(lambda: store.list_stored_runs(limit=50), args.repeat),
             "list notebook": timed(lambda: store.list_runs(notebook=target.notebook, limit=50), args.repeat),
             "list failed": timed(lambda: store.list_runs(status="failed", limit=50), args.repeat),
             "list page 100": timed(lambda: store.list_runs(limit=50, offset=4950), args.repeat),
@@ -126,6 +130,7 @@ def main() -> None:
         }
         for name, samples in results.items():
             print(line(name, samples))
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine)")
 
         legacy = Path(tmp) / "legacy"
         for record in records:

@@ -211,6 +211,8 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    if names.issuperset(data):  # written by this version: a plain copy (a third of the time of filtering)
+        return dict(data)
     return {k: v for k, v in data.items() if k in names}
 
 
