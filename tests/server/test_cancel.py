@@ -15,9 +15,10 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-pytestmark = pytest.mark.slow
+from tests.server.test_kernel_pool import kernel_children
+from tests.server.test_runs import wait_final
 
-ACTIVE = ("queued", "running")
+pytestmark = pytest.mark.slow
 
 
 def write_pipeline(path, seconds: float) -> None:
@@ -38,17 +39,6 @@ def cli(server, *args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)  # fmt: skip
 
 
-def kernels(process: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for child in process.children(recursive=True):
-        try:
-            if "ipykernel_launcher" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
-
-
 def wait_for_step(server, run_id: str, name: str = "wait", timeout: float = 90) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -59,14 +49,8 @@ def wait_for_step(server, run_id: str, name: str = "wait", timeout: float = 90) 
     raise AssertionError(f"step '{name}' of run {run_id} did not start")
 
 
-def wait_final(server, run_id: str, timeout: float = 60) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        record = server.api("GET", f"runs/{run_id}").json()
-        if record["status"] not in ACTIVE:
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not end")
+def kernels(pid: int) -> list[psutil.Process]:
+    return [psutil.Process(kernel) for kernel in kernel_children(pid)]
 
 
 def statuses(record: dict) -> dict[str, str]:
@@ -94,7 +78,7 @@ def terminal_run(server, name: str) -> tuple[subprocess.Popen, str]:
 
 def test_a_terminal_run_is_cancelled_through_the_servers_api(server):
     run, run_id = terminal_run(server, "terminal.ipynb")
-    running_kernels = kernels(psutil.Process(run.pid))
+    running_kernels = kernels(run.pid)
     assert running_kernels, "the terminal run should have a kernel"
 
     began = time.perf_counter()
@@ -122,8 +106,7 @@ def test_a_server_run_is_cancelled_from_the_terminal(server):
     write_pipeline(server.root / "served.ipynb", 120)
     run_id = server.api("POST", "runs", json={"path": "served.ipynb", "track": False}).json()["id"]
     wait_for_step(server, run_id)
-    server_process = psutil.Process(server.process.pid)
-    running_kernels = kernels(server_process)
+    running_kernels = kernels(server.process.pid)
     assert running_kernels, "the server run should have a kernel"
 
     began = time.perf_counter()
@@ -137,7 +120,7 @@ def test_a_server_run_is_cancelled_from_the_terminal(server):
     assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}
     assert record["cancel_requested"]["by"].endswith("(cellpipe runs cancel)")
     gone, alive = psutil.wait_procs(running_kernels, timeout=10)
-    assert not alive and not kernels(server_process), f"kernels left behind: {alive}"
+    assert not alive and not kernels(server.process.pid), f"kernels left behind: {alive}"
     took = record["finished"] - record["cancel_requested"]["at"]
     print(f"\nserver run cancelled by `cellpipe runs cancel`: request -> cancelled {took:.2f} s (record times), "
           f"whole command {command_s:.2f} s")  # fmt: skip
@@ -189,7 +172,7 @@ def test_a_second_server_on_the_same_data_directory_cancels_the_first_ones_run(s
     write_pipeline(server.root / "first.ipynb", 120)
     run_id = server.api("POST", "runs", json={"path": "first.ipynb", "track": False}).json()["id"]
     wait_for_step(server, run_id)
-    running_kernels = kernels(psutil.Process(server.process.pid))
+    running_kernels = kernels(server.process.pid)
     second = launch("--CellpipeApp.kernel_pool_size=0", root=server.root)
     answer = second.api("POST", f"runs/{run_id}/cancel")
     assert answer.status_code == 202 and answer.json()["status"] == "cancelled", answer.text
