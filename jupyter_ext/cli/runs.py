@@ -145,6 +145,12 @@ def show_run(args: argparse.Namespace) -> int:
     print_summary(console, record)
     console.print(f"notebook: {record.notebook} (sha256 {str(record.notebook_sha256)[:12]})")
     console.print(f"parameters: {record.parameters}")
+    if record.on_cluster:
+        console.print(f"on the cluster: {cluster_place(record)}")
+    if record.refresh_error and not record.is_final:
+        console.print(
+            f"[yellow]cannot ask the cluster now[/yellow] (shown as last seen): {record.refresh_error}"
+        )
     for info in record.steps:  # pipeline order
         outputs = ", ".join(f"{k} ({v.get('backend')}, {v.get('bytes')} B)" for k, v in info.outputs.items())
         console.print(
@@ -152,6 +158,14 @@ def show_run(args: argparse.Namespace) -> int:
             + (f"; outputs {outputs}" if outputs else "")
         )
     return 0
+
+
+def cluster_place(record) -> str:
+    """Where a cluster run lives, as the cluster's own tools name it."""
+    handle = record.handle or {}
+    if "run_id" in handle:
+        return f"KFP run {handle['run_id']} at {handle.get('host')} (cellpipe kfp status {handle['run_id']})"
+    return f"job {handle.get('name')} in namespace {handle.get('namespace')}"
 
 
 def cancel_run(args: argparse.Namespace) -> int:

@@ -222,6 +222,10 @@ async def test_an_unreachable_cluster_leaves_the_run_running_and_says_why(
     assert "cannot reach the Kubernetes API" in seen["refresh_error"] or "127.0.0.1" in seen["refresh_error"]
     code, out, _ = await cellpipe(env, "runs", "--json")
     assert code == 0 and json.loads(out)[0]["status"] == "running"
+    code, out, _ = await cellpipe(env, "runs", "show", record.id)
+    name = record.handle["name"]
+    assert code == 0 and f"on the cluster: job {name} in namespace {NS}" in out
+    assert "cannot ask the cluster now (shown as last seen): cannot reach the Kubernetes API" in out
 
 
 async def test_cancel_from_another_process_deletes_the_job(
