@@ -46,6 +46,7 @@ from jupyter_ext.util import open_private, private_dir, write_json_atomic
 JOB_FILE = "tracking-job.json"
 WORKER_LOCK = "tracking-worker.lock"
 WORKER_LOG = "tracking-worker.log"
+READY = "ready"  # written into the lock file after the pid once MLflow is imported
 IDLE_ENV = "CELLPIPE_TRACKING_IDLE_S"
 KEEP_FOR_ENV = "CELLPIPE_TRACKING_KEEP_FOR"  # a process (records.owner JSON) while which the worker stays
 DEFAULT_IDLE_S = 300.0
@@ -85,15 +86,29 @@ def stop_worker(data_dir: Path, timeout: float = 30.0) -> None:
 
 def worker_pid(data_dir: Path) -> int | None:
     """The pid of the worker serving ``data_dir`` now, or None when none does."""
+    text = _worker_text(data_dir)
+    with contextlib.suppress(ValueError, IndexError):
+        return int(text.split()[0]) if text else None
+    return None
+
+
+def worker_ready(data_dir: Path) -> bool:
+    """Whether a worker serves ``data_dir`` with MLflow imported (it creates a new run's MLflow run within a
+    poll, ~0.05 s, plus the store's own time)."""
+    return READY in _worker_text(data_dir).split()
+
+
+def _worker_text(data_dir: Path) -> str:
+    """The lock file's text ("PID" then "ready") while a worker holds it; empty when none does."""
     path = Path(data_dir) / WORKER_LOCK
     if not path.exists():
-        return None
+        return ""
     with _lock(path) as free:
         if free:
-            return None
-        with contextlib.suppress(OSError, ValueError):
-            return int(path.read_text().split()[0])
-    return None
+            return ""
+        with contextlib.suppress(OSError):
+            return path.read_text()
+    return ""
 
 
 def ensure_worker(
@@ -143,8 +158,11 @@ def has_work(store: RecordStore) -> bool:
 def wait_for_mlflow_run(store: RecordStore, run_id: str, timeout: float) -> float:
     """Wait (at most ``timeout`` seconds) until the worker has created the run's MLflow run or given up on
     it; returns the seconds waited. Never raises for a slow or missing worker: the record then goes final
-    without the MLflow ids, and the worker adds them later."""
+    without the MLflow ids, and the worker adds them later. A worker still importing MLflow is not waited
+    for: that takes seconds (3-23 s measured on a loaded 2-core machine), beyond any short bound."""
     began = time.monotonic()
+    if not worker_ready(store.data_dir):
+        return 0.0
     while True:
         tracking = store.tracking_of(run_id)
         if tracking is None or tracking.mlflow_run_id or tracking.status is not TrackingStatus.PENDING:
@@ -289,6 +307,7 @@ def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None)
     print(f"cellpipe: tracking worker {os.getpid()} serving {data_dir}", flush=True)
     began = time.perf_counter()
     worker.warm_up()
+    _say_ready(handle)
     print(f"cellpipe: tracking worker {os.getpid()} ready in {time.perf_counter() - began:.1f}s", flush=True)
     last_work = time.monotonic()
     while worker.store.db_path.exists():  # a deleted data directory has nothing left to serve
@@ -306,6 +325,7 @@ def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None)
             handle = _take(lock_path)
             if handle is None:
                 break  # a new worker took over
+            _say_ready(handle)
             last_work = time.monotonic()
         time.sleep(POLL_S)
     worker.store.close()
@@ -319,6 +339,11 @@ def _may_leave(idle_for: float, idle_s: float, keep_for: dict[str, Any] | None) 
     if alive is None:  # nobody to stay for (or on another host, out of sight): the idle time decides
         return idle_for >= idle_s
     return not alive
+
+
+def _say_ready(handle: IO[bytes]) -> None:
+    handle.write(f"{READY}\n".encode())
+    handle.flush()
 
 
 def _take(path: Path) -> IO[bytes] | None:
