@@ -547,6 +547,8 @@ class RunService:
                 record.status, record.finished = RunStatus.CANCELLED, time.time()
                 record.duration_s = round(record.finished - record.created, 3)
                 record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
+                for step in record.steps:  # a final run has no step still pending
+                    step.status, step.reason = StepStatus.NOT_RUN, "the run was cancelled before it started"
                 self._save(record)
                 self.on_failure(record)
             return record

@@ -172,6 +172,25 @@ def test_a_run_is_cancelled_from_another_service_on_the_same_store(write_noteboo
     asyncio.run(scenario())
 
 
+def test_a_queued_run_is_cancelled_from_another_service_before_it_starts(write_notebook, data_dir):
+    slow = write_notebook([(["step:wait"], "import time\ntime.sleep(60)")], name="slow.ipynb")
+    quick = write_notebook(CELLS, name="quick.ipynb")
+    hooks = Hooks()
+
+    async def scenario():
+        owner = RunService(data_dir, hooks=[hooks], max_concurrent_runs=1, cancel_poll_s=0.2)
+        first = await owner.submit(RunRequest(notebook=slow, track=False))
+        second = await owner.submit(RunRequest(notebook=quick, track=False))
+        record = await RunService(data_dir).cancel(second.id, by="me (test)", wait_s=30)
+        assert record.status is RunStatus.CANCELLED and record.started is None
+        assert [s.status for s in record.steps] == [StepStatus.NOT_RUN, StepStatus.NOT_RUN]
+        assert record.cancel_requested["by"] == "me (test)" and ("on_failure", "cancelled") in hooks.calls
+        assert owner.get(first.id).status in (RunStatus.QUEUED, RunStatus.RUNNING)  # the other goes on
+        await owner.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_a_cancel_request_made_before_an_asleep_owner_looks_only_waits_so_long(write_notebook, data_dir):
     slow = write_notebook([(["step:wait"], "import time\ntime.sleep(60)")])
 
