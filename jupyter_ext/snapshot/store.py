@@ -274,7 +274,8 @@ class SnapshotStore:
     def size_matches(self, digest: str, size: int) -> bool:
         """Cheap check of a stored object before it is reused without reading: on a local store its size
         (a truncated object is re-stored); remote stores are not asked once per file (verify checks)."""
-        return not self.backend.local or self.object_size(digest) == size
+        # once per unchanged file: straight to the local backend, without object_size's error context
+        return not self.backend.local or self.backend.size(self.object_key(digest)) == size
 
     def _write_chunk(self, file: BinaryIO) -> Callable[[memoryview], None]:
         def write(chunk: memoryview) -> None:
