@@ -17,7 +17,8 @@ finishes it after the result; the benchmark waits for that between measurements 
 steal the next measurement's CPU). Each scenario row uses a new data directory per measurement, so its
 worker is cold (started by that run: the first run in a project); the "warm worker" row runs in one
 data directory whose worker was started and warmed first (every later run, and every server run).
-Printed besides: how long finalize waited for the worker and how often the final record already named
+CPU seconds of both tools (this process, the kernels and the kernel fork server) are printed per row:
+on a shared machine they say more than wall time. Printed besides: how long finalize waited for the worker and how often the final record already named
 the MLflow run, the worker's time per run (create + finish), and the warm worker's memory and CPU.
 The cached row runs the real command in a fresh process (interpreter start-up and imports included) and
 prints its CPU time too: on a loaded machine wall time is mostly waiting for a core.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -84,6 +86,23 @@ def run_papermill(path: Path, out: Path) -> float:
         str(path), str(out), progress_bar=False, log_output=False, cwd=str(path.parent)
     )
     return time.perf_counter() - start
+
+
+CPU_S: dict[str, list[float]] = {}  # CPU seconds of each timed call, by row
+
+
+def cpu_seconds() -> float:
+    """This process's CPU plus that of its children that have ended (kernels, the kernel fork server)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def with_cpu(row: str, fn) -> float:
+    """Call ``fn`` (which returns its wall seconds) and keep its CPU seconds under ``row``."""
+    before = cpu_seconds()
+    wall = fn()
+    CPU_S.setdefault(row, []).append(cpu_seconds() - before)
+    return wall
 
 
 def run_cellpipe(
@@ -151,19 +170,28 @@ def main() -> None:
             return statistics.median(fn(i) for i in range(args.repeat))
 
         nb = linear(tmp / "linear.ipynb", args.work)
-        pm = median(lambda i: run_papermill(nb, tmp / "linear.out.ipynb"))
-        cp = median(lambda i: run_cellpipe(nb, tmp / f"data-linear-{i}", scenario="linear (cold worker)"))
+        pm = median(
+            lambda i: with_cpu("papermill linear", lambda: run_papermill(nb, tmp / "linear.out.ipynb"))
+        )
+        cp = median(lambda i: with_cpu("linear 5 steps", lambda: run_cellpipe(
+            nb, tmp / f"data-linear-{i}", scenario="linear (cold worker)")))  # fmt: skip
         rows.append(("linear 5 steps", pm, cp, cp / pm, 1.1))
         warm = tmp / "data-warm"
         ready = warm_worker(warm)
-        cp = median(lambda i: run_cellpipe(nb, warm, scenario="linear (warm worker)", cache=False))
+        cp = median(lambda i: with_cpu("linear, warm", lambda: run_cellpipe(
+            nb, warm, scenario="linear (warm worker)", cache=False)))  # fmt: skip
         rows.append(("linear, warm", pm, cp, cp / pm, 1.1))
 
         nb = branches(tmp / "branches.ipynb", args.work)
-        pm = median(lambda i: run_papermill(nb, tmp / "branches.out.ipynb"))
-        cp = median(lambda i: run_cellpipe(nb, tmp / f"data-branches-{i}", parallel=2,
-                                           scenario="branches (cold worker)"))  # fmt: skip
+        pm = median(
+            lambda i: with_cpu("papermill branches", lambda: run_papermill(nb, tmp / "branches.out.ipynb"))
+        )
+        cp = median(lambda i: with_cpu("2 branches", lambda: run_cellpipe(
+            nb, tmp / f"data-branches-{i}", parallel=2, scenario="branches (cold worker)")))  # fmt: skip
         rows.append(("2 branches", pm, cp, cp / pm, 0.65))
+        cp = median(lambda i: with_cpu("branches, warm", lambda: run_cellpipe(
+            nb, warm, parallel=2, scenario="branches (warm worker)", cache=False)))  # fmt: skip
+        rows.append(("branches, warm", pm, cp, cp / pm, 0.65))
 
         def cache_ratio(i: int) -> tuple[float, float]:
             data = tmp / f"data-cache-{i}"
@@ -205,6 +233,9 @@ def main() -> None:
     print(f"{'cached re-run':<16} {'-':>11} {cached_wall:11.2f} {'-':>7} {'<1.5 s':>7}  "
           f"{'ok' if cached_wall < 1.5 else 'MISSED'} (whole process; CPU {cached_cpu:.2f} s)")  # fmt: skip
     print("baseline: papermill top to bottom (linear, branches); the first cellpipe run (edit last step)")
+    print("CPU seconds, medians (this process + kernels + kernel fork server; the tracking worker apart):")
+    for row, seconds in CPU_S.items():
+        print(f"  {row:<20} {statistics.median(seconds):6.2f}")
     print(f"tracking worker's time per run (create + finish the MLflow run, off the path): "
           f"median {statistics.median(TRACKING_S):.2f} s, max {max(TRACKING_S):.2f} s")  # fmt: skip
     print(f"a cold worker's start (import MLflow, open the store): {ready:.2f} s wall")

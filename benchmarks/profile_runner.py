@@ -82,8 +82,14 @@ def instrument() -> None:
 
     timed(build, "build_pipeline", lambda *a, **k: "analysis (build_pipeline)")
     timed(snapshot, "take_snapshot", lambda *a, **k: "snapshot")
-    timed(RecordStore, "save_run", lambda self, record: f"save record ({record.status.value})")
-    timed(runs.RunService, "_finalize", lambda *a, **k: "finalize (final save, start tracking worker)")
+    timed(
+        RecordStore,
+        "save_run",
+        lambda self, record, **k: (
+            f"save record ({record.status.value}{'' if k.get('durable', True) else ', no fsync'})"
+        ),
+    )
+    timed(runs.RunService, "_finalize", lambda *a, **k: "finalize (waits for the MLflow run id, final save)")
     timed(runs.RunService, "create_record", lambda *a, **k: "create record (+ tracking job file)")
     timed(
         kernels,

@@ -237,13 +237,17 @@ class RecordStore:
     def run_dir(self, run_id: str) -> Path:
         return self.data_dir / RUNS_DIR / run_id
 
-    def save_run(self, record: RunRecord, *, keep_tracking: bool = False) -> None:
+    def save_run(self, record: RunRecord, *, keep_tracking: bool = False, durable: bool = True) -> None:
         """Insert or replace the whole record (atomic: readers see the old row or the new one).
 
         ``keep_tracking``: the tracking worker owns the record's tracking (its MLflow ids and status, the
         MLflow link): they are taken from the stored row, in the same transaction, into ``record`` and the
-        row, so a save by the run service never undoes what the worker wrote meanwhile."""
-        with self._write() as conn:
+        row, so a save by the run service never undoes what the worker wrote meanwhile.
+
+        ``durable=False`` (a step's progress): committed without waiting for the disk (``synchronous=NORMAL``;
+        in WAL mode it survives the process ending, not a power cut), about 0.3 ms instead of an fsync's
+        2-10 ms on the runner's event loop. Status changes of the run itself stay fully synchronous."""
+        with self._write(durable=durable) as conn:
             if keep_tracking:
                 self._keep_tracking(conn, record)
             self._upsert(conn, record)
@@ -541,16 +545,22 @@ class RecordStore:
 
     # -- transactions --------------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[Any]:
+    def _write(self, *, durable: bool = True) -> Iterator[Any]:
         """One write transaction, taken at once (BEGIN IMMEDIATE) so two writers never deadlock."""
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not durable:
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+            finally:
+                if not durable:  # the connection goes back to the pool as every other one is
+                    conn.exec_driver_sql("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _read(self) -> Iterator[Any]:

@@ -195,7 +195,9 @@ def serve(channel: socket.socket) -> None:
 
     if threading.active_count() != 1:  # forking a process with threads is unsafe: refuse, clients fall back
         return
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the system as they exit
+    signal.signal(
+        signal.SIGCHLD, _reap
+    )  # waited for, so that their CPU time counts in this process's children
     channel.sendall(READY)
     while True:
         message, fds, _flags, _address = socket.recv_fds(channel, MAX_MESSAGE, 1)
@@ -213,6 +215,12 @@ def serve(channel: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         channel.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+def _reap(_signum: int, _frame: Any) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def _run_kernel(request: dict[str, Any], output: int | None) -> None:

@@ -290,7 +290,7 @@ class RunService:
             snapshot_id=prepared.snapshot_id,
             snapshot_store=prepared.snapshot_store or self.snapshot_store_url(),
             kernel_pool=self.kernel_pool,
-            save=self._save,
+            save=self._save_progress,
             listener=listener,
         )
         began = time.perf_counter()
@@ -407,6 +407,11 @@ class RunService:
     def _save(self, record: RunRecord) -> None:
         """Save, keeping (and taking into ``record``) what the tracking worker wrote meanwhile."""
         self.store.save_run(record, keep_tracking=self.background_tracking)
+
+    def _save_progress(self, record: RunRecord) -> None:
+        """A target's save of step progress: not fsynced (see ``RecordStore.save_run``), the run's own status
+        changes are."""
+        self.store.save_run(record, keep_tracking=self.background_tracking, durable=False)
 
     # -- cluster runs: owned by the cluster, refreshed when read -----------------------------------------
     async def follow(

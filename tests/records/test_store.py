@@ -37,6 +37,19 @@ def test_list_is_newest_first_filtered_and_paged(tmp_path):
     assert [r.id for r in odd] == ["2026-11", "2026-09", "2026-07"] and total == 3
 
 
+def test_progress_saves_skip_the_fsync_and_leave_the_connection_fully_synchronous(tmp_path):
+    store = RecordStore(tmp_path)
+    record = make("2026-progress", 1000, status=RunStatus.RUNNING)
+    store.save_run(record, durable=False)
+    record.status = RunStatus.SUCCEEDED
+    store.save_run(record, durable=False)
+    other = sqlite3.connect(tmp_path / DB_FILE)  # another process's view: committed, not just buffered
+    assert json.loads(other.execute("SELECT data FROM runs").fetchone()[0])["status"] == "succeeded"
+    other.close()
+    with store.engine.connect() as conn:  # the pooled connection is FULL (2) again for the next writer
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
 def test_ids_resolve_by_prefix_suffix_and_latest(tmp_path):
     store = RecordStore(tmp_path)
     store.save_run(make("20261129-100000-aaa111", 1))
