@@ -6,7 +6,8 @@ outcome. The service owns everything around it (validation, snapshot, record, tr
 adding a target is a new module plus one line in :data:`jupyter_ext.targets.registry.TARGETS`.
 
 Cancelling a run cancels the task awaiting ``execute``: a target stops its work on ``CancelledError``
-(shuts kernels down, deletes the Job, terminates the KFP run) and re-raises.
+(shuts kernels down) and re-raises. Cluster targets (:class:`ClusterTarget`) are detached instead: ``start``
+creates the Job / KFP run and records its handle, ``poll`` and ``cancel`` work from that handle in any process.
 """
 
 from __future__ import annotations

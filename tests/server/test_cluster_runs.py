@@ -89,3 +89,29 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
         ("total", "succeeded"),
     ]
     assert final["metrics"] == {"total": 6.0}
+
+
+async def test_a_server_that_did_not_start_a_job_run_cancels_it_through_the_api(
+    launch: Any, kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]
+) -> None:
+    kmock.resources["batch/v1/jobs"] = {}
+    env = {**shared_remote_store, "KUBECONFIG": write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")),
+           "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
+           "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
+    first = await asyncio.to_thread(launch, env=env)
+    make_notebook(first.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
+    accepted = await asyncio.to_thread(first.api, "POST", "runs", json={"path": "train.ipynb", "target": "job",
+                                                                       "track": False})  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["id"]
+    for _ in range(600):
+        if list(kmock["post"]):
+            break
+        await asyncio.sleep(0.1)
+    (post,) = list(kmock["post"])
+    await asyncio.to_thread(first.stop)
+    second = await asyncio.to_thread(launch, env=env, root=first.root)
+    answer = await asyncio.to_thread(second.api, "POST", f"runs/{run_id}/cancel")
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelled", answer.text
+    (deleted,) = list(kmock["delete"])
+    assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{post.data['metadata']['name']}")
