@@ -116,8 +116,9 @@ class CellpipeApp(ExtensionApp):
     )
     tracking_wait = Float(
         config=True,
-        help="Seconds a finishing run waits for a tracking worker that is still starting, so its final record "
-        "has the MLflow run's id (after that the worker adds it later). Default: $CELLPIPE_TRACKING_WAIT_S or 0.5.",
+        help="Seconds a finishing run waits for the warm tracking worker to create its MLflow run, so its final "
+        "record has the id (a worker still importing MLflow is not waited for; it adds the id later). "
+        "Default: $CELLPIPE_TRACKING_WAIT_S or 0.5.",
     )
 
     freeze_startup_objects = Bool(

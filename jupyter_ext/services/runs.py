@@ -12,7 +12,7 @@ execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure
 - Tracking is off the critical path: the data directory's warm tracking worker
   (:mod:`jupyter_ext.tracking.background`, started when a tracked run is prepared if none runs) creates the
   run's MLflow run while it executes and writes the ids and link into the record; the final record carries
-  them (finalize waits up to ``tracking_wait_s`` for a worker that is still starting), and the worker then
+  them (a run that ends within moments waits up to ``tracking_wait_s`` for a warm worker), and the worker then
   logs the rest and turns tracking ``ok`` or ``failed`` (saying why). Saves keep what the worker wrote.
   ``background_tracking=False`` (a Job pod, whose container ends with its main process) tracks before the
   status turns final. A tracking failure never changes a run's status or raises.
@@ -364,8 +364,9 @@ class RunService:
             return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
 
     def _wait_for_mlflow_run(self, record: RunRecord) -> None:
-        """A worker that is still starting (cold: MLflow's import) gets up to ``tracking_wait_s`` to create
-        the MLflow run, so that the final record has its ids; the time waited is in the wall time."""
+        """A warm worker that has not created the MLflow run yet (a run over within moments) gets up to
+        ``tracking_wait_s`` to do it, so that the final record has its ids; a cold one (still importing
+        MLflow) is not waited for. The time waited is in the wall time."""
         from jupyter_ext.tracking.background import wait_for_mlflow_run
 
         tracking = self.store.tracking_of(record.id)
@@ -740,7 +741,7 @@ def requester(source: str = "cellpipe runs cancel", user: str | None = None) -> 
 
 
 TRACKING_WAIT_ENV = "CELLPIPE_TRACKING_WAIT_S"
-DEFAULT_TRACKING_WAIT_S = 0.5  # a warm worker needs 0.0-0.15 s (measured, load 7-13): 3x margin
+DEFAULT_TRACKING_WAIT_S = 0.5  # a warm worker needed 0.00-0.15 s (measured, load 7-13): a 3x margin
 
 
 def tracking_wait_default() -> float:

@@ -272,7 +272,7 @@ class Worker:
             else:
                 tracking = self.tracker.finish(record, job, record.tracking)
         except Exception as exc:  # MLflow down, bad URI, disk full: the record says why
-            tracking = _failed(exc, record)
+            tracking = _failed(exc, job.get("tracking_uri"))
         return tracking, time.perf_counter() - began
 
     def _write(self, run_id: str, tracking: Tracking, *, only_if: Any, seconds: float | None = None) -> None:
@@ -292,9 +292,16 @@ class Worker:
             print(f"cellpipe: MLflow tracking of run {run_id} failed: {tracking.error}", flush=True)
 
 
-def _failed(exc: BaseException, record: RunRecord | None = None) -> Tracking:
-    uri = record.tracking.tracking_uri if record else None
-    return Tracking(status=TrackingStatus.FAILED, error=f"{type(exc).__name__}: {exc}", tracking_uri=uri)
+def _failed(exc: BaseException, uri: str | None = None) -> Tracking:
+    """Tracking failed, saying why; a user and password written into the tracking URI are not repeated."""
+    from jupyter_ext.tracking.mlflow import shown_uri
+
+    error = f"{type(exc).__name__}: {exc}"
+    shown = shown_uri(uri) if uri else None
+    if uri and shown != uri:
+        secret = uri.split("//", 1)[-1].rsplit("@", 1)[0]  # user:password
+        error = error.replace(uri, shown).replace(secret, "***")
+    return Tracking(status=TrackingStatus.FAILED, error=error, tracking_uri=shown)
 
 
 def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None) -> int:
@@ -347,13 +354,18 @@ def _say_ready(handle: IO[bytes]) -> None:
 
 
 def _take(path: Path) -> IO[bytes] | None:
-    """Take the worker lock for good (None when another worker holds it) and write our pid into it."""
+    """Take the worker lock for good (None when another worker holds it) and write our pid into it. A
+    caller's probe holds the lock for microseconds: a few tries tell it from a worker holding it."""
     handle = open_private(path, "ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
+    for attempt in range(5):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 4:
+                handle.close()
+                return None
+            time.sleep(0.02)
     os.truncate(path, 0)
     handle.write(f"{os.getpid()}\n".encode())
     handle.flush()

@@ -108,8 +108,8 @@ class MlflowTracker:
         return Tracking(
             status=TrackingStatus.PENDING,
             mlflow_run_id=parent,
-            mlflow_url=run_url(uri, experiment_id, parent),
-            tracking_uri=uri,
+            mlflow_url=run_url(shown_uri(uri), experiment_id, parent),
+            tracking_uri=shown_uri(uri),
             experiment_id=experiment_id,
         )
 
@@ -149,6 +149,17 @@ def _exists(client: Any, run_id: str) -> bool:
 def _delete_earlier_attempts(client, experiment_id: str, run_id: str) -> None:
     for earlier in client.search_runs([experiment_id], filter_string=f"tags.`cellpipe.run_id` = '{run_id}'"):
         client.delete_run(earlier.info.run_id)
+
+
+def shown_uri(uri: str) -> str:
+    """The tracking URI as a record shows it: without a user and password written into it (MLflow's own
+    MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN stay in the environment and are never written anywhere)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.netloc or "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:

@@ -248,3 +248,20 @@ def test_a_second_attempt_neither_duplicates_nor_resurrects(write_notebook, data
     service.delete(other.id)  # a worker that looks after the run was deleted writes nothing back
     assert not worker.serve_once()
     assert [r.id for r in service.list()[0]] == [record.id]
+
+
+def test_credentials_in_the_tracking_uri_are_not_written_into_the_record(
+    write_notebook, data_dir, monkeypatch
+):
+    """An unreachable server (nothing listens on loopback port 9): tracking fails with the reason, the run keeps
+    its status, and the password written into the URI appears nowhere in the record."""
+    from jupyter_ext.tracking.mlflow import shown_uri
+
+    assert shown_uri("https://alice:s3cret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
+    assert shown_uri("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9")
+    service = RunService(data_dir)
+    record = service.wait_for_tracking(service.run(RunRequest(notebook=write_notebook(CELLS))).id)
+    assert record.status is RunStatus.SUCCEEDED and record.tracking.status is TrackingStatus.FAILED
+    assert record.tracking.error and record.tracking.tracking_uri == "http://127.0.0.1:9"
+    assert "s3cret" not in json.dumps(record.to_dict())
