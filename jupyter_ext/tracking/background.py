@@ -148,10 +148,12 @@ def ensure_worker(
 
 
 def has_work(store: RecordStore) -> bool:
-    """Whether a recent run waits for the tracking worker (an index lookup, and a stat per pending run)."""
+    """Whether a recent run waits for the tracking worker now: its MLflow run is to be created, or its record
+    is final (an index lookup, and a stat per pending run). A run executing with its MLflow run created is
+    not waiting: its finalize starts a worker if none runs then."""
     return any(
-        (store.run_dir(run_id) / JOB_FILE).is_file()
-        for run_id, _status, _mlflow in store.pending_tracking(since=time.time() - RESUME_WITHIN_S)
+        (status.is_final or not mlflow_run_id) and (store.run_dir(run_id) / JOB_FILE).is_file()
+        for run_id, status, mlflow_run_id in store.pending_tracking(since=time.time() - RESUME_WITHIN_S)
     )
 
 
@@ -278,14 +280,15 @@ class Worker:
     def _write(self, run_id: str, tracking: Tracking, *, only_if: Any, seconds: float | None = None) -> None:
         """Write the tracking part of the record, if it is still pending (and ``only_if`` holds)."""
 
-        def change(record: RunRecord) -> None:
+        def change(record: RunRecord) -> bool:
             if record.tracking.status is not TrackingStatus.PENDING or not only_if(record.tracking):
-                return
+                return False  # someone settled it meanwhile: nothing to write
             record.tracking = tracking
             if tracking.mlflow_url:
                 record.links["mlflow"] = tracking.mlflow_url
             if seconds is not None:
                 record.timings["tracking_background_s"] = round(seconds, 3)  # not in the wall time
+            return True
 
         self.store.update_run(run_id, change)
         if tracking.status is TrackingStatus.FAILED:
