@@ -479,7 +479,7 @@ class RunService:
             if step.status is StepStatus.RUNNING:
                 step.status = StepStatus.CANCELLED
             elif step.status is StepStatus.PENDING:
-                step.status = StepStatus.NOT_RUN
+                step.status, step.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
         return self._settle(record.id, seen, RunStatus.CANCELLED) or seen
 
     def _settle(

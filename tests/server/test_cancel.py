@@ -92,7 +92,7 @@ def test_a_terminal_run_is_cancelled_through_the_servers_api(server):
     assert "cancelled by" in output and "(Jupyter server)" in output, output
     record = wait_final(server, run_id)
     assert record["status"] == "cancelled"
-    assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}
+    assert statuses(record) == {"wait": "cancelled", "after": "not_run"}
     assert record["cancel_requested"] == body["cancel_requested"]
     gone, alive = psutil.wait_procs(running_kernels, timeout=10)
     assert not alive, f"kernels left behind: {alive}"
@@ -117,7 +117,7 @@ def test_a_server_run_is_cancelled_from_the_terminal(server):
     assert f"run {run_id} cancelled in" in output and "(stopped in step wait)" in output, output
     record = server.api("GET", f"runs/{run_id}").json()
     assert record["status"] == "cancelled"
-    assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}
+    assert statuses(record) == {"wait": "cancelled", "after": "not_run"}
     assert record["cancel_requested"]["by"].endswith("(cellpipe runs cancel)")
     gone, alive = psutil.wait_procs(running_kernels, timeout=10)
     assert not alive and not kernels(server.process.pid), f"kernels left behind: {alive}"
@@ -164,7 +164,7 @@ def test_a_request_the_owner_has_not_seen_yet_is_answered_running_and_kept(serve
     assert run.returncode == 130, output
     record = wait_final(server, run_id)
     assert record["status"] == "cancelled" and record["cancel_requested"] == body["cancel_requested"]
-    assert statuses(record) == {"wait": "cancelled", "after": "cancelled"}
+    assert statuses(record) == {"wait": "cancelled", "after": "not_run"}
 
 
 def test_a_second_server_on_the_same_data_directory_cancels_the_first_ones_run(server, launch):

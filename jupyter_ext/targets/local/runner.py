@@ -104,9 +104,11 @@ class LocalRunner:
             for task in running.values():
                 with contextlib.suppress(BaseException):
                     await task
-            for info in self.steps.values():
-                if not info.status.is_final:
+            for info in self.steps.values():  # what ran was cancelled; what had not started never ran
+                if info.status is StepStatus.RUNNING:
                     info.status = StepStatus.CANCELLED
+                elif info.status is StepStatus.PENDING:
+                    info.status, info.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
             raise
         finally:
             await pool.close()
