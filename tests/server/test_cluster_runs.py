@@ -12,22 +12,21 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.conftest import make_notebook
+from tests.targets.k8s.test_cli_cluster import write_kubeconfig
 
 NS = "team-a"
 pytestmark = pytest.mark.slow
 
 
-def write_kubeconfig(path: Path, server: str) -> str:
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-              "clusters": [{"name": "t", "cluster": {"server": server}}],
-              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
-              "contexts": [{"name": "t", "context": {"cluster": "t", "user": "alice", "namespace": NS}}]}  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+def cluster_env(kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]) -> dict[str, str]:
+    """The server's environment: kmock as the cluster (namespace team-a), an image, the shared store."""
+    kmock.resources["batch/v1/jobs"] = {}
+    return {**shared_remote_store, "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
+            "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"))),
+            "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
 
 
 async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
@@ -35,10 +34,7 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
 ) -> None:
     from jupyter_ext.services.job_main import main as pod_main
 
-    kmock.resources["batch/v1/jobs"] = {}
-    env = {**shared_remote_store, "KUBECONFIG": write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")),
-           "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
-           "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
+    env = cluster_env(kmock, tmp_path, shared_remote_store)
     server = await asyncio.to_thread(launch, env=env)  # the test's loop serves kmock meanwhile
     make_notebook(server.root / "train.ipynb", [(["parameters"], "n = 2"), (["step:make"], "xs = list(range(n))"),
                                                 (["step:total"], "total = sum(xs)"), (["pipeline-metrics"], "total")])  # fmt: skip
@@ -94,10 +90,7 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
 async def test_a_server_that_did_not_start_a_job_run_cancels_it_through_the_api(
     launch: Any, kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]
 ) -> None:
-    kmock.resources["batch/v1/jobs"] = {}
-    env = {**shared_remote_store, "KUBECONFIG": write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")),
-           "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
-           "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
+    env = cluster_env(kmock, tmp_path, shared_remote_store)
     first = await asyncio.to_thread(launch, env=env)
     make_notebook(first.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
     accepted = await asyncio.to_thread(first.api, "POST", "runs", json={"path": "train.ipynb", "target": "job",

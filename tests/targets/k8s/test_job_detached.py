@@ -19,13 +19,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
-from kubernetes import client
 
 from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.targets.k8s.options import JobOptions
 from jupyter_ext.targets.k8s.target import JobTarget
+from tests.targets.k8s.test_cli_cluster import write_kubeconfig
+from tests.targets.k8s.test_job_target import set_job_status
 
 NS = "team-a"
 STORE = "fakes3://ml-bucket/cellpipe"
@@ -41,19 +41,10 @@ def env(shared_remote_store: dict[str, str], data_dir: Path) -> dict[str, str]:
     return {**shared_remote_store, "CELLPIPE_HOME": str(data_dir)}
 
 
-def write_kubeconfig(path: Path, server: str) -> str:
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-              "clusters": [{"name": "t", "cluster": {"server": server}}],
-              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
-              "contexts": [{"name": "t", "context": {"cluster": "t", "user": "alice", "namespace": NS}}]}  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
 @pytest.fixture
 def kubeconfig(kmock: Any, tmp_path: Path) -> str:
     kmock.resources["batch/v1/jobs"] = {}
-    return write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"))
+    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
 
 
 async def submitted(service: RunService, notebook: Path, kubeconfig: str, **request: Any) -> RunRecord:
@@ -70,14 +61,6 @@ def the_job(kmock: Any) -> dict[str, Any]:
     (post,) = list(kmock["post"])
     kubernetes_validate.validate(post.data, "1.30", strict=True)
     return post.data
-
-
-async def set_job_status(kmock: Any, call: Callable, name: str, status: dict[str, Any]) -> None:
-    api = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
-    try:
-        await call(client.BatchV1Api(api).patch_namespaced_job_status, name, NS, {"status": status})
-    finally:
-        api.close()
 
 
 async def play_the_pod(call: Callable, job: dict[str, Any], workdir: Path) -> None:
@@ -214,7 +197,7 @@ async def test_an_unreachable_cluster_leaves_the_run_running_and_says_why(
 ) -> None:  # fmt: skip
     service = RunService(data_dir)
     record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
-    dead = write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}")
+    dead = str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}"))
     owner_gone(service, record.id)
     service.store.update_run(record.id, lambda r: r.handle.update(kubeconfig=dead))
     seen = await show(env, record.id)
