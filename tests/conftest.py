@@ -87,3 +87,29 @@ def shared_remote_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the directory-backed class
     paths = [str(SUPPORT / "disk_remote"), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
+@pytest.fixture(scope="session")
+def moto_s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """``moto_server`` on a free loopback port for the whole session (a real S3 API, a real process)."""
+    from tests.support.s3_server import MotoServer
+
+    server = MotoServer.start(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_s3_server, monkeypatch: pytest.MonkeyPatch):
+    """A fresh bucket on the loopback S3 server; this process's environment reaches it (AWS_ENDPOINT_URL,
+    dummy keys, no profile, no instance-metadata lookups) and ``bucket.env`` gives the same to others."""
+    from tests.support.s3_server import S3_ENV_REMOVED, forget_cached_clients, new_bucket
+
+    for name in (*S3_ENV_REMOVED, *CLUSTER_ENV):
+        monkeypatch.delenv(name, raising=False)
+    bucket = new_bucket(moto_s3_server.endpoint)
+    for name, value in bucket.env.items():
+        monkeypatch.setenv(name, value)
+    forget_cached_clients()
+    yield bucket
+    forget_cached_clients()

@@ -1,0 +1,93 @@
+"""Snapshot stores on S3, through a real S3 API on loopback (``moto_server`` + s3fs; see conftest's
+``s3_bucket``): what is stored where, restore and its integrity check, cheap re-snapshots, verify."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.cli.main import main
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
+from tests.support.s3_server import forget_cached_clients
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def object_key(snapshot, path: str) -> str:
+    digest = next(entry["hash"] for entry in snapshot.manifest["files"] if entry["path"] == path)
+    return f"store/objects/{digest[:2]}/{digest[2:]}"
+
+
+def test_snapshot_to_s3_and_restore_from_a_second_client(
+    s3_bucket, project: Path, notebook: Path, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+
+    keys = s3_bucket.keys()
+    assert f"store/snapshots/{snapshot.id}.json" in keys
+    assert object_key(snapshot, "data/train.csv") in keys
+    assert not [key for key in keys if key.startswith("store/tmp/")]  # every upload moved into place
+    body = s3_bucket.client().get_object(Bucket=s3_bucket.name, Key=f"store/snapshots/{snapshot.id}.json")
+    assert hashlib.sha256(body["Body"].read()).hexdigest() == snapshot.id  # the id is the manifest's hash
+
+    forget_cached_clients()  # a new client: nothing comes from the first one's caches
+    again = SnapshotStore.open(s3_bucket.url())
+    assert [info.id for info in again.list()] == [snapshot.id]
+    assert again.verify(snapshot.short_id).ok
+    restored = restore(again, snapshot.short_id, tmp_path / "out")
+    assert restored.files == 3
+    assert tree(tmp_path / "out") == {
+        name: (project / name).read_bytes()
+        for name in ["train.ipynb", "config.yaml", "data/train.csv", "data/images/cat.png"]
+    }
+
+
+def test_unchanged_resnapshot_uploads_nothing(s3_bucket, notebook: Path) -> None:
+    first = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+    keys = s3_bucket.keys("store/objects/")
+    store = SnapshotStore.open(s3_bucket.url())
+
+    second = take_snapshot(notebook, store=store)
+
+    assert second.id == first.id
+    assert store.counters.stored_files == 0 and store.counters.stored_bytes == 0
+    assert s3_bucket.keys("store/objects/") == keys
+
+
+def test_a_corrupt_object_is_detected_by_restore_and_verify(
+    s3_bucket, notebook: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SnapshotStore.open(s3_bucket.url())
+    snapshot = take_snapshot(notebook, store=store)
+    key = object_key(snapshot, "data/train.csv")
+    client = s3_bucket.client()
+    data = bytearray(client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read())
+    data[-2] ^= 1  # same size, one byte changed: only the hash can tell
+    client.put_object(Bucket=s3_bucket.name, Key=key, Body=bytes(data))
+    forget_cached_clients()
+    store = SnapshotStore.open(s3_bucket.url())
+
+    with pytest.raises(SnapshotError, match="object for data/train.csv is corrupt"):
+        restore(store, snapshot.id, tmp_path / "out")
+    assert not (tmp_path / "out" / "data" / "train.csv").exists()
+    result = store.verify(snapshot.id)
+    assert not result.ok and [entry["path"] for entry in result.damaged] == ["data/train.csv"]
+
+    assert main(["snapshots", "verify", "--store", s3_bucket.url()]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "data/train.csv" in out and "1 of 1 snapshots failed verification" in out
+
+
+def test_snapshot_list_and_verify_commands_on_s3(
+    s3_bucket, notebook: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["snapshot", str(notebook), "--store", s3_bucket.url()]) == 0
+    assert main(["snapshots", "list", "--store", s3_bucket.url()]) == 0
+    short = capsys.readouterr().out.splitlines()[-1].split()[0]
+    assert main(["snapshots", "verify", "--store", s3_bucket.url()]) == 0
+    assert capsys.readouterr().out.startswith(f"ok      {short}")
