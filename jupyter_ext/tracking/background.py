@@ -201,7 +201,8 @@ class Worker:
         self.tracker = MlflowTracker(data_dir)
         self.start_s: dict[str, float] = {}  # run id -> seconds its MLflow run took to create
         self.not_ours: set[str] = set()  # pending runs without a job file (tracked inline elsewhere)
-        self.checked: dict[str, float] = {}  # run id -> when its owner was last checked
+        self.checked: dict[str, float] = {}  # run id -> when it was last read while executing
+        self.logged: dict[str, set[str]] = {}  # run id -> its steps logged while it executed
 
     def warm_up(self) -> None:
         """Import MLflow and open the default store now (a new sqlite store migrates for seconds), so the
@@ -224,9 +225,27 @@ class Worker:
                 did = self._start(run_id) or did
             elif now - self.checked.get(run_id, 0.0) >= ALIVE_CHECK_S:
                 self.checked[run_id] = now
-                with contextlib.suppress(Exception):
-                    self.store.get_run(run_id)  # marks it crashed if its owner is gone; then it is finished
+                self._log_finished_steps(run_id)
         return did
+
+    def _log_finished_steps(self, run_id: str) -> None:
+        """A run executing: its steps are logged as they finish (and reading it marks it crashed if its
+        owner is gone; it is then finished on the next poll)."""
+        record = self._record(run_id)
+        if record is None or record.is_final or not record.tracking.mlflow_run_id:
+            return
+        logged = self.logged.setdefault(run_id, set())
+        for step in record.steps:
+            if not step.status.is_final or step.name in logged:
+                continue
+            job = self._job(run_id)
+            if job is None:
+                return
+            try:
+                self.tracker.log_step(record, job, record.tracking, step.name)
+            except Exception:  # MLflow down: the run's finish logs it, or says why it could not
+                return
+            logged.add(step.name)
 
     def _job(self, run_id: str) -> dict[str, Any] | None:
         try:
@@ -272,7 +291,8 @@ class Worker:
             if stage == "start":
                 tracking = self.tracker.start(record, job)
             else:
-                tracking = self.tracker.finish(record, job, record.tracking)
+                logged = frozenset(self.logged.pop(run_id, ()))
+                tracking = self.tracker.finish(record, job, record.tracking, logged=logged)
         except Exception as exc:  # MLflow down, bad URI, disk full: the record says why
             tracking = _failed(exc, job.get("tracking_uri"))
         return tracking, time.perf_counter() - began

@@ -113,26 +113,39 @@ class MlflowTracker:
             experiment_id=experiment_id,
         )
 
+    def log_step(self, record: RunRecord, job: dict[str, Any], tracking: Tracking, name: str) -> None:
+        """Log one finished step of a run still executing as a nested run of its MLflow run."""
+        client, _uri = self._client(job)
+        reads = dict((step, params) for step, params in job["steps"])[name]
+        end_ms = int(time.time() * 1000)
+        _track_step(
+            client, tracking.experiment_id, tracking.mlflow_run_id, reads, record.step(name), record, end_ms
+        )
+
     def finish(
-        self, record: RunRecord, job: dict[str, Any], tracking: Tracking, *, status: RunStatus | None = None
-    ) -> Tracking:
-        """Log the final record (metrics, a nested run per step) into the run's MLflow run, created now if
-        ``tracking`` has none, and terminate it with the run's status."""
+        self, record: RunRecord, job: dict[str, Any], tracking: Tracking, *, status: RunStatus | None = None,
+        logged: frozenset[str] = frozenset(),
+    ) -> Tracking:  # fmt: skip
+        """Log the final record (metrics, a nested run per step not in ``logged``: those this tracker logged
+        while the run executed) into the run's MLflow run, created now if ``tracking`` has none, and terminate
+        it with the run's status."""
         from mlflow.entities import Metric
 
         client, _uri = self._client(job)
         if not tracking.mlflow_run_id or not _exists(client, tracking.mlflow_run_id):
-            tracking = self.start(record, job)
+            tracking, logged = self.start(record, job), frozenset()
         parent, experiment_id = tracking.mlflow_run_id, tracking.experiment_id
         for earlier in client.search_runs(
             [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'"
         ):
-            client.delete_run(earlier.info.run_id)  # steps a killed attempt logged
+            if earlier.data.tags.get("cellpipe.step") not in logged:
+                client.delete_run(earlier.info.run_id)  # steps a killed attempt logged
         end_ms = int(time.time() * 1000)
         metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
         client.log_batch(parent, metrics=metrics)
         for name, reads in job["steps"]:
-            _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
+            if name not in logged:
+                _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)
         client.set_terminated(parent, status=STATUS.get(status or record.status, "FAILED"), end_time=end_ms)
         return dataclasses.replace(tracking, status=TrackingStatus.OK, error=None)
 

@@ -86,10 +86,12 @@ def test_the_final_record_has_the_mlflow_run_and_the_worker_finishes_it(write_no
 
 
 def test_a_long_run_is_running_in_mlflow_and_survives_a_killed_worker(write_notebook, data_dir, tmp_path):
-    """During the run: the MLflow run exists (RUNNING) and the record already names it. The worker is
-    killed mid-run; the run's finalize starts a new one, which finishes the same MLflow run."""
+    """During the run: the MLflow run exists (RUNNING), the record already names it, and a finished step is
+    logged. The worker is killed mid-run; the run's finalize starts a new one, which finishes the same MLflow
+    run (the step logged by the killed worker replaced, not doubled)."""
     flag = tmp_path / "go"
     notebook = write_notebook([
+        (["step:first"], "w = 0"),
         (["step:wait"], f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.05)\nx = 1"),
         (["step:after"], "y = x + 1"),
     ])  # fmt: skip
@@ -105,6 +107,10 @@ def test_a_long_run_is_running_in_mlflow_and_survives_a_killed_worker(write_note
         assert record.status is RunStatus.RUNNING and record.tracking.status is TrackingStatus.PENDING
         (parent,), _ = mlflow_runs(record)
         assert parent.info.run_id == record.tracking.mlflow_run_id and parent.info.status == "RUNNING"
+        (first,) = wait_until(lambda: mlflow_runs(record)[1], what="the finished step in MLflow")
+        assert (
+            first.data.tags["cellpipe.step"] == "first" and first.data.tags["cellpipe.status"] == "succeeded"
+        )
         first_worker = background.worker_pid(data_dir)
         os.kill(first_worker, signal.SIGKILL)  # as an OOM kill would
         wait_until(lambda: background.worker_pid(data_dir) is None, what="the lock to be free")
@@ -118,7 +124,8 @@ def test_a_long_run_is_running_in_mlflow_and_survives_a_killed_worker(write_note
     assert final.status is RunStatus.SUCCEEDED and final.tracking.status is TrackingStatus.OK, final.tracking
     assert final.tracking.mlflow_run_id == record.tracking.mlflow_run_id  # the same MLflow run, finished
     (parent,), children = mlflow_runs(final)  # one MLflow run per cellpipe run
-    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.data.tags["cellpipe.step"] for c in children) == ["after", "first", "wait"]
     assert len(served_by(data_dir)) == 2 and background.worker_pid(data_dir) != first_worker
 
 
