@@ -19,6 +19,9 @@ from jupyter_ext.util import fsync_file, open_private, private_dir, writer_tag
 T = TypeVar("T")
 TEMP_DIR = "tmp"
 LOCK_FILE = "lock"
+# Object stores whose first path component is a bucket. They have no directories, and making one would
+# create a missing bucket (s3fs's makedirs does): a mistyped bucket name would quietly become a new bucket.
+BUCKET_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 
 
 class TempObject:
@@ -261,10 +264,11 @@ class FsspecBackend(Backend):
 
     local = False
 
-    def __init__(self, fs: Any, root: str, url: str) -> None:
+    def __init__(self, fs: Any, root: str, url: str, *, bucketed: bool = False) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
+        self.bucketed = bucketed  # keys live in a bucket that must exist already (BUCKET_SCHEMES)
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -275,7 +279,9 @@ class FsspecBackend(Backend):
     def size(self, key: str) -> int | None:
         try:
             return int(self.fs.size(self.path(key)))
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if is_missing_bucket(exc):
+                raise
             return None
 
     def open_read(self, key: str) -> BinaryIO:
@@ -286,7 +292,7 @@ class FsspecBackend(Backend):
 
     def open_temp(self) -> TempObject:
         temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
-        self.fs.makedirs(self.path(TEMP_DIR), exist_ok=True)
+        self._make_directory(self.path(TEMP_DIR))
         return TempObject(self, temp_key, self.fs.open(self.path(temp_key), "wb"))
 
     def rename_into_place(self, temp_key: str, key: str) -> bool:
@@ -302,9 +308,12 @@ class FsspecBackend(Backend):
         temp.committed = True
 
     def _move(self, temp_key: str, key: str) -> None:
-        parent = self.path(key).rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
+        self._make_directory(self.path(key).rsplit("/", 1)[0])
         self.fs.mv(self.path(temp_key), self.path(key))
+
+    def _make_directory(self, path: str) -> None:
+        if not self.bucketed:  # a bucket has no directories (and must not be created here)
+            self.fs.makedirs(path, exist_ok=True)
 
     def remove(self, key: str) -> None:
         self.fs.rm(self.path(key))
@@ -318,6 +327,17 @@ class FsspecBackend(Backend):
     def list_names(self, directory: str) -> list[str]:
         try:
             entries = self.fs.ls(self.path(directory), detail=False)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if is_missing_bucket(exc):
+                raise
             return []
         return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
+
+
+def is_missing_bucket(exc: BaseException) -> bool:
+    """A FileNotFoundError that means the bucket itself is missing, not a key in it (s3fs raises one with
+    botocore's NoSuchBucket as its cause; a listing of an absent prefix in an existing bucket is empty)."""
+    cause = exc.__cause__
+    return (cause is not None and type(cause).__name__ == "NoSuchBucket") or (
+        "bucket does not exist" in str(exc).lower()
+    )

@@ -29,7 +29,14 @@ from urllib.parse import unquote, urlparse
 
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
-from jupyter_ext.snapshot.backends import TEMP_DIR, Backend, FsspecBackend, LocalBackend
+from jupyter_ext.snapshot.backends import (
+    BUCKET_SCHEMES,
+    TEMP_DIR,
+    Backend,
+    FsspecBackend,
+    LocalBackend,
+    is_missing_bucket,
+)
 from jupyter_ext.snapshot.copying import WriteFailed, copy_file_hashing, default_workers
 from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
 from jupyter_ext.snapshot.manifest import (
@@ -563,11 +570,17 @@ class SnapshotStore:
             return
         try:
             yield
-        except (SnapshotError, FileNotFoundError):
+        except SnapshotError:
+            raise
+        except FileNotFoundError as exc:
+            if is_missing_bucket(exc):
+                raise _missing_bucket_error(self.url) from exc
             raise
         except Exception as exc:
             if isinstance(exc, PermissionError) or "credential" in type(exc).__name__.lower():
                 raise _access_error(self.url, exc) from exc
+            if _is_unreachable(exc):
+                raise _unreachable_error(self.url, exc) from exc
             raise
 
 
@@ -583,6 +596,36 @@ def _access_error(url: str, exc: BaseException) -> SnapshotError:
         f"cannot access the snapshot store {url}: {type(exc).__name__}: {exc}",
         field="store",
         hint=f"Configure {configure}.",
+    )
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """No answer from the store's endpoint: botocore's EndpointConnectionError/ConnectTimeoutError, aiohttp's
+    connector errors, or the built-in connection and timeout errors."""
+    name = type(exc).__name__
+    return isinstance(exc, (ConnectionError, TimeoutError)) or "Connect" in name or "Timeout" in name
+
+
+def _unreachable_error(url: str, exc: BaseException) -> SnapshotError:
+    endpoint = (
+        " (AWS_ENDPOINT_URL for MinIO and other S3-compatible stores)"
+        if _scheme(url) in ("s3", "s3a")
+        else ""
+    )
+    return SnapshotError(
+        f"cannot reach the snapshot store {url}: {type(exc).__name__}: {exc}",
+        field="store",
+        hint=f"Check that its endpoint{endpoint} is right and reachable from here, then retry.",
+    )
+
+
+def _missing_bucket_error(url: str) -> SnapshotError:
+    bucket = urlparse(url).netloc
+    return SnapshotError(
+        f"the bucket '{bucket}' of the snapshot store {url} does not exist",
+        field="store",
+        hint=f"Create it (e.g. 'aws s3 mb s3://{bucket}' or in the MinIO console) or correct the store URL; "
+        "cellpipe does not create buckets.",
     )
 
 
@@ -635,4 +678,4 @@ def _fsspec_backend(url: str, scheme: str) -> FsspecBackend:
         ) from None
     except Exception as exc:  # backends raise their own types for bad URLs and missing credentials
         raise _access_error(url, exc) from None
-    return FsspecBackend(fs, root, url)
+    return FsspecBackend(fs, root, url, bucketed=scheme in BUCKET_SCHEMES)

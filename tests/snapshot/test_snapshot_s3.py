@@ -91,3 +91,41 @@ def test_snapshot_list_and_verify_commands_on_s3(
     short = capsys.readouterr().out.splitlines()[-1].split()[0]
     assert main(["snapshots", "verify", "--store", s3_bucket.url()]) == 0
     assert capsys.readouterr().out.startswith(f"ok      {short}")
+
+
+@pytest.mark.parametrize("command", ["list", "snapshot", "restore"])
+def test_a_missing_bucket_is_one_clear_error_and_is_never_created(
+    s3_bucket, notebook: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    url = f"s3://{s3_bucket.name}-typo/store"
+    argv = {
+        "list": ["snapshots", "list", "--store", url],
+        "snapshot": ["snapshot", str(notebook), "--store", url],
+        "restore": ["restore", "abc", str(tmp_path / "out"), "--store", url],
+    }[command]
+
+    assert main(argv) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"the bucket '{s3_bucket.name}-typo' of the snapshot store {url} does not exist" in err
+    assert "Create it" in err and "cellpipe does not create buckets" in err
+    buckets = [entry["Name"] for entry in s3_bucket.client().list_buckets()["Buckets"]]
+    assert f"{s3_bucket.name}-typo" not in buckets and s3_bucket.name in buckets
+
+
+def test_an_unreachable_endpoint_is_one_clear_error(
+    s3_bucket, notebook: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.s3_server import free_loopback_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_loopback_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries only make the test slower
+    forget_cached_clients()
+
+    for argv in (["snapshots", "list"], ["snapshot", str(notebook)]):
+        assert main([*argv, "--store", s3_bucket.url()]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert f"cannot reach the snapshot store {s3_bucket.url()}: EndpointConnectionError" in err
+        assert "AWS_ENDPOINT_URL" in err

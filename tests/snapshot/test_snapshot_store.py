@@ -142,10 +142,14 @@ def test_missing_backend_package_says_what_to_install() -> None:
         SnapshotStore.open("cellpipetest://bucket/store")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed: nothing is missing"
-)
-def test_s3_without_s3fs_says_to_install_it_and_configure_credentials() -> None:
+def test_s3_without_s3fs_says_to_install_it_and_configure_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    registry = importlib.import_module("fsspec.registry")  # the module (fsspec.registry is a mapping too)
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(registry._registry, "s3", raising=False)  # not already imported by an earlier test
     with pytest.raises(SnapshotError) as caught:
         SnapshotStore.open("s3://bucket/cellpipe")
     assert "pip install s3fs" in str(caught.value)
