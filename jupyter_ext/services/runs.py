@@ -94,6 +94,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # the target's notes for the user (which image, ...)
 
 
+REFRESH_THREADS = 4  # cluster runs of one listed page asked about at once
+
+
 class RunService:
     refresh_seconds: float = 3.0  # an active cluster run is asked about at most this often when read
 
@@ -444,9 +447,7 @@ class RunService:
         processes sharing the store share the throttle). When the cluster says the run ended it is finalized
         (steps, status, hooks, tracking) exactly once, whichever process or thread reads it first. A cluster
         that cannot be reached leaves the record as it was, with ``refresh_error`` saying why."""
-        if not record.on_cluster or record.is_final:
-            return record
-        if not force and record.refreshed and time.time() - record.refreshed < self.refresh_seconds:
+        if not (self._refresh_due(record) or (force and record.on_cluster and not record.is_final)):
             return record
         lock = self._refresh_locks.setdefault(record.id, threading.Lock())
         if not lock.acquire(blocking=False):  # another thread of this process is asking right now
@@ -466,6 +467,26 @@ class RunService:
             return self._settle(record.id, seen, outcome) or seen
         finally:
             lock.release()
+
+    def _refresh_due(self, record: RunRecord) -> bool:
+        """An active cluster run not asked about for :attr:`refresh_seconds`."""
+        if not record.on_cluster or record.is_final:
+            return False
+        return not record.refreshed or time.time() - record.refreshed >= self.refresh_seconds
+
+    def _refresh_many(self, records: list[RunRecord]) -> dict[str, RunRecord]:
+        """Refresh the runs that are due, a few at a time (each waits on the cluster); id -> changed record."""
+        due = [record for record in records if self._refresh_due(record)]
+        if len(due) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(
+                min(REFRESH_THREADS, len(due)), thread_name_prefix="cellpipe-refresh"
+            ) as pool:
+                fresh = list(pool.map(self.refresh, due))
+        else:
+            fresh = [self.refresh(record) for record in due]
+        return {old.id: new for old, new in zip(due, fresh, strict=True) if new is not old}
 
     def cancel_on_cluster(self, run_id: str) -> RunRecord:
         """Stop a cluster run through its handle (from any process); the record turns cancelled. A cluster
@@ -681,14 +702,8 @@ class RunService:
         text of its refreshed record."""
         runs, total = self.store.list_stored_runs(notebook=notebook, status=status, target=target,
                                                   schedule_id=schedule_id, since=since, limit=limit, offset=offset)  # fmt: skip
-        return [run if run.is_final else self._refreshed(run) for run in runs], total
-
-    def _refreshed(self, run: StoredRun) -> StoredRun:
-        record = run.record()
-        fresh = self.refresh(record)
-        if fresh is record:
-            return run
-        return StoredRun.of(fresh)
+        fresh = self._refresh_many([run.record() for run in runs if not run.is_final])
+        return [StoredRun.of(fresh[run.id]) if run.id in fresh else run for run in runs], total
 
     def get(self, run_id: str) -> RunRecord:
         """By full id, unique prefix, or ``latest`` (an active cluster run refreshed from the cluster)."""

@@ -224,3 +224,19 @@ async def test_cancel_from_another_process_deletes_the_job(
     assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{name}")
     done = service.get(record.id)
     assert done.status is RunStatus.CANCELLED and [s.status for s in done.steps] == [StepStatus.NOT_RUN] * 2
+
+
+async def test_a_listing_asks_about_every_due_cluster_run_of_its_page(
+    kmock: Any, kubeconfig: str, write_notebook: Callable, data_dir: Path, call: Callable
+) -> None:
+    service = RunService(data_dir)
+    notebook = write_notebook(CELLS)
+    records = [await submitted(service, notebook, kubeconfig, track=False) for _ in range(3)]
+    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    for post in list(kmock["post"]):
+        kubernetes_validate.validate(post.data, "1.30", strict=True)
+        await set_job_status(kmock, call, post.data["metadata"]["name"], complete)
+    listed, total = await asyncio.to_thread(RunService(data_dir).list)  # another service: no shared locks
+    assert total == 3 and {r.id for r in listed} == {r.id for r in records}
+    assert [r.status for r in listed] == [RunStatus.SUCCEEDED] * 3
+    assert all(r.refreshed and r.refresh_error is None for r in listed)
