@@ -83,7 +83,7 @@ class LocalRunner:
             warmup=import_statements([c.source for c in self.pipeline.prelude]),
             log=self.run_dir / "kernels.log",
             shared=self.shared_kernels,
-            cores=min(parallel, os.cpu_count() or 1),
+            cores=os.cpu_count() or 1,  # kernels warm up ahead on idle cores, whatever --max-parallel says
         )
         pool.expect(to_execute)
         limiter = asyncio.Semaphore(parallel)
