@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -63,29 +64,17 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     stop_worker(directory)
 
 
-SUPPORT = Path(__file__).parent / "support"
 CLUSTER_ENV = ("CELLPIPE_STORE", "CELLPIPE_IMAGE", "CELLPIPE_NAMESPACE", "KUBECONFIG", "MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture
-def shared_remote_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """``fakes3://``, a "remote" snapshot store kept in a directory (support/disk_remote), registered here and
-    seen alike by the processes started with the returned environment (a ``cellpipe`` command, a Jupyter
-    server); the in-memory one lives in one process. Clears cellpipe's cluster settings, acts as alice."""
-    import importlib
-    import importlib.util
-
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
+def shared_remote_store(s3_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A snapshot store on the loopback S3 server (``$CELLPIPE_STORE``, a fresh bucket) that this process and
+    every process started with the returned environment (a ``cellpipe`` command, a Jupyter server) reach
+    alike, as pods and the machine that submits to them do. Clears cellpipe's cluster settings, acts as alice."""
     monkeypatch.setenv("JUPYTERHUB_USER", "alice@example.com")
-    directory = str(tmp_path / "fakes3")
-    monkeypatch.setenv("CELLPIPE_TEST_FAKES3_DIR", directory)
-    registry = importlib.import_module("fsspec.registry")  # the module (fsspec.registry is a mapping too)
-    monkeypatch.setitem(registry.known_implementations, "fakes3", {"class": "DiskFakeS3 (test)"})
-    monkeypatch.setitem(registry._registry, "fakes3", None)  # undone after the test, whoever sets it now
-    spec = importlib.util.spec_from_file_location("disk_remote", SUPPORT / "disk_remote" / "sitecustomize.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the directory-backed class
-    paths = [str(SUPPORT / "disk_remote"), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("CELLPIPE_STORE", s3_bucket.url("cellpipe"))
+    paths = [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
 
 

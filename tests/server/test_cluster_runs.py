@@ -22,11 +22,10 @@ pytestmark = pytest.mark.slow
 
 
 def cluster_env(kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]) -> dict[str, str]:
-    """The server's environment: kmock as the cluster (namespace team-a), an image, the shared store."""
+    """The server's environment: kmock as the cluster (namespace team-a), an image, the S3 store."""
     kmock.resources["batch/v1/jobs"] = {}
     return {**shared_remote_store, "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
-            "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"))),
-            "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe"}  # fmt: skip
+            "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))}  # fmt: skip
 
 
 async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(

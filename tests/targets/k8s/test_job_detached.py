@@ -1,8 +1,8 @@
 """A Job run belongs to the cluster once the Job exists: any process reading its record follows it.
 
 RunService -> official client -> kmock on loopback; the pod is played by running the Job's own container
-arguments through ``jupyter_ext.services.job_main`` (real kernels) against a directory-backed "remote"
-store that the ``cellpipe`` subprocesses of these tests read too; the Job controller by patching the Job's
+arguments through ``jupyter_ext.services.job_main`` (real kernels) against an S3 store on loopback (moto)
+that the ``cellpipe`` subprocesses of these tests read too; the Job controller by patching the Job's
 status. Every created Job is validated with kubernetes-validate.
 """
 
@@ -28,7 +28,6 @@ from tests.targets.k8s.test_cli_cluster import write_kubeconfig
 from tests.targets.k8s.test_job_target import set_job_status
 
 NS = "team-a"
-STORE = "fakes3://ml-bucket/cellpipe"
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
 CELLS = [(["parameters"], "n = 2"), (["step:make"], "xs = list(range(n))"),
          (["step:total"], "total = sum(xs)"), (["pipeline-metrics"], "total")]  # fmt: skip
@@ -36,7 +35,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
-def env(shared_remote_store: dict[str, str], data_dir: Path) -> dict[str, str]:
+def env(
+    data_dir: Path, shared_remote_store: dict[str, str]
+) -> dict[str, str]:  # data_dir clears $CELLPIPE_STORE: first
     """A subprocess's environment: the shared store, this test's data directory."""
     return {**shared_remote_store, "CELLPIPE_HOME": str(data_dir)}
 
@@ -49,7 +50,7 @@ def kubeconfig(kmock: Any, tmp_path: Path) -> str:
 
 async def submitted(service: RunService, notebook: Path, kubeconfig: str, **request: Any) -> RunRecord:
     """Submit without following: the record as the submitting process leaves it."""
-    options = JobOptions(store=STORE, image=IMAGE, kubeconfig=kubeconfig)
+    options = JobOptions(image=IMAGE, kubeconfig=kubeconfig)  # the store: $CELLPIPE_STORE
     prepared = await asyncio.to_thread(
         service.prepare, RunRequest(notebook=notebook, target="job", target_options=options, **request)
     )
@@ -100,7 +101,7 @@ async def test_a_submitted_job_run_outlives_cellpipe_submit_and_a_new_process_fi
     tmp_path: Path,
 ) -> None:  # fmt: skip
     notebook = write_notebook(CELLS, name="train.ipynb")
-    code, out, err = await cellpipe(env, "submit", str(notebook), "--store", STORE, "--image", IMAGE,
+    code, out, err = await cellpipe(env, "submit", str(notebook), "--image", IMAGE,
                                     "--kubeconfig", kubeconfig, "-p", "n=4", "--no-track")  # fmt: skip
     assert code == 0, err
     run_id = out.split("run id    ", 1)[1].split()[0]
@@ -110,7 +111,12 @@ async def test_a_submitted_job_run_outlives_cellpipe_submit_and_a_new_process_fi
     # `cellpipe submit` has exited: the record is the cluster's now, not crashed
     seen = await show(env, run_id[-6:])
     assert seen["status"] == "running" and seen["refresh_error"] is None and seen["refreshed"], seen
-    assert seen["handle"] == {"namespace": NS, "name": name, "store": STORE, "kubeconfig": kubeconfig}
+    assert seen["handle"] == {
+        "namespace": NS,
+        "name": name,
+        "store": env["CELLPIPE_STORE"],
+        "kubeconfig": kubeconfig,
+    }
     assert seen["source"] == "cli" and seen["parameters"] == {"n": 4}
     assert [s["status"] for s in seen["steps"]] == ["pending", "pending"]
 

@@ -20,14 +20,15 @@ from jupyter_ext.services.runs import RunService
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
 
-STORE = "fakes3://ml-bucket/cellpipe"
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
 CELLS = [(["parameters"], "epochs = 3"), (["step:load"], "xs = list(range(epochs))"),
          (["step:train"], "total = sum(xs)")]  # fmt: skip
 
 
 @pytest.fixture
-def env(shared_remote_store: dict[str, str], data_dir: Path) -> dict[str, str]:
+def env(
+    data_dir: Path, shared_remote_store: dict[str, str]
+) -> dict[str, str]:  # data_dir clears $CELLPIPE_STORE: first
     return {**shared_remote_store, "CELLPIPE_HOME": str(data_dir)}
 
 
@@ -47,7 +48,7 @@ def submit(env: dict[str, str], kfp_server: FakeKFP, notebook: Path, tmp_path: P
     token = tmp_path / "token"
     token.write_text("t0k\n")
     done = cellpipe(env, "submit", str(notebook), "--target", "kfp", "--host", kfp_server.url,
-                    "--token-file", str(token), "--store", STORE, "--image", IMAGE, "--no-track")  # fmt: skip
+                    "--token-file", str(token), "--image", IMAGE, "--no-track")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "KFP run r-4 created" in done.stdout and "t0k" not in done.stdout
     return done.stdout.split("run id    ", 1)[1].split()[0]
