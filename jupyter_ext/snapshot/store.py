@@ -667,8 +667,11 @@ def _fsspec_backend(url: str, scheme: str) -> FsspecBackend:
             field="store",
             hint=f"Use a local path or one of {listed} (or another fsspec protocol).",
         )
+    # Other processes (pods, the CLI) write to the same store: a listing cached in a long-lived one (the
+    # server) would hide their snapshots and runs for good (s3fs keeps listings with no expiry by default).
+    options = {"use_listings_cache": False} if scheme in BUCKET_SCHEMES else {}
     try:
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
         package, configure = REMOTE_HELP.get(scheme, ("the fsspec implementation for it", "its credentials"))
         raise SnapshotError(

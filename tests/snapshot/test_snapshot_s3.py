@@ -11,6 +11,7 @@ import pytest
 from jupyter_ext.cli.main import main
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
+from jupyter_ext.snapshot.manifest import canonical_json
 from tests.support.s3_server import forget_cached_clients
 
 
@@ -129,3 +130,26 @@ def test_an_unreachable_endpoint_is_one_clear_error(
         assert err.count("\n") == 1 and "Traceback" not in err
         assert f"cannot reach the snapshot store {s3_bucket.url()}: EndpointConnectionError" in err
         assert "AWS_ENDPOINT_URL" in err
+
+
+def test_a_long_lived_store_sees_what_other_processes_write(s3_bucket, notebook: Path) -> None:
+    """The server keeps its store open while pods and ``cellpipe`` commands add snapshots and runs."""
+    server_side = SnapshotStore.open(s3_bucket.url())
+    first = take_snapshot(notebook, store=server_side)
+    put_record(s3_bucket, "r1")
+    assert server_side.ids() == [first.id] and server_side.backend.list_names("runs") == ["r1"]
+
+    other = s3_bucket.client()  # another process's uploads, behind this client's back
+    manifest = canonical_json({**first.manifest, "created": "later"})
+    second = hashlib.sha256(manifest).hexdigest()
+    other.put_object(Bucket=s3_bucket.name, Key=f"store/snapshots/{second}.json", Body=manifest)
+    put_record(s3_bucket, "r2")
+
+    assert server_side.ids() == sorted([first.id, second])
+    assert server_side.read_manifest(second)["created"] == "later"
+    assert sorted(server_side.backend.list_names("runs")) == ["r1", "r2"]
+
+
+def put_record(s3_bucket, run_id: str) -> None:
+    key = f"store/runs/{run_id}/record.json"
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"{}")
