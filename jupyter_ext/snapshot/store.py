@@ -607,11 +607,8 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 
 def _unreachable_error(url: str, exc: BaseException) -> SnapshotError:
-    endpoint = (
-        " (AWS_ENDPOINT_URL for MinIO and other S3-compatible stores)"
-        if _scheme(url) in ("s3", "s3a")
-        else ""
-    )
+    s3 = _scheme(url) in ("s3", "s3a")
+    endpoint = " (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL for MinIO and other S3 services)" if s3 else ""
     return SnapshotError(
         f"cannot reach the snapshot store {url}: {type(exc).__name__}: {exc}",
         field="store",

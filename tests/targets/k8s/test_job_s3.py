@@ -48,12 +48,16 @@ def kubeconfig(kmock: Any, tmp_path: Path) -> str:
 
 
 def s3_job_options(s3_bucket: Any, kubeconfig: str) -> JobOptions:
-    """The store's endpoint as a plain setting, its keys as references to a Secret."""
+    """The store's endpoint as a plain setting (as docs/kubernetes.md shows for MinIO: fsspec's variable,
+    where the submitting side here uses botocore's AWS_ENDPOINT_URL), its keys as references to a Secret."""
     return JobOptions(
         store=s3_bucket.url(),
         image=IMAGE,
         kubeconfig=kubeconfig,
-        env={"AWS_ENDPOINT_URL": s3_bucket.endpoint, "AWS_DEFAULT_REGION": S3_ENV["AWS_DEFAULT_REGION"]},
+        env={
+            "FSSPEC_S3_ENDPOINT_URL": s3_bucket.endpoint,
+            "AWS_DEFAULT_REGION": S3_ENV["AWS_DEFAULT_REGION"],
+        },
         secrets=[
             Secret(CREDENTIALS_SECRET, "access-key", "AWS_ACCESS_KEY_ID"),
             Secret(CREDENTIALS_SECRET, "secret-key", "AWS_SECRET_ACCESS_KEY"),
@@ -78,7 +82,7 @@ async def play_the_pod(job: dict[str, Any], workdir: Path) -> None:
     """The Job's container in a new process whose AWS settings come from the manifest alone (none of
     the test's own), so a pod that the manifest left without its store would fail here."""
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "FSSPEC_"))}
     env = {**base, "AWS_EC2_METADATA_DISABLED": "true", **pod_environment(container)}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jupyter_ext.services.job_main", *container["args"], "--workdir", str(workdir),
