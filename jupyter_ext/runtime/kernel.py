@@ -47,8 +47,8 @@ class Kernel:
 async def kill_and_wait(provisioner: Any, timeout: float = 5.0) -> None:
     """SIGKILL a kernel's process group and wait until its process has exited (a pidfd, no polling)."""
     process = getattr(provisioner, "process", None)
-    if process is None or process.poll() is not None:
-        return
+    if process is None or process.poll() is not None or not hasattr(os, "pidfd_open"):
+        return  # without pidfds (not Linux) jupyter_client's own shutdown does it
     try:
         descriptor = os.pidfd_open(process.pid)  # before the signal: the pid cannot be reused meanwhile
     except ProcessLookupError:

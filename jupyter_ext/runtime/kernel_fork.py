@@ -46,8 +46,9 @@ PRELOAD = [
 
 
 def forkable(cmd: list[str]) -> bool:
-    """Whether a kernel command is this interpreter's own ipykernel (what a fork server can start)."""
-    if len(cmd) < 3 or cmd[1:3] != LAUNCHER:
+    """Whether a kernel command is this interpreter's own ipykernel (what a fork server can start), on a
+    system that can follow a process it did not start (Linux 5.3+: pidfds; elsewhere kernels are spawned)."""
+    if len(cmd) < 3 or cmd[1:3] != LAUNCHER or not hasattr(os, "pidfd_open"):
         return False
     with contextlib.suppress(OSError):
         return os.path.samefile(cmd[0], sys.executable)

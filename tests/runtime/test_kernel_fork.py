@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -108,3 +109,23 @@ def test_only_this_interpreters_ipykernel_is_forked():
     assert not forkable(["/usr/bin/env", "-m", "ipykernel_launcher", "-f", "c.json"])
     assert not forkable([sys.executable, "-m", "other_launcher", "-f", "c.json"])
     assert not forkable(["R", "--slave", "-e", "IRkernel::main()"])
+
+
+def test_without_pidfds_kernels_are_spawned(monkeypatch):
+    """macOS and old Linux kernels have no pidfd_open: nothing is forked, and stopping a kernel falls back to
+    jupyter_client's own shutdown (kill_and_wait returns at once instead of raising)."""
+    from jupyter_ext.runtime.kernel import kill_and_wait
+
+    monkeypatch.delattr(os, "pidfd_open")
+    assert not forkable([sys.executable, "-m", "ipykernel_launcher", "-f", "c.json"])
+
+    class Provisioner:  # a live process kill_and_wait must leave to the caller's fallback
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        pgid = None
+
+    try:
+        asyncio.run(kill_and_wait(Provisioner))
+        assert Provisioner.process.poll() is None
+    finally:
+        Provisioner.process.kill()
+        Provisioner.process.wait()
