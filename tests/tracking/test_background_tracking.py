@@ -272,3 +272,63 @@ def test_credentials_in_the_tracking_uri_are_not_written_into_the_record(
     assert record.status is RunStatus.SUCCEEDED and record.tracking.status is TrackingStatus.FAILED
     assert record.tracking.error and record.tracking.tracking_uri == "http://127.0.0.1:9"
     assert "s3cret" not in json.dumps(record.to_dict())
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on loopback (sqlite store, local artifacts); ~20-40 s to start on 2 cores."""
+    import socket
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(root / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+             "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def healthy():
+            try:
+                return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+            except OSError:
+                return server.poll() is not None and pytest.fail((root / "server.log").read_text()[-2000:])
+
+        wait_until(healthy, timeout=300, what="mlflow server to answer /health")
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_a_tracking_server_gives_the_final_record_its_web_link(
+    write_notebook, data_dir, monkeypatch, mlflow_server
+):
+    import urllib.request
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("CELLPIPE_TRACKING_WAIT_S", "300")  # a loaded machine: the id must be there
+    background.ensure_worker(data_dir)
+    wait_until(lambda: background.worker_ready(data_dir), what="the worker to import MLflow")
+    service = RunService(data_dir)
+    record = service.run(RunRequest(notebook=write_notebook(CELLS)))
+    tracking = record.tracking
+    assert tracking.mlflow_run_id and tracking.tracking_uri == mlflow_server
+    assert (
+        tracking.mlflow_url
+        == f"{mlflow_server}/#/experiments/{tracking.experiment_id}/runs/{tracking.mlflow_run_id}"
+    )
+    assert record.links["mlflow"] == tracking.mlflow_url  # in the final record, for the UI's link
+    assert service.wait_for_tracking(record.id).tracking.status is TrackingStatus.OK
+    answer = urllib.request.urlopen(
+        f"{mlflow_server}/api/2.0/mlflow/runs/get?run_id={tracking.mlflow_run_id}"
+    )
+    run = json.loads(answer.read())["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert {t["key"]: t["value"] for t in run["data"]["tags"]}["cellpipe.run_id"] == record.id
