@@ -153,3 +153,40 @@ def test_a_long_lived_store_sees_what_other_processes_write(s3_bucket, notebook:
 def put_record(s3_bucket, run_id: str) -> None:
     key = f"store/runs/{run_id}/record.json"
     s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"{}")
+
+
+def test_an_object_larger_than_one_upload_block_goes_up_in_parts_and_restores(
+    s3_bucket, project: Path, notebook: Path, tmp_path: Path
+) -> None:
+    import os
+
+    big = project / "data" / "train.csv"
+    big.write_bytes(
+        os.urandom(52 << 20)
+    )  # over s3fs's 50 MiB block: uploaded to tmp/ in parts, then copied into place
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+    head = s3_bucket.client().head_object(Bucket=s3_bucket.name, Key=object_key(snapshot, "data/train.csv"))
+    assert head["ContentLength"] == 52 << 20
+
+    forget_cached_clients()
+    restore(SnapshotStore.open(s3_bucket.url()), snapshot.id, tmp_path / "out")
+    assert (tmp_path / "out" / "data" / "train.csv").read_bytes() == big.read_bytes()
+
+
+def test_gc_removes_only_what_no_snapshot_names(s3_bucket, project: Path, notebook: Path) -> None:
+    from jupyter_ext.snapshot.gc import collect_garbage
+
+    store = SnapshotStore.open(s3_bucket.url())
+    old = take_snapshot(notebook, store=store)
+    (project / "config.yaml").write_text("lr: 0.2\n")
+    kept = take_snapshot(notebook, store=store)
+    s3_bucket.client().delete_object(Bucket=s3_bucket.name, Key=f"store/snapshots/{old.id}.json")
+    gone = object_key(old, "config.yaml")
+
+    report = collect_garbage(SnapshotStore.open(s3_bucket.url()))
+
+    assert report.snapshots == 1 and len(report.removed_objects) == 1
+    keys = s3_bucket.keys("store/objects/")
+    assert gone not in keys
+    assert all(object_key(kept, entry["path"]) in keys for entry in kept.manifest["files"])
+    assert SnapshotStore.open(s3_bucket.url()).verify(kept.id).ok
