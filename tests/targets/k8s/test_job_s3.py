@@ -154,3 +154,29 @@ async def test_a_job_run_with_an_s3_store_snapshots_there_and_reads_the_pods_rec
     assert any(p.suffix == ".db" for p in local_files), local_files
     for path in local_files:
         assert secret_values_in(path.read_bytes().decode(errors="replace")) == [], path
+
+
+async def test_submit_to_a_missing_bucket_is_one_line_and_creates_no_job(
+    kmock: Any, kubeconfig: str, s3_bucket: Any, write_notebook: Callable, data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from jupyter_ext.cli.main import main
+
+    store = f"s3://{s3_bucket.name}-typo/cellpipe"
+    argv = [
+        "submit",
+        str(write_notebook(CELLS)),
+        "--store",
+        store,
+        "--image",
+        IMAGE,
+        "--kubeconfig",
+        kubeconfig,
+    ]
+
+    assert await asyncio.to_thread(main, [*argv, "--no-track"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"the bucket '{s3_bucket.name}-typo' of the snapshot store {store} does not exist" in err
+    assert list(kmock["post"]) == []  # nothing reached the cluster
