@@ -39,12 +39,12 @@ def _env(name: str, fallback: str = "") -> str:
     return os.environ.get(name, "").strip() or fallback
 
 
-def _env_int(name: str, fallback: int) -> int:
+def _env_number(name: str, fallback: Any, kind: type = int) -> Any:
     text = _env(name)
     try:
-        return int(text) if text else fallback
+        return kind(text) if text else fallback
     except ValueError:
-        logging.getLogger(__name__).warning("cellpipe: ignoring %s=%r (not an integer)", name, text)
+        logging.getLogger(__name__).warning("cellpipe: ignoring %s=%r (not a number)", name, text)
         return fallback
 
 
@@ -54,6 +54,7 @@ class CellpipeApp(ExtensionApp):
     name = "cellpipe"
     load_other_extensions = True
     _tracking_keeper: asyncio.Future | None = None
+    _cluster_follower: asyncio.Future | None = None
 
     data_dir = Unicode(
         config=True,
@@ -121,6 +122,13 @@ class CellpipeApp(ExtensionApp):
         "Default: $CELLPIPE_TRACKING_WAIT_S or 0.5.",
     )
 
+    cluster_follow_interval = Float(
+        config=True,
+        help="Seconds between the server's looks at its active Kubernetes Job / KFP runs, so that a run nobody "
+        "reads (a restarted server's adopted runs, a closed browser) still turns final, with its hooks and "
+        "MLflow tracking (0: only when read). Default: $CELLPIPE_CLUSTER_FOLLOW_S or 30.",
+    )
+
     freeze_startup_objects = Bool(
         config=True,
         help="Once the server has started, move every object it holds then out of the garbage collector's "
@@ -128,6 +136,10 @@ class CellpipeApp(ExtensionApp):
         "collection, so a full collection costs milliseconds instead of ~100 ms (it was the p99 of GET runs). "
         "Default: True unless $CELLPIPE_GC_FREEZE is 0.",
     )
+
+    @default("cluster_follow_interval")
+    def _default_cluster_follow_interval(self) -> float:
+        return max(0.0, _env_number("CELLPIPE_CLUSTER_FOLLOW_S", 30.0, float))
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -164,27 +176,27 @@ class CellpipeApp(ExtensionApp):
 
     @default("max_concurrent_runs")
     def _default_max_concurrent_runs(self) -> int:
-        return _env_int("CELLPIPE_MAX_CONCURRENT_RUNS", 2)
+        return _env_number("CELLPIPE_MAX_CONCURRENT_RUNS", 2)
 
     @default("kernel_pool_size")
     def _default_kernel_pool_size(self) -> int:
-        return _env_int("CELLPIPE_KERNEL_POOL_SIZE", 0)
+        return _env_number("CELLPIPE_KERNEL_POOL_SIZE", 0)
 
     @default("max_body_bytes")
     def _default_max_body_bytes(self) -> int:
-        return _env_int("CELLPIPE_MAX_BODY_BYTES", 16 * 1024 * 1024)
+        return _env_number("CELLPIPE_MAX_BODY_BYTES", 16 * 1024 * 1024)
 
     @default("analysis_workers")
     def _default_analysis_workers(self) -> int:
-        return _env_int("CELLPIPE_ANALYSIS_WORKERS", 1)
+        return _env_number("CELLPIPE_ANALYSIS_WORKERS", 1)
 
     @default("analysis_timeout")
     def _default_analysis_timeout(self) -> float:
-        return float(_env_int("CELLPIPE_ANALYSIS_TIMEOUT", 60))
+        return _env_number("CELLPIPE_ANALYSIS_TIMEOUT", 60.0, float)
 
     @default("analysis_max_memory")
     def _default_analysis_max_memory(self) -> int:
-        return _env_int("CELLPIPE_ANALYSIS_MAX_MEMORY", 3 * 1024**3)
+        return _env_number("CELLPIPE_ANALYSIS_MAX_MEMORY", 3 * 1024**3)
 
     @default("tracking_worker")
     def _default_tracking_worker(self) -> bool:
@@ -275,6 +287,8 @@ class CellpipeApp(ExtensionApp):
             self.run_service.kernel_pool.start()
         if self.tracking_worker:
             self._tracking_keeper = asyncio.ensure_future(self._keep_tracking_worker())
+        if self.cluster_follow_interval > 0:
+            self._cluster_follower = asyncio.ensure_future(self._follow_cluster_runs())
         for module in self._route_modules:
             if hasattr(module, "start"):
                 await module.start(self)
@@ -298,9 +312,22 @@ class CellpipeApp(ExtensionApp):
                 self.log.info("cellpipe: MLflow tracking worker started (pid %d)", pid)
             await asyncio.sleep(TRACKING_CHECK_S)
 
+    async def _follow_cluster_runs(self) -> None:
+        """Every ``cluster_follow_interval``, refresh the active cluster runs (off the event loop)."""
+        while True:
+            await asyncio.sleep(self.cluster_follow_interval)
+            try:
+                ended = await asyncio.to_thread(self.run_service.follow_cluster_runs)
+            except Exception:  # the store busy past its timeout, a bug of ours: try again next time
+                self.log.exception("cellpipe: following cluster runs failed")
+                continue
+            if ended:
+                self.log.info("cellpipe: cluster runs ended: %s", ", ".join(ended))
+
     async def stop_extension(self) -> None:
-        if self._tracking_keeper is not None:
-            self._tracking_keeper.cancel()
+        for keeper in (self._tracking_keeper, self._cluster_follower):
+            if keeper is not None:
+                keeper.cancel()
         for module in reversed(self._route_modules):
             if hasattr(module, "stop"):
                 try:

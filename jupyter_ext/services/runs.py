@@ -488,6 +488,15 @@ class RunService:
             fresh = [self.refresh(record) for record in due]
         return {old.id: new for old, new in zip(due, fresh, strict=True) if new is not old}
 
+    def follow_cluster_runs(self, limit: int = 500) -> list[str]:
+        """Refresh every active cluster run of this store that is due (what a long-lived process, the Jupyter
+        server, does now and then, so that runs nobody reads still end: hooks, tracking); the ids that
+        turned final."""
+        runs, _ = self.store.list_stored_runs(status=RunStatus.RUNNING.value, limit=limit)
+        active = [run.record() for run in runs]
+        fresh = self._refresh_many([record for record in active if record.on_cluster])
+        return [run_id for run_id, record in fresh.items() if record.is_final]
+
     def cancel_on_cluster(self, run_id: str) -> RunRecord:
         """Stop a cluster run through its handle (from any process); the record turns cancelled. A cluster
         that cannot be reached raises CellpipeError and leaves the run as it is."""

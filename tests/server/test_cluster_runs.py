@@ -107,3 +107,44 @@ async def test_a_server_that_did_not_start_a_job_run_cancels_it_through_the_api(
     assert answer.status_code == 202 and answer.json()["status"] == "cancelled", answer.text
     (deleted,) = list(kmock["delete"])
     assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{post.data['metadata']['name']}")
+
+
+async def test_the_server_follows_its_cluster_runs_when_nobody_reads_them(
+    launch: Any, kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]
+) -> None:
+    """A Job run adopted by a restarted server, that nobody reads (closed browser), still turns final: the
+    server looks at its active cluster runs every ``cluster_follow_interval`` and finalizes the ended ones.
+    The test reads the store file directly (a plain store read asks no cluster), so only the server's own
+    follow can finalize it (the first server followed its own run's task; it is gone)."""
+    from jupyter_ext.records.store import RecordStore
+
+    env = {**cluster_env(kmock, tmp_path, shared_remote_store), "CELLPIPE_CLUSTER_FOLLOW_S": "1"}
+    server = await asyncio.to_thread(launch, env=env)
+    make_notebook(server.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
+    accepted = await asyncio.to_thread(server.api, "POST", "runs", json={"path": "train.ipynb", "target": "job",
+                                                                        "track": False})  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["id"]
+    store = RecordStore(server.root / ".cellpipe")
+    for _ in range(600):
+        if list(kmock["post"]) and store.get_run(run_id).on_cluster:
+            break
+        await asyncio.sleep(0.1)
+    (post,) = list(kmock["post"])
+    await asyncio.to_thread(server.stop)
+    server = await asyncio.to_thread(launch, env=env, root=server.root)  # adopts the run; nobody reads it
+    api_client = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
+    failed = {
+        "status": {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "message": "OOMKilled"}]}
+    }
+    await asyncio.to_thread(
+        client.BatchV1Api(api_client).patch_namespaced_job_status, post.data["metadata"]["name"], NS, failed
+    )
+    api_client.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not store.get_run(run_id).is_final:
+        await asyncio.sleep(0.3)
+    record = store.get_run(run_id)
+    store.close()
+    assert record.status == "failed" and "OOMKilled" in (record.error or {}).get("message", ""), record
+    assert "cluster runs ended" in server.log_text()
