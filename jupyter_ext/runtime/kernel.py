@@ -25,6 +25,7 @@ from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
 CONNECTION_PREFIX = "kernel-cellpipe-"
+START_ATTEMPTS = 3  # a kernel that dies at start-up (a port taken meanwhile) is started again
 
 
 @dataclass(eq=False)
@@ -79,6 +80,21 @@ async def start_kernel(
     Kernel stdout/stderr (start-up chatter) go to ``log``, or nowhere: never to the user's terminal.
     With ``forker``, the native Python kernel is forked from it (:mod:`.kernel_fork`; a fraction of the CPU).
     """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return await _start_once(kernel_name, cwd, warmup=warmup, log=log, forker=forker)
+        except RuntimeError as exc:
+            # jupyter_client picks the kernel's ports before the kernel binds them: another process starting
+            # a kernel at the same moment can take one first, and this kernel dies at start-up. It has run
+            # no code yet, so a new kernel with new ports is the same fresh kernel.
+            if "died before replying" not in str(exc) or attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _start_once(
+    kernel_name: str, cwd: str | Path, *, warmup: str, log: str | Path | None, forker: KernelForkServer | None
+) -> Kernel:
     from jupyter_client.manager import AsyncKernelManager
 
     manager = _forking_kernel_manager() if forker is not None else AsyncKernelManager
