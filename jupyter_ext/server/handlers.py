@@ -16,7 +16,8 @@ from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.models import RunRecord, RunStatus
 from jupyter_ext.server.base import API, CellpipeHandler, conflict, executes, not_found, reads, writes
 from jupyter_ext.server.validate import identifier
-from jupyter_ext.services.runs import RunRequest, requester
+from jupyter_ext.services.cancellation import requester
+from jupyter_ext.services.runs import RunRequest
 
 RUN_ID = r"(?P<run_id>[\w.-]+)"
 STEP = r"(?P<step>[\w.-]+)"

@@ -17,7 +17,9 @@ execution manager: :meth:`RunService.before_start`, :meth:`RunService.on_failure
   ``background_tracking=False`` (a Job pod, whose container ends with its main process) tracks before the
   status turns final. A tracking failure never changes a run's status or raises.
 - Background runs (:meth:`submit`) wait in ``queued`` beyond ``max_concurrent_runs``.
-- Any process can cancel any run (:meth:`cancel`): the request is stored with the run, and the process that
+- A Kubernetes Job / KFP run belongs to the cluster once it exists (:mod:`.cluster_runs`): reads refresh it,
+  the first reader to see it ended finalizes it.
+- Any process can cancel any run (:meth:`cancel`, :mod:`.cancellation`): the request is stored with the run, and the process that
   runs it (a ``cellpipe run`` in a terminal, a Jupyter server, ``cellpipe scheduler``) polls for requests to
   its runs every ``cancel_poll_s`` (one query for all of them, only while it runs some) and cancels the run
   the way Ctrl-C does: kernels shut down, the record and its unfinished steps say ``cancelled``, the
@@ -34,7 +36,7 @@ import shutil
 import threading
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,11 @@ from jupyter_ext.records.models import (
 )
 from jupyter_ext.records.owner import current_owner
 from jupyter_ext.records.store import RecordStore, StoredRun
+from jupyter_ext.services.cancellation import CANCEL_POLL_S, Cancellation
+from jupyter_ext.services.cluster_runs import ClusterRuns
 from jupyter_ext.targets.base import ExecutionContext, Listener
 from jupyter_ext.targets.registry import get_target, options_for
 from jupyter_ext.util import private_dir
-
-CANCEL_POLL_S = 0.5  # how often a process running runs looks for requests to cancel them
-CANCEL_WAIT_S = 5.0  # how long cancel() waits for another process to stop the run
 
 
 @dataclass
@@ -94,12 +95,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # the target's notes for the user (which image, ...)
 
 
-REFRESH_THREADS = 4  # cluster runs of one listed page asked about at once
-
-
-class RunService:
-    refresh_seconds: float = 3.0  # an active cluster run is asked about at most this often when read
-
+class RunService(ClusterRuns, Cancellation):
     def __init__(
         self,
         data_dir: Path,
@@ -417,131 +413,6 @@ class RunService:
         changes are."""
         self.store.save_run(record, keep_tracking=self.background_tracking, durable=False)
 
-    # -- cluster runs: owned by the cluster, refreshed when read -----------------------------------------
-    async def follow(
-        self, record: RunRecord, listener: Listener | None = None, *, cancel_on_interrupt: bool = False,
-        poll: float | None = None,
-    ) -> RunRecord:  # fmt: skip
-        """Follow a cluster run until it ends, refreshing ``record`` (in place) from the cluster; returns it.
-        Interrupted (Ctrl-C, task cancelled): stops the run on the cluster if ``cancel_on_interrupt``, else
-        leaves it running; re-raises either way."""
-        listener = listener or (lambda event, step, rec: None)
-        interval = get_target(record.target).poll_seconds if poll is None else poll
-        try:
-            while True:
-                _assign(record, await asyncio.to_thread(self.refresh, record, force=True))
-                if record.is_final:
-                    listener("finished", "", record)
-                    return record
-                listener("progress", "", record)
-                await asyncio.sleep(interval)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            if cancel_on_interrupt and not self._leaving:
-                _assign(record, await asyncio.shield(asyncio.to_thread(self.cancel_on_cluster, record.id)))
-            raise
-
-    def refresh(self, record: RunRecord, *, force: bool = False) -> RunRecord:
-        """A cluster run's record as the cluster says it is now; any other record as it is.
-
-        At most once per :attr:`refresh_seconds` per run unless ``force`` (the time is in the record, so
-        processes sharing the store share the throttle). When the cluster says the run ended it is finalized
-        (steps, status, hooks, tracking) exactly once, whichever process or thread reads it first. A cluster
-        that cannot be reached leaves the record as it was, with ``refresh_error`` saying why."""
-        if not (self._refresh_due(record) or (force and record.on_cluster and not record.is_final)):
-            return record
-        lock = self._refresh_locks.setdefault(record.id, threading.Lock())
-        if not lock.acquire(blocking=False):  # another thread of this process is asking right now
-            return record
-        try:
-            seen = RunRecord.from_dict(record.to_dict())
-            try:
-                outcome = get_target(record.target).poll(seen)
-            except CellpipeError as exc:
-                return self._settle(record.id, seen, None, refresh_error=str(exc)) or record
-            except Exception as exc:  # a client library's own error: the run is not ours to fail
-                self.log.warning("cellpipe: asking the cluster about run %s failed", record.id, exc_info=True)
-                return (
-                    self._settle(record.id, seen, None, refresh_error=f"{type(exc).__name__}: {exc}")
-                    or record
-                )
-            return self._settle(record.id, seen, outcome) or seen
-        finally:
-            lock.release()
-
-    def _refresh_due(self, record: RunRecord) -> bool:
-        """An active cluster run not asked about for :attr:`refresh_seconds`."""
-        if not record.on_cluster or record.is_final:
-            return False
-        return not record.refreshed or time.time() - record.refreshed >= self.refresh_seconds
-
-    def _refresh_many(self, records: list[RunRecord]) -> dict[str, RunRecord]:
-        """Refresh the runs that are due, a few at a time (each waits on the cluster); id -> changed record."""
-        due = [record for record in records if self._refresh_due(record)]
-        if len(due) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(
-                min(REFRESH_THREADS, len(due)), thread_name_prefix="cellpipe-refresh"
-            ) as pool:
-                fresh = list(pool.map(self.refresh, due))
-        else:
-            fresh = [self.refresh(record) for record in due]
-        return {old.id: new for old, new in zip(due, fresh, strict=True) if new is not old}
-
-    def follow_cluster_runs(self, limit: int = 500) -> list[str]:
-        """Refresh every active cluster run of this store that is due (what a long-lived process, the Jupyter
-        server, does now and then, so that runs nobody reads still end: hooks, tracking); the ids that
-        turned final."""
-        runs, _ = self.store.list_stored_runs(status=RunStatus.RUNNING.value, limit=limit)
-        active = [run.record() for run in runs]
-        fresh = self._refresh_many([record for record in active if record.on_cluster])
-        return [run_id for run_id, record in fresh.items() if record.is_final]
-
-    def cancel_on_cluster(self, run_id: str) -> RunRecord:
-        """Stop a cluster run through its handle (from any process); the record turns cancelled. A cluster
-        that cannot be reached raises CellpipeError and leaves the run as it is."""
-        record = self.store.get_run(run_id)
-        if record.is_final or not record.on_cluster:
-            return record
-        get_target(record.target).cancel(record)
-        seen = RunRecord.from_dict(record.to_dict())
-        for step in seen.steps:
-            if step.status is StepStatus.RUNNING:
-                step.status = StepStatus.CANCELLED
-            elif step.status is StepStatus.PENDING:
-                step.status, step.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
-        return self._settle(record.id, seen, RunStatus.CANCELLED) or seen
-
-    def _settle(
-        self, run_id: str, seen: RunRecord, outcome: RunStatus | None, *, refresh_error: str | None = None
-    ) -> RunRecord | None:
-        """Write what the cluster said into the stored record, in one transaction; the caller whose write
-        turns it final runs the end of the lifecycle (tracking, hooks), nobody else. None: it was deleted."""
-        concluded = False
-
-        def change(current: RunRecord) -> bool | None:
-            nonlocal concluded
-            if current.is_final:  # someone else finalized it meanwhile
-                return False
-            current.refreshed, current.refresh_error = time.time(), refresh_error
-            if refresh_error:
-                return None
-            current.steps, current.metrics, current.links = seen.steps, seen.metrics, seen.links
-            current.error = seen.error or current.error
-            if outcome is not None:
-                current.status, current.finished = outcome, time.time()
-                current.duration_s = round(current.finished - current.created, 3)
-                concluded = True
-            return None
-
-        current = self.store.update_run(run_id, change)
-        if concluded and current is not None:
-            self._refresh_locks.pop(run_id, None)
-            if current.tracking.status is TrackingStatus.PENDING and self.background_tracking:
-                self.ensure_tracking_worker()  # it finishes the MLflow run now that the record is final
-            (self.on_complete if current.status is RunStatus.SUCCEEDED else self.on_failure)(current)
-        return current
-
     # -- foreground (CLI) ----------------------------------------------------------------------------
     def run(self, request: RunRequest, listener: Listener | None = None) -> RunRecord:
         """Prepare and run in the foreground; Ctrl-C cancels (the record says so) and re-raises."""
@@ -599,69 +470,6 @@ class RunService:
     def is_active_here(self, run_id: str) -> bool:
         """Whether this service is executing (or queueing) the run now."""
         return run_id in self._tasks
-
-    async def cancel(self, run_id: str, *, by: str = "", wait_s: float = CANCEL_WAIT_S) -> RunRecord:
-        """Cancel a queued or running run, whichever process runs it; ``by`` says who asks (recorded).
-
-        The request is stored with the run first (who asked and when). A run of this process is cancelled
-        now and its final record returned. A run of another process is cancelled by that process when it
-        next polls (within its ``cancel_poll_s``): this waits up to ``wait_s`` (without blocking the event
-        loop) and returns the record as it is then, still active with ``cancel_requested`` set if the owner
-        has not finished cancelling yet. A final run is returned as it is (a run whose process is gone
-        reads as crashed)."""
-        record = await asyncio.to_thread(self.get, run_id)
-        if record.is_final:
-            return record
-        requested = await asyncio.to_thread(self.store.request_cancel, record.id, by or requester())
-        if requested is None:
-            raise CellpipeError(f"no run '{run_id}' in {self.data_dir}", hint="it was deleted meanwhile")
-        if requested.is_final:
-            return requested
-        task = self._tasks.get(record.id)
-        if task is None and requested.on_cluster:  # no process owns it: stop it on the cluster from here
-            return await asyncio.to_thread(self.cancel_on_cluster, record.id)
-        if task is not None and self._cancel_here(record.id, requested.cancel_requested or {}):
-            await asyncio.gather(task, return_exceptions=True)
-        return await self._wait_final(record.id, wait_s)
-
-    async def _wait_final(self, run_id: str, wait_s: float) -> RunRecord:
-        deadline = time.monotonic() + wait_s
-        record = await asyncio.to_thread(self.get, run_id)
-        while not record.is_final and time.monotonic() < deadline:
-            await asyncio.sleep(min(0.1, self.cancel_poll_s))
-            record = await asyncio.to_thread(self.get, run_id)
-        return record
-
-    def _cancel_here(self, run_id: str, request: dict[str, Any]) -> bool:
-        """Cancel this process's task of the run, unless it is gone or already past execution."""
-        task = self._tasks.get(run_id)
-        if task is None or task.done() or run_id in self._finalizing or run_id in self._cancel_by:
-            return False
-        self._cancel_by[run_id] = request
-        self.log.info("cellpipe: cancelling run %s (requested by %s)", run_id, request.get("by"))
-        task.cancel()
-        return True
-
-    def _watch_cancel_requests(self) -> None:
-        """Start polling for cancel requests on this event loop, unless it polls already."""
-        watcher = self._watcher
-        if watcher is None or watcher.done() or watcher.get_loop() is not asyncio.get_running_loop():
-            self._watcher = asyncio.ensure_future(self._poll_cancel_requests())
-
-    async def _poll_cancel_requests(self) -> None:
-        """While this process runs runs: every ``cancel_poll_s``, one query for requests to cancel any."""
-        while self._tasks:
-            await asyncio.sleep(self.cancel_poll_s)
-            watched = [i for i in self._tasks if i not in self._cancel_by and i not in self._finalizing]
-            if not watched:
-                continue
-            try:
-                requests = await asyncio.to_thread(self.store.cancel_requests, watched)
-            except Exception as exc:  # a busy or vanished database: the next poll tries again
-                self.log.warning("cellpipe: could not read cancel requests: %s", exc)
-                continue
-            for run_id, request in requests.items():
-                self._cancel_here(run_id, request)
 
     async def rerun(self, run_id: str) -> RunRecord:
         return await self.submit(self.rerun_request(run_id))
@@ -751,19 +559,6 @@ class RunService:
         return os.environ.get("CELLPIPE_STORE") or str(self.data_dir / STORE_DIR)
 
 
-def requester(source: str = "cellpipe runs cancel", user: str | None = None) -> str:
-    """Who asks, as a cancel request records it: the user's name (this process's user unless given) and
-    where from; no host or pid."""
-    if user is None:
-        import getpass
-
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # a container user without a passwd entry
-            user = f"uid {os.getuid()}"
-    return f"{user} ({source})"
-
-
 TRACKING_WAIT_ENV = "CELLPIPE_TRACKING_WAIT_S"
 DEFAULT_TRACKING_WAIT_S = 0.5  # a warm worker needed 0.00-0.15 s (measured, load 7-13): a 3x margin
 
@@ -786,13 +581,6 @@ def _step_records(pipeline: Pipeline) -> list[StepRecord]:
         StepRecord(name=s.name, cell=s.first_cell, cells=[c.index for c in s.cells], depends_on=s.depends_on)
         for s in pipeline.steps
     ]
-
-
-def _assign(record: RunRecord, fresh: RunRecord) -> None:
-    """Make ``record`` (an object callers hold) what ``fresh`` says."""
-    if fresh is not record:
-        for item in fields(RunRecord):
-            setattr(record, item.name, getattr(fresh, item.name))
 
 
 def _notebook_file(prepared: Prepared, run_dir: Path) -> Path:
