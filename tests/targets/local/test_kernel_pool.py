@@ -4,23 +4,15 @@ using, a waiting step always gets one started, and a stopped kernel is gone with
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
+import psutil
 import pytest
 
 from jupyter_ext.runtime.kernel import start_kernel
 from jupyter_ext.targets.local.kernels import KernelPool
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_kernels_start_ahead_only_on_an_idle_core(tmp_path):
@@ -44,7 +36,7 @@ def test_kernels_start_ahead_only_on_an_idle_core(tmp_path):
     counts, pids = asyncio.run(scenario())
     assert counts == {"after expect": 1, "while a step runs": 0, "after release": 1}
     assert len(set(pids)) == 3
-    assert not any(alive(pid) for pid in pids)  # close() waited for every kernel's exit
+    assert not any(psutil.pid_exists(pid) for pid in pids)  # close() waited for every kernel's exit
 
 
 def test_shutdown_stops_the_kernel_and_removes_its_connection_file(tmp_path):
@@ -57,4 +49,4 @@ def test_shutdown_stops_the_kernel_and_removes_its_connection_file(tmp_path):
 
     pid, connection, existed = asyncio.run(scenario())
     assert existed and not connection.exists()
-    assert not alive(pid)
+    assert not psutil.pid_exists(pid)

@@ -4,9 +4,9 @@ notebook's directory, and is gone after it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
+import psutil
 import pytest
 
 from jupyter_ext.records.models import RunStatus
@@ -22,14 +22,6 @@ CELLS = [
     (["step:c"], "pid_c = os.getpid()\nsame_dir = float(cwd_a == os.getcwd())\nseen_c = pid_b"),
     (["pipeline-metrics"], "pid_a\npid_b\npid_c\nsame_dir"),
 ]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def filled(pool: WarmKernelPool, count: int) -> None:
@@ -72,9 +64,9 @@ def test_steps_take_warm_kernels_once_each_in_the_notebooks_directory(write_note
     assert not refilled & waiting  # and never come back into the pool
     assert record.metrics["same_dir"] == 1.0
     deadline = time.time() + 60
-    while any(alive(pid) for pid in pids) and time.time() < deadline:
+    while any(psutil.pid_exists(pid) for pid in pids) and time.time() < deadline:
         time.sleep(0.2)
-    assert not any(alive(pid) for pid in pids)  # used kernels are shut down
+    assert not any(psutil.pid_exists(pid) for pid in pids)  # used kernels are shut down
 
 
 def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
@@ -89,4 +81,4 @@ def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
 
     other, after_close, pid = asyncio.run(scenario())
     assert other is None and after_close is None
-    assert not alive(pid)
+    assert not psutil.pid_exists(pid)
