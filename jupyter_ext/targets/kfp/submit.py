@@ -23,7 +23,7 @@ parameters, and the run's description names them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -318,6 +318,65 @@ def _ui_url(client: Client, fragment: str) -> str:
     return f"{client._get_url_prefix().rstrip('/')}/#/{fragment}"
 
 
+@dataclass(frozen=True)
+class _UploadedForRun:
+    """What a run and a recurring run are both made from: the uploaded version, its experiment, the checked
+    parameters and the description naming the run's lineage."""
+
+    pipeline_name: str
+    description: str
+    experiment_id: str
+    parameters: dict[str, Any]
+    uploaded: _Uploaded
+
+    def reference(self) -> Any:
+        import kfp_server_api
+
+        return kfp_server_api.V2beta1PipelineVersionReference(
+            pipeline_id=self.uploaded.pipeline_id, pipeline_version_id=self.uploaded.version_id
+        )
+
+    def create(self, what: str, method: Callable[..., Any], body: Any) -> Any:
+        """Create a run or recurring run of this version; an error lists what was created before it."""
+        return call_api(f"creating {what}", method, body, created=self.uploaded.created(self.pipeline_name))
+
+    def identity(self) -> dict[str, Any]:
+        """The fields :class:`SubmitResult` and :class:`ScheduleResult` share."""
+        return {
+            "pipeline_id": self.uploaded.pipeline_id,
+            "version_id": self.uploaded.version_id,
+            "experiment_id": self.experiment_id,
+            "pipeline_name": self.pipeline_name,
+            "version_name": self.uploaded.version_name,
+            "created_pipeline": self.uploaded.created_pipeline,
+        }
+
+
+def _upload_for_run(
+    client: Client,
+    package_path: str | Path,
+    *,
+    pipeline_name: str | None,
+    experiment: str,
+    parameters: Mapping[str, Any] | None,
+    version_name: str,
+    run_id: str | None,
+    snapshot_id: str | None,
+    store: str | None,
+    notebook: str | Path | None,
+    description: str | None,
+) -> _UploadedForRun:
+    """Check the package and parameters, get or create the experiment, then upload the version (in this
+    order: see the module's docstring)."""
+    package = _read_package(package_path)
+    values = _run_parameters(package, parameters, snapshot_id, store)
+    name = pipeline_name or package.name
+    text = _describe(description, run_id, snapshot_id, store, notebook)
+    experiment_id = _experiment_id(client, experiment)
+    uploaded = _upload_version(client, package, name, version_name, text)
+    return _UploadedForRun(name, text, experiment_id, values, uploaded)
+
+
 # -- runs -----------------------------------------------------------------------------------------------
 def submit_run(
     client: Client,
@@ -344,38 +403,25 @@ def submit_run(
     """
     import kfp_server_api
 
-    package = _read_package(package_path)
-    values = _run_parameters(package, parameters, snapshot_id, store)
-    name = pipeline_name or package.name
     label = run_id or _new_id()
-    text = _describe(description, run_id, snapshot_id, store, notebook)
-    experiment_key = _experiment_id(client, experiment)
-    uploaded = _upload_version(client, package, name, version_name or label, text)
+    version = _upload_for_run(
+        client, package_path, pipeline_name=pipeline_name, experiment=experiment, parameters=parameters,
+        version_name=version_name or label, run_id=run_id, snapshot_id=snapshot_id, store=store,
+        notebook=notebook, description=description,
+    )  # fmt: skip
     body = kfp_server_api.V2beta1Run(
-        experiment_id=experiment_key,
-        display_name=run_name or f"{name} {label}",
-        description=text or None,
-        pipeline_version_reference=kfp_server_api.V2beta1PipelineVersionReference(
-            pipeline_id=uploaded.pipeline_id, pipeline_version_id=uploaded.version_id
-        ),
-        runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=values),
+        experiment_id=version.experiment_id,
+        display_name=run_name or f"{version.pipeline_name} {label}",
+        description=version.description or None,
+        pipeline_version_reference=version.reference(),
+        runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=version.parameters),
         service_account=service_account,
     )
-    run = call_api(
-        f"creating a run of pipeline '{name}'",
-        client.runs.run_service_create_run,
-        body,
-        created=uploaded.created(name),
+    run = version.create(
+        f"a run of pipeline '{version.pipeline_name}'", client.runs.run_service_create_run, body
     )
     return SubmitResult(
-        pipeline_id=uploaded.pipeline_id,
-        version_id=uploaded.version_id,
-        experiment_id=experiment_key,
-        run_id=run.run_id,
-        url=_ui_url(client, f"runs/details/{run.run_id}"),
-        pipeline_name=name,
-        version_name=uploaded.version_name,
-        created_pipeline=uploaded.created_pipeline,
+        run_id=run.run_id, url=_ui_url(client, f"runs/details/{run.run_id}"), **version.identity()
     )
 
 
@@ -435,20 +481,17 @@ def schedule_recurring(
         )
     if not str(name).strip():
         raise TargetError("the recurring run needs a name", field="name")
-    package = _read_package(package_path)
-    values = _run_parameters(package, parameters, snapshot_id, store)
-    pipeline = pipeline_name or package.name
-    text = _describe(description, None, snapshot_id, store, notebook)
-    experiment_key = _experiment_id(client, experiment)
-    uploaded = _upload_version(client, package, pipeline, version_name or f"{name}-{_new_id()}", text)
+    version = _upload_for_run(
+        client, package_path, pipeline_name=pipeline_name, experiment=experiment, parameters=parameters,
+        version_name=version_name or f"{name}-{_new_id()}", run_id=None, snapshot_id=snapshot_id,
+        store=store, notebook=notebook, description=description,
+    )  # fmt: skip
     body = kfp_server_api.V2beta1RecurringRun(
         display_name=name,
-        description=text or None,
-        experiment_id=experiment_key,
-        pipeline_version_reference=kfp_server_api.V2beta1PipelineVersionReference(
-            pipeline_id=uploaded.pipeline_id, pipeline_version_id=uploaded.version_id
-        ),
-        runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=values),
+        description=version.description or None,
+        experiment_id=version.experiment_id,
+        pipeline_version_reference=version.reference(),
+        runtime_config=kfp_server_api.V2beta1RuntimeConfig(parameters=version.parameters),
         trigger=kfp_server_api.V2beta1Trigger(
             cron_schedule=kfp_server_api.V2beta1CronSchedule(cron=schedule)
         ),
@@ -457,24 +500,16 @@ def schedule_recurring(
         no_catchup=not catchup,
         service_account=service_account,
     )
-    created = call_api(
-        f"creating recurring run '{name}'",
-        client.recurring_runs.recurring_run_service_create_recurring_run,
-        body,
-        created=uploaded.created(pipeline),
+    created = version.create(
+        f"recurring run '{name}'", client.recurring_runs.recurring_run_service_create_recurring_run, body
     )
     return ScheduleResult(
-        pipeline_id=uploaded.pipeline_id,
-        version_id=uploaded.version_id,
-        experiment_id=experiment_key,
         recurring_run_id=created.recurring_run_id,
         url=_ui_url(client, f"recurringrun/details/{created.recurring_run_id}"),
         cron=schedule,
-        pipeline_name=pipeline,
-        version_name=uploaded.version_name,
-        created_pipeline=uploaded.created_pipeline,
         status=str(created.status or ""),
         max_concurrency=int_or_none(created.max_concurrency),
+        **version.identity(),
     )
 
 
