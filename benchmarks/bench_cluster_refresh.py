@@ -36,10 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
 
 from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord  # noqa: E402
 from jupyter_ext.services.runs import RunService  # noqa: E402
+from tests.support.kube_cluster import write_kubeconfig  # noqa: E402
 
 NS = "bench"
 
@@ -56,15 +56,6 @@ def serve_kmock(ready: threading.Event, stop: threading.Event, url: list[str]) -
                 await asyncio.sleep(0.05)
 
     asyncio.run(main())
-
-
-def kubeconfig(path: Path, server: str) -> str:
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "b",
-              "clusters": [{"name": "b", "cluster": {"server": server}}],
-              "users": [{"name": "u", "user": {"token": "not-a-secret"}}],
-              "contexts": [{"name": "b", "context": {"cluster": "b", "user": "u", "namespace": NS}}]}  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 def fill(service: RunService, config: str, active: int) -> tuple[str, list[str]]:
@@ -117,7 +108,7 @@ def main() -> int:
     thread.start()
     ready.wait(30)
     with tempfile.TemporaryDirectory() as tmp:
-        config = kubeconfig(Path(tmp) / "kubeconfig", url[0])
+        config = str(write_kubeconfig(Path(tmp) / "kubeconfig", url[0], NS))
         service = RunService(Path(tmp) / "data", background_tracking=False)
         local_id, job_ids = fill(service, config, args.active)
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from kubernetes import client
 
 from tests.conftest import make_notebook
-from tests.targets.k8s.test_cli_cluster import write_kubeconfig
+from tests.support.kube_cluster import JOB_COMPLETE, job_failed, set_job_status, write_kubeconfig
 
 NS = "team-a"
 pytestmark = pytest.mark.slow
@@ -25,7 +24,7 @@ def cluster_env(kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str])
     """The server's environment: kmock as the cluster (namespace team-a), an image, the S3 store."""
     kmock.resources["batch/v1/jobs"] = {}
     return {**shared_remote_store, "CELLPIPE_NAMESPACE": NS, "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
-            "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))}  # fmt: skip
+            "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), NS))}  # fmt: skip
 
 
 async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
@@ -66,12 +65,7 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
 
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert await asyncio.to_thread(pod_main, [*args, "--workdir", str(tmp_path / "pod")]) == 0
-    api_client = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
-    done = {"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
-    await asyncio.to_thread(
-        client.BatchV1Api(api_client).patch_namespaced_job_status, job["metadata"]["name"], NS, done
-    )
-    api_client.close()
+    await asyncio.to_thread(set_job_status, str(kmock.url), NS, job["metadata"]["name"], JOB_COMPLETE)
     deadline = time.monotonic() + 30  # reads refresh it at most every few seconds
     while time.monotonic() < deadline:
         final = (await api(again, "GET", f"runs/{run_id}")).json()
@@ -133,14 +127,8 @@ async def test_the_server_follows_its_cluster_runs_when_nobody_reads_them(
     (post,) = list(kmock["post"])
     await asyncio.to_thread(server.stop)
     server = await asyncio.to_thread(launch, env=env, root=server.root)  # adopts the run; nobody reads it
-    api_client = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
-    failed = {
-        "status": {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "message": "OOMKilled"}]}
-    }
-    await asyncio.to_thread(
-        client.BatchV1Api(api_client).patch_namespaced_job_status, post.data["metadata"]["name"], NS, failed
-    )
-    api_client.close()
+    failed = job_failed("OOMKilled")
+    await asyncio.to_thread(set_job_status, str(kmock.url), NS, post.data["metadata"]["name"], failed)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not store.get_run(run_id).is_final:
         await asyncio.sleep(0.3)

@@ -13,8 +13,9 @@ from pathlib import Path
 import kubernetes_validate
 import nbformat
 import pytest
-import yaml
 from nbformat.v4 import new_code_cell, new_notebook
+
+from tests.support.kube_cluster import write_kubeconfig
 
 
 def write_plain_notebook(path: Path) -> Path:
@@ -143,15 +144,6 @@ def test_patch_checks_its_fields(server) -> None:
         server.api("DELETE", f"schedules/{sid}")
 
 
-def write_kubeconfig(path: Path, server: str, namespace: str) -> Path:
-    cluster = {"name": "test", "cluster": {"server": server}}
-    context = {"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": namespace}}
-    config = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster], "contexts": [context],
-              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}], "current-context": "test"}  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 async def test_a_job_schedule_is_a_cronjob_made_paused_and_deleted_through_the_api(
     launch, kmock, tmp_path: Path
 ) -> None:
@@ -160,7 +152,7 @@ async def test_a_job_schedule_is_a_cronjob_made_paused_and_deleted_through_the_a
     kmock.resources["batch/v1/cronjobs"] = {}
     support = Path(__file__).parent / "support" / "remote_store"  # fakes3:// in the server process
     env = {
-        "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/"), "team-a")),
+        "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), "team-a")),
         "CELLPIPE_NAMESPACE": "team-a",
         "CELLPIPE_IMAGE": "ghcr.io/acme/cellpipe-runtime:1.0",
         "CELLPIPE_STORE": "fakes3://ml-bucket/cellpipe",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from kubernetes import client
 from jupyter_ext.pipeline.model import Secret, Volume
 from jupyter_ext.targets.k8s.client import KubernetesTarget
 from jupyter_ext.targets.k8s.objects import make_cronjob, make_job, make_resources, run_labels
+from tests.support.kube_cluster import write_kubeconfig
 
 NAMESPACE = "team-a"
 
@@ -120,6 +122,14 @@ def api_client_for(url: str) -> client.ApiClient:
 def make_api_client() -> Callable[[str], client.ApiClient]:
     """A real ``kubernetes.client.ApiClient`` pointed at a URL (the caller closes it)."""
     return api_client_for
+
+
+@pytest.fixture
+def kubeconfig(kmock: Any, tmp_path: Path) -> str:
+    """A kubeconfig file reaching kmock as alice in team-a; kmock lists no Jobs or CronJobs yet."""
+    kmock.resources["batch/v1/jobs"] = {}
+    kmock.resources["batch/v1/cronjobs"] = {}
+    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), NAMESPACE))
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from jupyter_ext.cli.main import main
 from jupyter_ext.errors import TargetError
 from jupyter_ext.services.cluster import require_pod_store
 from jupyter_ext.snapshot import SnapshotStore
+from tests.support.kube_cluster import job_failed, set_job_status, write_kubeconfig
 
 NS = "team-a"
 STORE = "fakes3://ml-bucket/cellpipe"  # = FAKE_STORE in tests/targets/conftest.py
@@ -33,29 +34,9 @@ def isolated(fake_remote_store: str) -> None:
     """Every test gets the in-memory "remote" store (tests/targets/conftest.py) and a clean environment."""
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": server}}],
-        "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "alice", "namespace": NS}}],
-        "current-context": "test",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture
-def kubeconfig(kmock: Any, tmp_path: Path) -> str:
-    kmock.resources["batch/v1/jobs"] = {}
-    kmock.resources["batch/v1/cronjobs"] = {}
-    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
-
-
 @pytest.fixture
 def dead_kubeconfig(closed_port: int, tmp_path: Path) -> str:
-    return str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}"))
+    return str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}", NS))
 
 
 @pytest.fixture
@@ -245,9 +226,8 @@ async def test_bad_options_are_one_line(notebook: str, call: Callable, capsys: p
 
 
 async def test_wait_follows_the_job(
-    kmock: Any, kubeconfig: str, notebook: str, call: Callable, make_api_client: Callable,
-    capsys: pytest.CaptureFixture, data_dir: Path,
-) -> None:  # fmt: skip
+    kmock: Any, kubeconfig: str, notebook: str, call: Callable, capsys: pytest.CaptureFixture, data_dir: Path
+) -> None:
     argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig,
             "--name", "train-w", "--wait", "--poll", "0.05", "--no-track"]  # fmt: skip
     waiting = asyncio.ensure_future(cli(call, *argv))
@@ -255,13 +235,9 @@ async def test_wait_follows_the_job(
         if exists(kmock, "batch/v1/jobs", "train-w"):
             break
         await asyncio.sleep(0.02)
-    # kmock runs no Job controller: play its part through the status subresource.
-    api = make_api_client(str(kmock.url))
-    condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                 "message": "Job has reached the specified backoff limit"}  # fmt: skip
-    failed = {"status": {"failed": 1, "conditions": [condition]}}
-    await call(client.BatchV1Api(api).patch_namespaced_job_status, "train-w", NS, failed)
-    api.close()
+    # kmock runs no Job controller: play its part
+    failed = job_failed("Job has reached the specified backoff limit", reason="BackoffLimitExceeded")
+    await call(set_job_status, str(kmock.url), NS, "train-w", failed)
     assert await asyncio.wait_for(waiting, 30) == 1
     captured = capsys.readouterr()
     run_id = captured.out.split("run id    ", 1)[1].split()[0]

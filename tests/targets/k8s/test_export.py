@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from jupyter_ext.cli.main import main
+from tests.support.kube_cluster import write_kubeconfig
 from tests.targets.conftest import FakeS3
-from tests.targets.k8s.test_cli_cluster import IMAGE, STORE, write_kubeconfig
+from tests.targets.k8s.test_cli_cluster import IMAGE, NS, STORE
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def notebook(write_notebook: Callable[..., Path]) -> str:
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> str:
-    return str(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9"))  # read, never contacted
+    return str(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", NS))  # read, never contacted
 
 
 def test_every_cheap_problem_is_reported_at_once_and_nothing_is_written(

@@ -24,8 +24,7 @@ from jupyter_ext.records.models import RunRecord, RunStatus, StepStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.targets.k8s.options import JobOptions
 from jupyter_ext.targets.k8s.target import JobTarget
-from tests.targets.k8s.test_cli_cluster import write_kubeconfig
-from tests.targets.k8s.test_job_target import set_job_status
+from tests.support.kube_cluster import JOB_COMPLETE, job_failed, set_job_status, write_kubeconfig
 
 NS = "team-a"
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
@@ -40,12 +39,6 @@ def env(
 ) -> dict[str, str]:  # data_dir clears $CELLPIPE_STORE: first
     """A subprocess's environment: the shared store, this test's data directory."""
     return {**shared_remote_store, "CELLPIPE_HOME": str(data_dir)}
-
-
-@pytest.fixture
-def kubeconfig(kmock: Any, tmp_path: Path) -> str:
-    kmock.resources["batch/v1/jobs"] = {}
-    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
 
 
 async def submitted(service: RunService, notebook: Path, kubeconfig: str, **request: Any) -> RunRecord:
@@ -121,9 +114,7 @@ async def test_a_submitted_job_run_outlives_cellpipe_submit_and_a_new_process_fi
     assert [s["status"] for s in seen["steps"]] == ["pending", "pending"]
 
     await play_the_pod(call, job, tmp_path / "pod")
-    await set_job_status(
-        kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-    )
+    await call(set_job_status, str(kmock.url), NS, name, JOB_COMPLETE)
     await asyncio.sleep(max(0.0, seen["refreshed"] + RunService.refresh_seconds - time.time()))
     done = await show(env, run_id)
     assert done["status"] == "succeeded", done
@@ -153,8 +144,8 @@ async def test_a_failed_job_is_finalized_as_failed_with_the_controllers_reason(
     service = RunService(data_dir)
     record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
     name = the_job(kmock)["metadata"]["name"]
-    await set_job_status(kmock, call, name, {"failed": 1, "conditions": [
-        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})  # fmt: skip
+    failed = job_failed("Job has reached the specified backoff limit", reason="BackoffLimitExceeded")
+    await call(set_job_status, str(kmock.url), NS, name, failed)
     done = await asyncio.to_thread(service.refresh, service.store.get_run(record.id), force=True)
     assert done.status is RunStatus.FAILED
     assert done.error == {"message": f"job {name} failed: Job has reached the specified backoff limit"}
@@ -178,9 +169,7 @@ async def test_two_readers_at_the_same_moment_finalize_the_run_once(
 ) -> None:  # fmt: skip
     record = await submitted(RunService(data_dir), write_notebook(CELLS), kubeconfig, track=False)
     name = the_job(kmock)["metadata"]["name"]
-    await set_job_status(
-        kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-    )
+    await call(set_job_status, str(kmock.url), NS, name, JOB_COMPLETE)
     hooks = Counting()
     readers = [RunService(data_dir, hooks=[hooks]) for _ in range(2)]  # two stores, as two processes have
     both_asked = threading.Barrier(2, timeout=30)
@@ -203,7 +192,7 @@ async def test_an_unreachable_cluster_leaves_the_run_running_and_says_why(
 ) -> None:  # fmt: skip
     service = RunService(data_dir)
     record = await submitted(service, write_notebook(CELLS), kubeconfig, track=False)
-    dead = str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}"))
+    dead = str(write_kubeconfig(tmp_path / "dead-kubeconfig", f"http://127.0.0.1:{closed_port}", NS))
     owner_gone(service, record.id)
     service.store.update_run(record.id, lambda r: r.handle.update(kubeconfig=dead))
     seen = await show(env, record.id)
@@ -238,10 +227,9 @@ async def test_a_listing_asks_about_every_due_cluster_run_of_its_page(
     service = RunService(data_dir)
     notebook = write_notebook(CELLS)
     records = [await submitted(service, notebook, kubeconfig, track=False) for _ in range(3)]
-    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
     for post in list(kmock["post"]):
         kubernetes_validate.validate(post.data, "1.30", strict=True)
-        await set_job_status(kmock, call, post.data["metadata"]["name"], complete)
+        await call(set_job_status, str(kmock.url), NS, post.data["metadata"]["name"], JOB_COMPLETE)
     listed, total = await asyncio.to_thread(RunService(data_dir).list)  # another service: no shared locks
     assert total == 3 and {r.id for r in listed} == {r.id for r in records}
     assert [r.status for r in listed] == [RunStatus.SUCCEEDED] * 3

@@ -26,10 +26,10 @@ from jupyter_ext.records.remote import get_run_record
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.snapshot import SnapshotStore
 from jupyter_ext.targets.k8s.options import JobOptions
+from tests.support.kube_cluster import JOB_COMPLETE, set_job_status
 from tests.support.s3_server import S3_ENV
-from tests.targets.k8s.test_cli_cluster import write_kubeconfig
-from tests.targets.k8s.test_job_target import set_job_status
 
+NS = "team-a"
 IMAGE = "ghcr.io/acme/cellpipe-runtime:1.0"
 CREDENTIALS_SECRET = "s3-creds"
 SECRET_DATA = {  # what the cluster's Secret holds; only the kubelet (played here) reads it
@@ -39,12 +39,6 @@ SECRET_DATA = {  # what the cluster's Secret holds; only the kubelet (played her
 CELLS = [(["parameters"], "n = 2"), (["step:make"], "xs = list(range(n))"),
          (["step:total"], "total = sum(xs)"), (["pipeline-metrics"], "total")]  # fmt: skip
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def kubeconfig(kmock: Any, tmp_path: Path) -> str:
-    kmock.resources["batch/v1/jobs"] = {}
-    return str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
 
 
 def s3_job_options(s3_bucket: Any, kubeconfig: str) -> JobOptions:
@@ -133,10 +127,7 @@ async def test_a_job_run_with_an_s3_store_snapshots_there_and_reads_the_pods_rec
     assert f"store/runs/{pod_run}/record.json" in s3_bucket.keys(f"store/runs/{pod_run}/")
     in_s3 = get_run_record(SnapshotStore.open(s3_bucket.url()), pod_run)
     assert in_s3 is not None and in_s3["status"] == "succeeded", in_s3
-    await set_job_status(
-        kmock, call, pod_run,
-        {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
-    )  # fmt: skip
+    await call(set_job_status, str(kmock.url), NS, pod_run, JOB_COMPLETE)
     done = await asyncio.to_thread(service.refresh, service.store.get_run(record.id), force=True)
     assert done.status is RunStatus.SUCCEEDED, done.error
     assert [(s.name, s.status) for s in done.steps] == [

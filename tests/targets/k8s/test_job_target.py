@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client
 
 from jupyter_ext.records.models import RunStatus, StepStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.targets.k8s.options import JobOptions
 from jupyter_ext.targets.k8s.target import JobTarget
+from tests.support.kube_cluster import JOB_COMPLETE, set_job_status
 
 NS = "team-a"
 STORE = "fakes3://ml-bucket/cellpipe"
@@ -32,18 +31,6 @@ def isolated(fake_remote_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(JobTarget, "poll_seconds", 0.05)
 
 
-@pytest.fixture
-def kubeconfig(kmock: Any, tmp_path: Path) -> str:
-    kmock.resources["batch/v1/jobs"] = {}
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-              "clusters": [{"name": "t", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-              "users": [{"name": "alice", "user": {"token": "not-a-secret"}}],
-              "contexts": [{"name": "t", "context": {"cluster": "t", "user": "alice", "namespace": NS}}]}  # fmt: skip
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
 async def created_job(kmock: Any) -> dict[str, Any]:
     for _ in range(1000):
         posts = list(kmock["post"])
@@ -51,14 +38,6 @@ async def created_job(kmock: Any) -> dict[str, Any]:
             return posts[0].data
         await asyncio.sleep(0.02)
     raise AssertionError("no Job was created")
-
-
-async def set_job_status(kmock: Any, call: Callable, name: str, status: dict[str, Any]) -> None:
-    api = client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/")))
-    try:
-        await call(client.BatchV1Api(api).patch_namespaced_job_status, name, NS, {"status": status})
-    finally:
-        api.close()
 
 
 async def test_a_job_run_is_recorded_from_request_to_final_state(
@@ -78,9 +57,7 @@ async def test_a_job_run_is_recorded_from_request_to_final_state(
     assert name.endswith(record.id) and job["metadata"]["labels"]["cellpipe.io/run-id"] == name
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert await call(pod_main, [*args, "--workdir", str(tmp_path / "pod")]) == 0  # the pod, for real
-    await set_job_status(
-        kmock, call, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-    )
+    await call(set_job_status, str(kmock.url), NS, name, JOB_COMPLETE)
     for _ in range(600):
         if service.get(record.id).is_final:
             break
