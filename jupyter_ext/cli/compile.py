@@ -26,7 +26,7 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compile", help="compile the pipeline to a Kubeflow Pipelines package",
-        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=HELP,
     )  # fmt: skip
     parser.add_argument("notebook", help="path to the .ipynb file")
     parser.add_argument("-o", "--output", metavar="FILE.yaml",

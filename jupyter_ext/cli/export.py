@@ -51,7 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="write Job/CronJob YAML or a KFP package for a notebook (no cluster contact)",
         description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_notebook_options(parser)
     parser.add_argument(

@@ -27,7 +27,6 @@ def register(subparsers: Any) -> None:
         "gc",
         help="remove unreferenced store objects and leftovers of killed runs",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     add_store_option(parser)

@@ -28,7 +28,6 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect", help="show steps, data flow, parameters and metrics", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("notebook", help="path to the .ipynb file")
     output = parser.add_mutually_exclusive_group()

@@ -39,7 +39,6 @@ ACTIONS = ("status", "logs", "cancel")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "kfp", help="status, logs and cancel of a Kubeflow Pipelines run", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("action", choices=ACTIONS, metavar="|".join(ACTIONS), help="what to do with the run")
     parser.add_argument("run_id", metavar="RUN_ID", help="KFP's run id (submit prints it)")

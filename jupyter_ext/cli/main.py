@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.errors import CellpipeError
@@ -63,14 +64,19 @@ Example notebook:
 """
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of ``cellpipe`` and, through ``add_subparsers`` (which makes parsers of its parser's class),
+    of every subcommand: descriptions are printed as written, as they hold examples and tag tables."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with ``only`` one subcommand: its module alone is imported (start-up time is
     most of a quick command's time, and some subcommands import heavy libraries)."""
-    parser = argparse.ArgumentParser(
-        prog="cellpipe",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = CommandParser(prog="cellpipe", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"cellpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only in COMMANDS else COMMANDS:

@@ -22,7 +22,6 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rerun", help="run a past run again from its snapshot", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("run_id", help="run id, unique prefix or suffix, or `latest` (see `cellpipe runs`)")
     add_data_dir_option(parser)

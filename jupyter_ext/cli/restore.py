@@ -26,7 +26,6 @@ def register(subparsers: Any) -> None:
         "restore",
         help="write a snapshot's notebook and data into a directory",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("id", metavar="ID", help="snapshot id or unique prefix ('cellpipe snapshots list')")
     parser.add_argument("directory", metavar="DIR", help="where to write the files")

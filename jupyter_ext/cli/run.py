@@ -38,7 +38,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run", help="run a notebook as a pipeline (locally, or followed on a cluster)", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("notebook", help="path to the .ipynb file (tagged, or plain for papermill)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",

@@ -51,7 +51,6 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "runs", help="list runs, or show one", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_data_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -67,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=show_run)
     cancel = sub.add_parser(
         "cancel", help="cancel a queued or running run, whichever process runs it",
-        formatter_class=argparse.RawDescriptionHelpFormatter, description=CANCEL_HELP,
+        description=CANCEL_HELP,
     )  # fmt: skip
     cancel.add_argument("run_id", help="run id, unique prefix or suffix, or `latest`")
     add_data_dir_option(cancel)

@@ -53,7 +53,6 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "schedule", help="run a notebook on a cron schedule (local, job, kfp)", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument(
         "notebook", metavar="NOTEBOOK", help="the .ipynb file (tagged, or plain for papermill)"

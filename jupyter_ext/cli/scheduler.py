@@ -28,7 +28,6 @@ example systemd unit (ExecStart):
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "scheduler", help="fire local schedules without a Jupyter server (foreground service)", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_data_dir_option(parser)
     parser.add_argument("--max-concurrent-runs", type=int, default=2, metavar="N",

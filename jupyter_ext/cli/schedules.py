@@ -39,7 +39,6 @@ def add_credential_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "schedules", help="list, show, pause, resume, delete schedules", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="every schedule: target, when, next fire, state")

@@ -39,7 +39,6 @@ def register(subparsers: Any) -> None:
         "snapshot",
         help="store a notebook, its data and environment (content-addressed)",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file")
     parser.add_argument(

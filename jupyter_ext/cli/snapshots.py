@@ -25,7 +25,6 @@ def register(subparsers: Any) -> None:
         "snapshots",
         help="list, show and verify stored snapshots",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -42,7 +41,7 @@ def register(subparsers: Any) -> None:
     verify = actions.add_parser(
         "verify",
         help="re-hash stored objects to prove the snapshots are intact",
-        description="Re-read every object a snapshot names and check its sha256 and size. "
+        description="Re-read every object a snapshot names and check its sha256 and size.\n"
         "Exits 1 if anything is missing or corrupt (and, with --repair, could not be repaired).",
     )
     verify.add_argument("id", metavar="ID", nargs="?", help="snapshot id or prefix (default: all)")

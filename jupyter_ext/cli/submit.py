@@ -53,7 +53,6 @@ CLUSTER_TARGETS = ("job", "kfp")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "submit", help="run a notebook once on Kubernetes (a Job) or Kubeflow Pipelines", description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_notebook_options(parser)
     parser.add_argument("--target", default="job", metavar="TARGET", help="where to run: job (default), kfp")
