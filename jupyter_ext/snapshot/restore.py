@@ -14,10 +14,10 @@ import os
 import shutil
 import stat
 import tempfile
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jupyter_ext.errors import SnapshotError
@@ -70,22 +70,10 @@ def restore(
 
     staging = _staging_sibling(target)
     try:
-        paths = [staging / name for name in relative]
-
-        def copy(item: tuple[dict[str, Any], Path]) -> None:
-            try:
-                _restore_file(store, item[0], item[1], full_id)
-            except OSError as exc:
-                raise SnapshotError(
-                    f"cannot write {target / item[1].relative_to(staging)}: {exc.strerror or exc}",
-                    field="DIR",
-                    hint="Check that the directory is writable and has space.",
-                ) from None
-
-        count = workers or default_workers()
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cellpipe-restore") as pool:
-            list(pool.map(copy, zip(entries, paths, strict=True)))
+        _restore_files(store, entries, relative, staging, target, full_id, workers)
         _publish(staging, target)
+    except OSError as exc:  # creating the staging tree's directories
+        raise SnapshotError(f"cannot write {target}: {exc.strerror or exc}", field="DIR") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when it was renamed into place
 
@@ -177,20 +165,58 @@ def safe_mode(mode: Any) -> int:
     return (mode & SAFE_MODE_BITS) | stat.S_IRUSR
 
 
-def _restore_file(store: SnapshotStore, entry: dict[str, Any], path: Path, snapshot_id: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.cellpipe-{uuid.uuid4().hex[:8]}")
+def _restore_files(
+    store: SnapshotStore,
+    entries: list[dict[str, Any]],
+    relative: list[PurePosixPath],
+    staging: Path,
+    target: Path,
+    snapshot_id: str,
+    workers: int | None,
+) -> None:
+    """Copy every object to its path in the staging tree, on a few threads; the first failure cancels
+    the files not yet started and is raised (errors name the file's place in ``target``)."""
+    paths = [staging / name for name in relative]
+    for directory in sorted({path.parent for path in paths}):
+        directory.mkdir(parents=True, exist_ok=True)  # once per directory, not once per file
+    # Largest first: the last files to finish are small, so no thread idles while one copies a big file.
+    order = sorted(range(len(entries)), key=lambda index: entries[index]["size"], reverse=True)
+    failed = threading.Event()
+
+    def copy(index: int) -> None:
+        if failed.is_set():
+            return  # another file failed: the restore is lost, copy no more
+        try:
+            _restore_file(store, entries[index], paths[index], target / relative[index], snapshot_id)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(
+        max_workers=workers or default_workers(), thread_name_prefix="cellpipe-restore"
+    ) as pool:
+        for future in as_completed([pool.submit(copy, index) for index in order]):
+            future.result()
+
+
+def _restore_file(
+    store: SnapshotStore, entry: dict[str, Any], path: Path, shown: Path, snapshot_id: str
+) -> None:
+    """One object to its final name in the private staging tree (removed whole if anything fails, so
+    no temporary name and rename per file)."""
     try:
-        with open(temp, "xb", buffering=0) as out:
+        with open(path, "xb", buffering=0) as out:
             digest, size = store.copy_out(entry["hash"], out)
-        if digest != entry["hash"] or size != entry["size"]:
-            raise SnapshotError(
-                f"object for {entry['path']} is corrupt in the store {store.url}",
-                field=f"snapshot {short_id(snapshot_id)}",
-                hint="Run 'cellpipe snapshots verify --repair' to see what else is damaged and repair it.",
-            )
-        os.chmod(temp, safe_mode(entry.get("mode")))
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            if digest != entry["hash"] or size != entry["size"]:
+                raise SnapshotError(
+                    f"object for {entry['path']} is corrupt in the store {store.url}",
+                    field=f"snapshot {short_id(snapshot_id)}",
+                    hint="Run 'cellpipe snapshots verify --repair' to see what else is damaged and repair it.",
+                )
+            os.fchmod(out.fileno(), safe_mode(entry.get("mode")))
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot write {shown}: {exc.strerror or exc}",
+            field="DIR",
+            hint="Check that the directory is writable and has space.",
+        ) from None

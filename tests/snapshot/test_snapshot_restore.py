@@ -97,6 +97,44 @@ def test_restore_detects_a_corrupted_object_and_leaves_no_partial_file(
     assert not [p for p in (tmp_path / "out").rglob("*cellpipe-*")]  # no temp left behind
 
 
+def test_a_corrupt_object_stops_the_restore_before_the_other_files_are_copied(
+    store: SnapshotStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = [store.put_bytes(os.urandom(100 + index)) for index in range(20)]
+    bad = store.put_bytes(os.urandom(5000))  # the largest file: restored first
+    files = [{"path": f"f{index}.bin", "hash": put.hash, "size": put.size} for index, put in enumerate(good)]
+    files.append({"path": "big.bin", "hash": bad.hash, "size": bad.size})
+    snapshot_id = store.write_manifest({"created": "x", "notebook": files[0], "files": files[1:]})
+    obj = store.local_root / "objects" / bad.hash[:2] / bad.hash[2:]
+    obj.write_bytes(b"x" * bad.size)
+    copied: list[str] = []
+    copy_out = store.copy_out
+    monkeypatch.setattr(store, "copy_out", lambda digest, out: copied.append(digest) or copy_out(digest, out))
+
+    with pytest.raises(SnapshotError, match="object for big.bin is corrupt"):
+        restore(store, snapshot_id, tmp_path / "out", workers=1)
+    assert copied == [bad.hash]  # the 20 small files queued behind it were cancelled
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]  # no staging directory left
+
+
+def test_a_manifest_naming_one_path_twice_is_one_clear_error(store: SnapshotStore, tmp_path: Path) -> None:
+    first, second = store.put_bytes(b"one"), store.put_bytes(b"two")
+    entry = {"path": "data/x.txt", "hash": first.hash, "size": 3, "mode": 0o644}
+    snapshot_id = store.write_manifest(
+        {
+            "created": "x",
+            "notebook": dict(entry, path="nb.ipynb"),
+            "files": [entry, dict(entry, path="data//x.txt", hash=second.hash)],
+        }
+    )
+    with pytest.raises(
+        SnapshotError, match=f"cannot write {tmp_path / 'out' / 'data' / 'x.txt'}: File exists"
+    ):
+        restore(store, snapshot_id, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_restore_refuses_a_manifest_path_that_climbs_out(store: SnapshotStore, tmp_path: Path) -> None:
     put = store.put_bytes(b"evil")
     entry = {"path": "../escape.txt", "hash": put.hash, "size": 4, "mode": 0o644}
