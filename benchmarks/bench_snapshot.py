@@ -15,7 +15,14 @@ in the same run (the machine may be loaded: compare ratios, not seconds):
     unchanged     take_snapshot again, as a new process would (fresh store object, in-process caches
                   cleared): the persisted stat cache must make this near-instant
     one changed   one large file rewritten: only it may be hashed and stored
-    restore       restore into an empty directory (re-hashing everything on the way out)
+    restore       restore into an empty directory (re-hashing everything on the way out), against `cp` of
+                  the store's objects of that snapshot (the same bytes, the same files) into an empty
+                  directory, alternating, from the same cache state: "cached" (the objects read just
+                  before) and "not cached" (synced, then dropped with POSIX_FADV_DONTNEED); the share of
+                  the objects' pages in the page cache before each is printed (mincore)
+    create files  creating as many empty files: the per-file cost both pay, which on ext4 without a
+                  journal grows with the files deleted nearby in the last minutes (printed to explain
+                  an erratic system time)
     verify        re-hash every object of the snapshot
 
 With ``--repeat N`` every step runs N times and the fastest run counts (least disturbed by the load).
@@ -152,6 +159,71 @@ def copy_all(files: list[Path], target: Path, *, durable: bool = False) -> None:
             list(pool.map(fsync_path, copies + [target]))
 
 
+def object_files(store_dir: Path, snapshot_id: str) -> list[Path]:
+    """The store's objects of one snapshot: what a restore reads (the fair `cp` baseline copies these)."""
+    manifest = SnapshotStore.open(store_dir).read_manifest(snapshot_id)
+    digests = {entry["hash"] for entry in [manifest["notebook"], *manifest["files"]]}
+    return [store_dir / "objects" / digest[:2] / digest[2:] for digest in sorted(digests)]
+
+
+def set_cached(files: list[Path], cached: bool) -> None:
+    """Put ``files`` in the page cache (read them) or take them out (sync, then POSIX_FADV_DONTNEED), so
+    that a restore and its `cp` baseline start from the same, named cache state. (On this kind of VM a
+    kernel scheme pages out file pages idle for ~60 s, so "in the store" does not mean "in memory".)"""
+    if cached:
+        read_all(files)
+        return
+    os.sync()  # dirty pages cannot be dropped
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def cached_share(files: list[Path]) -> float | None:
+    """The share of ``files``' pages in the page cache (mincore), None where that cannot be asked."""
+    try:
+        import ctypes
+        import mmap
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, *[ctypes.c_int] * 3, ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        page = mmap.PAGESIZE
+        resident = total = 0
+        for path in files:
+            size = path.stat().st_size
+            if not size:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+                pages = (ctypes.c_ubyte * ((size + page - 1) // page))()
+                if libc.mincore(address, size, pages) != 0:
+                    return None
+                libc.munmap(address, size)
+            finally:
+                os.close(fd)
+            resident += sum(byte & 1 for byte in bytes(pages))
+            total += len(pages)
+        return resident / total if total else None
+    except (OSError, AttributeError, ImportError):
+        return None
+
+
+def create_empty(directory: Path, count: int) -> None:
+    """Create ``count`` empty files: the per-file cost that a restore and `cp` both pay. On ext4 without a
+    journal (this VM) each new inode skips every inode of its group deleted in the last 60-360 s, so
+    this cost depends on what anyone on the machine deleted lately: the benchmark prints it."""
+    directory.mkdir()
+    for index in range(count):
+        os.close(os.open(directory / f"{index}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -164,6 +236,7 @@ def fsync_path(path: Path) -> None:
 class Timing:
     wall: float
     cpu: float  # user + system time of this process, all threads
+    system: float = 0.0  # the kernel's share of cpu
 
 
 def timed(
@@ -177,11 +250,66 @@ def timed(
         start_cpu, start = os.times(), time.perf_counter()
         result = action()
         end_cpu, wall = os.times(), time.perf_counter() - start
-        cpu = (end_cpu.user - start_cpu.user) + (end_cpu.system - start_cpu.system)
+        system = end_cpu.system - start_cpu.system
+        cpu = (end_cpu.user - start_cpu.user) + system
         if best is None or wall < best.wall:
-            best = Timing(wall, cpu)
+            best = Timing(wall, cpu, system)
     assert best is not None
     return best, result
+
+
+@dataclass
+class RestoreTimings:
+    restore: Timing
+    cp: Timing  # `cp` of the store's objects of the same snapshot, into a fresh directory
+    share: tuple[float | None, float | None]  # objects' share in the page cache before (cp, restore)
+
+
+def time_restore(
+    restore_action: Callable[[], Any],
+    cp_action: Callable[[], Any],
+    objects: list[Path],
+    *,
+    cached: bool,
+    repeat: int,
+    clean: Callable[[], Any],
+) -> RestoreTimings:
+    """Restore and `cp` of the same objects, alternating, each from the same cache state (``cached``:
+    objects in the page cache or not) into a fresh directory after the same deletions and a sync; the
+    fastest of ``repeat`` runs of each counts."""
+    best: dict[str, Timing] = {}
+    shares: dict[str, float | None] = {}
+    for _ in range(repeat):
+        for name, action in (("cp", cp_action), ("restore", restore_action)):
+            clean()
+            set_cached(objects, cached)
+            os.sync()  # no dirty pages from the previous run left to write back meanwhile
+            shares[name] = cached_share(objects)
+            timing, _ = timed(action)
+            if name not in best or timing.wall < best[name].wall:
+                best[name] = timing
+    clean()
+    return RestoreTimings(best["restore"], best["cp"], (shares["cp"], shares["restore"]))
+
+
+def restore_rows(
+    restores: dict[str, RestoreTimings], speed: Callable[[Timing], str]
+) -> list[tuple[str, Timing, str]]:
+    def share(value: float | None) -> str:
+        return "cache state unknown" if value is None else f"objects {value:.0%} in the page cache"
+
+    rows = []
+    for state, timings in restores.items():
+        rows.append((f"cp objects, {state}", timings.cp, f"{speed(timings.cp)}; {share(timings.share[0])}"))
+        rows.append(
+            (
+                f"restore, {state}",
+                timings.restore,
+                f"{speed(timings.restore)}; {timings.restore.wall / timings.cp.wall:.2f}x cp objects; "
+                f"{share(timings.share[1])}",
+            )
+        )
+    return rows
 
 
 def fresh_store(path: Path, fsync: bool) -> SnapshotStore:
@@ -259,12 +387,21 @@ def main() -> None:
         changed_t, changed = timed(lambda: take_snapshot(notebook, store=store, workers=args.workers))
         changed_counters = store.counters
 
-        restored = work / "restored"
-        restore_t, _ = timed(
-            lambda: restore(store_dir, changed.id, restored, workers=args.workers),
-            repeat,
-            before=lambda: remove(restored),
-        )
+        restored, objects_copy = work / "restored", work / "objects-copy"
+        objects = object_files(store_dir, changed.id)
+        restores: dict[str, RestoreTimings] = {}
+        for state, cached in (("cached", True), ("not cached", False)):
+            restores[state] = time_restore(
+                lambda: restore(store_dir, changed.id, restored, workers=args.workers),
+                lambda: copy_all(objects, objects_copy),
+                objects,
+                cached=cached,
+                repeat=repeat,
+                clean=lambda: remove(restored, objects_copy),
+            )
+        probe_dir = work / "probe"
+        create_t, _ = timed(lambda: create_empty(probe_dir, len(objects)))
+        remove(probe_dir)
         verify_t, verified = timed(lambda: SnapshotStore.open(store_dir).verify(changed.id), repeat)
         assert verified.ok, verified.problems
     finally:
@@ -298,7 +435,8 @@ def main() -> None:
             f"{changed_counters.hashed_files} file hashed ({changed_counters.hashed_bytes / MIB:.0f} MiB), "
             f"{changed_counters.stored_bytes / MIB:.0f} MiB stored",
         ),
-        ("restore", restore_t, speed(restore_t)),
+        *restore_rows(restores, speed),
+        (f"create {len(objects)} empty files", create_t, "per-file cost that restore and cp both pay"),
         ("verify", verify_t, speed(verify_t)),
     ]
     print(
@@ -311,14 +449,25 @@ def main() -> None:
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     width = max(len(name) for name, _, _ in rows)
-    print(f"{'step':<{width}}  {'wall s':>7}  {'CPU s':>6}  {'x cp':>6}  {'x cp+fsync':>10}  result")
+    print(
+        f"{'step':<{width}}  {'wall s':>7}  {'CPU s':>6}  {'sys s':>6}  {'x cp':>6}  {'x cp+fsync':>10}  result"
+    )
     for name, timing, result in rows:
         print(
-            f"{name:<{width}}  {timing.wall:>7.3f}  {timing.cpu:>6.2f}  {timing.wall / cp.wall:>6.2f}"
-            f"  {timing.wall / cp_sync.wall:>10.2f}  {result}"
+            f"{name:<{width}}  {timing.wall:>7.3f}  {timing.cpu:>6.2f}  {timing.system:>6.2f}"
+            f"  {timing.wall / cp.wall:>6.2f}  {timing.wall / cp_sync.wall:>10.2f}  {result}"
         )
+    hot = restores["cached"]
+    restore_floor = (hash1.cpu + hot.cp.cpu) / cores
+    print(f"first snapshot / floor: {first_t.wall / floor.wall:.2f}x")
     print(
-        f"first snapshot / floor: {first_t.wall / floor.wall:.2f}x; restore / floor: {restore_t.wall / floor.wall:.2f}x"
+        "restore / cp of the same objects in the same cache state: "
+        + "; ".join(
+            f"{state} {t.restore.wall / t.cp.wall:.2f}x wall, {t.restore.cpu / t.cp.cpu:.2f}x CPU"
+            for state, t in restores.items()
+        )
+        + f"; restore (cached) / its floor (sha256 + cp objects CPU over {cores} cores, "
+        f"{restore_floor:.3f} s): {hot.restore.wall / restore_floor:.2f}x"
     )
 
 
