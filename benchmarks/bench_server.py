@@ -24,7 +24,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.server.test_queue import kernels_of, write_sleeper  # noqa: E402  (the test's own counting)
+from tests.support.loopback import free_port  # noqa: E402
 
 TOKEN = "cellpipe-bench"
 HEADERS = {"Authorization": f"token {TOKEN}"}
@@ -89,9 +89,7 @@ def hundred_cells(path: Path) -> Path:
 
 class Server:
     def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         env = {
             **os.environ,
             "CELLPIPE_HOME": str(root / ".cellpipe"),

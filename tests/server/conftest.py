@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ import pytest
 import requests
 
 from jupyter_ext.tracking.background import stop_worker
+from tests.support.loopback import free_port
 
 TOKEN = "cellpipe-test-token"
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

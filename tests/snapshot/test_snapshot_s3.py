@@ -118,9 +118,9 @@ def test_a_missing_bucket_is_one_clear_error_and_is_never_created(
 def test_an_unreachable_endpoint_is_one_clear_error(
     s3_bucket, notebook: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.support.s3_server import free_loopback_port
+    from tests.support.loopback import free_port
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_loopback_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries only make the test slower
     forget_cached_clients()
 

@@ -8,7 +8,6 @@ or MinIO. Nothing here reaches beyond 127.0.0.1.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.loopback import free_port
 
 START_TIMEOUT_S = 60.0  # moto imports a lot; on a loaded two-core machine its start takes seconds
 # Dummy credentials and a region, and no instance-metadata lookups (they time out slowly off AWS).
@@ -31,12 +32,6 @@ S3_ENV = {
 S3_ENV_REMOVED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class MotoServer:
     """A running ``moto_server``; ``endpoint`` is its http://127.0.0.1:PORT."""
@@ -47,7 +42,7 @@ class MotoServer:
 
     @classmethod
     def start(cls, log: Path) -> MotoServer:
-        port = free_loopback_port()
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         env = {key: value for key, value in os.environ.items() if key not in S3_ENV_REMOVED}
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

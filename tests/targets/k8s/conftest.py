@@ -8,7 +8,6 @@ Everything is exposed as fixtures (not imported from here) so the tests work in 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from jupyter_ext.pipeline.model import Secret, Volume
 from jupyter_ext.targets.k8s.client import KubernetesTarget
 from jupyter_ext.targets.k8s.objects import make_cronjob, make_job, make_resources, run_labels
 from tests.support.kube_cluster import write_kubeconfig
+from tests.support.loopback import free_port
 
 NAMESPACE = "team-a"
 
@@ -145,6 +145,4 @@ async def target(kmock: Any) -> AsyncIterator[KubernetesTarget]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import yaml
 from jupyter_ext.cli.main import main
 from jupyter_ext.snapshot import SnapshotStore
 from jupyter_ext.targets.kfp.connect import HEALTHZ
+from tests.support.loopback import free_port
 
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
@@ -378,9 +378,7 @@ def test_no_host_uploads_nothing(notebook: str, capsys: pytest.CaptureFixture) -
 
 
 def test_unreachable_host_uploads_nothing(notebook: str, capsys: pytest.CaptureFixture) -> None:
-    with socket.socket() as sock:  # a port nobody listens on any more
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     secret = "do-not-print-me"
     code = main(["submit", notebook, "--target", "kfp", "--host", f"http://127.0.0.1:{port}", "--token", secret,
                  "--store", STORE])  # fmt: skip

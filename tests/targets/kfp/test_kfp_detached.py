@@ -5,7 +5,6 @@ reads the record later (a new ``cellpipe`` process here) asks the loopback KFP s
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jupyter_ext.services.runs import RunService
+from tests.support.loopback import free_port
 
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
@@ -90,9 +90,7 @@ def test_an_unreachable_kfp_host_leaves_the_run_running_and_says_why(
     kfp_server: FakeKFP, env: dict, write_notebook: Callable, tmp_path: Path, data_dir: Path
 ) -> None:
     run_id = submit(env, kfp_server, write_notebook(CELLS, name="train.ipynb"), tmp_path)
-    with socket.socket() as sock:  # a port nobody listens on any more
-        sock.bind(("127.0.0.1", 0))
-        gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    gone = f"http://127.0.0.1:{free_port()}"
     RunService(data_dir).store.update_run(run_id, lambda r: r.handle.update(host=gone))
     seen = show(env, run_id)
     assert seen["status"] == "running" and f"cannot reach KFP at {gone}" in seen["refresh_error"]

@@ -8,7 +8,6 @@ asserted here are the ones ``kfp_server_api`` puts on the wire.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from jupyter_ext.targets.kfp.submit import (
     submit_run,
     wait_for_run,
 )
+from tests.support.loopback import free_port
 
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
@@ -324,9 +324,7 @@ def test_no_host() -> None:
 
 
 def test_unreachable_host() -> None:
-    with socket.socket() as sock:  # a port nobody listens on any more
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(
         TargetError, match=rf"cannot reach KFP at http://127\.0\.0\.1:{port} \(.*refused"
     ) as info:
