@@ -1,20 +1,28 @@
 """Where a store keeps its bytes: a local directory, or any fsspec filesystem.
 
-Both write through a temporary name and rename into place, so a reader never sees half an object or
-half a manifest. Keys are '/'-separated paths relative to the store root.
+Both write a temporary file and give it its name only when it is complete, so a reader never sees half
+an object or half a manifest. Keys are '/'-separated paths relative to the store root.
+
+On Linux a local object is written into an anonymous file (``O_TMPFILE``) and linked under its name:
+no temporary name to create, rename or clean up, and a killed writer leaves nothing behind. With
+durability on, its bytes are fsynced before the link, on a small pool of threads that wait for the disk
+while the snapshot's threads go on hashing (see :meth:`LocalBackend.publishing`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from jupyter_ext.snapshot.hashing import write_all
-from jupyter_ext.util import fsync_file, open_private, private_dir, writer_tag
+from jupyter_ext.util import PRIVATE_FILE_MODE, open_private, private_dir, writer_tag
 
 T = TypeVar("T")
 TEMP_DIR = "tmp"
@@ -22,12 +30,18 @@ LOCK_FILE = "lock"
 # Object stores whose first path component is a bucket. They have no directories, and making one would
 # create a missing bucket (s3fs's makedirs does): a mistyped bucket name would quietly become a new bucket.
 BUCKET_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# Threads that fsync and publish objects in the background: they mostly wait for the disk, and several
+# syncs in flight let the disk (and the filesystem) work on them together.
+PUBLISH_THREADS = 8
+# Objects waiting for their fsync at most (each holds an open file); more make the writers wait.
+PUBLISH_BACKLOG = 256
 
 
 class TempObject:
-    """A file being written under a temporary name; ``commit`` renames it, leaving it discards it."""
+    """A file being written under a temporary name (``temp_key``), or under none (an anonymous local
+    file, ``temp_key`` None); ``commit`` gives it its name, leaving it unused discards it."""
 
-    def __init__(self, backend: Backend, temp_key: str, file: BinaryIO) -> None:
+    def __init__(self, backend: Backend, temp_key: str | None, file: BinaryIO) -> None:
         self.backend = backend
         self.temp_key = temp_key
         self.file = file
@@ -35,16 +49,21 @@ class TempObject:
 
     def commit(self, key: str) -> bool:
         """Move into place under ``key``; False when ``key`` already existed (the temp is dropped)."""
-        self.file.close()
-        created = self.backend.rename_into_place(self.temp_key, key)
+        if self.temp_key is not None:
+            self.file.close()  # a remote file is uploaded on close
+        try:
+            created = self.backend.rename_into_place(self, key)
+        finally:
+            self.file.close()
         self.committed = True
         return created
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
-            self.file.close()
-        with contextlib.suppress(OSError, FileNotFoundError):
-            self.backend.remove(self.temp_key)
+            self.file.close()  # an anonymous file is gone with its last descriptor
+        if self.temp_key is not None:
+            with contextlib.suppress(OSError, FileNotFoundError):
+                self.backend.remove(self.temp_key)
 
 
 class Backend:
@@ -71,23 +90,42 @@ class Backend:
             write_all(temp.file, memoryview(data))
             self.replace(temp, key)
 
-    def replace(self, temp: TempObject, key: str) -> None:
+    def replace(self, temp: TempObject, key: str, *, durable: bool = False) -> None:
+        """Move ``temp`` to ``key`` even if ``key`` exists (``durable``: its bytes synced first)."""
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def temp_object(self) -> Iterator[TempObject]:
-        temp = self.open_temp()
+    def temp_object(self, *, anonymous: bool = False) -> Iterator[TempObject]:
+        temp = self.open_temp(anonymous=anonymous)
         try:
             yield temp
         finally:
             if not temp.committed:
                 temp.discard()
 
-    def open_temp(self) -> TempObject:
+    def open_temp(self, *, anonymous: bool = False) -> TempObject:
+        """A new temporary file; ``anonymous``: without a name where the system allows (meant for
+        :meth:`publish`; :meth:`replace` must give such a file a temporary name first)."""
         raise NotImplementedError
 
-    def rename_into_place(self, temp_key: str, key: str) -> bool:
+    def rename_into_place(self, temp: TempObject, key: str) -> bool:
         raise NotImplementedError
+
+    def publish(self, temp: TempObject, key: str, *, durable: bool) -> bool:
+        """Give a complete temporary object its name ``key``; False when ``key`` already existed.
+        ``durable``: its bytes reach stable storage before it is visible under ``key``. Inside
+        :meth:`publishing` that may complete in the background (then True is returned)."""
+        return temp.commit(key)
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        """A batch of writes: durable publishes may complete in the background meanwhile; on leaving,
+        every one has completed (the first failure is raised)."""
+        yield
+
+    def sync_directories(self) -> None:
+        """Make the names given since the last call durable (after every pending publish completed), so
+        that a manifest written next never names an object a crash could lose."""
 
     def remove(self, key: str) -> None:
         raise NotImplementedError
@@ -95,10 +133,6 @@ class Backend:
     def list_names(self, directory: str) -> list[str]:
         """Names directly inside ``directory`` (empty when it does not exist)."""
         raise NotImplementedError
-
-    def sync_keys(self, keys: list[str], *, names_only: Sequence[str] = ()) -> None:
-        """Make committed objects durable before a manifest names them (``names_only``: their data is
-        already synced, only the directory entries naming them are not)."""
 
     def modified(self, key: str) -> float | None:
         """When ``key`` was last written (unix time), None when unknown."""
@@ -123,6 +157,13 @@ class LocalBackend(Backend):
         # a first snapshot's CPU time in Path parsing).
         self._prefix = f"{root}{os.sep}"
         self._known_dirs: set[str] = set()  # created or found by this object: not checked again
+        self._anonymous = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self._lock = threading.Lock()
+        self._unsynced_dirs: set[str] = set()  # directories with durable objects newly named in them
+        self._publisher: ThreadPoolExecutor | None = None
+        self._batches = 0  # publishing() blocks open now (several threads may share this backend)
+        self._pending: list[Future[bool]] = []
+        self._backlog = threading.BoundedSemaphore(PUBLISH_BACKLOG)
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -142,26 +183,136 @@ class LocalBackend(Backend):
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def open_temp(self) -> TempObject:
-        temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
+    def open_temp(self, *, anonymous: bool = False) -> TempObject:
+        if anonymous and self._anonymous:
+            try:
+                fd = self._in_directory(
+                    self._prefix + TEMP_DIR,
+                    lambda: os.open(
+                        self._prefix + TEMP_DIR,
+                        os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC,
+                        0o666 if self.shared else PRIVATE_FILE_MODE,
+                    ),
+                )
+                return TempObject(self, None, os.fdopen(fd, "wb", buffering=0))
+            except OSError as exc:
+                if exc.errno not in NO_ANONYMOUS_FILES:
+                    raise
+                self._anonymous = False  # this filesystem has none: named temporary files from now on
+        temp_key = self._temp_key()
         file = self._in_directory(
             self._prefix + TEMP_DIR,
             lambda: open_private(self._prefix + temp_key, "xb", shared=self.shared, buffering=0),
         )
         return TempObject(self, temp_key, file)
 
-    def rename_into_place(self, temp_key: str, key: str) -> bool:
-        if self.exists(key):
-            self.remove(temp_key)
-            return False
+    @staticmethod
+    def _temp_key() -> str:
+        return f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
+
+    def rename_into_place(self, temp: TempObject, key: str) -> bool:
         # Identical content under a content address, so a concurrent writer of the same key is harmless.
-        self._move(temp_key, key)
+        if temp.temp_key is None:
+            target = self._prefix + key
+            try:
+                self._in_directory(os.path.dirname(target), lambda: _link_open_file(temp.file, target))
+            except FileExistsError:
+                return False
+            return True
+        if self.exists(key):
+            self.remove(temp.temp_key)
+            return False
+        self._move(temp.temp_key, key)
         return True
 
-    def replace(self, temp: TempObject, key: str) -> None:
+    def replace(self, temp: TempObject, key: str, *, durable: bool = False) -> None:
+        if durable:
+            os.fsync(temp.file.fileno())
+        if temp.temp_key is None:  # an anonymous file gets a temporary name first: rename replaces
+            temp_key = self._temp_key()
+            _link_open_file(temp.file, self._prefix + temp_key)
+            temp.temp_key = temp_key
         temp.file.close()
         self._move(temp.temp_key, key)
         temp.committed = True
+        if durable:
+            self._note_named(key)
+
+    def publish(self, temp: TempObject, key: str, *, durable: bool) -> bool:
+        if not durable:
+            return temp.commit(key)
+        temp.committed = True  # from here on _publish_now owns it (and discards it on failure)
+        with self._lock:
+            publisher = self._publisher
+        if publisher is None:
+            return self._publish_now(temp, key)
+        self._backlog.acquire()  # the disk is behind: wait rather than hold ever more open files
+        try:
+            future = publisher.submit(self._publish_now, temp, key)
+        except BaseException:
+            self._backlog.release()
+            temp.discard()
+            raise
+        future.add_done_callback(lambda _: self._backlog.release())
+        with self._lock:
+            self._pending.append(future)
+        return True
+
+    def _publish_now(self, temp: TempObject, key: str) -> bool:
+        """fsync, then name: an object is never visible with bytes a crash could still lose."""
+        try:
+            os.fsync(temp.file.fileno())
+            created = temp.commit(key)
+        except BaseException:
+            temp.discard()
+            raise
+        if created:
+            self._note_named(key)
+        return created
+
+    def _note_named(self, key: str) -> None:
+        with self._lock:
+            self._unsynced_dirs.add(os.path.dirname(self._prefix + key))
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        with self._lock:
+            self._batches += 1
+            if self._publisher is None:
+                self._publisher = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="cellpipe-fsync")
+        try:
+            yield
+            self._wait_pending(raise_errors=True)
+        except BaseException:
+            self._wait_pending(raise_errors=False)  # nothing keeps running after we return
+            raise
+        finally:
+            with self._lock:
+                self._batches -= 1
+                publisher = self._publisher if not self._batches else None
+                if publisher is not None:
+                    self._publisher = None
+            if publisher is not None:
+                publisher.shutdown(wait=True)
+
+    def _wait_pending(self, *, raise_errors: bool) -> None:
+        """Wait for every background publish started so far (also another batch's: waiting is harmless)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        errors = [future.exception() for future in pending]
+        first = next((error for error in errors if error is not None), None)
+        if raise_errors and first is not None:
+            raise first
+
+    def sync_directories(self) -> None:
+        """fsync the directories that name new objects, and their parents (a new fan-out directory is
+        itself a new name in ``objects/``), many at once (concurrent fsyncs are written together)."""
+        self._wait_pending(raise_errors=True)
+        with self._lock:
+            directories, self._unsynced_dirs = self._unsynced_dirs, set()
+        if directories:
+            parents = {os.path.dirname(directory) for directory in directories}
+            _in_parallel(_fsync_directory, sorted(directories | parents))
 
     def _move(self, temp_key: str, key: str) -> None:
         target = self._prefix + key
@@ -186,11 +337,9 @@ class LocalBackend(Backend):
     def write_bytes(self, key: str, data: bytes, *, durable: bool = False) -> None:
         with self.temp_object() as temp:
             write_all(temp.file, memoryview(data))
-            if durable:
-                os.fsync(temp.file.fileno())
-            self.replace(temp, key)
+            self.replace(temp, key, durable=durable)
         if durable:
-            _fsync_directory(self.path(key).parent)
+            _fsync_directory(os.path.dirname(self._prefix + key))
 
     def remove(self, key: str) -> None:
         os.unlink(self._prefix + key)
@@ -219,13 +368,27 @@ class LocalBackend(Backend):
         except FileNotFoundError:
             return []
 
-    def sync_keys(self, keys: list[str], *, names_only: Sequence[str] = ()) -> None:
-        """fsync the objects, then their directories, many at once: the filesystem commits concurrent
-        fsyncs together (one journal commit for many files; measured 2-10x faster than one after another)."""
-        paths = [self.path(key) for key in keys]
-        _in_parallel(fsync_file, paths)
-        directories = {path.parent for path in paths} | {self.path(key).parent for key in names_only}
-        _in_parallel(_fsync_directory, sorted(directories))
+
+# What opening an anonymous file answers where the filesystem or the system has none.
+NO_ANONYMOUS_FILES = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
+
+
+def _link_open_file(file: BinaryIO, target: str) -> None:
+    """Give an open file (an anonymous one) the name ``target``: linkat(2) following /proc/self/fd/N to
+    the file itself. ``os.link`` follows only with a directory descriptor (without one it calls link(2),
+    which would link the /proc symlink and fail with EXDEV)."""
+    os.link(str(file.fileno()), target, src_dir_fd=_proc_fd_directory(), follow_symlinks=True)
+
+
+_proc_fd: tuple[int, int] | None = None  # (pid, descriptor of /proc/self/fd opened by that process)
+
+
+def _proc_fd_directory() -> int:
+    global _proc_fd
+    pid = os.getpid()  # a forked child must not use its parent's /proc/<pid>/fd
+    if _proc_fd is None or _proc_fd[0] != pid:
+        _proc_fd = (pid, os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    return _proc_fd[1]
 
 
 def _in_parallel(action: Any, items: list[Any]) -> None:
@@ -233,14 +396,12 @@ def _in_parallel(action: Any, items: list[Any]) -> None:
         for item in items:
             action(item)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=min(16, len(items)), thread_name_prefix="cellpipe-fsync") as pool:
         for _ in pool.map(action, items):  # re-raises the first error
             pass
 
 
-def _fsync_directory(directory: Path) -> None:
+def _fsync_directory(directory: str | Path) -> None:
     """Persist a rename: the directory entry itself must reach the disk."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -290,12 +451,14 @@ class FsspecBackend(Backend):
     def read_bytes(self, key: str) -> bytes:
         return bytes(self.fs.cat_file(self.path(key)))
 
-    def open_temp(self) -> TempObject:
+    def open_temp(self, *, anonymous: bool = False) -> TempObject:
         temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
         self._make_directory(self.path(TEMP_DIR))
         return TempObject(self, temp_key, self.fs.open(self.path(temp_key), "wb"))
 
-    def rename_into_place(self, temp_key: str, key: str) -> bool:
+    def rename_into_place(self, temp: TempObject, key: str) -> bool:
+        assert temp.temp_key is not None  # remote temporary files always have a name
+        temp_key = temp.temp_key
         # In a bucket, no check: the caller has just found the content-addressed key absent, and a writer
         # that stored it meanwhile stored the same bytes, so a copy over it is harmless (an existence check
         # costs a HEAD and a LIST per stored object).
@@ -305,7 +468,8 @@ class FsspecBackend(Backend):
         self._move(temp_key, key)
         return True
 
-    def replace(self, temp: TempObject, key: str) -> None:
+    def replace(self, temp: TempObject, key: str, *, durable: bool = False) -> None:
+        assert temp.temp_key is not None
         temp.file.close()
         self._move(temp.temp_key, key)
         temp.committed = True

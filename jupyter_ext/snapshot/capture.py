@@ -121,8 +121,9 @@ def take_snapshot(
                 f"(raise {config.MAX_DETECTED_ENV} or declare them with data: tags)"
             )
 
-        stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
-        notebook_put = store.put_bytes(content)
+        with store.writing():  # on leaving, every new object is on stable storage (with fsync on)
+            stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
+            notebook_put = store.put_bytes(content)
         # this run's repairs of the store: reported to the caller, but not content, so not in the manifest
         replaced = _replaced_notes(store, stored, notebook_put, path.name)
         packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))

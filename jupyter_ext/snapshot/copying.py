@@ -17,6 +17,7 @@ ending with plain ``pwrite`` of the hashed buffer.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import time
@@ -63,6 +64,32 @@ def _copy_file_range(source: int, target: int, offset: int, count: int) -> int:
 def _sendfile(source: int, target: int, offset: int, count: int) -> int:
     os.lseek(target, offset, os.SEEK_SET)  # sendfile writes at the target's position
     return os.sendfile(target, source, offset, count)
+
+
+SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the dirty pages of the range, do not wait
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's sync_file_range(2) through ctypes (Python's os has no binding), None where unavailable."""
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError, ImportError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # a CDLL call releases the GIL
+
+
+def start_writeback(fd: int, offset: int, count: int) -> None:
+    """Ask the kernel to start writing a range just written to the disk, without waiting: a later fsync
+    then finds it written or in flight instead of writing all of it at once. Only a hint: no-op where
+    unsupported, and it promises no durability (fsync does)."""
+    sync_file_range = _sync_file_range()
+    if sync_file_range is not None:
+        sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)
 
 
 # In the order tried; a method that answers "unsupported" is not asked again for the same copy.
@@ -118,11 +145,13 @@ def copy_file_hashing(
     *,
     on_bytes: Callable[[int], None] | None = None,
     methods: dict[str, Callable[..., int]] | None = None,
+    start_writeback: bool = False,
 ) -> tuple[str, int]:
     """Copy the regular file open at ``source`` (from its start) into the empty file ``target``, returning
     (sha256 hex digest, size) of exactly the bytes now in ``target``.
 
     ``methods``: the kernel copy methods to try, by name (default :data:`KERNEL_METHODS`).
+    ``start_writeback``: have the disk start writing each copied window (for a target fsynced next).
     Errors reading ``source`` propagate as OSError; errors writing ``target`` as :class:`WriteFailed`.
     """
     started_ns = time.time_ns()
@@ -130,7 +159,7 @@ def copy_file_hashing(
     copier = KernelCopier((before.st_dev, os.fstat(target).st_dev), methods)
     if before.st_size <= ONE_PASS_MAX or _recently_changed(before, started_ns) or copier.method == "pwrite":
         return _one_pass(source, target, on_bytes)
-    digest, size = _hash_then_copy(source, target, copier, on_bytes)
+    digest, size = _hash_then_copy(source, target, copier, on_bytes, start_writeback)
     if size is not None and _same(before, os.fstat(source)):
         return digest, size
     # Changed while copied: start again in one pass, so the stored bytes are the hashed ones.
@@ -140,7 +169,11 @@ def copy_file_hashing(
 
 
 def _hash_then_copy(
-    source: int, target: int, copier: KernelCopier, on_bytes: Callable[[int], None] | None
+    source: int,
+    target: int,
+    copier: KernelCopier,
+    on_bytes: Callable[[int], None] | None,
+    writeback: bool = False,
 ) -> tuple[str, int | None]:
     """Hash each window, then have the kernel copy it; size None when the source ended early."""
     digest = hashlib.sha256()
@@ -161,6 +194,8 @@ def _hash_then_copy(
                 return digest.hexdigest(), offset
             if copier.copy(source, target, window_start, length) != length:
                 return digest.hexdigest(), None
+            if writeback:
+                start_writeback(target, window_start, length)
 
 
 def _one_pass(source: int, target: int, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:

@@ -52,9 +52,6 @@ from jupyter_ext.util import abandoned
 STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
 TAKEN_DIR = "taken"  # when each snapshot was taken (see SnapshotStore.record_taken)
-# With fsync on, objects from this size on are synced as soon as written, by the thread that wrote them
-# (the disk writes overlap other files' hashing); smaller ones all together before the manifest.
-EARLY_SYNC_BYTES = 4 << 20
 LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
 
 # What to install and configure for the usual remote stores, shown when opening one fails.
@@ -146,8 +143,6 @@ class SnapshotStore:
         self.fsync = config.fsync_enabled() if fsync is None else fsync
         self.counters = StoreCounters()
         self._lock = threading.Lock()  # put_file runs in worker threads
-        self._unsynced: list[str] = []  # objects published without an fsync of their data
-        self._unsynced_names: list[str] = []  # objects whose data was synced; their directory entries not yet
         self.replaced: list[str] = []  # digests whose stored object was corrupt and got rewritten
 
     def __repr__(self) -> str:
@@ -195,7 +190,7 @@ class SnapshotStore:
         digest = hash_bytes(data)
         if self.object_size(digest) == len(data) and self._object_hash(digest) == digest:
             return PutResult(digest, len(data), new=False)  # small (a notebook): checked byte for byte
-        with self._remote_errors(), self.backend.temp_object() as temp:
+        with self._remote_errors(), self.backend.temp_object(anonymous=True) as temp:
             self._write_chunk(temp.file)(memoryview(data))
             created = self._commit(temp, digest, len(data))
         return self._stored(digest, len(data), created)
@@ -221,7 +216,7 @@ class SnapshotStore:
             return self._copy_in(source, on_bytes, count=True)
 
     def _copy_in(self, source: BinaryIO, on_bytes: Callable[[int], None] | None, *, count: bool) -> PutResult:
-        with self._remote_errors(), self.backend.temp_object() as temp:
+        with self._remote_errors(), self.backend.temp_object(anonymous=True) as temp:
             if self.backend.local:
                 digest, size = self._copy_local(source, temp.file, on_bytes)
             else:
@@ -229,26 +224,19 @@ class SnapshotStore:
             created = self._commit(temp, digest, size)
         if count:
             self._count_hashed(size)
-        return self._stored(
-            digest, size, created, data_synced=self.backend.local and size >= EARLY_SYNC_BYTES
-        )
+        return self._stored(digest, size, created)
 
     def _copy_local(
         self, source: BinaryIO, temp: BinaryIO, on_bytes: Callable[[int], None] | None
     ) -> tuple[str, int]:
-        """Hash and copy (in the kernel) into a local temporary object. With fsync on, a large object's data
-        reaches the disk before it is published under its name, while other threads go on copying other
-        files; small ones are synced together before the manifest (one journal commit for many)."""
+        """Hash and copy (in the kernel) into a local temporary object. With fsync on, the disk starts
+        writing each window as soon as it is copied, so the fsync before publishing finds little left."""
         try:
-            digest, size = copy_file_hashing(source.fileno(), temp.fileno(), on_bytes=on_bytes)
+            return copy_file_hashing(
+                source.fileno(), temp.fileno(), on_bytes=on_bytes, start_writeback=self.fsync
+            )
         except WriteFailed as exc:
             raise self._write_error(exc.error) from exc.error
-        if self.fsync and size >= EARLY_SYNC_BYTES:
-            try:
-                os.fsync(temp.fileno())
-            except OSError as exc:
-                raise self._write_error(exc) from exc
-        return digest, size
 
     def _commit(self, temp: Any, digest: str, size: int) -> bool:
         """Publish the bytes just written under their digest. An object already stored under it is
@@ -258,12 +246,12 @@ class SnapshotStore:
         try:
             existing = self.backend.size(key)
             if existing is None:
-                return temp.commit(key)
+                return self.backend.publish(temp, key, durable=self.fsync)
             if existing == size and (not self.backend.local or self._object_hash(digest) == digest):
                 temp.discard()
                 temp.committed = True
                 return False
-            self.backend.replace(temp, key)
+            self.backend.replace(temp, key, durable=self.fsync)
         except OSError as exc:
             raise self._write_error(exc) from exc
         with self._lock:
@@ -309,13 +297,11 @@ class SnapshotStore:
             self.counters.hashed_files += 1
             self.counters.hashed_bytes += size
 
-    def _stored(self, digest: str, size: int, created: bool, *, data_synced: bool = False) -> PutResult:
+    def _stored(self, digest: str, size: int, created: bool) -> PutResult:
         if created:
             with self._lock:
                 self.counters.stored_files += 1
                 self.counters.stored_bytes += size
-                if self.fsync:
-                    (self._unsynced_names if data_synced else self._unsynced).append(self.object_key(digest))
         return PutResult(digest, size, new=created)
 
     def open_object(self, digest: str) -> BinaryIO:
@@ -344,14 +330,24 @@ class SnapshotStore:
         with self._remote_errors():
             return self.backend.size(self.object_key(digest))
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Store many objects: with fsync on, each is synced and then named in the background, by threads
+        that wait for the disk while the callers go on hashing. On leaving, every object stored inside
+        is on stable storage under its name, or the first failure is raised."""
+        try:
+            with self.backend.publishing():
+                yield
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
     def sync(self) -> None:
-        """Flush new objects to disk (when fsync is on) so a manifest never outlives its data: their data
-        where it was not synced when written, and the directory entries that name them."""
-        with self._lock:
-            keys, self._unsynced = self._unsynced, []
-            names, self._unsynced_names = self._unsynced_names, []
-        if keys or names:
-            self.backend.sync_keys(keys, names_only=names)
+        """Make the names of new objects durable (when fsync is on; their bytes were synced before they
+        were named), so a manifest written next never outlives an object it names."""
+        try:
+            self.backend.sync_directories()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
 
     # -- manifests -------------------------------------------------------------------------------------
 
@@ -514,13 +510,12 @@ class SnapshotStore:
                 actual, _ = copy_hashing(stream, self._write_chunk(temp.file))
                 if actual != digest:
                     return "the file there has changed since the snapshot (different content)"
-                self.backend.replace(temp, self.object_key(digest))
+                self.backend.replace(temp, self.object_key(digest), durable=self.fsync)
         except FileNotFoundError:
             return "the file is not there any more"
         except OSError as exc:
             return f"cannot read it ({exc.strerror or exc})"
-        if self.fsync:
-            self.backend.sync_keys([self.object_key(digest)])
+        self.sync()
         return ""
 
     # -- housekeeping ----------------------------------------------------------------------------------
