@@ -10,6 +10,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ToolbarButton } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { CellpipeClient } from './api';
 import { DEFAULT_SETTINGS, ISettings, PipelineActions } from './actions';
 import { ChipsView } from './chipsview';
@@ -33,6 +34,23 @@ export namespace CommandIDs {
   export const openPanel = 'cellpipe:open-panel';
   export const schedule = 'cellpipe:schedule';
   export const openSchedules = 'cellpipe:open-schedules';
+}
+
+/**
+ * A right click in a cell's code leaves another cell active (JupyterLab activates the clicked cell
+ * for its prompt, not its editor), so "Set Cell Role…" and the other cell entries of the context
+ * menu would act on a cell the user did not click: make the clicked cell the active one first.
+ */
+function activateClickedCell(panel: NotebookPanel, event: MouseEvent): void {
+  const notebook = panel.content;
+  const target = event.target instanceof Element ? event.target.closest('.jp-Cell') : null;
+  const index = notebook.widgets.findIndex(cell => cell.node === target);
+  if (event.shiftKey || index < 0 || notebook.isSelectedOrActive(notebook.widgets[index])) {
+    return; // Shift: the browser's own menu; a selected cell: the menu acts on the selection
+  }
+  notebook.mode = 'command';
+  notebook.deselectAll();
+  notebook.activeCellIndex = index;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -152,6 +170,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         onClick: () => void actions.run(panel, parametersOf(panel))
       });
       panel.toolbar.insertAfter('cellType', 'cellpipe-run', button);
+      panel.content.node.addEventListener(
+        'contextmenu',
+        event => activateClickedCell(panel, event),
+        {
+          capture: true
+        }
+      );
     });
     notebooks.currentChanged.connect((_, panel) => {
       if (panel && isStepNotebook(panel.context.path)) {
@@ -173,6 +198,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return panel ? actions.run(panel, parametersOf(panel)) : null;
       }
     });
+    const targetCell = (panel: NotebookPanel, args: ReadonlyPartialJSONObject): number =>
+      typeof args.index === 'number' ? args.index : panel.content.activeCellIndex;
     app.commands.addCommand(CommandIDs.editRole, {
       label: 'Set Cell Role…',
       caption:
@@ -180,22 +207,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       isEnabled: enabled,
       execute: async args => {
         const panel = current();
-        if (!panel) {
-          return null;
-        }
-        const index = typeof args.index === 'number' ? args.index : panel.content.activeCellIndex;
-        return editCellRole(panel, index);
+        return panel ? editCellRole(panel, targetCell(panel, args)) : null;
       }
     });
     app.commands.addCommand(CommandIDs.newStep, {
       label: 'Start a New Step Here',
       caption: 'Tag the active cell step:NAME',
       isEnabled: enabled,
-      execute: async () => {
+      execute: async args => {
         const panel = current();
-        return panel
-          ? editCellRole(panel, panel.content.activeCellIndex, { startStep: true })
-          : null;
+        return panel ? editCellRole(panel, targetCell(panel, args), { startStep: true }) : null;
       }
     });
     app.commands.addCommand(CommandIDs.setRole, {
@@ -281,8 +302,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    // a group of their own in a code cell's context menu, after JupyterLab's cell items (ranks 0-12)
+    const cellMenu = { selector: '.jp-Notebook .jp-CodeCell', rank: 19 };
+    app.contextMenu.addItem({ ...cellMenu, type: 'separator' });
     for (const command of [CommandIDs.editRole, CommandIDs.newStep]) {
-      app.contextMenu.addItem({ command, selector: '.jp-Notebook .jp-CodeCell', rank: 20 });
+      app.contextMenu.addItem({ ...cellMenu, command, rank: 20 });
     }
     if (palette) {
       for (const command of Object.values(CommandIDs).filter(c => c !== CommandIDs.setRole)) {

@@ -88,6 +88,7 @@ function PanelView(props: {
   }
   const analysis = state.analysis;
   const error = state.error;
+  const live = host.actions.settings.liveDag;
   const name = state.path.split('/').pop();
   return (
     <div className="cp-Panel-body">
@@ -100,6 +101,26 @@ function PanelView(props: {
           {state.analysing ? 'analysing…' : analysis ? summary(analysis) : ''}
         </span>
       </header>
+      {!live && (
+        <div className="cp-Banner cp-Banner-info cp-Panel-liveOff" role="status">
+          <strong>Live graph is off</strong>
+          <span>
+            {state.outdated
+              ? 'The notebook changed since this graph was drawn.'
+              : analysis || error
+                ? 'The graph is not redrawn as you edit.'
+                : 'The notebook is not analysed as you edit.'}{' '}
+            Turn it on in Settings › cellpipe › Live pipeline graph.
+          </span>
+          <button
+            className="cp-Link"
+            disabled={state.analysing}
+            onClick={() => void state.analyse()}
+          >
+            Analyse now
+          </button>
+        </div>
+      )}
       {error && (
         <ErrorBanner
           title={
@@ -119,7 +140,7 @@ function PanelView(props: {
       {analysis && (
         <Dag
           analysis={analysis}
-          stale={!!error}
+          stale={!!error || state.outdated}
           onStep={cell => host.goToCell(cell)}
           hue={step => state.hue(step)}
           generation={props.generation}

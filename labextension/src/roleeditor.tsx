@@ -194,27 +194,32 @@ export async function editCellRole(
   if (options.startStep && role.kind !== 'step') {
     role = { ...emptyRole('step'), step: '' };
   }
-  for (;;) {
-    const body = new RoleEditorBody({
-      initial: role,
-      existingSteps: stepsStartingElsewhere(cells, -1),
-      stepsAbove: above,
-      stepsElsewhere: elsewhere
-    });
-    const result = await showDialog({
-      title: `Cell ${index + 1}: cellpipe role`,
-      body,
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Apply' })],
-      focusNodeSelector: role.kind === 'step' ? 'input[name="step"]' : 'input[type="radio"]:checked'
-    });
-    if (!result.button.accept || !result.value) {
-      return null;
+  try {
+    for (;;) {
+      const body = new RoleEditorBody({
+        initial: role,
+        existingSteps: stepsStartingElsewhere(cells, -1),
+        stepsAbove: above,
+        stepsElsewhere: elsewhere
+      });
+      const result = await showDialog({
+        title: `Cell ${index + 1}: cellpipe role`,
+        body,
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Apply' })],
+        focusNodeSelector:
+          role.kind === 'step' ? 'input[name="step"]' : 'input[type="radio"]:checked'
+      });
+      if (!result.button.accept || !result.value) {
+        return null;
+      }
+      role = result.value;
+      const errors = validateRole(role, { stepsElsewhere: elsewhere });
+      if (Object.keys(errors).length === 0) {
+        break; // otherwise show the editor again, with the messages, keeping what was typed
+      }
     }
-    role = result.value;
-    const errors = validateRole(role, { stepsElsewhere: elsewhere });
-    if (Object.keys(errors).length === 0) {
-      break; // otherwise show the editor again, with the messages, keeping what was typed
-    }
+  } finally {
+    returnFocus(panel);
   }
   const next = applyRole(tags, role);
   if (sameTags(next, tags)) {
@@ -229,4 +234,16 @@ export async function editCellRole(
     cell.setMetadata('tags', next);
   }
   return next;
+}
+
+/**
+ * The dialog gives the focus back to where it was opened from; from a context menu that node is gone
+ * (focus falls to the page): give the keyboard back to the cell, in command mode.
+ */
+function returnFocus(panel: NotebookPanel): void {
+  const focused = document.activeElement;
+  if (!focused || focused === document.body || !focused.isConnected) {
+    panel.content.mode = 'command';
+    panel.content.activeCell?.node.focus();
+  }
 }

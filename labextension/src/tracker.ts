@@ -50,6 +50,11 @@ export class NotebookState {
     return this.inFlight;
   }
 
+  /** The cells changed since the last analysis while live analysis was off: the graph may be old. */
+  get outdated(): boolean {
+    return this._outdated;
+  }
+
   /** Bumped every time a new analysis result (or error) is rendered. */
   get generation(): number {
     return this._generation;
@@ -99,11 +104,14 @@ export class NotebookState {
   /** Recompute the chips now; analyse after `delay` ms (0: now). */
   refresh(delay: number): void {
     this._chips = deriveChips(this.cells(), this.problems());
-    this._changed.emit();
     if (!this.liveAnalysis()) {
       window.clearTimeout(this.timer);
+      this.timer = 0;
+      this._outdated = this._outdated || this._analysis !== null || this._error !== null;
+      this._changed.emit();
       return;
     }
+    this._changed.emit();
     // typing postpones the analysis (debounce), but never one already due at once for a tag change
     // (a tag change can come with a content change signal)
     if (this.timer && this.pendingDelay === 0) {
@@ -113,7 +121,10 @@ export class NotebookState {
     this.pendingDelay = delay;
     this.timer = window.setTimeout(() => {
       this.timer = 0;
-      void this.analyse();
+      if (this.liveAnalysis()) {
+        // the setting may have been turned off (or loaded as off) since: nothing is sent then
+        void this.analyse();
+      }
     }, delay);
   }
 
@@ -124,6 +135,7 @@ export class NotebookState {
       return;
     }
     this.inFlight = true;
+    this._outdated = false; // the content is read now: later edits make it outdated again
     this._changed.emit();
     const model = this.panel.context.model;
     try {
@@ -175,6 +187,7 @@ export class NotebookState {
   private _error: ApiError | null = null;
   private _chips: IChip[] = [];
   private _generation = 0;
+  private _outdated = false;
   private hooked = new WeakSet<ICellModel>();
   private timer = 0;
   private pendingDelay = 0;

@@ -86,6 +86,15 @@ def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
         ),
     }
     environment.pop("MLFLOW_TRACKING_URI", None)
+    built = REPO / "jupyter_ext" / "labextension"
+    if (built / "package.json").is_file():
+        # this checkout's build, ahead of any installed copy: a worktree tests its own front end
+        data_dir = root.parent / f"jupyter-data-{port}"
+        (data_dir / "labextensions").mkdir(parents=True)
+        (data_dir / "labextensions" / "cellpipe-labextension").symlink_to(built)
+        environment["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (str(data_dir), os.environ.get("JUPYTER_PATH", "")) if p
+        )
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
@@ -230,6 +239,14 @@ class UI:
             "([index, tags]) => window.jupyterapp.shell.currentWidget.content.widgets[index].model"
             ".setMetadata('tags', tags)",
             [index, tags],
+        )
+
+    def cell_tags(self, index: int) -> list[str] | None:
+        """A cell's tags in the notebook model (what a save writes), None when it has none."""
+        return self.page.evaluate(
+            "index => window.jupyterapp.shell.currentWidget.content.widgets[index].model.getMetadata('tags')"
+            " ?? null",
+            index,
         )
 
     def notification(self, text: str):
