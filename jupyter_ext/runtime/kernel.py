@@ -14,8 +14,9 @@ import functools
 import os
 import signal
 import subprocess
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,14 @@ from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
 CONNECTION_PREFIX = "kernel-cellpipe-"
 START_ATTEMPTS = 3  # a kernel that dies at start-up (a port taken meanwhile) is started again
+READY_RETRY_S = 0.1  # kernel_info is sent again this often until IOPub has delivered one of its messages
 
 
 @dataclass(eq=False)
 class Kernel:
     km: Any  # jupyter_client AsyncKernelManager
     client: Any  # its AsyncKernelClient, channels started and ready
+    info: dict = field(default_factory=dict)  # its kernel_info_reply's content (language_info, ...)
 
     async def shutdown(self) -> None:
         """Stop the kernel now (SIGKILL to its process group, as ``shutdown_kernel(now=True)`` does) and
@@ -105,7 +108,7 @@ async def _start_once(
         await km.start_kernel(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS), **_streams(log))
         client = km.client()
         client.start_channels()
-        await client.wait_for_ready(timeout=60)
+        info = await wait_until_ready(client, timeout=60)
         if warmup:
             with contextlib.suppress(Exception):
                 await client.execute_interactive(warmup, silent=True, store_history=False, timeout=120)
@@ -116,7 +119,51 @@ async def _start_once(
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
         raise
-    return Kernel(km, client)
+    return Kernel(km, client, info)
+
+
+async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:
+    """Wait until a new kernel answers ``kernel_info`` on its shell channel and its IOPub channel is
+    connected; returns the reply's content.
+
+    jupyter_client's ``wait_for_ready`` checks the same, but sleeps where it need not: it ends with a
+    0.2 s wait for IOPub to stay silent (every kernel start paid it; the later readers skip messages that
+    are not theirs anyway), and waits 0.2 s more whenever IOPub is not connected yet. Here both channels
+    are polled together; ``kernel_info`` is sent again every ``READY_RETRY_S`` because the kernel's IOPub
+    publications are dropped until the subscription has arrived, and any message of any of these requests
+    on IOPub proves the subscription.
+    """
+    import zmq
+    import zmq.asyncio
+
+    shell, iopub = client.shell_channel, client.iopub_channel
+    poller = zmq.asyncio.Poller()
+    poller.register(shell.socket, zmq.POLLIN)
+    poller.register(iopub.socket, zmq.POLLIN)
+    deadline = time.monotonic() + timeout
+    sent: set[str] = set()
+    reply: dict | None = None
+    heard = False
+    retry_at = 0.0
+    while reply is None or not heard:
+        now = time.monotonic()
+        if now >= retry_at:
+            if not await client.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if now > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+            sent.add(client.kernel_info())
+            retry_at = now + READY_RETRY_S
+        events = dict(await poller.poll(max(1, int((retry_at - now) * 1000))))
+        if shell.socket in events:
+            message = await shell.get_msg(timeout=0)
+            if message["parent_header"].get("msg_id") in sent and message["msg_type"] == "kernel_info_reply":
+                reply = message
+        if iopub.socket in events:
+            message = await iopub.get_msg(timeout=0)
+            heard = heard or message["parent_header"].get("msg_id") in sent
+    client._handle_kernel_info_reply(reply)  # adapts to the kernel's protocol version, as wait_for_ready does
+    return reply["content"]
 
 
 @functools.cache
@@ -180,9 +227,12 @@ async def execute_cells(client: Any, kernel: Kernel) -> None:
     client.kc = kernel.client
     client.kc.allow_stdin = False
     client.reset_execution_trackers()
-    info = await client.async_wait_for_reply(client.kc.kernel_info())
-    if info is not None and "language_info" in info["content"]:
-        client.nb.metadata["language_info"] = info["content"]["language_info"]
+    info = kernel.info  # the kernel's start asked already
+    if "language_info" not in info:
+        reply = await client.async_wait_for_reply(client.kc.kernel_info())
+        info = reply["content"] if reply is not None else {}
+    if "language_info" in info:
+        client.nb.metadata["language_info"] = info["language_info"]
     for index, cell in enumerate(client.nb.cells):
         await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
     client.set_widgets_metadata()

@@ -42,6 +42,8 @@ PRELOAD = [
     "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger", "debugpy", "IPython.core.debugger",
     "IPython.core.completerlib", "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
     "sqlite3", "pdb", "psutil", "setproctitle",
+    # what a step's inputs and outputs cells import: off the step's critical path
+    "jupyter_ext.runtime.marshal", "jupyter_ext.runtime.metrics",
 ]  # fmt: skip
 
 

@@ -51,3 +51,46 @@ def test_other_start_failures_are_not_retried(tmp_path, monkeypatch):
     else:
         raise AssertionError("the error should reach the caller")
     assert calls == [1]
+
+
+def test_a_started_kernel_is_ready_on_both_channels(tmp_path):
+    """Ready means the shell answers and IOPub is subscribed: the very first execution's output arrives
+    (a kernel's publications before the subscription are lost), and the kernel_info reply is kept for the
+    step notebook's language_info."""
+
+    async def scenario():
+        started = await kernel_module.start_kernel("python3", tmp_path)
+        try:
+            outputs = []
+            reply = await started.client.execute_interactive(
+                "print('first words')", output_hook=outputs.append, timeout=60
+            )
+            return started.info, reply["content"]["status"], outputs
+        finally:
+            await started.shutdown()
+
+    info, status, outputs = asyncio.run(scenario())
+    assert info["language_info"]["name"] == "python"
+    assert status == "ok"
+    streams = [m["content"]["text"] for m in outputs if m["header"]["msg_type"] == "stream"]
+    assert streams == ["first words\n"]
+
+
+def test_a_kernel_that_exits_at_once_is_reported_not_waited_for(tmp_path, monkeypatch):
+    """A kernel process that ends before answering is noticed by the ready wait (not after its 60 s)."""
+    import json
+    import sys
+
+    spec = tmp_path / "share" / "kernels" / "exits"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "exits", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
+    try:
+        asyncio.run(kernel_module.start_kernel("exits", tmp_path))
+    except RuntimeError as exc:
+        assert "died before replying" in str(exc)
+    else:
+        raise AssertionError("a kernel that exited cannot be ready")

@@ -22,8 +22,8 @@ class KernelPool:
         shared: WarmKernelPool | None = None, cores: int = 0,
     ) -> None:  # fmt: skip
         self.kernel_name = kernel_name
-        # kernels start ahead only on a core no step or other start is using: a kernel start costs ~0.5 s
-        # of CPU, which a running step would otherwise lose (one is always started for a waiting step)
+        # kernels start ahead on a core no step or other start is using (a running step would lose the
+        # start's CPU); one is always started for a waiting step, and for the steps next in line (ahead())
         self.cores = max(1, cores or os.cpu_count() or 1)
         self.shared = shared  # the server's warm kernels, taken first
         self.cwd = str(cwd)
@@ -33,20 +33,26 @@ class KernelPool:
         # the server's fork server, or one for this run (started with the first kernel, closed with the pool)
         self.forker = shared.forker if shared is not None else KernelForkServer(log=self.log)
         self._own_forker = shared is None
-        self._spawned_first = False
-        self._forker_starting: asyncio.Future | None = None
         self._ready: asyncio.Queue = asyncio.Queue()
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
         self._stopping: set[asyncio.Task] = set()
         self._failures: list[BaseException] = []
         self._wanted = 0  # kernels still to hand out
+        self._ahead = 0  # kernels the steps after the running ones will take (started on a busy core too)
         self._waiters = 0  # steps in acquire() now
         self._closed = False
 
     def expect(self, count: int) -> None:
         """Tell the pool how many kernels will be asked for in total (it never starts more)."""
         self._wanted = count
+        self._fill()
+
+    def ahead(self, count: int) -> None:
+        """Tell the pool how many steps become ready when the running ones end: their kernels start now
+        even on a busy core. A forked kernel costs ~0.1 s of CPU; a step that finds none waits for a whole
+        start (two branches after a short step, a join after two branches of equal length)."""
+        self._ahead = max(0, count)
         self._fill()
 
     def _fill(self) -> None:
@@ -58,7 +64,7 @@ class KernelPool:
             # busy: kernels starting, steps running, and waiting kernels a waiting step is about to take
             busy = len(self._starting) + len(self._handed_out) + min(self._ready.qsize(), self._waiters)
             core_idle = busy < self.cores
-            if not core_idle and self._waiters <= coming:
+            if not core_idle and self._waiters + self._ahead <= coming:
                 break
             task = asyncio.ensure_future(self._start_one())
             self._starting.add(task)
@@ -75,12 +81,12 @@ class KernelPool:
         self._fill()  # its core is free again
 
     async def _start_one(self) -> Kernel:
-        forker: KernelForkServer | None = self.forker
-        if not self.forker.running and not self._spawned_first:
-            # the fork server costs a kernel's start-up itself: the first kernel is spawned beside it
-            self._spawned_first, forker = True, None
-            self._forker_starting = asyncio.ensure_future(asyncio.to_thread(self.forker.start))
-        return await start_kernel(self.kernel_name, self.cwd, warmup=self.warmup, log=self.log, forker=forker)
+        # The first kernel is forked too, once the fork server is up: spawning it beside the server's
+        # start (as before) paid ipykernel's imports twice on the critical path's two cores, and the
+        # second and third kernels (a run's branches) then waited for the server all the same.
+        return await start_kernel(
+            self.kernel_name, self.cwd, warmup=self.warmup, log=self.log, forker=self.forker
+        )
 
     async def acquire(self) -> Kernel:
         """A started kernel with a connected, ready client; the caller owns it (and shuts it down)."""
@@ -129,8 +135,6 @@ class KernelPool:
         while not self._ready.empty():
             kernels.append(self._ready.get_nowait())
         await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping, return_exceptions=True)
-        if self._forker_starting is not None:
-            await asyncio.gather(self._forker_starting, return_exceptions=True)
         if self._own_forker:
             await asyncio.to_thread(self.forker.close)
 

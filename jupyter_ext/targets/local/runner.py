@@ -69,13 +69,14 @@ class LocalRunner:
         self.kernel_wait = 0.0  # seconds steps waited for a kernel to start
         self._outputs_dirs: dict[str, str] = {}
         self._output_hashes: dict[str, dict[str, str]] = {}
+        self._executing: set[str] = set()  # the steps the cache will not answer (known at the start)
 
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> RunStatus:
         self.cache.clean_leftovers()  # of runs that were killed
         clean_connection_files()
         parallel = self.options.max_parallel or os.cpu_count() or 1
-        to_execute = self._steps_to_execute()
+        to_execute = len(self._steps_to_execute())
         pool = KernelPool(
             self.pipeline.kernel,
             self.workdir,
@@ -93,6 +94,7 @@ class LocalRunner:
                 self._skip_blocked()
                 for step in self._ready(running):
                     running[step.name] = asyncio.ensure_future(self._run_one(step, pool, limiter))
+                pool.ahead(min(parallel, self._next_wave(running)))
                 if not running:
                     break
                 done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
@@ -125,6 +127,19 @@ class LocalRunner:
             and all(self.steps[u].status.ok for u in s.depends_on)
         ]
 
+    def _next_wave(self, running: dict[str, asyncio.Task]) -> int:
+        """How many steps that will execute become ready when the running steps end (their kernels can
+        start now: a branch whose kernel starts only once it is ready waits that start on the critical
+        path)."""
+        return sum(
+            1
+            for s in self.pipeline.steps
+            if s.name in self._executing
+            and self.steps[s.name].status is StepStatus.PENDING
+            and s.name not in running
+            and all(u in running or self.steps[u].status.ok for u in s.depends_on)
+        )
+
     def _skip_blocked(self) -> None:
         changed = True
         while changed:
@@ -156,21 +171,22 @@ class LocalRunner:
         }  # fmt: skip
         return step_cache_key(self.pipeline, step, self.options.parameters, inputs)
 
-    def _steps_to_execute(self) -> int:
-        """How many steps will need a kernel: the cache is consulted ahead, so that a re-run after a small
+    def _steps_to_execute(self) -> set[str]:
+        """The steps that will need a kernel: the cache is consulted ahead, so that a re-run after a small
         edit starts one kernel, not one per step (on few cores, needless kernel starts slow the needed one)."""
         hashes: dict[str, dict[str, str]] = {}
-        count = 0
+        names: set[str] = set()
         for step in self.pipeline.steps:  # topological order: upstream hashes are known when needed
             known = all(u in hashes for u in step.depends_on)
             entry = (
                 self.cache.lookup(self._cache_key(step, hashes)) if known and self._cacheable(step) else None
             )
             if entry is None:
-                count += 1
+                names.add(step.name)
             else:
                 hashes[step.name] = entry.get("hashes", {})
-        return count
+        self._executing = names
+        return names
 
     # -- one step ----------------------------------------------------------------------------------
     async def _run_one(self, step: Step, pool: KernelPool, limiter: asyncio.Semaphore) -> None:

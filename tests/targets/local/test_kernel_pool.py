@@ -1,5 +1,6 @@
-"""The runner's kernel pool: kernels start ahead of need only on a core that no step and no other start is
-using, a waiting step always gets one started, and a stopped kernel is gone with its connection file."""
+"""The runner's kernel pool: kernels start ahead of need on a core that no step and no other start is using,
+a waiting step always gets one started, and so do the steps next in line (ahead), busy cores or not; a
+stopped kernel is gone with its connection file."""
 
 from __future__ import annotations
 
@@ -37,6 +38,28 @@ def test_kernels_start_ahead_only_on_an_idle_core(tmp_path):
     assert counts == {"after expect": 1, "while a step runs": 0, "after release": 1}
     assert len(set(pids)) == 3
     assert not any(psutil.pid_exists(pid) for pid in pids)  # close() waited for every kernel's exit
+
+
+def test_kernels_for_the_steps_next_in_line_start_on_a_busy_core(tmp_path):
+    """Two branches after a short step: both their kernels start while the first step runs, not when
+    it ends (the second branch would otherwise wait a whole kernel start)."""
+
+    async def scenario():
+        pool = KernelPool("python3", tmp_path, size=3, cores=1)
+        pool.expect(3)
+        first = await pool.acquire()
+        before = len(pool._starting) + pool._ready.qsize()
+        pool.ahead(2)
+        after = len(pool._starting) + pool._ready.qsize()
+        branches = [await asyncio.wait_for(pool.acquire(), 120) for _ in range(2)]
+        pids = [k.km.provisioner.process.pid for k in (first, *branches)]
+        await pool.close()
+        return before, after, pids
+
+    before, after, pids = asyncio.run(scenario())
+    assert (before, after) == (0, 2)
+    assert len(set(pids)) == 3
+    assert not any(psutil.pid_exists(pid) for pid in pids)
 
 
 def test_shutdown_stops_the_kernel_and_removes_its_connection_file(tmp_path):

@@ -221,3 +221,35 @@ def test_parameter_defaults_are_part_of_the_cache_key(write_notebook, tmp_path, 
     second = run_pipeline(build_pipeline(notebook), workdir=tmp_path, data_dir=data_dir).to_dict()
     assert (first["metrics"], second["metrics"]) == ({"total": 20.0}, {"total": 30.0})
     assert steps(second)["a"]["status"] == "succeeded" and second["parameters"] == {"n": 3}
+
+
+def test_the_steps_next_in_line_are_those_whose_upstreams_all_run_or_ended(write_notebook, tmp_path):
+    """What the runner tells its kernel pool to start ahead: while the source runs, both branches; while
+    the branches run, the join; never a step the cache answers."""
+    from jupyter_ext.records.models import RunRecord, StepRecord, StepStatus
+    from jupyter_ext.targets.local.runner import LocalRunner
+
+    notebook = write_notebook(
+        [
+            (["step:source"], "x = 1"),
+            (["step:left"], "left = x * 2"),
+            (["step:right"], "right = x * 3"),
+            (["step:join"], "total = left + right"),
+        ]
+    )
+    pipeline = build_pipeline(notebook)
+    record = RunRecord(
+        id="r", notebook=str(notebook), steps=[StepRecord(name=s.name) for s in pipeline.steps]
+    )
+    runner = LocalRunner(
+        pipeline, record, workdir=tmp_path, run_dir=tmp_path / "run", cache_dir=tmp_path / "c"
+    )
+    assert runner._steps_to_execute() == {"source", "left", "right", "join"}  # an empty cache
+    status = {s.name: s for s in record.steps}
+    status["source"].status = StepStatus.RUNNING
+    assert runner._next_wave({"source": None}) == 2
+    status["source"].status = StepStatus.SUCCEEDED
+    status["left"].status = status["right"].status = StepStatus.RUNNING
+    assert runner._next_wave({"left": None, "right": None}) == 1
+    runner._executing.discard("join")  # the cache has it: no kernel
+    assert runner._next_wave({"left": None, "right": None}) == 0
