@@ -7,14 +7,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from jupyter_ext.tracking.background import stop_worker
 from tests.support.loopback import free_port
+from tests.support.waiting import wait_until
 
 TOKEN = "cellpipe-test-token"
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
@@ -34,6 +37,23 @@ class Server:
         kwargs.setdefault("timeout", 60)
         headers = {**self.headers(), **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}/cellpipe/api/{route}", headers=headers, **kwargs)
+
+    def wait_for_run(
+        self,
+        run_id: str,
+        holds: Callable[[dict], Any],
+        *,
+        timeout: float = 180,
+        what: str,
+        interval: float = 0.3,
+    ) -> dict:
+        """The run as GET runs/ID shows it, once ``holds`` of it (blocks: from async code, in a thread)."""
+
+        def shown() -> dict | None:
+            record = self.api("GET", f"runs/{run_id}").json()
+            return record if holds(record) else None
+
+        return wait_until(shown, timeout=timeout, interval=interval, what=what)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

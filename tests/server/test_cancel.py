@@ -40,13 +40,10 @@ def cli(server, *args: str, **kwargs) -> subprocess.Popen:
 
 
 def wait_for_step(server, run_id: str, name: str = "wait", timeout: float = 90) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        record = server.api("GET", f"runs/{run_id}").json()
-        if next(s for s in record["steps"] if s["name"] == name)["status"] == "running":
-            return record
-        time.sleep(0.2)
-    raise AssertionError(f"step '{name}' of run {run_id} did not start")
+    def running(record: dict) -> bool:
+        return next(s for s in record["steps"] if s["name"] == name)["status"] == "running"
+
+    return server.wait_for_run(run_id, running, timeout=timeout, interval=0.2, what=f"step '{name}' to start")
 
 
 def kernels(pid: int) -> list[psutil.Process]:

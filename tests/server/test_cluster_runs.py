@@ -6,7 +6,6 @@ pod (``services.job_main`` with real kernels) and the Job controller (the Job's 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import make_notebook
 from tests.support.kube_cluster import JOB_COMPLETE, job_failed, set_job_status, write_kubeconfig
+from tests.support.waiting import eventually
 
 NS = "team-a"
 pytestmark = pytest.mark.slow
@@ -44,11 +44,9 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
     accepted = await api(server, "POST", "runs", json=body)
     assert accepted.status_code == 202, accepted.text
     run_id = accepted.json()["id"]
-    for _ in range(600):  # the server submits in the background
-        record = (await api(server, "GET", f"runs/{run_id}")).json()
-        if record.get("handle"):
-            break
-        await asyncio.sleep(0.1)
+    record = await asyncio.to_thread(
+        server.wait_for_run, run_id, lambda r: r.get("handle"), timeout=60, what="the Job's handle"
+    )  # the server submits in the background
     assert record["status"] == "running" and record["handle"]["namespace"] == NS, record
     assert "kubeconfig" not in record["handle"]  # the server's own files are not the client's business
     (post,) = list(kmock["post"])
@@ -66,12 +64,14 @@ async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert await asyncio.to_thread(pod_main, [*args, "--workdir", str(tmp_path / "pod")]) == 0
     await asyncio.to_thread(set_job_status, str(kmock.url), NS, job["metadata"]["name"], JOB_COMPLETE)
-    deadline = time.monotonic() + 30  # reads refresh it at most every few seconds
-    while time.monotonic() < deadline:
-        final = (await api(again, "GET", f"runs/{run_id}")).json()
-        if final["status"] != "running":
-            break
-        await asyncio.sleep(0.5)
+    final = await asyncio.to_thread(
+        again.wait_for_run,
+        run_id,
+        lambda r: r["status"] != "running",
+        timeout=30,
+        interval=0.5,
+        what="its end",
+    )  # reads refresh it at most every few seconds
     assert final["status"] == "succeeded", final
     assert [(s["name"], s["status"]) for s in final["steps"]] == [
         ("make", "succeeded"),
@@ -90,11 +90,7 @@ async def test_a_server_that_did_not_start_a_job_run_cancels_it_through_the_api(
                                                                        "track": False})  # fmt: skip
     assert accepted.status_code == 202, accepted.text
     run_id = accepted.json()["id"]
-    for _ in range(600):
-        if list(kmock["post"]):
-            break
-        await asyncio.sleep(0.1)
-    (post,) = list(kmock["post"])
+    (post,) = await eventually(lambda: list(kmock["post"]), what="the Job")
     await asyncio.to_thread(first.stop)
     second = await asyncio.to_thread(launch, env=env, root=first.root)
     answer = await asyncio.to_thread(second.api, "POST", f"runs/{run_id}/cancel")
@@ -120,18 +116,15 @@ async def test_the_server_follows_its_cluster_runs_when_nobody_reads_them(
     assert accepted.status_code == 202, accepted.text
     run_id = accepted.json()["id"]
     store = RecordStore(server.root / ".cellpipe")
-    for _ in range(600):
-        if list(kmock["post"]) and store.get_run(run_id).on_cluster:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: list(kmock["post"]) and store.get_run(run_id).on_cluster, what="the Job's handle"
+    )
     (post,) = list(kmock["post"])
     await asyncio.to_thread(server.stop)
     server = await asyncio.to_thread(launch, env=env, root=server.root)  # adopts the run; nobody reads it
     failed = job_failed("OOMKilled")
     await asyncio.to_thread(set_job_status, str(kmock.url), NS, post.data["metadata"]["name"], failed)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not store.get_run(run_id).is_final:
-        await asyncio.sleep(0.3)
+    await eventually(lambda: store.get_run(run_id).is_final, interval=0.3, what="the server to end the run")
     record = store.get_run(run_id)
     store.close()
     assert record.status == "failed" and "OOMKilled" in (record.error or {}).get("message", ""), record

@@ -11,6 +11,8 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests.support.waiting import wait_until
+
 pytestmark = pytest.mark.slow
 
 LIMIT = 2
@@ -83,10 +85,7 @@ def test_stopping_the_server_ends_runs_and_kernels(launch):
     body = {"path": "long.ipynb", "track": False, "use_cache": False}
     ids = [server.api("POST", "runs", json=body).json()["id"] for _ in range(LIMIT + 2)]
     process = psutil.Process(server.process.pid)
-    deadline = time.time() + 90
-    while kernels_of(process) < LIMIT:
-        assert time.time() < deadline, "the kernels did not start"
-        time.sleep(0.3)
+    wait_until(lambda: kernels_of(process) >= LIMIT, timeout=90, interval=0.3, what="the kernels to start")
     kernels = [c for c in process.children(recursive=True) if "ipykernel_launcher" in " ".join(c.cmdline())]
     started = time.perf_counter()
     server.stop()
@@ -108,10 +107,7 @@ def test_a_server_killed_mid_run_shows_its_runs_crashed_after_a_restart(launch):
     body = {"path": "long.ipynb", "track": False, "use_cache": False}
     running, queued = (first.api("POST", "runs", json=body).json()["id"] for _ in range(2))
     process = psutil.Process(first.process.pid)
-    deadline = time.time() + 90
-    while kernels_of(process) < 1:
-        assert time.time() < deadline, "the kernel did not start"
-        time.sleep(0.3)
+    wait_until(lambda: kernels_of(process) >= 1, timeout=90, interval=0.3, what="the kernel to start")
     orphans = [c for c in process.children(recursive=True) if "ipykernel_launcher" in " ".join(c.cmdline())]
     first.process.kill()  # no shutdown at all: a crash, an OOM kill, a culled pod
     first.process.wait()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -14,13 +15,9 @@ ACTIVE = ("queued", "running")
 
 
 def wait_final(server, run_id: str, timeout: float = 180) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        record = server.api("GET", f"runs/{run_id}").json()
-        if record["status"] not in ACTIVE:
-            return record
-        time.sleep(0.3)
-    raise AssertionError(f"run {run_id} did not finish")
+    return server.wait_for_run(
+        run_id, lambda r: r["status"] not in ACTIVE, timeout=timeout, what=f"run {run_id} to end"
+    )
 
 
 def step(record: dict, name: str) -> dict:
@@ -136,10 +133,9 @@ def test_cancel_a_running_pipeline_and_delete_only_when_final(server):
     )
     (server.root / "slow.ipynb").write_text(slow)
     run_id = server.api("POST", "runs", json={"path": "slow.ipynb", "track": False}).json()["id"]
-    deadline = time.time() + 90
-    while step(server.api("GET", f"runs/{run_id}").json(), "make_data")["status"] != "running":
-        assert time.time() < deadline
-        time.sleep(0.3)
+    server.wait_for_run(
+        run_id, lambda r: step(r, "make_data")["status"] == "running", timeout=90, what="make_data"
+    )
     refused = server.api("DELETE", f"runs/{run_id}")
     assert refused.status_code == 409 and "cancel it first" in refused.json()["error"]["hint"]
     cancelled = server.api("POST", f"runs/{run_id}/cancel")
@@ -155,9 +151,9 @@ def test_the_server_prestarts_the_tracking_worker_and_final_records_name_the_mlf
 
     data_dir = server.root / ".cellpipe"
     log = data_dir / WORKER_LOG
-    deadline = time.time() + 120
-    while not (log.exists() and " ready in " in log.read_text()) and time.time() < deadline:
-        time.sleep(0.2)  # started with the server, before any run; warm once MLflow is imported
+    # started with the server, before any run; warm once MLflow is imported
+    wait_until(lambda: log.exists() and " ready in " in log.read_text(), timeout=120, interval=0.2,
+               what="the tracking worker")  # fmt: skip
     pid = worker_pid(data_dir)
     assert pid is not None and f"tracking worker {pid} ready" in log.read_text()
     response = server.api("POST", "runs", json={"path": "branches.ipynb", "parameters": {"n": 5}})
@@ -165,8 +161,7 @@ def test_the_server_prestarts_the_tracking_worker_and_final_records_name_the_mlf
     record = wait_final(server, response.json()["id"])
     assert record["status"] == "succeeded" and record["tracking"]["mlflow_run_id"], record["tracking"]
     assert record["tracking"]["status"] in ("pending", "ok") and worker_pid(data_dir) == pid
-    deadline = time.time() + 120
-    while record["tracking"]["status"] == "pending" and time.time() < deadline:
-        time.sleep(0.3)
-        record = server.api("GET", f"runs/{record['id']}").json()
+    record = server.wait_for_run(
+        record["id"], lambda r: r["tracking"]["status"] != "pending", timeout=120, what="its tracking"
+    )
     assert record["tracking"]["status"] == "ok", record["tracking"]

@@ -18,6 +18,7 @@ import pytest
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.store import RecordStore
 from jupyter_ext.services.schedules import Scheduler, ScheduleRequest, ScheduleService
+from tests.support.waiting import eventually
 
 START = datetime(2026, 3, 2, 8, 0, 30, tzinfo=UTC).timestamp()  # a Monday, 08:00:30 UTC
 
@@ -65,13 +66,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def service(tmp_path: Path, clock: ManualClock) -> ScheduleService:
     return ScheduleService(tmp_path / "data", clock=clock)
-
-
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 # -- create / replace / pause ---------------------------------------------------------------------------
@@ -133,7 +127,7 @@ async def test_a_schedule_fires_when_the_clock_reaches_its_time(
         await asyncio.sleep(0.1)
         assert submit.requests == []  # 08:00:30: the next time is 08:05
         clock.advance(4 * 60 + 30)  # 08:05:00
-        await wait_for(lambda: len(submit.requests) == 1)
+        await eventually(lambda: len(submit.requests) == 1, timeout=10, interval=0.01, what="the first fire")
         request = submit.requests[0]
         assert (request.schedule_id, request.source, request.target) == (schedule.id, "schedule", "local")
         assert request.notebook == notebook and request.parameters == {"alpha": 2.0}
@@ -142,7 +136,7 @@ async def test_a_schedule_fires_when_the_clock_reaches_its_time(
         await asyncio.sleep(0.1)
         assert len(submit.requests) == 1
         clock.advance(4 * 60)  # 08:10
-        await wait_for(lambda: len(submit.requests) == 2)
+        await eventually(lambda: len(submit.requests) == 2, timeout=10, interval=0.01, what="the second fire")
     finally:
         await scheduler.stop()
     assert not scheduler.running
@@ -184,7 +178,7 @@ async def test_a_change_made_in_another_thread_wakes_the_scheduler(
         # as the server does: the service call (and so the wake-up) runs in a worker thread
         await asyncio.to_thread(service.create, ScheduleRequest(notebook, "* * * * *"))
         clock.advance(60)
-        await wait_for(lambda: len(submit.requests) == 1)
+        await eventually(lambda: len(submit.requests) == 1, timeout=10, interval=0.01, what="the first fire")
     finally:
         await scheduler.stop()
 
@@ -216,7 +210,7 @@ async def test_two_schedulers_on_one_store_fire_each_time_once(
         for _ in range(10):
             clock.advance(60)
             await asyncio.sleep(0.15)
-        await wait_for(lambda: len(submit.requests) >= 15)
+        await eventually(lambda: len(submit.requests) >= 15, timeout=10, interval=0.01, what="15 fires")
         await asyncio.sleep(0.2)
     finally:
         for scheduler in schedulers:

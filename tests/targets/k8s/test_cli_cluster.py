@@ -23,6 +23,7 @@ from jupyter_ext.errors import TargetError
 from jupyter_ext.services.cluster import require_pod_store
 from jupyter_ext.snapshot import SnapshotStore
 from tests.support.kube_cluster import job_failed, set_job_status, write_kubeconfig
+from tests.support.waiting import eventually
 
 NS = "team-a"
 STORE = "fakes3://ml-bucket/cellpipe"  # = FAKE_STORE in tests/targets/conftest.py
@@ -231,10 +232,10 @@ async def test_wait_follows_the_job(
     argv = ["submit", notebook, "--store", STORE, "--image", IMAGE, "--kubeconfig", kubeconfig,
             "--name", "train-w", "--wait", "--poll", "0.05", "--no-track"]  # fmt: skip
     waiting = asyncio.ensure_future(cli(call, *argv))
-    for _ in range(500):  # the CLI snapshots first, then creates the Job
-        if exists(kmock, "batch/v1/jobs", "train-w"):
-            break
-        await asyncio.sleep(0.02)
+    # the CLI snapshots first, then creates the Job
+    await eventually(
+        lambda: exists(kmock, "batch/v1/jobs", "train-w"), timeout=10, interval=0.02, what="the Job"
+    )
     # kmock runs no Job controller: play its part
     failed = job_failed("Job has reached the specified backoff limit", reason="BackoffLimitExceeded")
     await call(set_job_status, str(kmock.url), NS, "train-w", failed)

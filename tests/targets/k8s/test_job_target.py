@@ -7,7 +7,6 @@ controller by patching the Job's status. Cancelling deletes the Job.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.targets.k8s.options import JobOptions
 from jupyter_ext.targets.k8s.target import JobTarget
 from tests.support.kube_cluster import JOB_COMPLETE, set_job_status
+from tests.support.waiting import eventually
 
 NS = "team-a"
 STORE = "fakes3://ml-bucket/cellpipe"
@@ -32,12 +32,8 @@ def isolated(fake_remote_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def created_job(kmock: Any) -> dict[str, Any]:
-    for _ in range(1000):
-        posts = list(kmock["post"])
-        if posts:
-            return posts[0].data
-        await asyncio.sleep(0.02)
-    raise AssertionError("no Job was created")
+    posts = await eventually(lambda: list(kmock["post"]), timeout=20, interval=0.02, what="a Job")
+    return posts[0].data
 
 
 async def test_a_job_run_is_recorded_from_request_to_final_state(
@@ -58,10 +54,7 @@ async def test_a_job_run_is_recorded_from_request_to_final_state(
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert await call(pod_main, [*args, "--workdir", str(tmp_path / "pod")]) == 0  # the pod, for real
     await call(set_job_status, str(kmock.url), NS, name, JOB_COMPLETE)
-    for _ in range(600):
-        if service.get(record.id).is_final:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: service.get(record.id).is_final, timeout=30, interval=0.05, what="the run's end")
     done = service.get(record.id)
     assert done.status is RunStatus.SUCCEEDED, done.to_dict()
     assert [(s.name, s.status) for s in done.steps] == [

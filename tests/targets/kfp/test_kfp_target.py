@@ -15,6 +15,7 @@ from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.snapshot import SnapshotStore
 from jupyter_ext.targets.kfp.options import KfpOptions
 from jupyter_ext.targets.kfp.target import KfpTarget
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from conftest import FakeKFP  # tests/targets/kfp/conftest.py
@@ -85,10 +86,9 @@ def test_cancel_terminates_the_kfp_run(
         service = RunService(data_dir)
         record = await service.submit(RunRequest(notebook=write_notebook(CELLS), target="kfp",
                                                  target_options=options, track=False))  # fmt: skip
-        for _ in range(600):
-            if service.get(record.id).extra.get("kfp"):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: service.get(record.id).extra.get("kfp"), timeout=30, interval=0.05, what="the KFP run"
+        )
         cancelled = await service.cancel(record.id)
         assert cancelled.status is RunStatus.CANCELLED
         assert any(path.endswith("r-4:terminate") for _, path in kfp_server.paths())
