@@ -5,6 +5,7 @@ installs it). Screenshots go to tests/ui/artifacts/ (or $CELLPIPE_UI_ARTIFACTS) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -199,6 +200,13 @@ class UI:
         """Save a screenshot under the artifacts directory (for people to look at)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
+        # a notification sliding in or out would be caught cut off at the window's edge: wait for it to
+        # stand still (the toasts' own animations only; their autoClose progress bars run on)
+        self.page.wait_for_function(
+            "() => [...document.querySelectorAll('.Toastify__toast')]"
+            ".every(toast => toast.getAnimations().every(a => a.playState !== 'running'))",
+            timeout=10_000,
+        )
         self.page.screenshot(path=str(path))
         return path
 
@@ -248,6 +256,12 @@ class UI:
             " ?? null",
             index,
         )
+
+    def toast(self, text: str) -> None:
+        """Wait (briefly) for a notification toast containing `text`; on a busy machine JupyterLab may
+        not pop it up at all, which is no failure here (see `notification`)."""
+        with contextlib.suppress(Exception):  # playwright's TimeoutError
+            self.page.locator(".Toastify__toast", has_text=text).first.wait_for(timeout=5_000)
 
     def notification(self, text: str):
         """The notification containing `text`: its toast, or (when JupyterLab did not pop the toast up,

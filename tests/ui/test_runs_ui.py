@@ -111,10 +111,12 @@ def test_cancel_a_long_run(page, lab, ui):
         f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000
     )
     ui.shot("10-long-run-running")
-    page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
+    with page.expect_response(lambda r: f"/runs/{run_id}/cancel" in r.url, timeout=120_000):
+        page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
     wait_for_run_status(page, run_id, "cancelled", timeout=120_000)
     record = lab.api("GET", f"runs/{run_id}").json()
     assert record["status"] == "cancelled", json.dumps(record)[:500]
+    ui.toast("cancel")  # the answer's notification, in the shot whole (shot waits for its slide-in)
     ui.shot("11-long-run-cancelled")
 
 
@@ -154,3 +156,32 @@ def test_a_terminal_run_cancelled_from_the_browser_shows_cancelling_until_it_sto
     assert entry.locator(".cp-Run-cancelling").count() == 0
     output = run.communicate(timeout=60)[0]
     assert run.returncode == 130 and "cancelled by" in output, output
+
+
+def test_the_logs_dialog_shows_the_run_log_and_gives_the_focus_back(page, lab, ui):
+    """What the kernels wrote outside the notebook (here straight to file descriptor 2), in a dialog
+    opened from the run with the keyboard; Escape closes it and the focus is back on the Logs button."""
+    ui.write_notebook(
+        "logs.ipynb",
+        [(["step:say"], "import os\nos.write(2, b'written to fd 2 by the kernel\\n')\nsaid = True")],
+    )
+    ui.open_notebook("logs.ipynb")
+    run_id = start_from_toolbar(page)
+    ui.command("cellpipe:open-runs", {"run": run_id})
+    wait_for_run_status(page, run_id, "succeeded")
+    logs = page.locator(f'.cp-Run[data-run="{run_id}"] .cp-Run-actions button', has_text="Logs")
+    logs.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator(".jp-Dialog", has=page.locator(".cp-Logs"))
+    dialog.wait_for()
+    assert f"Logs of run {run_id[:8]}" in dialog.locator(".jp-Dialog-header").inner_text()
+    text = dialog.locator(".cp-Logs").inner_text()
+    assert "written to fd 2 by the kernel" in text, text
+    ui.shot("11c-run-logs-dialog")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    page.wait_for_function(
+        "() => document.activeElement?.matches('.cp-Run-actions button') &&"
+        " document.activeElement.textContent === 'Logs'",
+        timeout=5_000,
+    )
