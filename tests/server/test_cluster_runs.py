@@ -27,6 +27,27 @@ def cluster_env(kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str])
             "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url), NS))}  # fmt: skip
 
 
+async def job_run_started(server: Any, kmock: Any) -> tuple[str, dict[str, Any]]:
+    """A one-step Job run POSTed to ``server``: its id and its Job, once its record holds the Job's handle
+    (what another server needs to adopt or cancel it)."""
+    from jupyter_ext.records.store import RecordStore
+
+    make_notebook(server.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
+    body = {"path": "train.ipynb", "target": "job", "track": False}
+    accepted = await asyncio.to_thread(server.api, "POST", "runs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["id"]
+    store = RecordStore(server.root / ".cellpipe")
+    try:
+        await eventually(
+            lambda: list(kmock["post"]) and store.get_run(run_id).on_cluster, what="the Job's handle"
+        )
+    finally:
+        store.close()
+    (post,) = list(kmock["post"])
+    return run_id, post.data
+
+
 async def test_a_restarted_server_adopts_a_job_run_and_finalizes_it(
     launch: Any, kmock: Any, tmp_path: Path, shared_remote_store: dict[str, str]
 ) -> None:
@@ -85,18 +106,13 @@ async def test_a_server_that_did_not_start_a_job_run_cancels_it_through_the_api(
 ) -> None:
     env = cluster_env(kmock, tmp_path, shared_remote_store)
     first = await asyncio.to_thread(launch, env=env)
-    make_notebook(first.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
-    accepted = await asyncio.to_thread(first.api, "POST", "runs", json={"path": "train.ipynb", "target": "job",
-                                                                       "track": False})  # fmt: skip
-    assert accepted.status_code == 202, accepted.text
-    run_id = accepted.json()["id"]
-    (post,) = await eventually(lambda: list(kmock["post"]), what="the Job")
+    run_id, job = await job_run_started(first, kmock)
     await asyncio.to_thread(first.stop)
     second = await asyncio.to_thread(launch, env=env, root=first.root)
     answer = await asyncio.to_thread(second.api, "POST", f"runs/{run_id}/cancel")
     assert answer.status_code == 202 and answer.json()["status"] == "cancelled", answer.text
     (deleted,) = list(kmock["delete"])
-    assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{post.data['metadata']['name']}")
+    assert deleted.url.path.endswith(f"/namespaces/{NS}/jobs/{job['metadata']['name']}")
 
 
 async def test_the_server_follows_its_cluster_runs_when_nobody_reads_them(
@@ -110,20 +126,12 @@ async def test_the_server_follows_its_cluster_runs_when_nobody_reads_them(
 
     env = {**cluster_env(kmock, tmp_path, shared_remote_store), "CELLPIPE_CLUSTER_FOLLOW_S": "1"}
     server = await asyncio.to_thread(launch, env=env)
-    make_notebook(server.root / "train.ipynb", [(["step:make"], "xs = [1, 2]")])
-    accepted = await asyncio.to_thread(server.api, "POST", "runs", json={"path": "train.ipynb", "target": "job",
-                                                                        "track": False})  # fmt: skip
-    assert accepted.status_code == 202, accepted.text
-    run_id = accepted.json()["id"]
-    store = RecordStore(server.root / ".cellpipe")
-    await eventually(
-        lambda: list(kmock["post"]) and store.get_run(run_id).on_cluster, what="the Job's handle"
-    )
-    (post,) = list(kmock["post"])
+    run_id, job = await job_run_started(server, kmock)
     await asyncio.to_thread(server.stop)
     server = await asyncio.to_thread(launch, env=env, root=server.root)  # adopts the run; nobody reads it
     failed = job_failed("OOMKilled")
-    await asyncio.to_thread(set_job_status, str(kmock.url), NS, post.data["metadata"]["name"], failed)
+    await asyncio.to_thread(set_job_status, str(kmock.url), NS, job["metadata"]["name"], failed)
+    store = RecordStore(server.root / ".cellpipe")
     await eventually(lambda: store.get_run(run_id).is_final, interval=0.3, what="the server to end the run")
     record = store.get_run(run_id)
     store.close()
