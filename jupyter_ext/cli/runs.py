@@ -44,8 +44,10 @@ def default_data_dir() -> Path:
 
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="cellpipe data directory (default: $CELLPIPE_HOME, else .cellpipe at the project root)")  # fmt: skip
+    """``--data-dir``: where runs and schedules are kept, for every command that reads or writes them."""
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="where runs and schedules are kept (default: $CELLPIPE_HOME, else .cellpipe at the "
+                             "project root)")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

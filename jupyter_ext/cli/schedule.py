@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, add_pod_options, print_notes
+from jupyter_ext.cli.runs import add_data_dir_option
 from jupyter_ext.errors import CellpipeError
 
 HELP = """\
@@ -42,12 +43,6 @@ CATCH_UP_HELP = (
     "fire times missed while no scheduler ran (local target): skip them (default) or run once to catch up; "
     "either way `cellpipe schedules show` lists them"
 )
-
-
-def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="where schedules and runs are kept (default: $CELLPIPE_HOME, else .cellpipe at "
-                             "the project root)")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

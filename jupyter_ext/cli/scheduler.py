@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from jupyter_ext.cli.schedule import add_data_dir_option
+from jupyter_ext.cli.runs import add_data_dir_option
 
 HELP = """\
 Fire the local schedules (`cellpipe schedule NOTEBOOK --cron EXPR`) of this project's data directory on a

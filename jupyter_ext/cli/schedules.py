@@ -7,7 +7,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from jupyter_ext.cli.schedule import add_data_dir_option, print_schedule, service_for
+from jupyter_ext.cli.runs import add_data_dir_option
+from jupyter_ext.cli.schedule import print_schedule, service_for
 
 HELP = """\
 The schedules made with `cellpipe schedule` (or in JupyterLab) for this project's data directory: local
