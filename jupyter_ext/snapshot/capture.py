@@ -124,9 +124,11 @@ def take_snapshot(
         with store.writing():  # on leaving, every new object is on stable storage (with fsync on)
             stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
             notebook_put = store.put_bytes(content)
+            # Listed while the last objects are still being synced: the disk works meanwhile, not the CPU.
+            packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
+            environment = capture_environment(notebook, root, packages=packages)
         # this run's repairs of the store: reported to the caller, but not content, so not in the manifest
         replaced = _replaced_notes(store, stored, notebook_put, path.name)
-        packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
         if packages_cache is not None:
             with contextlib.suppress(SnapshotError):
                 store.save_meta(PACKAGES_CACHE_KEY, packages_cache)
@@ -143,7 +145,7 @@ def take_snapshot(
                 "unsaved_edits": notebook_bytes is not None,
             },
             "files": files,
-            "environment": capture_environment(notebook, root, packages=packages),
+            "environment": environment,
             "report": {
                 "skipped": [item.to_dict() for item in collection.skipped],
                 "notes": notes,

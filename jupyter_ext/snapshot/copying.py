@@ -16,6 +16,7 @@ ending with plain ``pwrite`` of the hashed buffer.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -156,9 +157,13 @@ def copy_file_hashing(
     """
     started_ns = time.time_ns()
     before = os.fstat(source)
+    if before.st_size <= ONE_PASS_MAX or _recently_changed(before, started_ns):
+        return _one_pass(source, target, on_bytes)  # a small file: one read, no more system calls
     copier = KernelCopier((before.st_dev, os.fstat(target).st_dev), methods)
-    if before.st_size <= ONE_PASS_MAX or _recently_changed(before, started_ns) or copier.method == "pwrite":
+    if copier.method == "pwrite":
         return _one_pass(source, target, on_bytes)
+    with contextlib.suppress(AttributeError, OSError):  # read ahead further (when not in the page cache)
+        os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     digest, size = _hash_then_copy(source, target, copier, on_bytes, start_writeback)
     if size is not None and _same(before, os.fstat(source)):
         return digest, size

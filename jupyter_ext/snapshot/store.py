@@ -202,9 +202,9 @@ class SnapshotStore:
         errors writing to the store become SnapshotError.
         """
         with open(path, "rb", buffering=0) as source:
-            with contextlib.suppress(AttributeError, OSError):
-                os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             if not self.backend.local:
+                with contextlib.suppress(AttributeError, OSError):
+                    os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
                 # Remote: hash first and upload only what the store lacks; re-reading a local file is
                 # far cheaper than sending bytes the store already has.
                 digest, size = copy_hashing(source)
