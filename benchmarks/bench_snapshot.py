@@ -515,12 +515,10 @@ def main() -> None:
         + f"; restore (cached) / its floor (sha256 + cp objects CPU over {cores} cores, "
         f"{restore_floor:.3f} s): {hot.restore.wall / restore_floor:.2f}x"
     )
-    # Creating the files cost both the same, but it varies with recent deletions nearby (see create_empty):
-    # the CPU ratio without it says what the rest of a restore costs against the rest of a copy.
+    # Creating the files costs both the same, but varies with recent deletions nearby (see create_empty).
     print(
-        f"creating {len(objects)} files cost {create_t.cpu:.2f} s CPU ({create_t.cpu / len(objects) * 1e6:.0f} us "
-        f"each) just after; CPU of restore / cp objects (cached) without it: "
-        f"{max(hot.restore.cpu - create_t.cpu, 0) / max(hot.cp.cpu - create_t.cpu, 1e-3):.2f}x (an estimate)"
+        f"creating {len(objects)} empty files just after: {create_t.cpu:.2f} s CPU "
+        f"({create_t.cpu / len(objects) * 1e6:.0f} us each)"
     )
 
 
