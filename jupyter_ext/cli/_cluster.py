@@ -160,10 +160,3 @@ def refuse_job_only_options(args: argparse.Namespace) -> None:
                 field=option,
                 hint="Drop it for kfp: KFP has no such run setting",
             )
-
-
-def print_notes(notes: list[str]) -> None:
-    for note in notes:
-        print(
-            note if note.startswith("warning: ") else f"note: {note}"
-        )  # analysis warnings say what they are

@@ -32,9 +32,3 @@ def print_skipped(skipped: list[dict[str, Any]], file: Any = None) -> None:
     for item in skipped:
         where = f"cell {item['cell']}: " if item.get("cell") else ""
         print(f"  {where}{item['path']}: {item['reason']}", file=file)
-
-
-def print_notes(notes: list[str], file: Any = None) -> None:
-    file = file or sys.stdout
-    for note in notes:
-        print(f"note: {note}", file=file)

@@ -38,8 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.cli._cluster import print_notes
-    from jupyter_ext.cli._warnings import print_warnings
+    from jupyter_ext.cli._warnings import print_notes, print_warnings
     from jupyter_ext.notebook.params import resolve
     from jupyter_ext.pipeline.build import build_pipeline
     from jupyter_ext.snapshot.config import IMAGE_ENV

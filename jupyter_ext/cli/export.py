@@ -9,9 +9,9 @@ from jupyter_ext.cli._cluster import (
     add_cluster_options,
     add_notebook_options,
     add_pod_options,
-    print_notes,
     request_from_args,
 )
+from jupyter_ext.cli._warnings import print_notes
 from jupyter_ext.errors import TargetError
 
 HELP = """\

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, print_notes
+from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options
+from jupyter_ext.cli._warnings import print_notes
 
 HELP = """\
 Look at or stop a run that `cellpipe submit --target kfp` started, through the KFP API. RUN_ID is KFP's

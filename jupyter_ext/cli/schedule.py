@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, add_pod_options, print_notes
+from jupyter_ext.cli._cluster import add_cluster_options, add_kfp_options, add_pod_options
+from jupyter_ext.cli._warnings import print_notes
 from jupyter_ext.cli.runs import add_data_dir_option
 from jupyter_ext.errors import CellpipeError
 
@@ -90,7 +91,7 @@ _CLUSTER_OPTIONS = {
 }  # fmt: skip
 
 
-def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+def given_cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The cluster settings given on the command line (defaults left out), secrets as [secret, key, env].
 
     The schedule's name is its own setting (``--name``), not one of these."""
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     check_target_timezone(target, timezone, "--timezone")
     catch_up = check_choice(args.catch_up, CATCH_UP_POLICIES, "--catch-up")
     name = check_name(args.name, "--name") if args.name is not None else None
-    options = cluster_options(args)
+    options = given_cluster_settings(args)
     if target == "local" and options:
         option = _CLUSTER_OPTIONS[next(iter(options))]
         raise CellpipeError(

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from jupyter_ext.cli._snapshot_text import add_store_option, human_bytes, print_notes, print_skipped
+from jupyter_ext.cli._snapshot_text import add_store_option, human_bytes, print_skipped
+from jupyter_ext.cli._warnings import print_notes
 
 DESCRIPTION = """\
 Take a snapshot of a notebook: its exact bytes, the data files it uses and its environment

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from jupyter_ext.cli._snapshot_text import add_store_option, human_bytes, print_notes, print_skipped
+from jupyter_ext.cli._snapshot_text import add_store_option, human_bytes, print_skipped
+from jupyter_ext.cli._warnings import print_notes
 
 DESCRIPTION = """\
 Inspect the snapshots in a store. Ids may be shortened to any unique prefix (12 characters are shown).

@@ -11,8 +11,8 @@ from jupyter_ext.cli._cluster import (
     add_kfp_options,
     add_notebook_options,
     add_pod_options,
-    print_notes,
 )
+from jupyter_ext.cli._warnings import print_notes
 
 HELP = """\
 Run a notebook once on a cluster and return: the run is recorded like a local one (`cellpipe runs`,
