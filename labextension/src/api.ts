@@ -41,10 +41,13 @@ export class ApiError extends Error {
       this.body.step ? `step '${this.body.step}'` : '',
       this.body.field ?? ''
     ].filter(Boolean);
+    const message = this.body.message;
+    // a message that ends its sentence itself (jupyter_server's do) gets no second full stop
+    const stop = /[.!?…]$/.test(message) ? ' ' : '. ';
     const hint = this.body.hint
-      ? `. ${this.body.hint[0].toUpperCase()}${this.body.hint.slice(1)}`
+      ? `${stop}${this.body.hint[0].toUpperCase()}${this.body.hint.slice(1)}`
       : '';
-    return `${where.length ? where.join(': ') + ': ' : ''}${this.body.message}${hint}`;
+    return `${where.length ? where.join(': ') + ': ' : ''}${message}${hint}`;
   }
 }
 

@@ -173,7 +173,9 @@ export class RunsView extends ReactWidget {
           <span className="cp-Run-notebook">{run.notebook.split('/').pop()}</span>
           <span className="cp-Muted">{run.target}</span>
           <span className="cp-Muted">{formatTime(run.created)}</span>
-          <span className="cp-Run-duration">{formatDuration(run.duration_s)}</span>
+          <span className="cp-Run-duration">
+            {formatDuration(elapsed(run.duration_s, run.started, active))}
+          </span>
           <StepDots steps={run.steps} />
         </button>
         {open && (
@@ -260,7 +262,9 @@ export class RunsView extends ReactWidget {
         <td>
           <StatusBadge status={step.cached ? 'cached' : step.status} />
         </td>
-        <td>{formatDuration(step.duration_s)}</td>
+        <td className="cp-Step-duration">
+          {formatDuration(elapsed(step.duration_s, step.started, step.status === 'running'))}
+        </td>
         <td className="cp-Step-error">
           {cell !== null && (
             <button className="cp-Link" onClick={() => this.host.goToCell(run.notebook, cell)}>
@@ -379,6 +383,25 @@ function StepDots(props: { steps: IStepRecord[] }): JSX.Element {
 
 function isUrl(value: string | null | undefined): boolean {
   return !!value && /^https?:\/\//.test(value);
+}
+
+/**
+ * Seconds a run or step took: the recorded duration; while it runs, the time since it started (the
+ * view polls every 1.5 s then, so the figure moves: progress on long work).
+ */
+export function elapsed(
+  duration: number | null | undefined,
+  started: string | number | null | undefined,
+  running: boolean
+): number | null {
+  if (duration !== null && duration !== undefined) {
+    return duration;
+  }
+  if (!running || started === null || started === undefined) {
+    return null;
+  }
+  const start = typeof started === 'number' ? started * 1000 : Date.parse(started);
+  return isNaN(start) ? null : Math.max(0, (Date.now() - start) / 1000);
 }
 
 export function formatDuration(seconds: number | null | undefined): string {

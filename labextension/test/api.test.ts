@@ -67,6 +67,12 @@ describe('CellpipeClient', () => {
     expect(new ApiError(403, wrapped).text).toMatch(
       /^'_xsrf' argument missing\. This user is not allowed/
     );
+    // jupyter_server's own messages end with a full stop: no second one before the hint
+    const denied = new ApiError(
+      403,
+      errorBody(403, { message: 'User is not authorized to execute on resource: kernels.' }, '')
+    );
+    expect(denied.text).toMatch(/^User is not authorized to execute on resource: kernels\. This/);
   });
 
   it('reports an unreachable server', async () => {

@@ -47,7 +47,7 @@ def test_context_menu_starts_a_step_and_sets_a_role(page, lab, ui):
     ours = items.index("Set Cell Role…")
     # cellpipe's entries are a group of their own: a separator before, "Start a New Step Here" next
     assert items[ours - 1] == "-" and items[ours + 1] == "Start a New Step Here", items
-    ui.shot("12-cell-context-menu")
+    ui.shot("16-cell-context-menu")
     page.locator(".lm-Menu .lm-Menu-item", has_text="Start a New Step Here").click()
     page.locator(ROLE_DIALOG).wait_for()
     assert "Cell 3" in page.locator(".jp-Dialog-header").inner_text()  # the cell right-clicked
@@ -95,7 +95,7 @@ def test_context_menu_with_the_keyboard_only(page, lab, ui):
     page.keyboard.press("Tab")  # the radios are one tab stop: next is the step name
     focus_is_on(page, STEP_NAME)
     page.keyboard.type("double")
-    ui.shot("13-role-editor-from-the-keyboard")
+    ui.shot("17-role-editor-from-the-keyboard")
     page.keyboard.press("Enter")
     wait_for_chip(page, 2, "double")
     assert ui.cell_tags(2) == ["step:double"]
@@ -177,7 +177,7 @@ def test_live_graph_off_sends_nothing_and_says_so(page, lab, ui):
         time.sleep(2)  # past the 600 ms typing debounce: an analysis would have gone out by now
         assert len(analyses) == sent
         assert page.locator(".cp-Dag").get_attribute("data-steps") == "load,double"
-        ui.shot("14-live-graph-off")
+        ui.shot("18-live-graph-off")
         # "Analyse now" draws it once
         notice.locator("button", has_text="Analyse now").click()
         page.wait_for_selector('.cp-Dag[data-steps="load,triple"]:not(.cp-mod-stale)')

@@ -110,6 +110,14 @@ def test_cancel_a_long_run(page, lab, ui):
     page.wait_for_selector(
         f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"].cp-status-running', timeout=120_000
     )
+    # a long step shows how long it has been running, and the figure moves
+    duration = page.locator(f'.cp-Run[data-run="{run_id}"] .cp-Step[data-step="wait"] .cp-Step-duration')
+    page.wait_for_function(
+        "node => /^[0-9.]+ s$/.test(node.textContent) && parseFloat(node.textContent) >= 2",
+        arg=duration.element_handle(),
+        timeout=30_000,
+    )
+    assert page.locator(f'.cp-Run[data-run="{run_id}"] .cp-Run-duration').inner_text().endswith(" s")
     ui.shot("10-long-run-running")
     with page.expect_response(lambda r: f"/runs/{run_id}/cancel" in r.url, timeout=120_000):
         page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
