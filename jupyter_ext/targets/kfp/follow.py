@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FINAL_STATES",
     "Kubernetes",
-    "RunStatus",
+    "KfpRunStatus",
     "StepLog",
     "TaskStatus",
     "cancel_run",
@@ -78,7 +78,10 @@ class Kubernetes:
 
 
 @dataclass(frozen=True)
-class RunStatus:
+class KfpRunStatus:
+    """A KFP run as KFP reports it (its state words, tasks, errors); not cellpipe's status of a run
+    (:class:`jupyter_ext.records.models.RunStatus`), which ``KfpTarget.poll`` derives from it."""
+
     run_id: str
     state: str  # PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED, CANCELING, CANCELED, PAUSED, ...
     tasks: tuple[TaskStatus, ...] = ()  # the steps that started, in pipeline order
@@ -184,7 +187,7 @@ def _workflow_name(entries: list[dict[str, Any]], keys: list[str]) -> str:
     return others[0] if len(others) == 1 else ""
 
 
-def _read_status(client: Client, run_id: str) -> RunStatus:
+def _read_status(client: Client, run_id: str) -> KfpRunStatus:
     run = _get_json(f"reading run {run_id}", client.runs.run_service_get_run, run_id)
     spec, note = _pipeline_spec(client, run)
     names = step_names(spec)
@@ -192,7 +195,7 @@ def _read_status(client: Client, run_id: str) -> RunStatus:
     tasks = fold_task_details(entries, names or None)
     history = [str(h.get("state") or "") for h in run.get("state_history") or []]
     state = str(run.get("state") or "RUNTIME_STATE_UNSPECIFIED")
-    return RunStatus(
+    return KfpRunStatus(
         run_id=str(run.get("run_id") or run_id),
         state=state,
         tasks=tuple(tasks),
@@ -208,7 +211,7 @@ def _read_status(client: Client, run_id: str) -> RunStatus:
     )
 
 
-def _with_pods(status: RunStatus, kubernetes: Kubernetes) -> RunStatus:
+def _with_pods(status: KfpRunStatus, kubernetes: Kubernetes) -> KfpRunStatus:
     """``status`` with each step's pod, and the failed steps' errors from their termination messages."""
     try:
         pods = step_pods(kubernetes.api_client, kubernetes.namespace, status.run_id)
@@ -246,7 +249,7 @@ def _one_line(error: StepError) -> str:
     return " ".join(text.split())
 
 
-def _explain_missing_errors(status: RunStatus, kubernetes: Kubernetes | None) -> RunStatus:
+def _explain_missing_errors(status: KfpRunStatus, kubernetes: Kubernetes | None) -> KfpRunStatus:
     unexplained = [t.name for t in status.tasks if t.state == "FAILED" and t.detail is None]
     if not unexplained or kubernetes is not None:
         return status
@@ -255,7 +258,7 @@ def _explain_missing_errors(status: RunStatus, kubernetes: Kubernetes | None) ->
     return replace(status, notes=(*status.notes, note))
 
 
-def run_status(client: Client, run_id: str, *, kubernetes: Kubernetes | None = None) -> RunStatus:
+def run_status(client: Client, run_id: str, *, kubernetes: Kubernetes | None = None) -> KfpRunStatus:
     """The run's state and its steps' states and times; with ``kubernetes``, also pods and errors."""
     status = _read_status(client, run_id)
     if kubernetes is not None:
@@ -269,10 +272,10 @@ def wait_for_run(
     *,
     poll: float = 5.0,
     timeout: float | None = None,
-    on_update: Callable[[RunStatus], None] | None = None,
+    on_update: Callable[[KfpRunStatus], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     kubernetes: Kubernetes | None = None,
-) -> RunStatus:
+) -> KfpRunStatus:
     """Poll the run until it finishes or ``timeout`` seconds pass; return the last status.
 
     ``on_update`` is called with the first status and then whenever the run's or a step's state changes.
@@ -365,7 +368,7 @@ def run_steps(
 
 
 # -- logs ---------------------------------------------------------------------------------------------------
-def _select(status: RunStatus, task: str | None) -> list[TaskStatus]:
+def _select(status: KfpRunStatus, task: str | None) -> list[TaskStatus]:
     if task is None:
         return list(status.tasks)
     chosen = [t for t in status.tasks if task in (t.name, t.key) or t.key == task_key(task)]
@@ -395,7 +398,7 @@ def _executor_templates(spec: dict[str, Any] | None, key: str) -> list[str]:
     return templates
 
 
-def _pod_names(status: RunStatus, task: TaskStatus) -> list[str]:
+def _pod_names(status: KfpRunStatus, task: TaskStatus) -> list[str]:
     """The executor pod's possible names (Argo's v2 pod names, as KFP's ``util.RetrievePodName``)."""
     if task.pod_name:
         return [task.pod_name]

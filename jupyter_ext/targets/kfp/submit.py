@@ -34,8 +34,8 @@ from jupyter_ext.targets.kfp.compile import SNAPSHOT_PARAMETER, STORE_PARAMETER,
 from jupyter_ext.targets.kfp.connect import call_api, client_namespace, connect
 from jupyter_ext.targets.kfp.follow import (
     FINAL_STATES,
+    KfpRunStatus,
     Kubernetes,
-    RunStatus,
     StepLog,
     TaskStatus,
     cancel_run,
@@ -53,7 +53,7 @@ __all__ = [
     "FINAL_STATES",
     "Kubernetes",
     "RecurringRun",
-    "RunStatus",
+    "KfpRunStatus",
     "ScheduleResult",
     "StepLog",
     "SubmitResult",

@@ -22,8 +22,8 @@ from jupyter_ext.pipeline.build import build_pipeline
 from jupyter_ext.runtime.termination import step_error_message
 from jupyter_ext.targets.kfp.compile import PackageSpec, compile_pipeline
 from jupyter_ext.targets.kfp.follow import (
+    KfpRunStatus,
     Kubernetes,
-    RunStatus,
     cancel_run,
     run_logs,
     run_status,
@@ -64,7 +64,7 @@ def started(fake: FakeKFP, package: Path) -> tuple[Any, FakeRun]:
     return client, fake.run(run_id)
 
 
-def states(status: RunStatus) -> list[tuple[str, str]]:
+def states(status: KfpRunStatus) -> list[tuple[str, str]]:
     return [(task.name, task.state) for task in status.tasks]
 
 
@@ -138,7 +138,7 @@ def test_the_fake_answers_only_fields_the_real_models_have(kfp_server: FakeKFP, 
 def test_a_succeeded_run_reports_steps_not_kfp_nodes(kfp_server: FakeKFP, package: Path) -> None:
     client, run = started(kfp_server, package)
     kfp_server.on_get[run.record["run_id"]] = succeeding(run)
-    updates: list[RunStatus] = []
+    updates: list[KfpRunStatus] = []
     final = wait_for_run(client, run.record["run_id"], poll=0, on_update=updates.append, sleep=lambda _: None)
 
     # What KFP itself sent: every Argo node, drivers and `executor`s included, named by task keys.

@@ -17,7 +17,7 @@ import pytest
 from jupyter_ext.errors import TargetError
 from jupyter_ext.targets.kfp.connect import HEALTHZ
 from jupyter_ext.targets.kfp.submit import (
-    RunStatus,
+    KfpRunStatus,
     cancel_run,
     connect,
     kfp_cron,
@@ -212,7 +212,7 @@ def test_wait_for_run_reports_each_change(kfp_server: FakeKFP, package: Path) ->
         lambda run: None,  # nothing changed: no update
         lambda run: run.step("perimeter", "Succeeded").step("ratio", "Cached").finish("Succeeded"),
     ]
-    updates: list[RunStatus] = []
+    updates: list[KfpRunStatus] = []
     final = wait_for_run(client, run_id, poll=0, on_update=updates.append, sleep=lambda _: None)
     assert [(u.state, [(t.name, t.state) for t in u.tasks]) for u in updates] == [
         ("PENDING", []),
