@@ -69,7 +69,7 @@ def abandoned(name: str, modified: float | None) -> bool:
     this host that no longer runs, or one of any host (or unnamed) not modified for a day."""
     match = _WRITER.search(name)
     if match and match.group(2) == socket.gethostname():
-        return not _running(int(match.group(1)))
+        return not pid_running(int(match.group(1)))
     return modified is not None and time.time() - modified > FOREIGN_LEFTOVER_AGE_S
 
 
@@ -91,7 +91,8 @@ def remove_abandoned(
     return removed
 
 
-def _running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Whether some process of this host has ``pid`` (signal 0; a process of another user counts)."""
     if pid == os.getpid():
         return True
     try:

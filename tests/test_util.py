@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from jupyter_ext.util import open_private, private_dir
+from jupyter_ext.util import open_private, pid_running, private_dir
 
 
 def mode(path: Path) -> int:
@@ -78,3 +80,11 @@ def test_remove_abandoned_removes_only_leftovers_of_gone_writers(tmp_path):
     assert remove_abandoned(paths, Path.unlink, dry_run=True) == [foreign_old] and foreign_old.exists()
     assert remove_abandoned(paths, Path.unlink) == [foreign_old]
     assert not foreign_old.exists() and mine.exists() and foreign_new.exists()
+
+
+def test_pid_running_tells_a_live_process_from_a_gone_one() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now (unless reused at once, which Linux avoids)
+    assert pid_running(os.getpid()) and pid_running(1)  # pid 1 may be another user's: still running
+    assert not pid_running(child.pid)
+    assert not pid_running(2**62)  # a pid no kernel hands out (too large for kill)

@@ -13,6 +13,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.util import pid_running
+
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -34,7 +36,7 @@ def owner_alive(owner: dict[str, Any] | None) -> bool | None:
         return False
     started = process_start(pid)
     if started is None:
-        return False if Path("/proc/self/stat").exists() else _signal_alive(pid)
+        return False if Path("/proc/self/stat").exists() else pid_running(pid)  # no /proc: ask the kernel
     return owner.get("pid_start") in (None, started)
 
 
@@ -56,14 +58,3 @@ def boot_id() -> str | None:
         return _BOOT_ID.read_text().strip()
     except OSError:
         return None
-
-
-def _signal_alive(pid: int) -> bool:
-    """Where /proc is not available: signal 0 says whether some process has this pid."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
