@@ -51,6 +51,15 @@ def write_notebook(tmp_path: Path):
 
 
 @pytest.fixture
+def umask_022():
+    """The usual umask 022 for one test, as on a shared machine: a file we create without a mode of our own
+    comes out world-readable, so a test can tell which ones are private on purpose."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     """An isolated cellpipe data directory ($CELLPIPE_HOME) with its own MLflow store, for one test; its
     MLflow tracking worker (if a run started one) is stopped at the end."""

@@ -3,17 +3,8 @@
 import os
 import stat
 
-import pytest
-
 from jupyter_ext.cli.main import main
 from jupyter_ext.util import user_file_mode, write_atomic
-
-
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
 
 
 def test_compile_output_has_the_normal_mode(notebooks, tmp_path, umask_022, capsys):

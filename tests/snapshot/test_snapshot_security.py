@@ -18,13 +18,6 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
 def test_local_store_is_private_to_its_user(
     project: Path, notebook: Path, tmp_path: Path, umask_022, monkeypatch: pytest.MonkeyPatch
 ) -> None:

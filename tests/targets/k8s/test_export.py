@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +20,6 @@ from tests.targets.k8s.test_cli_cluster import IMAGE, NS, STORE
 @pytest.fixture(autouse=True)
 def isolated(fake_remote_store: str) -> None:
     """The in-memory "remote" store and a clean environment (tests/targets/conftest.py)."""
-
-
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
 
 
 @pytest.fixture
