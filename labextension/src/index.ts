@@ -132,7 +132,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       client,
       currentPath: () => current()?.context.path ?? null,
       openStepNotebook: (runId: string, step: string) => {
-        docManager.openOrReveal(stepNotebookPath(runId, step), 'Notebook', undefined);
+        const widget = docManager.openOrReveal(stepNotebookPath(runId, step), 'Notebook');
+        // a read-only view of what ran: no kernel (none started per opened tab, and no kernel
+        // metadata written into it, which made the tab "modified" and asked to save on close)
+        if (widget) {
+          widget.context.sessionContext.kernelPreference = {
+            shouldStart: false,
+            canStart: false,
+            autoStartDefault: false
+          };
+        }
       },
       goToCell: (path: string, cell: number) => {
         const widget = docManager.openOrReveal(path);

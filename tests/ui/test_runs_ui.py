@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 RUN_TIMEOUT_MS = 240_000
 REPO = Path(__file__).parents[2]
 
@@ -63,6 +65,13 @@ def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
     )
     tab.wait_for(timeout=30_000)
     assert "split.ipynb" in page.locator(".lm-DockPanel-tabBar .jp-mod-active").inner_text()
+    # a view of what ran: no kernel started for it, nothing to save
+    time.sleep(2)  # a kernel would be asked for within a second of the notebook showing
+    sessions = requests.get(
+        f"{lab.url}/api/sessions", headers={"Authorization": f"token {lab.token}"}, timeout=30
+    )
+    assert not [s for s in sessions.json() if "split.ipynb" in s["path"]], sessions.json()
+    assert not page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
     ui.shot("08b-executed-step-notebook")
 
     # re-run from the same snapshot and parameters: a new run, green again
