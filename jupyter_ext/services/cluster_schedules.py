@@ -13,11 +13,21 @@ so a replaced schedule's old object is deleted only when it is a different one.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jupyter_ext.errors import CellpipeError, TargetError
 from jupyter_ext.records.models import ScheduleRecord
 from jupyter_ext.services.schedules import check_target_timezone
+
+if TYPE_CHECKING:
+    from jupyter_ext.services.cluster import Created
+
+
+def _cluster_info(created: Created, ref: str, **specific: Any) -> dict[str, Any]:
+    """What a schedule keeps (``extra["cluster"]``) of the CronJob or recurring run made for it."""
+    return {"kind": created.kind, "ref": ref, "name": created.name, "namespace": created.namespace, **specific,
+            "snapshot_id": created.snapshot_id, "store": created.store, "image": created.image,
+            "notes": created.notes}  # fmt: skip
 
 
 class ClusterSchedules(Protocol):
@@ -86,16 +96,7 @@ class CronJobSchedules:
 
         request = cluster_request(schedule, options)
         created = schedule_cronjob(request, cron=schedule.cron, timezone=schedule.timezone, replace=True)
-        info = {
-            "kind": "cronjob",
-            "ref": f"cronjob/{created.namespace}/{created.name}",
-            "name": created.name,
-            "namespace": created.namespace,
-            "snapshot_id": created.snapshot_id,
-            "store": created.store,
-            "image": created.image,
-            "notes": created.notes,
-        }
+        info = _cluster_info(created, f"cronjob/{created.namespace}/{created.name}")
         if not schedule.enabled:
             with self._target(schedule, {**options, "namespace": created.namespace}) as target:
                 target.suspend_cronjob(created.name, True)
@@ -138,20 +139,14 @@ class KfpSchedules:
         request = cluster_request(schedule, options)
         created = schedule_kfp(request, cron=schedule.cron)
         summary = created.summary
-        info = {
-            "kind": "kfp-recurring-run",
-            "ref": f"kfp/{summary['recurring_run_id']}",
-            "recurring_run_id": summary["recurring_run_id"],
-            "name": created.name,
-            "namespace": created.namespace,
-            "host": request.options.host,
-            "url": summary.get("url"),
-            "experiment": summary.get("experiment"),
-            "snapshot_id": created.snapshot_id,
-            "store": created.store,
-            "image": created.image,
-            "notes": created.notes,
-        }
+        info = _cluster_info(
+            created,
+            f"kfp/{summary['recurring_run_id']}",
+            recurring_run_id=summary["recurring_run_id"],
+            host=request.options.host,
+            url=summary.get("url"),
+            experiment=summary.get("experiment"),
+        )
         if not schedule.enabled:
             set_recurring_run_enabled(self._client(schedule, options), info["recurring_run_id"], False)
         return info
