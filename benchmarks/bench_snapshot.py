@@ -355,18 +355,25 @@ def remove(*paths: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def main() -> None:
+def data_arguments(description: str | None, *, workers: str) -> argparse.ArgumentParser:
+    """A parser with the options of the generated data (``--mb``, ``--small-share``), where to work
+    (``--dir``) and ``--workers``: shared by this benchmark and the profiles."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mb", type=int, default=1024, help="total data size in MiB (default 1024)")
     parser.add_argument("--small-share", type=float, default=1 / 16, help="share of --mb in 64 KiB files")
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp directory)")
+    parser.add_argument("--workers", type=int, default=None, help=workers)
+    return parser
+
+
+def main() -> None:
+    parser = data_arguments(__doc__, workers="snapshot threads (default: one per core, at most 4)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync objects before the manifest")
     parser.add_argument(
         "--cold-memory", action="store_true", help="skip pre-touching memory (see prefault_memory)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="snapshot threads (default: the store's)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest counts (default 1)")
     args = parser.parse_args()
 

@@ -24,7 +24,6 @@ For system calls run it under ``strace -f -c -o FILE``; for the kernel's side ``
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import importlib
 import os
@@ -36,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_snapshot import MIB, cached_share, create_empty, generate, object_files, set_cached
+from bench_snapshot import MIB, cached_share, create_empty, data_arguments, generate, object_files, set_cached
 from profile_snapshot import Probe, vmstat
 
 from jupyter_ext.snapshot import SnapshotStore, copying, take_snapshot
@@ -82,22 +81,7 @@ def probing() -> Iterator[Probe]:
 def report(
     probe: Probe, wall: float, cpu: tuple[float, float], io: dict[str, int], create_cpu: float
 ) -> None:
-    cores = os.cpu_count() or 1
-    user, system = cpu
-    print(
-        f"  wall {wall:.3f} s, CPU {user + system:.2f} s (user {user:.2f}, system {system:.2f}), "
-        f"idle core time {max(0.0, wall * cores - user - system):.2f} s of {wall * cores:.2f}; "
-        f"load {os.getloadavg()[0]:.1f}"
-    )
-    print("  phases (wall s, process CPU user/system s at that moment):")
-    for at, label, mark_user, mark_system in probe.marks:
-        print(f"    {at:7.3f}  {mark_user:5.2f} {mark_system:5.2f}  {label}")
-    print("  threads (calls, thread CPU s, wall s summed over calls):")
-    for kind in sorted(probe.counts, key=lambda kind: -probe.thread_cpu.get(kind, 0.0)):
-        print(
-            f"    {kind:<36} {probe.counts[kind]:>6}  {probe.thread_cpu.get(kind, 0.0):6.2f}  "
-            f"{probe.thread_wall[kind]:7.2f}"
-        )
+    probe.print_times(wall, *cpu)
     print(
         f"  disk: this process read {io['read_bytes'] / MIB:,.0f} MiB from the disk, had "
         f"{io['majflt']} major faults; the machine dirtied {io['nr_dirtied'] * 4 / 1024:,.0f} MiB and wrote "
@@ -107,13 +91,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mb", type=int, default=1024, help="total data size in MiB (default 1024)")
-    parser.add_argument("--small-share", type=float, default=1 / 16, help="share of --mb in 64 KiB files")
-    parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp directory)")
-    parser.add_argument("--workers", type=int, default=None, help="restore threads (default: one per core)")
+    parser = data_arguments(__doc__, workers="restore threads (default: one per core)")
     parser.add_argument("--repeat", type=int, default=1, help="restores per cache state (default 1)")
     args = parser.parse_args()
 

@@ -23,7 +23,6 @@ For system calls run it under ``strace -f -c -o FILE`` (slows it down; counts, n
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_snapshot import MIB, cached_share, create_empty, fresh_store, generate, read_all
+from bench_snapshot import MIB, cached_share, create_empty, data_arguments, fresh_store, generate, read_all
 
 from jupyter_ext.snapshot import backends, capture, take_snapshot
 from jupyter_ext.snapshot.statcache import RACY_MARGIN_NS
@@ -119,6 +118,24 @@ class Probe:
         for restore in reversed(self._undo):
             restore()
 
+    def print_times(self, wall: float, user: float, system: float) -> None:
+        """The run's wall and CPU time, the cores left idle, each phase mark and each kind of thread work."""
+        cores = os.cpu_count() or 1
+        print(
+            f"  wall {wall:.3f} s, CPU {user + system:.2f} s (user {user:.2f}, system {system:.2f}), "
+            f"idle core time {max(0.0, wall * cores - user - system):.2f} s of {wall * cores:.2f}; "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
+        print("  phases (wall s, process CPU user/system s at that moment):")
+        for at, label, mark_user, mark_system in self.marks:
+            print(f"    {at:7.3f}  {mark_user:5.2f} {mark_system:5.2f}  {label}")
+        print("  threads (calls, thread CPU s, wall s summed over calls):")
+        for kind in sorted(self.counts, key=lambda kind: -self.thread_cpu.get(kind, 0.0)):
+            print(
+                f"    {kind:<36} {self.counts[kind]:>6}  {self.thread_cpu.get(kind, 0.0):6.2f}  "
+                f"{self.thread_wall[kind]:7.2f}"
+            )
+
 
 @contextmanager
 def probing() -> Iterator[Probe]:
@@ -166,22 +183,7 @@ def probing() -> Iterator[Probe]:
 def report(
     probe: Probe, wall: float, cpu: os.times_result, vm_before: dict[str, int], create_cpu: float
 ) -> None:
-    cores = os.cpu_count() or 1
-    user, system = cpu.user, cpu.system
-    print(
-        f"  wall {wall:.3f} s, CPU {user + system:.2f} s (user {user:.2f}, system {system:.2f}), "
-        f"idle core time {max(0.0, wall * cores - user - system):.2f} s of {wall * cores:.2f}; "
-        f"load {os.getloadavg()[0]:.1f}"
-    )
-    print("  phases (wall s, process CPU user/system s at that moment):")
-    for at, label, mark_user, mark_system in probe.marks:
-        print(f"    {at:7.3f}  {mark_user:5.2f} {mark_system:5.2f}  {label}")
-    print("  threads (calls, thread CPU s, wall s summed over calls):")
-    for kind in sorted(probe.counts):
-        print(
-            f"    {kind:<28} {probe.counts[kind]:>6}  {probe.thread_cpu.get(kind, 0.0):6.2f}  "
-            f"{probe.thread_wall[kind]:7.2f}"
-        )
+    probe.print_times(wall, cpu.user, cpu.system)
     after = probe.vm_done or vm_before
     print(
         "  disk: pages dirtied {:,}, written {:,} during the snapshot; when the last object was copied "
@@ -196,14 +198,8 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mb", type=int, default=1024, help="total data size in MiB (default 1024)")
-    parser.add_argument("--small-share", type=float, default=1 / 16, help="share of --mb in 64 KiB files")
-    parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp directory)")
+    parser = data_arguments(__doc__, workers="snapshot threads (default: one per core, at most 4)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync objects before the manifest")
-    parser.add_argument("--workers", type=int, default=None, help="snapshot threads (default: the store's)")
     parser.add_argument("--repeat", type=int, default=1, help="snapshots to profile (default 1)")
     args = parser.parse_args()
 
