@@ -109,9 +109,7 @@ async def _start_once(
         client = km.client()
         client.start_channels()
         info = await wait_until_ready(client, timeout=60)
-        if warmup:
-            with contextlib.suppress(Exception):
-                await client.execute_interactive(warmup, silent=True, store_history=False, timeout=120)
+        await warm_up(client, warmup)
     except BaseException:  # failed or cancelled mid-start: the process may exist already
         if client is not None:
             client.stop_channels()
@@ -120,6 +118,14 @@ async def _start_once(
                 await km.shutdown_kernel(now=True)
         raise
     return Kernel(km, client, info)
+
+
+async def warm_up(client: Any, code: str) -> None:
+    """Run ``code`` (the prelude's imports) silently in a started kernel; errors are the step's to show:
+    its prelude runs the same lines again."""
+    if code:
+        with contextlib.suppress(Exception):
+            await client.execute_interactive(code, silent=True, store_history=False, timeout=120)
 
 
 async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:

@@ -186,7 +186,8 @@ async def run_step(
     finally:
         if owned and kernel is not None:
             await kernel.shutdown()
-        write_atomic(notebook_path, nbformat.writes(notebook).encode())
+        # in a thread: its fsync must not hold up the event loop (the Jupyter server's, other steps')
+        await asyncio.to_thread(lambda: write_atomic(notebook_path, nbformat.writes(notebook).encode()))
     duration = time.time() - started
     if error is not None:
         return StepResult(step_name, StepStatus.FAILED, started, duration, str(notebook_path), error=error)

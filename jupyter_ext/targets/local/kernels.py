@@ -12,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from jupyter_ext.runtime.kernel import Kernel, start_kernel
+from jupyter_ext.runtime.kernel import Kernel, start_kernel, warm_up
 from jupyter_ext.runtime.kernel_fork import KernelForkServer
 
 
@@ -41,6 +41,7 @@ class KernelPool:
         self._wanted = 0  # kernels still to hand out
         self._ahead = 0  # kernels the steps after the running ones will take (started on a busy core too)
         self._waiters = 0  # steps in acquire() now
+        self._changed = asyncio.Event()  # a start ended (a kernel is ready, or a start failed)
         self._closed = False
 
     def expect(self, count: int) -> None:
@@ -56,11 +57,9 @@ class KernelPool:
         self._fill()
 
     def _fill(self) -> None:
-        # the shared pool's waiting kernels count as ours: starting more would only compete for the cores
         if self._closed:
             return
-        waiting = self.shared.ready if self.shared and self.shared.kernel_name == self.kernel_name else 0
-        while (coming := len(self._starting) + self._ready.qsize() + waiting) < min(self.size, self._wanted):
+        while (coming := len(self._starting) + self._ready.qsize()) < min(self.size, self._wanted):
             # busy: kernels starting, steps running, and waiting kernels a waiting step is about to take
             busy = len(self._starting) + len(self._handed_out) + min(self._ready.qsize(), self._waiters)
             core_idle = busy < self.cores
@@ -78,12 +77,22 @@ class KernelPool:
             self._failures.append(task.exception())
         else:
             self._ready.put_nowait(task.result())
+        self._changed.set()  # a waiting step takes it now
         self._fill()  # its core is free again
 
     async def _start_one(self) -> Kernel:
-        # The first kernel is forked too, once the fork server is up: spawning it beside the server's
-        # start (as before) paid ipykernel's imports twice on the critical path's two cores, and the
-        # second and third kernels (a run's branches) then waited for the server all the same.
+        """A kernel for this run: one of the shared pool's waiting kernels when it has one (claimed when
+        needed or ahead, and warmed up for this run's prelude at once, not when its step begins), else a
+        new one. The first kernel of a run is forked too, once the fork server is up: spawning it beside the
+        server's start paid ipykernel's imports twice on the critical path's cores."""
+        shared = await self.shared.take(self.kernel_name, self.cwd) if self.shared else None
+        if shared is not None:
+            try:
+                await warm_up(shared.client, self.warmup)
+            except BaseException:  # cancelled (the run ended): it is ours to stop
+                await shared.shutdown()
+                raise
+            return shared
         return await start_kernel(
             self.kernel_name, self.cwd, warmup=self.warmup, log=self.log, forker=self.forker
         )
@@ -105,14 +114,13 @@ class KernelPool:
     async def _take(self) -> Kernel:
         self._fill()
         while self._ready.empty():
-            shared = await self.shared.take(self.kernel_name, self.cwd) if self.shared else None
-            if shared is not None:
-                return shared
             if self._failures:  # a start failed: tell this caller instead of retrying for ever
                 raise self._failures.pop(0)
             if not self._starting:
                 self._fill()
-            await asyncio.sleep(0.01)
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 0.1)
         return self._ready.get_nowait()
 
     def release(self, kernel: Kernel) -> None:

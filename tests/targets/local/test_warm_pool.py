@@ -82,3 +82,32 @@ def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
     other, after_close, pid = asyncio.run(scenario())
     assert other is None and after_close is None
     assert not psutil.pid_exists(pid)
+
+
+def test_a_runs_kernels_from_the_shared_pool_are_warmed_up_for_its_prelude_when_claimed(tmp_path):
+    """A server's waiting kernel knows nothing of the run; once a run claims it (for a step ready now or
+    next in line) the run's prelude imports are loaded at once, as in the run's own kernels, not when
+    the step's prelude cell executes."""
+    from jupyter_ext.targets.local.kernels import KernelPool
+
+    async def scenario():
+        shared = WarmKernelPool(1, cwd=tmp_path)
+        shared.start()
+        await filled(shared, 1)
+        waiting = shared._ready[0].km.provisioner.process.pid
+        pool = KernelPool("python3", tmp_path, size=1, warmup="import colorsys", shared=shared)
+        pool.expect(1)
+        kernel = await asyncio.wait_for(pool.acquire(), 120)
+        try:
+            reply = await kernel.client.execute_interactive(
+                "import sys\nloaded = 'colorsys' in sys.modules", user_expressions={"l": "loaded"}, timeout=60
+            )
+            return waiting, kernel.km.provisioner.process.pid, reply["content"]["user_expressions"]["l"]
+        finally:
+            pool.release(kernel)
+            await pool.close()
+            await shared.close()
+
+    waiting, taken, loaded = asyncio.run(scenario())
+    assert taken == waiting  # the shared kernel, not a new one
+    assert loaded["data"]["text/plain"] == "True"

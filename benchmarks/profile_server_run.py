@@ -1,0 +1,103 @@
+"""The time line of one run started from the Jupyter server ("Run as pipeline"): where its wall time goes.
+
+    python benchmarks/profile_server_run.py [--work 1.0] [--pool 2] [--runs 2]
+
+Starts a real `jupyter server` with a warm kernel pool of POOL kernels, makes one untimed run (the server's
+imports and its MLflow worker warm, as on a server in use), then POSTs the two-branch notebook of
+bench_server_runs.py RUNS times (tracking on, cache off) and prints, for each, in order and in seconds from
+the POST: the record's creation and start, every step's cells (prelude, parameters, inputs, the user's code,
+outputs, from nbclient's own timestamps in the executed step notebooks), each step's end as recorded, the
+record's end and when the client's poll (GET runs/{id} every 0.05 s) first read it final. The load average
+is printed with them: on a shared machine compare phases, not totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_server import Server  # noqa: E402  (it also puts the repository on sys.path)
+from bench_server_runs import FINAL, notebook, read, wait_until  # noqa: E402
+
+from tests.server.test_kernel_pool import kernel_children  # noqa: E402
+
+
+def stamp(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def cell_events(server: Server, route: str, step: str) -> list[tuple[float, float, str]]:
+    """(start, end, label) of each executed cell of a step notebook (its API route), epoch seconds."""
+    events = []
+    for cell in server.api("GET", route).json()["cells"]:
+        execution = cell["metadata"].get("execution", {})
+        role = cell["metadata"].get("cellpipe", {}).get("role") or "injected parameters"
+        if "iopub.execute_input" in execution and "shell.execute_reply" in execution:
+            begin, end = stamp(execution["iopub.execute_input"]), stamp(execution["shell.execute_reply"])
+            events.append((begin, end, f"  cell {step}: {role}"))
+    return events
+
+
+def one_run(server: Server, nb: Path, pool: int) -> tuple[float, float, dict]:
+    if not wait_until(lambda: len(kernel_children(server.process.pid)) >= pool, timeout=300):
+        raise SystemExit("the pool did not fill")
+    time.sleep(0.5)  # the last kernel's start-up out of the way
+    posted = time.time()
+    answer = server.api("POST", "runs", json={"path": nb.name, "use_cache": False, "track": True})
+    if answer.status_code != 202:
+        raise SystemExit(f"POST runs: {answer.status_code} {answer.text}")
+    run_id = answer.json()["id"]
+    wait_until(lambda: read(server, run_id)["status"] in FINAL)
+    seen = time.time()
+    record = read(server, run_id)
+    if record["status"] != "succeeded":
+        raise SystemExit(f"run failed: {record}")
+    wait_until(lambda: read(server, run_id)["tracking"]["status"] != "pending")  # off the next run's CPU
+    return posted, seen, record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=float, default=1.0)
+    parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        nb = notebook(root / "branches.ipynb", args.work)
+        server = Server(root, f"--CellpipeApp.kernel_pool_size={args.pool}")
+        try:
+            one_run(server, nb, args.pool)  # untimed: imports, the MLflow worker's start
+            for number in range(1, args.runs + 1):
+                posted, seen, record = one_run(server, nb, args.pool)
+                events = [
+                    (posted, posted, "POST runs"),
+                    (record["created"], record["created"], "record created"),
+                ]
+                events.append((record["started"], record["started"], "record started (running)"))
+                for step in record["steps"]:
+                    events.extend(cell_events(server, step["notebook"], step["name"]))
+                    events.append((step["finished"], step["finished"], f"step {step['name']} ended"))
+                events.append((record["finished"], record["finished"], f"record final ({record['status']})"))
+                events.append((seen, seen, "the client's poll reads it final"))
+                print(f"run {number}: {seen - posted:.2f} s from POST to final; timings {record['timings']}")
+                print(f"{'start':>7} {'end':>7} {'wall':>6}  phase")
+                for begin, end, label in sorted(events):
+                    print(f"{begin - posted:7.3f} {end - posted:7.3f} {end - begin:6.3f}  {label}")
+        finally:
+            server.stop()
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
