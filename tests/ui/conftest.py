@@ -126,7 +126,7 @@ def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
         try:
             if requests.get(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}, timeout=2).ok:
                 return Lab(url=url, root=root, token=TOKEN, log=log, process=process)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow on a busy machine
             pass
         time.sleep(0.3)
     process.kill()
