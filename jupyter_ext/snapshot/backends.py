@@ -249,10 +249,9 @@ class LocalBackend(Backend):
         self._backlog.acquire()  # the disk is behind: wait rather than hold ever more open files
         try:
             future = publisher.submit(self._publish_now, temp, key)
-        except BaseException:
+        except RuntimeError:  # every batch ended meanwhile (a put outside one): publish it here
             self._backlog.release()
-            temp.discard()
-            raise
+            return self._publish_now(temp, key)
         future.add_done_callback(lambda _: self._backlog.release())
         with self._lock:
             self._pending.append(future)

@@ -175,3 +175,23 @@ def test_a_filesystem_refusing_anonymous_files_falls_back_once(
     assert len(refused) == (1 if hasattr(os, "O_TMPFILE") else 0)
     for put, data in ((first, b"one"), (second, b"two")):
         assert put.new and (store.local_root / store.object_key(put.hash)).read_bytes() == data
+
+
+def test_two_snapshots_at_once_through_one_store_both_complete(
+    many_files: Path, tmp_path: Path, write_nb, write_data, settle
+) -> None:
+    """A server may share one store object between requests: each snapshot waits for its own objects'
+    background syncs (and perhaps the other's), and the fsync pool lives until the last one ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other_root = tmp_path / "other"
+    for index in range(20):
+        write_data(other_root / "data" / f"o{index}.bin", os.urandom(SMALL))
+    other = write_nb(other_root / "nb.ipynb", [("code", "y = 2", ["data:data"])])
+    settle()
+    store = SnapshotStore.open(tmp_path / "store", fsync=True)
+    with ThreadPoolExecutor(2) as pool:
+        snapshots = list(pool.map(lambda notebook: take_snapshot(notebook, store=store), [many_files, other]))
+    assert [snapshot.files for snapshot in snapshots] == [44, 20]
+    assert all(store.verify(snapshot.id).ok for snapshot in snapshots)
+    assert store.backend._publisher is None  # the pool's threads ended with the last batch
