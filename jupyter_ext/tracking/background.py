@@ -34,7 +34,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +55,10 @@ DEFAULT_IDLE_S = 300.0
 POLL_S = 0.05  # one indexed query: ~0.1 ms
 ALIVE_CHECK_S = 2.0  # how often a running run's owner is checked (a dead one turns the run crashed)
 RESUME_WITHIN_S = 7 * 24 * 3600  # older pending runs are left alone (their MLflow store may be gone)
+SERVING_NICE = 10  # the warm worker's nice value: the runs it serves come first
+IDLE_AUTOGROUP_NICE = 19  # a starting worker's session's scheduling group (see yielding_to_runs)
+SERVING_AUTOGROUP_NICE = 0  # once it serves: what every new session gets
+YIELD_FOR_S = 10.0  # the longest a starting worker yields: runs that short pay nothing for its start
 
 _workers: list[
     tuple[subprocess.Popen, Path]
@@ -191,6 +197,45 @@ def _lock(path: Path) -> Any:
 
 
 # -- the worker --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def yielding_to_runs(for_at_most: float = YIELD_FOR_S) -> Iterator[None]:
+    """While the worker starts (imports MLflow, opens the store), its session's scheduling group is at
+    autogroup nice 19: it gets CPU time no run wants. Then, or after ``for_at_most`` seconds, nice 0, what
+    every session gets.
+
+    Why the autogroup: with autogroup scheduling (``kernel.sched_autogroup_enabled``, on in most kernels)
+    each session is a scheduling group that shares the CPU equally with the other groups, whatever the nice
+    values inside it. The worker has its own session, and so has each kernel of a run (jupyter_client and
+    the fork server start them so): at nice 10 alone, a worker importing MLflow got as much CPU as each busy
+    kernel (1.2 of 3.7 CPU seconds beside two busy kernels on two cores). Why a bound: at nice 19 a
+    group gets ~1.5% of a core that others want, so on a machine kept busy by other work the import would
+    wait for it indefinitely; past the bound it competes as any session, and a long run pays its ~3 s of CPU
+    at most once. Without autogroups (a container's cgroup, autogroups off) the nice value ranks it
+    (weight 110 against 1024 at nice 0). A worker started by hand shares its terminal's group: left alone."""
+    pid = os.getpid()
+    if os.getsid(0) != pid or not _set_autogroup_nice(pid, IDLE_AUTOGROUP_NICE):
+        yield
+        return
+    deadline = threading.Timer(for_at_most, _set_autogroup_nice, (pid, SERVING_AUTOGROUP_NICE))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        yield
+    finally:
+        deadline.cancel()
+        _set_autogroup_nice(pid, SERVING_AUTOGROUP_NICE)
+
+
+def _set_autogroup_nice(pid: int, nice: int) -> bool:
+    """Rank process ``pid``'s session's scheduling group; False where the kernel has no autogroups. Any
+    value from 0 to 19 needs no privilege."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        return False
+    return True
+
+
 class Worker:
     """Serves one data directory: start and finish the MLflow runs of its tracked runs."""
 
@@ -206,7 +251,7 @@ class Worker:
 
     def warm_up(self) -> None:
         """Import MLflow and open the default store now (a new sqlite store migrates for seconds), so the
-        first run served is not the one that waits."""
+        first run served is not the one that waits (:func:`serve` calls it yielding to runs)."""
         from jupyter_ext.tracking.mlflow import tracking_uri
 
         with contextlib.suppress(Exception):  # a broken store is reported with the run that uses it
@@ -330,13 +375,14 @@ def _failed(exc: BaseException, uri: str | None = None) -> Tracking:
 def serve(data_dir: Path, idle_s: float, keep_for: dict[str, Any] | None = None) -> int:
     """The worker's life: take the lock (or leave it to the worker holding it), serve until idle."""
     lock_path = data_dir / WORKER_LOCK
-    handle = _take(lock_path)
-    if handle is None:
-        return 0  # another worker serves this directory
-    worker = Worker(data_dir)
-    print(f"cellpipe: tracking worker {os.getpid()} serving {data_dir}", flush=True)
-    began = time.perf_counter()
-    worker.warm_up()
+    with yielding_to_runs():  # from before the lock on: a caller sees its pid, it yields already
+        handle = _take(lock_path)
+        if handle is None:
+            return 0  # another worker serves this directory
+        worker = Worker(data_dir)
+        print(f"cellpipe: tracking worker {os.getpid()} serving {data_dir}", flush=True)
+        began = time.perf_counter()
+        worker.warm_up()
     _say_ready(handle)
     print(f"cellpipe: tracking worker {os.getpid()} ready in {time.perf_counter() - began:.1f}s", flush=True)
     last_work = time.monotonic()
@@ -402,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     (data_dir,) = argv if argv is not None else sys.argv[1:]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session already; a stray Ctrl-C must not lose work
     with contextlib.suppress(OSError):
-        os.nice(10)  # the runs it serves come first on a busy machine
+        os.nice(SERVING_NICE)  # the runs it serves come first on a busy machine
     for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
         os.environ.setdefault(
             name, value

@@ -194,6 +194,62 @@ def test_a_worker_kept_for_a_server_stays_while_it_lives_and_leaves_with_it(data
                what="the worker to leave with its server (its idle time is an hour)")  # fmt: skip
 
 
+YIELD_PROBE = """
+import json, os, sys, time
+from jupyter_ext.tracking.background import yielding_to_runs
+def group():
+    return open("/proc/self/autogroup").read().split()[-1]
+seen = {"before": group()}
+with yielding_to_runs(for_at_most=float(sys.argv[1])):
+    seen["during"] = group()
+    time.sleep(float(sys.argv[2]))
+    seen["late"] = group()
+seen["after"] = group()
+print(json.dumps(seen))
+"""
+
+
+def autogroup_nice(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/autogroup").read().split()[-1])
+    except OSError:  # a kernel without autogroups
+        return None
+
+
+@pytest.mark.skipif(autogroup_nice(os.getpid()) is None, reason="the kernel has no autogroup scheduling")
+@pytest.mark.parametrize(
+    "own_session, for_at_most, sleep, seen",
+    [
+        (True, 120, 0, {"during": "19", "late": "19", "after": "0"}),  # yields until it has started
+        (True, 1, 3, {"during": "19", "late": "0", "after": "0"}),  # and for a bounded time
+        (False, 120, 0, {}),  # a worker started by hand in a terminal leaves the terminal's group alone
+    ],
+)
+def test_a_starting_worker_yields_the_cpu_to_runs_for_a_bounded_time(own_session, for_at_most, sleep, seen):
+    """A starting worker's session (its own scheduling group) is at autogroup nice 19 until it has started,
+    for ``for_at_most`` seconds at most, then at 0, as any session."""
+    done = subprocess.run([sys.executable, "-c", YIELD_PROBE, str(for_at_most), str(sleep)], timeout=120,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+                          start_new_session=own_session)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    before = found.pop("before")
+    assert found == (seen or {"during": before, "late": before, "after": before})
+
+
+def test_a_cold_worker_starts_yielding_to_runs_and_serves_at_nice_10(data_dir):
+    pid = background.ensure_worker(data_dir)
+    wait_until(lambda: background.worker_pid(data_dir) == pid, what="the worker to take its lock")
+    starting = autogroup_nice(pid)  # MLflow takes seconds to import: it is still starting
+    wait_until(lambda: background.worker_ready(data_dir), what="the worker to import MLflow")
+    try:
+        if starting is not None:
+            assert starting == 19 and autogroup_nice(pid) == 0
+        assert os.sched_getscheduler(pid) == os.SCHED_OTHER and os.getpriority(os.PRIO_PROCESS, pid) == 10
+    finally:
+        background.stop_worker(data_dir)
+
+
 def _state(pid: int) -> str:
     try:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
