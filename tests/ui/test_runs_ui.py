@@ -133,6 +133,7 @@ def test_cancel_a_long_run(page, lab, ui):
     wait_for_run_status(page, run_id, "cancelled", timeout=120_000)
     record = lab.api("GET", f"runs/{run_id}").json()
     assert record["status"] == "cancelled", json.dumps(record)[:500]
+    assert duration.inner_text().endswith(" s")  # how long the cancelled step ran
     ui.toast("cancel")  # the answer's notification, in the shot whole (shot waits for its slide-in)
     ui.shot("11-long-run-cancelled")
 

@@ -108,7 +108,9 @@ class LocalRunner:
                     await task
             for info in self.steps.values():  # what ran was cancelled; what had not started never ran
                 if info.status is StepStatus.RUNNING:
-                    info.status = StepStatus.CANCELLED
+                    info.status, info.finished = StepStatus.CANCELLED, time.time()
+                    if info.started is not None:  # how long it ran until it was stopped
+                        info.duration_s = round(info.finished - info.started, 3)
                 elif info.status is StepStatus.PENDING:
                     info.status, info.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
             raise
