@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.dot:
         print(to_dot(pipeline), end="")
     else:
-        print_summary(pipeline)
+        print_pipeline(pipeline)
     if args.svg:  # after the summary, on stderr when stdout is JSON or DOT for another program
         steps = len(pipeline.steps)
         print(f"wrote {args.svg} (SVG picture of {steps} step{'s' * (steps != 1)})",
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(pipeline: Pipeline) -> None:
+def print_pipeline(pipeline: Pipeline) -> None:
+    """The pipeline as ``cellpipe inspect`` shows it: steps, data flow, parameters and metrics."""
     from rich.console import Console
     from rich.table import Table
 
