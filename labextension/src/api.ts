@@ -343,12 +343,16 @@ export function errorBody(status: number, data: unknown, text: string): IErrorBo
     404: 'the cellpipe server extension may be missing or older than this front end: run `jupyter server extension list`',
     413: 'the notebook is too big to send unsaved: save it first'
   };
+  // a refused XSRF check is a stale session (expired login, other token), not a missing permission
+  const hintFor = (message: string): string | null =>
+    status === 403 && message.includes('_xsrf') ? hints[401] : (hints[status] ?? null);
   if (record.error && typeof record.error === 'object') {
     const body = record.error as IErrorBody;
-    if (body.hint || !hints[status]) {
+    const hint = hintFor(body.message ?? '');
+    if (body.hint || !hint) {
       return body;
     }
-    return { ...body, hint: hints[status], text: null }; // text is rebuilt with our hint
+    return { ...body, hint, text: null }; // text is rebuilt with our hint
   }
   const message =
     typeof record.message === 'string' && record.message
@@ -358,7 +362,7 @@ export function errorBody(status: number, data: unknown, text: string): IErrorBo
         : text && text.length < 200 && !text.trimStart().startsWith('<')
           ? text
           : `HTTP ${status}`;
-  return { message, hint: hints[status] ?? null };
+  return { message, hint: hintFor(message) };
 }
 
 /** A run id short enough for a notification or a row: whole when it is short, else its first 12 characters. */

@@ -64,9 +64,13 @@ describe('CellpipeClient', () => {
       { error: { message: "'_xsrf' argument missing", text: 'x' } },
       ''
     );
+    // a refused XSRF check: the session is stale, not the permission missing
     expect(new ApiError(403, wrapped).text).toMatch(
-      /^'_xsrf' argument missing\. This user is not allowed/
+      /^'_xsrf' argument missing\. Your login has expired or the token is wrong: reload the page/
     );
+    expect(
+      new ApiError(403, errorBody(403, { message: "'_xsrf' argument missing from POST." }, '')).text
+    ).toMatch(/from POST\. Your login has expired/);
     // jupyter_server's own messages end with a full stop: no second one before the hint
     const denied = new ApiError(
       403,

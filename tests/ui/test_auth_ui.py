@@ -23,7 +23,7 @@ def test_a_wrong_token_gets_an_error_not_a_broken_panel(page, lab, ui):
     banner = page.locator(".cp-Panel .cp-Banner-error")
     banner.wait_for()
     assert "cannot analyse" in banner.inner_text()
-    assert "not allowed" in banner.inner_text() or "log in again" in banner.inner_text()
+    assert "log in again" in banner.inner_text()  # a refused XSRF check: a stale session, not a permission
     assert page.locator(".cp-Panel .cp-RunButton").is_visible()  # the panel still works
     page.locator(".jp-NotebookPanel-toolbar .cp-ToolbarRun").click()
     ui.notification("Could not run token.ipynb")
