@@ -22,7 +22,7 @@ import requests
 HUB_CONFIG = Path(__file__).parents[2] / "hub_config"
 TRIAL_CONFIG = HUB_CONFIG / "trial_config.py"
 sys.path.insert(0, str(HUB_CONFIG))
-from cellpipe_trial import quiet_port as free_port  # noqa: E402 - hub_config/ is not a package
+from cellpipe_trial import quiet_port  # noqa: E402 - hub_config/ is not a package
 
 TEST_CONFIG = """\
 load_subconfig({trial!r})
@@ -78,15 +78,15 @@ def start_trial_hub(directory: Path, users: list[str]) -> TrialHub:
     service_token = secrets.token_hex(16)
     config = directory / "test_config.py"
     config.write_text(TEST_CONFIG.format(trial=str(TRIAL_CONFIG), token=service_token))
-    port = free_port()
+    port = quiet_port()
     env = {
         **os.environ,
         "CELLPIPE_HUB_DIR": str(directory / "hub"),
         "CELLPIPE_HUB_USERS": ",".join(users),
         "CELLPIPE_HUB_PASSWORD": secrets.token_urlsafe(12),
         "CELLPIPE_HUB_PORT": str(port),
-        "CELLPIPE_HUB_API_PORT": str(free_port()),
-        "CELLPIPE_HUB_PROXY_API_PORT": str(free_port()),
+        "CELLPIPE_HUB_API_PORT": str(quiet_port()),
+        "CELLPIPE_HUB_PROXY_API_PORT": str(quiet_port()),
     }
     env.pop("CELLPIPE_HOME", None)  # each user's server gets its own from the trial config
     with open(directory / "hub.log", "wb") as log:
