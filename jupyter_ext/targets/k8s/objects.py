@@ -361,6 +361,12 @@ def _metadata(
     return meta
 
 
+def _template_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a template (a Job's pod template, a CronJob's job template) carries of its object's metadata:
+    the labels and annotations, so what it makes is found and described alike; not the name or namespace."""
+    return {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
+
+
 def make_job(
     name: str,
     namespace: str,
@@ -414,10 +420,9 @@ def make_job(
         run_as_user=run_as_user,
     )
     metadata = _metadata(name, namespace, labels, annotations)
-    template_meta = {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
     spec: dict[str, Any] = {
         "backoffLimit": _non_negative(backoff_limit, "backoff_limit"),
-        "template": {"metadata": template_meta, "spec": pod_spec},
+        "template": {"metadata": _template_metadata(metadata), "spec": pod_spec},
     }
     if _non_negative(active_deadline_seconds, "active_deadline_seconds"):
         spec["activeDeadlineSeconds"] = active_deadline_seconds
@@ -461,7 +466,7 @@ def make_cronjob(
         ),
         "failedJobsHistoryLimit": _non_negative(failed_jobs_history_limit, "failed_jobs_history_limit"),
         "jobTemplate": {
-            "metadata": {k: v for k, v in metadata.items() if k in ("labels", "annotations")},
+            "metadata": _template_metadata(metadata),
             "spec": template["spec"],
         },
     }
