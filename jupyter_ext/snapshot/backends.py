@@ -291,14 +291,21 @@ class LocalBackend(Backend):
                 publisher = self._publisher if not self._batches else None
                 if publisher is not None:
                     self._publisher = None
+                    self._pending = []  # the failures were raised to every batch open when they happened
             if publisher is not None:
                 publisher.shutdown(wait=True)
 
     def _wait_pending(self, *, raise_errors: bool) -> None:
-        """Wait for every background publish started so far (also another batch's: waiting is harmless)."""
+        """Wait for every background publish started so far, also another batch's (which of them belongs
+        to which batch is not known: waiting for more is harmless). A failed one stays listed until no
+        batch is open, so that every batch open meanwhile raises it (the one whose object it was must)."""
         with self._lock:
-            pending, self._pending = self._pending, []
+            pending = list(self._pending)
         errors = [future.exception() for future in pending]
+        with self._lock:
+            self._pending = [
+                future for future in self._pending if not future.done() or future.exception() is not None
+            ]
         first = next((error for error in errors if error is not None), None)
         if raise_errors and first is not None:
             raise first

@@ -195,3 +195,40 @@ def test_two_snapshots_at_once_through_one_store_both_complete(
     assert [snapshot.files for snapshot in snapshots] == [44, 20]
     assert all(store.verify(snapshot.id).ok for snapshot in snapshots)
     assert store.backend._publisher is None  # the pool's threads ended with the last batch
+
+
+def test_a_failed_sync_during_two_snapshots_through_one_store_fails_the_one_it_concerns(
+    many_files: Path, tmp_path: Path, write_nb, write_data, settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which batch a background sync belongs to is not tracked: a failure must reach the snapshot whose
+    object it was (maybe the other one too), never let a manifest name an object that was not stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    odd_size = 12_345  # only the second project's files have it
+    other_root = tmp_path / "other"
+    for index in range(20):
+        write_data(other_root / "data" / f"o{index}.bin", os.urandom(odd_size))
+    other = write_nb(other_root / "nb.ipynb", [("code", "y = 2", ["data:data"])])
+    settle()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.fstat(fd).st_size == odd_size:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = SnapshotStore.open(tmp_path / "store", fsync=True)
+
+    def attempt(notebook: Path) -> str | SnapshotError:
+        try:
+            return take_snapshot(notebook, store=store).id
+        except SnapshotError as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(attempt, [many_files, other])
+    assert isinstance(second, SnapshotError) and "Input/output error" in str(second)
+    for snapshot_id in store.ids():  # whatever completed names only stored, whole objects
+        assert snapshot_id == first and store.verify(snapshot_id).ok
+    assert store.backend._pending == [] and store.backend._publisher is None
