@@ -119,17 +119,26 @@ def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, env=environment, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_lab(url, process, log)
+    except BaseException:  # whatever stopped the wait, no server is left running behind the tests
+        process.kill()
+        process.wait(timeout=30)
+        raise
+    return Lab(url=url, root=root, token=TOKEN, log=log, process=process)
+
+
+def wait_for_lab(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.time() + 120
     while time.time() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"jupyter lab exited: {log.read_text()[-3000:]}")
         try:
             if requests.get(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}, timeout=2).ok:
-                return Lab(url=url, root=root, token=TOKEN, log=log, process=process)
+                return
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow on a busy machine
             pass
         time.sleep(0.3)
-    process.kill()
     raise AssertionError(f"jupyter lab did not start in 120 s: {log.read_text()[-3000:]}")
 
 
