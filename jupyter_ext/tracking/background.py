@@ -143,9 +143,9 @@ def ensure_worker(
     env.pop(KEEP_FOR_ENV, None)
     if keep_for:
         env[KEEP_FOR_ENV] = json.dumps(keep_for)
-    with open_private(data_dir / WORKER_LOG, "ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_ext.tracking.background", str(data_dir)],
+    with open_private(data_dir / WORKER_LOG, "ab") as log:  # -P: not the caller's working directory on
+        worker = subprocess.Popen(  # the path (a user's mlflow.py or jupyter_ext/ there would be imported)
+            [sys.executable, "-P", "-m", "jupyter_ext.tracking.background", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, close_fds=True,
         )  # fmt: skip

@@ -250,6 +250,20 @@ def test_a_cold_worker_starts_yielding_to_runs_and_serves_at_nice_10(data_dir):
         background.stop_worker(data_dir)
 
 
+def test_the_worker_does_not_import_from_the_callers_working_directory(
+    write_notebook, data_dir, tmp_path, monkeypatch
+):
+    """A project folder with its own mlflow.py (or a jupyter_ext/) is where `cellpipe run` starts the worker:
+    the worker imports the real MLflow and the caller's cellpipe, not the folder's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mlflow.py").write_text("raise ImportError('the project folder was on the path')\n")
+    monkeypatch.chdir(project)
+    service = RunService(data_dir)
+    record = service.wait_for_tracking(service.run(RunRequest(notebook=write_notebook(CELLS))).id)
+    assert record.tracking.status is TrackingStatus.OK, record.tracking
+
+
 def _state(pid: int) -> str:
     try:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
