@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from jupyter_ext.runtime import kernel as kernel_module
 
 
@@ -44,12 +46,8 @@ def test_other_start_failures_are_not_retried(tmp_path, monkeypatch):
         raise RuntimeError("No such kernel named nope")
 
     monkeypatch.setattr(kernel_module, "_start_once", broken)
-    try:
+    with pytest.raises(RuntimeError, match="No such kernel"):  # the error reaches the caller
         asyncio.run(kernel_module.start_kernel("nope", tmp_path))
-    except RuntimeError as exc:
-        assert "No such kernel" in str(exc)
-    else:
-        raise AssertionError("the error should reach the caller")
     assert calls == [1]
 
 
@@ -88,9 +86,5 @@ def test_a_kernel_that_exits_at_once_is_reported_not_waited_for(tmp_path, monkey
         json.dumps({"argv": argv, "display_name": "exits", "language": "python"})
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
-    try:
+    with pytest.raises(RuntimeError, match="died before replying"):  # it cannot be ready
         asyncio.run(kernel_module.start_kernel("exits", tmp_path))
-    except RuntimeError as exc:
-        assert "died before replying" in str(exc)
-    else:
-        raise AssertionError("a kernel that exited cannot be ready")
