@@ -13,7 +13,9 @@ Printed: the medians of wall time and their ratios to papermill, and cold minus 
 papermill); for the cold runs, the worker's CPU seconds during the run (its whole process, from /proc),
 split by what the machine was doing meanwhile (sampled every 0.1 s): taken while both cores were busy
 (competing with the run) or while a core was idle; how often the final record named the MLflow run; the
-worker's scheduling as /proc shows it while it imports and once it serves; the load average.
+worker's scheduling as /proc shows it while it imports and once it serves; then the CPU a starting
+worker gets beside two busy loops in their own sessions, as a run's kernels are (no run: the clearest
+figure on a loaded machine); the load average.
 
 ``--code`` runs another checkout's cellpipe (the worker too): the same benchmark before and after a change.
 Page cache: MLflow's and the kernels' files are read once before the rounds (a warm-up import and
@@ -117,6 +119,33 @@ class WorkerSampler:
             last_idle, last_t = idle, now
 
 
+BUSY = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def share_beside_busy_sessions(seconds: float = 4.0) -> tuple[float, float]:
+    """Start a cold worker beside two busy loops, each in its own session as a run's kernels are, and
+    return the CPU seconds per second the worker and (the mean of) the loops got over ``seconds``, from
+    0.5 s after its start on (its interpreter start-up runs before it yields)."""
+    from jupyter_ext.tracking import background
+
+    loops = [subprocess.Popen([sys.executable, "-c", BUSY.format(s=seconds + 2)], start_new_session=True)
+             for _ in range(2)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        time.sleep(0.3)
+        pid = background.ensure_worker(Path(tmp))
+        time.sleep(0.5)
+        worker, busy = process_cpu(pid) or 0.0, [process_cpu(p.pid) or 0.0 for p in loops]
+        time.sleep(seconds)
+        worker = ((process_cpu(pid) or 0.0) - worker) / seconds
+        busy = [((process_cpu(p.pid) or 0.0) - b) / seconds for p, b in zip(loops, busy, strict=True)]
+        for loop in loops:
+            loop.wait()
+        background.stop_worker(Path(tmp))
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return worker, statistics.mean(busy)
+
+
 def main() -> None:
     args = parse()
     sys.path.insert(0, str(args.code.resolve()))
@@ -170,6 +199,7 @@ def main() -> None:
             walls["warm"].append(cellpipe(warm, "warm"))
             print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
         background.stop_worker(warm)
+        share = share_beside_busy_sessions()
 
     papermill = statistics.median(walls["papermill"])
     print(
@@ -190,6 +220,8 @@ def main() -> None:
           f"warm {named['warm']} of {args.repeat}")  # fmt: skip
     print(f"worker scheduling while importing MLflow: {seen[0] if seen else 'not seen'}")
     print(f"worker scheduling once warm (serving): {serving}")
+    print(f"a starting worker beside two busy loops in their own sessions (as a run's kernels): it got "
+          f"{share[0]:.2f} CPU s per s, each loop {share[1]:.2f} (an equal share: 0.67 each on two idle cores)")  # fmt: skip
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
