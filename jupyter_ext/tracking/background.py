@@ -2,8 +2,8 @@
 
 Importing MLflow costs about two seconds of CPU and 190 MiB, more than many pipelines, so no run pays it.
 One detached process per data directory (``python -m jupyter_ext.tracking.background DATA_DIR``, its own
-session: it outlives the command that started it, and Ctrl-C in its terminal) imports MLflow once and
-serves the runs of every process using that directory:
+session: it outlives the command that started it, and Ctrl-C in its terminal) imports MLflow once, on CPU
+the runs leave idle (:func:`yielding_to_runs`), and serves the runs of every process using that directory:
 
 - a tracked run's record is created with ``tracking.status`` ``pending`` and ``runs/<id>/tracking-job.json``
   (what tracking needs besides the record); the worker creates the run's MLflow run (RUNNING, lineage
