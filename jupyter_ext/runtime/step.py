@@ -92,8 +92,8 @@ def build_step_notebook(
     save = [
         "from jupyter_ext.runtime import marshal as _cellpipe_marshal, metrics as _cellpipe_metrics",
         f"_cellpipe_marshal.save_all({{{', '.join(f'{n!r}: {n}' for n in step.outputs)}}}, {out!r}, step={step.name!r})",
-        f"_cellpipe_metrics.record({{{', '.join(f'{m!r}: {m}' for m in step.metrics)}}}, {out!r}, step={step.name!r})",
-    ]
+        f"_cellpipe_metrics.record({{{', '.join(f'{m!r}: {m}' for m in step.metrics)}}}, {out!r}, step={step.name!r});",
+    ]  # the ';' keeps IPython from displaying record()'s return value as the cell's output
     cells.append(cell("\n".join(save), "outputs"))
     notebook = new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {

@@ -54,6 +54,10 @@ def test_wine_pipeline_runs_and_is_tracked(notebooks, tmp_path, data_dir):
     executed = json.loads(Path(steps(record)["evaluate"]["notebook"]).read_text())
     texts = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "accuracy=" in texts
+    generated = [
+        c for c in executed["cells"] if c["metadata"].get("cellpipe", {}).get("role") in ("inputs", "outputs")
+    ]
+    assert generated and not any(c.get("outputs") for c in generated)  # cellpipe's own cells show nothing
     # the record on disk is the same
     assert RunService(data_dir).get(record["id"]).to_dict() == record
     # MLflow: a parent run with params, metrics and lineage tags, and a nested run per step
