@@ -218,8 +218,16 @@ class WarmKernelPool:
         self._fill()
 
     async def take(self, kernel_name: str, cwd: str | Path) -> Kernel | None:
-        """A started, ready kernel of ``kernel_name`` working in ``cwd``, or None when none is waiting."""
-        while self._ready and kernel_name == self.kernel_name and not self._closed:
+        """A started, ready kernel of ``kernel_name`` working in ``cwd``, or None when none is waiting or on
+        its way."""
+        if kernel_name != self.kernel_name:
+            return None
+        if not self._ready and self._starting and not self._closed:
+            # One on its way is ready sooner than a new one: both fork from the same server, and a new start
+            # would compete with it for the cores. Only the starts under way now are waited for (once), so a
+            # busy server cannot keep a run waiting on refills that other runs take.
+            await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
+        while self._ready and not self._closed:
             kernel = self._ready.pop(0)
             self._fill()
             try:

@@ -111,3 +111,21 @@ def test_a_runs_kernels_from_the_shared_pool_are_warmed_up_for_its_prelude_when_
     waiting, taken, loaded = asyncio.run(scenario())
     assert taken == waiting  # the shared kernel, not a new one
     assert loaded["data"]["text/plain"] == "True"
+
+
+def test_a_kernel_still_starting_is_taken_rather_than_a_new_one_started(tmp_path):
+    async def scenario():
+        pool = WarmKernelPool(1, cwd=tmp_path)
+        pool.start()
+        try:
+            starting = len(pool._starting)
+            kernel = await pool.take("python3", tmp_path)  # at once: the pool's kernel is not ready yet
+            if kernel is not None:
+                await kernel.shutdown()
+            return starting, kernel is not None, pool.handed_out
+        finally:
+            await pool.close()
+
+    starting, taken, handed_out = asyncio.run(scenario())
+    assert starting == 1
+    assert taken and handed_out == 1  # the run waited for it instead of starting (and paying for) its own
