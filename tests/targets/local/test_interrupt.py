@@ -20,7 +20,16 @@ pytestmark = pytest.mark.slow
 def start_run(notebook, data_dir):
     env = {**os.environ, "CELLPIPE_HOME": str(data_dir)}
     cmd = [sys.executable, "-m", "jupyter_ext.cli", "run", str(notebook), "--no-track"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_interruptible
+    )
+
+
+def _interruptible() -> None:
+    """Ctrl-C as in a terminal, whatever this test runs under: a shell starting a command in the background
+    (``cmd &``, nohup) makes it ignore SIGINT, its children inherit that, and the runner then rightly ignores
+    the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_running_step(data_dir, timeout=60):
