@@ -76,7 +76,8 @@ class LocalRunner:
         self.cache.clean_leftovers()  # of runs that were killed
         clean_connection_files()
         parallel = self.options.max_parallel or os.cpu_count() or 1
-        to_execute = len(self._steps_to_execute())
+        self._executing = self._steps_to_execute()
+        to_execute = len(self._executing)
         pool = KernelPool(
             self.pipeline.kernel,
             self.workdir,
@@ -187,7 +188,6 @@ class LocalRunner:
                 names.add(step.name)
             else:
                 hashes[step.name] = entry.get("hashes", {})
-        self._executing = names
         return names
 
     # -- one step ----------------------------------------------------------------------------------
