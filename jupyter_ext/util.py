@@ -10,6 +10,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +63,11 @@ FOREIGN_LEFTOVER_AGE_S = 86_400  # written from another host: removed only when 
 def writer_tag() -> str:
     """``<pid>@<host>~``: put into a temporary name, it lets :func:`abandoned` recognise leftovers."""
     return f"{os.getpid()}@{socket.gethostname()}~"
+
+
+def writer_unique_name(prefix: str = "") -> str:
+    """A new temporary name: ``prefix``, the :func:`writer_tag`, and a random part."""
+    return f"{prefix}{writer_tag()}{uuid.uuid4().hex}"
 
 
 def abandoned(name: str, modified: float | None) -> bool:

@@ -15,13 +15,12 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jupyter_ext.runtime.kernel_fork import ForkedProcess, KernelForkServer, forkable
-from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer_tag
+from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer_unique_name
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
@@ -210,7 +209,7 @@ def connection_directory() -> Path:
 
 def new_connection_file() -> Path:
     """A connection file name that says which process it belongs to, for :func:`clean_connection_files`."""
-    return connection_directory() / f"{CONNECTION_PREFIX}{writer_tag()}{uuid.uuid4().hex}.json"
+    return connection_directory() / f"{writer_unique_name(CONNECTION_PREFIX)}.json"
 
 
 def clean_connection_files(*, dry_run: bool = False) -> list[Path]:

@@ -15,14 +15,13 @@ import contextlib
 import errno
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from jupyter_ext.snapshot.hashing import write_all
-from jupyter_ext.util import PRIVATE_FILE_MODE, open_private, private_dir, writer_tag
+from jupyter_ext.util import PRIVATE_FILE_MODE, open_private, private_dir, writer_unique_name
 
 T = TypeVar("T")
 TEMP_DIR = "tmp"
@@ -199,16 +198,12 @@ class LocalBackend(Backend):
                 if exc.errno not in NO_ANONYMOUS_FILES:
                     raise
                 self._anonymous = False  # this filesystem has none: named temporary files from now on
-        temp_key = self._temp_key()
+        temp_key = _temp_key()
         file = self._in_directory(
             self._prefix + TEMP_DIR,
             lambda: open_private(self._prefix + temp_key, "xb", shared=self.shared, buffering=0),
         )
         return TempObject(self, temp_key, file)
-
-    @staticmethod
-    def _temp_key() -> str:
-        return f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
 
     def rename_into_place(self, temp: TempObject, key: str) -> bool:
         # Identical content under a content address, so a concurrent writer of the same key is harmless.
@@ -229,7 +224,7 @@ class LocalBackend(Backend):
         if durable:
             os.fsync(temp.file.fileno())
         if temp.temp_key is None:  # an anonymous file gets a temporary name first: rename replaces
-            temp_key = self._temp_key()
+            temp_key = _temp_key()
             _link_open_file(temp.file, self._prefix + temp_key)
             temp.temp_key = temp_key
         temp.file.close()
@@ -375,6 +370,11 @@ class LocalBackend(Backend):
             return []
 
 
+def _temp_key() -> str:
+    """A new temporary object's key, naming its writer (so an abandoned one can be told and removed)."""
+    return writer_unique_name(f"{TEMP_DIR}/")
+
+
 # What opening an anonymous file answers where the filesystem or the system has none.
 NO_ANONYMOUS_FILES = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
 
@@ -458,7 +458,7 @@ class FsspecBackend(Backend):
         return bytes(self.fs.cat_file(self.path(key)))
 
     def open_temp(self, *, anonymous: bool = False) -> TempObject:
-        temp_key = f"{TEMP_DIR}/{writer_tag()}{uuid.uuid4().hex}"
+        temp_key = _temp_key()
         self._make_directory(self.path(TEMP_DIR))
         return TempObject(self, temp_key, self.fs.open(self.path(temp_key), "wb"))
 

@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import sys
-import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_tag
+from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_unique_name
 
 ENTRY_FILE = "entry.json"
 STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a killed run
@@ -71,7 +70,7 @@ class StepCache:
         return data
 
     def staging_dir(self) -> Path:
-        path = self.root / f"{STAGING_PREFIX}{writer_tag()}{uuid.uuid4().hex}"
+        path = self.root / writer_unique_name(STAGING_PREFIX)
         private_dir(path / "outputs")  # cached outputs are the user's data: 0700 from the cache root down
         return path
 
@@ -84,7 +83,7 @@ class StepCache:
         write_json_atomic(staging / ENTRY_FILE, entry, durable=False)  # a torn entry is only a cache miss
         final = self.root / key
         if replace and final.exists():
-            trash = self.root / f"{TRASH_PREFIX}{writer_tag()}{uuid.uuid4().hex}"
+            trash = self.root / writer_unique_name(TRASH_PREFIX)
             final.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:
