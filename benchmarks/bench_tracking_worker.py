@@ -67,7 +67,7 @@ def machine_idle() -> float:
 def scheduling(pid: int) -> str:
     """The worker's autogroup nice, nice and the policy of each of its threads, as /proc shows them."""
     try:
-        group = Path(f"/proc/{pid}/autogroup").read_text().split()[-1]
+        group = (Path(f"/proc/{pid}/autogroup").read_text().split() or ["(none)"])[-1]
         policies = []
         for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
