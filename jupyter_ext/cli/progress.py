@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -44,10 +42,7 @@ def steps_table(record: RunRecord | None, *, title: str | None = None, live: boo
     for column in ("step", "status", "time", "notebook / note"):
         table.add_column(column)
     for info in record.steps if record else []:
-        if info.status is StepStatus.RUNNING and live:
-            seconds = time.time() - (info.started or time.time())
-        else:
-            seconds = info.duration_s
+        seconds = info.elapsed_s() if live else info.duration_s
         when = f"{seconds:.1f}s" if seconds is not None else ""
         note = info.reason or ""
         if info.status is StepStatus.CACHED:

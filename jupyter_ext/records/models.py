@@ -62,8 +62,36 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+class _WallTime:
+    """A record's end: ``finished`` and ``duration_s`` are set together, by :meth:`end` only, with one meaning:
+    the real wall time from the record's start (:attr:`began`) to its end, both read on the clock that timed
+    it (this machine's, or the cluster's that timed a KFP task: never one of each)."""
+
+    @property
+    def began(self) -> float | None:
+        return self.started  # type: ignore[attr-defined]
+
+    def end(self, status: RunStatus | StepStatus, at: float | None = None) -> None:
+        """Make it ``status`` (a final one) at ``at`` (epoch seconds; now if not given)."""
+        self.status = status
+        self.finished = time.time() if at is None else at
+        self.duration_s = _seconds_between(self.began, self.finished)
+
+    def elapsed_s(self, now: float | None = None) -> float | None:
+        """Its duration once it ended; until then the seconds since it began (None before it began)."""
+        if self.status.is_final:  # type: ignore[attr-defined]
+            return self.duration_s  # type: ignore[attr-defined]
+        return _seconds_between(self.began, time.time() if now is None else now)
+
+
+def _seconds_between(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max(0.0, end - start), 3)  # not negative if the wall clock was set back in between
+
+
 @dataclass
-class StepRecord:
+class StepRecord(_WallTime):
     name: str
     status: StepStatus = StepStatus.PENDING
     started: float | None = None
@@ -111,7 +139,7 @@ class Tracking:
 
 
 @dataclass
-class RunRecord:
+class RunRecord(_WallTime):
     id: str
     notebook: str  # the notebook's path (absolute in the store; the server shows it relative to its root)
     target: str = "local"
@@ -150,6 +178,12 @@ class RunRecord:
     @property
     def is_final(self) -> bool:
         return self.status.is_final
+
+    @property
+    def began(self) -> float:
+        """A run begins when it is created (requested, its snapshot taken): the time it waited in a queue
+        for a slot is time its user waited, and its MLflow run starts then too."""
+        return self.created
 
     @property
     def on_cluster(self) -> bool:

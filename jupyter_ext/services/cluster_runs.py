@@ -141,8 +141,7 @@ class ClusterRuns:
             current.steps, current.metrics, current.links = seen.steps, seen.metrics, seen.links
             current.error = seen.error or current.error
             if outcome is not None:
-                current.status, current.finished = outcome, time.time()
-                current.duration_s = round(current.finished - current.created, 3)
+                current.end(outcome)
                 concluded = True
             return None
 

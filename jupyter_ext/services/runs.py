@@ -344,8 +344,7 @@ class RunService(ClusterRuns, Cancellation):
             record.timings["tracking_s"] = round(time.perf_counter() - began, 3)
             if record.tracking.mlflow_url:
                 record.links["mlflow"] = record.tracking.mlflow_url
-        record.status, record.finished = outcome, time.time()
-        record.duration_s = round(record.finished - record.created, 3)
+        record.end(outcome)
         self._save(record)
         if background:  # the worker may have gone idle during a long run: it must see the final record
             self.ensure_tracking_worker()
@@ -451,8 +450,7 @@ class RunService(ClusterRuns, Cancellation):
             return record
         except asyncio.CancelledError:
             if not record.status.is_final and not record.on_cluster:  # cancelled while queued: never started
-                record.status, record.finished = RunStatus.CANCELLED, time.time()
-                record.duration_s = round(record.finished - record.created, 3)
+                record.end(RunStatus.CANCELLED)
                 record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
                 for step in record.steps:  # a final run has no step still pending
                     step.status, step.reason = StepStatus.NOT_RUN, "the run was cancelled before it started"

@@ -142,7 +142,6 @@ def _update_steps(record: RunRecord, status: Any) -> bool:
             step.status, step.error, changed = new, error, True
             step.cached = new is StepStatus.CACHED
             step.started = task.started.timestamp() if task.started else step.started
-            step.finished = task.finished.timestamp() if task.finished else step.finished
-            if step.started and step.finished:
-                step.duration_s = round(step.finished - step.started, 3)
+            if task.finished:  # timed by KFP's clock, as its start was
+                step.end(new, at=task.finished.timestamp())
     return changed

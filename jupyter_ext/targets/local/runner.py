@@ -108,10 +108,8 @@ class LocalRunner:
                 with contextlib.suppress(BaseException):
                     await task
             for info in self.steps.values():  # what ran was cancelled; what had not started never ran
-                if info.status is StepStatus.RUNNING:
-                    info.status, info.finished = StepStatus.CANCELLED, time.time()
-                    if info.started is not None:  # how long it ran until it was stopped
-                        info.duration_s = round(info.finished - info.started, 3)
+                if info.status is StepStatus.RUNNING:  # how long it ran until it was stopped
+                    info.end(StepStatus.CANCELLED)
                 elif info.status is StepStatus.PENDING:
                     info.status, info.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
             raise
@@ -245,9 +243,8 @@ class LocalRunner:
     def _use_cached(self, step: Step, info: StepRecord, entry: dict) -> None:
         self._outputs_dirs[step.name] = entry["outputs_dir"]
         self._output_hashes[step.name] = entry.get("hashes", {})
-        now = time.time()
-        info.status, info.cached, info.cached_from = StepStatus.CACHED, True, entry.get("run_id")
-        info.started, info.finished, info.duration_s = now, now, 0.0
+        info.cached, info.cached_from, info.started = True, entry.get("run_id"), time.time()
+        info.end(StepStatus.CACHED, at=info.started)
         info.outputs, info.metrics = entry.get("outputs", {}), entry.get("metrics", {})
         info.notebook = entry.get("notebook") or str(
             self.run_dir.parent / entry.get("run_id", "") / "steps" / f"{step.name}.ipynb"
@@ -270,10 +267,8 @@ class LocalRunner:
 
 def apply_result(info: StepRecord, result: StepResult) -> None:
     """A finished step's result into its record."""
-    info.status = StepStatus(result.status)
-    info.started = info.started or result.started
-    info.duration_s = round(result.duration, 3)
-    info.finished = info.started + info.duration_s
+    info.started = info.started or result.started  # a step that never got a kernel starts with its result
+    info.end(StepStatus(result.status), at=result.started + result.duration)
     info.notebook = result.notebook or None
     info.outputs, info.metrics = result.outputs, result.metrics
     if result.error is not None:
