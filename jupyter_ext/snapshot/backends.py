@@ -221,6 +221,11 @@ class LocalBackend(Backend):
         return True
 
     def replace(self, temp: TempObject, key: str, *, durable: bool = False) -> None:
+        self._replace(temp, key, durable=durable)
+        if durable:  # its name is synced with the others' before the next manifest (sync_directories)
+            self._note_named(key)
+
+    def _replace(self, temp: TempObject, key: str, *, durable: bool) -> None:
         if durable:
             os.fsync(temp.file.fileno())
         if temp.temp_key is None:  # an anonymous file gets a temporary name first: rename replaces
@@ -230,8 +235,6 @@ class LocalBackend(Backend):
         temp.file.close()
         self._move(temp.temp_key, key)
         temp.committed = True
-        if durable:
-            self._note_named(key)
 
     def publish(self, temp: TempObject, key: str, *, durable: bool) -> bool:
         if not durable:
@@ -336,11 +339,18 @@ class LocalBackend(Backend):
             return action()
 
     def write_bytes(self, key: str, data: bytes, *, durable: bool = False) -> None:
+        """``durable``: on stable storage under its name when this returns (a manifest: nothing written after
+        it would sync its name), so its directory is synced here, once, and not again by the next
+        :meth:`sync_directories`; so is the directory above when this write created the directory."""
+        directory = os.path.dirname(self._prefix + key)
+        new_directory = durable and not os.path.isdir(directory)
         with self.temp_object() as temp:
             write_all(temp.file, memoryview(data))
-            self.replace(temp, key, durable=durable)
+            self._replace(temp, key, durable=durable)
         if durable:
-            _fsync_directory(os.path.dirname(self._prefix + key))
+            _fsync_directory(directory)
+        if new_directory:
+            _fsync_directory(os.path.dirname(directory))
 
     def remove(self, key: str) -> None:
         os.unlink(self._prefix + key)

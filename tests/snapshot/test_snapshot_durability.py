@@ -123,6 +123,31 @@ def test_an_object_is_named_only_after_its_bytes_are_synced(
     assert store.verify(snapshot.id).ok
 
 
+def test_a_manifest_is_durable_when_written_and_its_directory_synced_once(
+    tmp_path: Path, write_nb, settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its name is synced before the snapshot returns (nothing written later would sync it), and only then:
+    the next snapshot through the same store object does not sync that directory for it again."""
+    notebooks = [
+        write_nb(tmp_path / f"p{index}" / "nb.ipynb", [("code", f"x = {index}")]) for index in (1, 2)
+    ]
+    settle()
+    synced: list[int] = []  # inodes, in order
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.fstat(fd).st_ino)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = SnapshotStore.open(tmp_path / "store", fsync=True)
+    take_snapshot(notebooks[0], store=store)
+    manifests, root = (os.stat(path).st_ino for path in (store.local_root / "snapshots", store.local_root))
+    assert synced.count(manifests) == 1 and synced.count(root) == 1  # a new directory: its own name too
+    take_snapshot(notebooks[1], store=store)
+    assert synced.count(manifests) == 2 and synced.count(root) == 1  # once a manifest
+
+
 def test_a_failed_sync_fails_the_snapshot_in_one_line_and_names_no_object(
     many_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
