@@ -106,7 +106,10 @@ async def _start_once(
     try:
         await km.start_kernel(cwd=str(cwd), extra_arguments=list(KERNEL_ARGS), **_streams(log))
         client = km.client()
-        client.start_channels()
+        # No heartbeat channel: whether the kernel lives is asked of its manager (the process), and the
+        # heartbeat's thread, stopped before it got going (a kernel that died at once), runs on creating
+        # sockets until ZMQ has none left ("Too many open files", and a second per start lost).
+        client.start_channels(hb=False)
         info = await wait_until_ready(client, timeout=60)
         await warm_up(client, warmup)
     except BaseException:  # failed or cancelled mid-start: the process may exist already

@@ -5,6 +5,7 @@ five `cellpipe run` processes at once: "Address already in use", "Kernel died be
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -63,19 +64,22 @@ def test_a_started_kernel_is_ready_on_both_channels(tmp_path):
             reply = await started.client.execute_interactive(
                 "print('first words')", output_hook=outputs.append, timeout=60
             )
-            return started.info, reply["content"]["status"], outputs
+            return started.info, reply["content"]["status"], outputs, heartbeat_threads()
         finally:
             await started.shutdown()
 
-    info, status, outputs = asyncio.run(scenario())
+    info, status, outputs, heartbeats = asyncio.run(scenario())
     assert info["language_info"]["name"] == "python"
-    assert status == "ok"
+    assert status == "ok" and heartbeats == []  # its liveness is its process's: no thread pinging it
     streams = [m["content"]["text"] for m in outputs if m["header"]["msg_type"] == "stream"]
     assert streams == ["first words\n"]
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_kernel_that_exits_at_once_is_reported_not_waited_for(tmp_path, monkeypatch):
-    """A kernel process that ends before answering is noticed by the ready wait (not after its 60 s)."""
+    """A kernel process that ends before answering is noticed by the ready wait (not after its 60 s), and
+    the channels started for it stop cleanly (a heartbeat thread stopped before it got going used to run
+    on creating sockets until ZMQ had none left: "ZMQError: Too many open files" in the CI's warnings)."""
     import json
     import sys
 
@@ -88,3 +92,10 @@ def test_a_kernel_that_exits_at_once_is_reported_not_waited_for(tmp_path, monkey
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
     with pytest.raises(RuntimeError, match="died before replying"):  # it cannot be ready
         asyncio.run(kernel_module.start_kernel("exits", tmp_path))
+    assert heartbeat_threads() == []
+
+
+def heartbeat_threads() -> list:
+    from jupyter_client.channels import HBChannel
+
+    return [thread for thread in threading.enumerate() if isinstance(thread, HBChannel)]
