@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.models import (
@@ -47,6 +47,7 @@ SCHEMA_VERSION = 6
 LATEST = "latest"
 
 log = logging.getLogger(__name__)
+_Record = TypeVar("_Record", RunRecord, ScheduleRecord)
 
 
 class StoredRun(NamedTuple):
@@ -282,13 +283,20 @@ class RecordStore:
         """Read, ``change`` and write one run in a single write transaction (a concurrent writer cannot slip
         in between); a deleted run stays deleted. ``change`` returning False writes nothing. Returns the
         record as it is now, or None when there is none."""
+        return self._change_row("runs", run_id, RunRecord.from_dict, change, self._upsert)
+
+    def _change_row(
+        self, table: str, key: str, load: Callable[[dict], _Record], change: Callable[[_Record], bool | None],
+        put: Callable[[Any, _Record], None],
+    ) -> _Record | None:  # fmt: skip
+        """Read, change, write one row of ``table`` (:meth:`update_run`, :meth:`change_schedule`)."""
         with self._write() as conn:
-            row = conn.exec_driver_sql("SELECT data FROM runs WHERE id = ?", (run_id,)).first()
+            row = conn.exec_driver_sql(f"SELECT data FROM {table} WHERE id = ?", (key,)).first()
             if row is None:
                 return None
-            record = RunRecord.from_dict(json.loads(row[0]))
+            record = load(json.loads(row[0]))
             if change(record) is not False:
-                self._upsert(conn, record)
+                put(conn, record)
         return record
 
     def pending_tracking(self, *, since: float) -> list[tuple[str, RunStatus, str | None]]:
@@ -491,14 +499,9 @@ class RecordStore:
         """Read one schedule, ``change(schedule)`` it and write it back in one write transaction, so two
         processes changing it at once (a scheduler recording a fire, a user pausing) lose neither change.
         ``change`` returning False writes nothing. Returns the schedule as it is now (None if deleted)."""
-        with self._write() as conn:
-            row = conn.exec_driver_sql("SELECT data FROM schedules WHERE id = ?", (schedule_id,)).first()
-            if row is None:
-                return None
-            schedule = ScheduleRecord.from_dict(json.loads(row[0]))
-            if change(schedule) is not False:
-                self._put_schedule(conn, schedule)
-        return schedule
+        return self._change_row(
+            "schedules", schedule_id, ScheduleRecord.from_dict, change, self._put_schedule
+        )
 
     def _put_schedule(self, conn: Any, schedule: ScheduleRecord) -> None:
         conn.exec_driver_sql(
