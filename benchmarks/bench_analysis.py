@@ -9,19 +9,16 @@ ratio per 10x cells (10x = linear).
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common  # puts this checkout first on sys.path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from jupyter_ext.pipeline.build import build_pipeline  # noqa: E402
+from jupyter_ext.pipeline.build import build_pipeline
 
 
 def make_notebook(cells: int, path: Path) -> Path:
@@ -53,9 +50,7 @@ def median_time(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip the KFP compile column")

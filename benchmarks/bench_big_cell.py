@@ -9,18 +9,15 @@ machine); equal ratios across sizes mean the analysis grows linearly.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # puts this checkout first on sys.path
 
-from jupyter_ext.pipeline.build import build_pipeline  # noqa: E402
+from jupyter_ext.pipeline.build import build_pipeline
 
 
 def data_cell(megabytes: float) -> str:
@@ -55,9 +52,7 @@ def timed(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--mb", type=float, nargs="+", default=[1, 4, 10])
     parser.add_argument("--repeat", type=int, default=2, help="best of this many (default 2)")
     args = parser.parse_args()
@@ -76,7 +71,7 @@ def main() -> None:
     print(
         "goal (issue 12): a 10 MB cell analysed in under 5 s, cost linear in size (equal ratios across sizes)"
     )
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ The load average is printed with the figures: run it on a quiet machine for numb
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -31,14 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # puts this checkout first on sys.path
+from bench_run_store import make_record
 
-from bench_run_store import make_record  # noqa: E402  (it also puts the repository on sys.path)
-
-from jupyter_ext.records.models import RunStatus, StepStatus  # noqa: E402
-from jupyter_ext.records.owner import current_owner  # noqa: E402
-from jupyter_ext.records.store import RecordStore  # noqa: E402
-from jupyter_ext.services.runs import CANCEL_POLL_S, RunService  # noqa: E402
+from jupyter_ext.records.models import RunStatus, StepStatus
+from jupyter_ext.records.owner import current_owner
+from jupyter_ext.records.store import RecordStore
+from jupyter_ext.services.runs import CANCEL_POLL_S, RunService
 
 
 def write_notebook(path: Path) -> Path:
@@ -103,15 +101,13 @@ def poll_cost(data_dir: Path, active: int, repeat: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="cancels timed each way (default 5)")
     parser.add_argument(
         "--runs", type=int, default=10_000, help="runs stored for the poll cost (default 10000)"
     )
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; poll interval {CANCEL_POLL_S} s")
+    print(f"{common.load_average()}; poll interval {CANCEL_POLL_S} s")
     with tempfile.TemporaryDirectory(prefix="bench-cancel-") as tmp:
         notebook = write_notebook(Path(tmp) / "slow.ipynb")
         data_dir = Path(tmp) / "data"

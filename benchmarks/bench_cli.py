@@ -11,7 +11,6 @@ is what the command itself costs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import statistics
@@ -21,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_analysis import make_notebook  # noqa: E402
+import common  # puts this checkout first on sys.path
+from bench_analysis import make_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +40,7 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cells", type=int, default=50, help="notebook size (5 cells a step; 50 = 10 steps)")
     args = parser.parse_args()
@@ -77,7 +73,7 @@ def main() -> None:
             else f"<{target:<5}  wall {'ok' if wall < target else 'MISSED'}, cpu {'ok' if cpu < target else 'MISSED'}"
         )
         print(f"{name:<18} {wall:7.2f} {cpu:6.2f}  {verdict}")
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":

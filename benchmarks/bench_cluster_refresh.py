@@ -22,9 +22,7 @@ of this process (its CPU is counted here too); a real API server is farther away
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -34,12 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # puts this checkout first on sys.path
 
-
-from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord  # noqa: E402
-from jupyter_ext.services.runs import RunService  # noqa: E402
-from tests.support.kube_cluster import write_kubeconfig  # noqa: E402
+from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord
+from jupyter_ext.services.runs import RunService
+from tests.support.kube_cluster import write_kubeconfig
 
 NS = "bench"
 
@@ -97,9 +94,7 @@ def timed(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--active", type=int, default=5, help="running Job runs in the listed page")
     args = parser.parse_args()
@@ -140,8 +135,7 @@ def main() -> int:
         assert checked.status is RunStatus.RUNNING and checked.refresh_error is None, checked.refresh_error
     stop.set()
     thread.join(10)
-    load = os.getloadavg()[0]
-    print(f"load average {load:.1f}, {os.cpu_count()} cores; {args.active} running Job runs; median of each")
+    print(f"{common.load_average()}; {args.active} running Job runs; median of each")
     print(f"{'':20s}{'wall ms':>10s}{'CPU ms':>10s}{'x baseline':>12s}")
     for name, (wall, cpu) in rows:
         baseline = rows[0][1][0] if name.startswith(("get", "refresh")) else rows[3][1][0]

@@ -24,19 +24,16 @@ list/get under 20 ms.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # puts this checkout first on sys.path
 
-from jupyter_ext.records.models import (  # noqa: E402
+from jupyter_ext.records.models import (
     RunRecord,
     RunStatus,
     StepRecord,
@@ -44,8 +41,8 @@ from jupyter_ext.records.models import (  # noqa: E402
     Tracking,
     TrackingStatus,
 )
-from jupyter_ext.records.owner import current_owner  # noqa: E402
-from jupyter_ext.records.store import RecordStore  # noqa: E402
+from jupyter_ext.records.owner import current_owner
+from jupyter_ext.records.store import RecordStore
 
 
 def make_record(index: int, rng: random.Random) -> RunRecord:
@@ -108,9 +105,7 @@ def line(name: str, samples: Samples) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args()
@@ -142,7 +137,7 @@ def main() -> None:
         }
         for name, samples in results.items():
             print(line(name, samples))
-        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine)")
+        print(f"{common.load_average()} (other work on the machine)")
 
         legacy = Path(tmp) / "legacy"
         for record in records:

@@ -26,7 +26,6 @@ prints its CPU time too: on a loaded machine wall time is mostly waiting for a c
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import resource
@@ -36,14 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import common  # puts this checkout first on sys.path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from jupyter_ext.services.runs import RunRequest, RunService  # noqa: E402
-from jupyter_ext.targets.local.target import LocalOptions  # noqa: E402
-from jupyter_ext.tracking import background  # noqa: E402
+from jupyter_ext.services.runs import RunRequest, RunService
+from jupyter_ext.targets.local.target import LocalOptions
+from jupyter_ext.tracking import background
 
 TRACKING_S: list[float] = []  # the worker's time per run (create + finish the MLflow run), off the path
 WAITS: dict[str, list[tuple[float, bool]]] = {}  # scenario -> (finalize's wait for the worker, id at final)
@@ -170,9 +168,7 @@ def run_cli(path: Path, data_dir: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--work", type=float, default=1.0, help="seconds of CPU work per step (default 1)")
     parser.add_argument("--repeat", type=int, default=3, help="repeat each measurement, report medians")
     args = parser.parse_args()
@@ -262,7 +258,7 @@ def main() -> None:
               f"final record named the MLflow run in {named} of {len(waits)}")  # fmt: skip
     print(f"warm worker after {args.repeat} runs: RSS {memory[0]:.0f} MiB (peak {memory[1]:.0f} MiB), "
           f"CPU {memory[2]:.2f} s in all")  # fmt: skip
-    print(f"load average: {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":

@@ -17,20 +17,18 @@ access log. Loopback has no network latency: against AWS S3 or MinIO each reques
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # puts this checkout first on sys.path
 
-from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot  # noqa: E402
-from tests.snapshot.conftest import write_file, write_notebook  # noqa: E402
-from tests.support.s3_server import MotoServer, new_bucket  # noqa: E402
+from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
+from tests.snapshot.conftest import write_file, write_notebook
+from tests.support.s3_server import MotoServer, new_bucket
 
 
 def requests_logged(log: Path) -> int:
@@ -63,9 +61,7 @@ def run_steps(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--kb", type=int, default=100)
     args = parser.parse_args()
@@ -83,7 +79,7 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{args.files} files x {args.kb} KiB; load {os.getloadavg()[0]:.1f}")
+    print(f"{args.files} files x {args.kb} KiB; {common.load_average()}")
     print(
         f"{'step':10} {'requests':>8} {'per file':>8} {'s3 wall':>8} {'s3 CPU':>7} {'local wall':>10} {'ratio':>6}"
     )

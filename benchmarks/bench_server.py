@@ -31,15 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import common  # puts this checkout first on sys.path
 import nbformat
 import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.server.test_queue import kernels_of, write_sleeper  # noqa: E402  (the test's own counting)
-from tests.support.loopback import free_port  # noqa: E402
+from tests.server.test_queue import kernels_of, write_sleeper  # the test's own counting
+from tests.support.loopback import free_port
 
 TOKEN = "cellpipe-bench"
 HEADERS = {"Authorization": f"token {TOKEN}"}
@@ -245,7 +244,7 @@ def bench_store(server: Server, root: Path, ids: list[str], requests_n: int) -> 
         timed(lambda: requests.get(f"{server.url}/api/status", headers=HEADERS, timeout=60))[0]
         for _ in range(requests_n)
     ]
-    print(f"\nstore: {len(ids)} runs stored; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nstore: {len(ids)} runs stored; {common.load_average()}")
     print(summary("list page of 50 (in-process)", local_list))
     print(summary("list filtered (in-process)", local_filtered))
     print(summary("get one (in-process)", local_get))

@@ -18,20 +18,17 @@ run, and how long finalize waited for it (part of "whole run").
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # puts this checkout first on sys.path
+from bench_runner import BUSY, run_papermill, write
+from bench_server import Server
 
-from bench_runner import BUSY, run_papermill, write  # noqa: E402
-from bench_server import Server  # noqa: E402  (it also puts the repository on sys.path)
-
-from tests.server.test_kernel_pool import kernel_children  # noqa: E402  (the test's own counting)
+from tests.server.test_kernel_pool import kernel_children  # the test's own counting
 
 
 def notebook(path: Path, work: float) -> Path:
@@ -100,9 +97,7 @@ def measure(root: Path, nb: Path, pool: int, repeat: int) -> tuple[list[float], 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--work", type=float, default=1.0, help="seconds of CPU work per unit (default 1)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pool", type=int, default=2, help="kernel_pool_size of the warm server (default 2)")
@@ -127,7 +122,7 @@ def main() -> None:
     print(f"MLflow (the server's warm tracking worker): the final record named the MLflow run in "
           f"{sum(1 for _, named in TRACKING if named)} of {len(TRACKING)} runs; finalize waited for it "
           f"median {statistics.median(waits):.3f} s, max {max(waits):.3f} s")  # fmt: skip
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":

@@ -35,14 +35,14 @@ import threading
 import time
 from pathlib import Path
 
+import common  # the benchmarks' helpers; --code's checkout goes before it on sys.path in main()
+
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--work", type=float, default=1.0, help="seconds of work per branch half (default 1)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds (each: papermill, cold, warm)")
     parser.add_argument("--code", type=Path, default=HERE.parent, help="the cellpipe checkout to measure")
@@ -222,7 +222,7 @@ def main() -> None:
     print(f"worker scheduling once warm (serving): {serving}")
     print(f"a starting worker beside two busy loops in their own sessions (as a run's kernels): it got "
           f"{share[0]:.2f} CPU s per s, each loop {share[1]:.2f} (an equal share: 0.67 each on two idle cores)")  # fmt: skip
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":

@@ -14,19 +14,15 @@ Goal from the issue: the redraw under 300 ms. Figures, not assertions: nothing h
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+import common  # puts this checkout first on sys.path
+from bench_analysis import make_notebook
 
-from bench_analysis import make_notebook  # noqa: E402
-
-from tests.ui.conftest import CHROMIUM_FLAGS, chromium_path, start_lab, stop_lab  # noqa: E402
+from tests.ui.conftest import CHROMIUM_FLAGS, chromium_path, start_lab, stop_lab
 
 # every code cell of the notebook has its chip (JupyterLab attaches off-screen cells to the page later,
 # when the CPU is idle: counting chips in the page would time that, not cellpipe)
@@ -70,9 +66,7 @@ async ([token, path]) => {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()

@@ -14,20 +14,16 @@ not totals.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import json
-import os
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_runner import branches, linear  # noqa: E402  (it also puts the repository on sys.path)
+import common  # puts this checkout first on sys.path
+from bench_runner import branches, linear
 
 EVENTS: list[tuple[float, float, str]] = []  # (start, end, label), perf_counter seconds
 T0 = [0.0]
@@ -151,9 +147,7 @@ def cell_events(notebook: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("scenario", nargs="?", default="branches", choices=["linear", "branches"])
     parser.add_argument("--work", type=float, default=1.0)
     parser.add_argument(
@@ -193,7 +187,7 @@ def main() -> None:
     print(f"{'start':>7} {'end':>7} {'wall':>6}  phase")
     for begin, end, label in sorted(EVENTS):
         print(f"{begin - T0[0]:7.3f} {end - T0[0]:7.3f} {end - begin:6.3f}  {label}")
-    print(f"this process: {cpu:.2f} s CPU; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"this process: {cpu:.2f} s CPU; {common.load_average()}")
 
 
 if __name__ == "__main__":

@@ -13,20 +13,16 @@ is printed with them: on a shared machine compare phases, not totals.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # puts this checkout first on sys.path
+from bench_server import Server
+from bench_server_runs import FINAL, notebook, read, wait_until
 
-from bench_server import Server  # noqa: E402  (it also puts the repository on sys.path)
-from bench_server_runs import FINAL, notebook, read, wait_until  # noqa: E402
-
-from tests.server.test_kernel_pool import kernel_children  # noqa: E402
+from tests.server.test_kernel_pool import kernel_children
 
 
 def stamp(value: str) -> float:
@@ -64,9 +60,7 @@ def one_run(server: Server, nb: Path, pool: int) -> tuple[float, float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--work", type=float, default=1.0)
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
@@ -96,7 +90,7 @@ def main() -> None:
                     print(f"{begin - posted:7.3f} {end - posted:7.3f} {end - begin:6.3f}  {label}")
         finally:
             server.stop()
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":
