@@ -22,7 +22,7 @@ they are symlinks, lie outside the project root, or exceed $CELLPIPE_MAX_DETECTE
 declare them to capture them anyway. Declared data must lie inside the project root (the notebook's git
 repository, else its directory) unless --allow-outside-root is given.
 
-Files are stored once by content (sha256): unchanged data is recognised without re-reading it and
+Files are stored once by content (BLAKE3 hash): unchanged data is recognised without re-reading it and
 identical files across snapshots take no extra space.
 
 examples:

@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
     verify = actions.add_parser(
         "verify",
         help="re-hash stored objects to prove the snapshots are intact",
-        description="Re-read every object a snapshot names and check its sha256 and size.\n"
+        description="Re-read every object a snapshot names and check its hash and size (the store's hash:\n"
+        "BLAKE3, or sha256 in a store created before store.json recorded it).\n"
         "Exits 1 if anything is missing or corrupt (and, with --repair, could not be repaired).",
     )
     verify.add_argument("id", metavar="ID", nargs="?", help="snapshot id or prefix (default: all)")
@@ -132,7 +133,10 @@ def run_verify(args: argparse.Namespace) -> int:
     for snapshot_id in ids:
         result = store.verify(snapshot_id)
         if result.ok:
-            print(f"ok      {snapshot_id[:12]}  {result.objects} objects, {human_bytes(result.bytes)}")
+            size = human_bytes(result.bytes)
+            print(
+                f"ok      {snapshot_id[:12]}  {result.objects} objects, {size}, {store.algorithm} re-hashed"
+            )
             continue
         print(f"FAILED  {snapshot_id[:12]}")
         for problem in result.problems:

@@ -1,7 +1,7 @@
 """Take a snapshot: the notebook's bytes, the data it names, and its environment, in a store.
 
 Unchanged files are recognised by the stat cache and not read again; new files are read once, hashing and
-copying into the store in the same pass, on a few threads (sha256 releases the GIL). The manifest is
+copying into the store in the same pass, on a few threads (the hash releases the GIL). The manifest is
 written last: a failure at any point before leaves no snapshot, only unreferenced objects.
 """
 
@@ -197,7 +197,7 @@ def _store_data(
     workers: int | None,
 ) -> _Stored:
     """Put every file in the store, skipping the ones the stat cache knows and the store still has."""
-    cache = StatCache.from_bytes(store.load_meta(STAT_CACHE_KEY))
+    cache = StatCache.from_bytes(store.load_meta(STAT_CACHE_KEY), algorithm=store.algorithm)
     stored = _Stored()
     known = {data_file.path: cache.lookup(data_file.path, data_file.stat) for data_file in files}
     present = store.has_many(digest for digest in known.values() if digest is not None)

@@ -2,7 +2,7 @@
 
 Measured on 2 cores (issue 12): a ``read()``/``write()`` copy through Python costs about twice the CPU of
 an in-kernel copy (``copy_file_range``, else ``sendfile``), and writing from user space was the largest
-cost of a first snapshot. So each window of the source is read into a small buffer and hashed (sha256
+cost of a first snapshot. So each window of the source is read into a small buffer and hashed (the hash
 reads it from the CPU cache), then the kernel copies the same window from the page cache, still hot, into
 the target. The file is thus read twice, and a writer could change it in between: the copy is trusted
 only when the source's size, mtime and ctime did not move and its last change is older than the copy by
@@ -19,12 +19,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Callable
 
-from jupyter_ext.snapshot.hashing import CHUNK_SIZE, read_buffer
+from jupyter_ext.snapshot.hashing import CHUNK_SIZE, Hasher, hasher, read_buffer
 from jupyter_ext.snapshot.statcache import RACY_MARGIN_NS
 
 # Hashed, then copied, in windows of this size: the window is still in the page cache and mostly in the
@@ -144,44 +143,46 @@ def copy_file_hashing(
     source: int,
     target: int,
     *,
+    algorithm: str,
     on_bytes: Callable[[int], None] | None = None,
     methods: dict[str, Callable[..., int]] | None = None,
     start_writeback: bool = False,
 ) -> tuple[str, int]:
     """Copy the regular file open at ``source`` (from its start) into the empty file ``target``, returning
-    (sha256 hex digest, size) of exactly the bytes now in ``target``.
+    (hex digest by ``algorithm``, size) of exactly the bytes now in ``target``.
 
     ``methods``: the kernel copy methods to try, by name (default :data:`KERNEL_METHODS`).
     ``start_writeback``: have the disk start writing each copied window (for a target fsynced next).
     Errors reading ``source`` propagate as OSError; errors writing ``target`` as :class:`WriteFailed`.
     """
+    new_hash = hasher(algorithm)
     started_ns = time.time_ns()
     before = os.fstat(source)
     if before.st_size <= ONE_PASS_MAX or _recently_changed(before, started_ns):
-        return _one_pass(source, target, on_bytes)  # a small file: one read, no more system calls
+        return _one_pass(source, target, new_hash(), on_bytes)  # a small file: one read, no more calls
     copier = KernelCopier((before.st_dev, os.fstat(target).st_dev), methods)
     if copier.method == "pwrite":
-        return _one_pass(source, target, on_bytes)
+        return _one_pass(source, target, new_hash(), on_bytes)
     with contextlib.suppress(AttributeError, OSError):  # read ahead further (when not in the page cache)
         os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    digest, size = _hash_then_copy(source, target, copier, on_bytes, start_writeback)
+    digest, size = _hash_then_copy(source, target, new_hash(), copier, on_bytes, start_writeback)
     if size is not None and _same(before, os.fstat(source)):
         return digest, size
     # Changed while copied: start again in one pass, so the stored bytes are the hashed ones.
     os.lseek(source, 0, os.SEEK_SET)
     _truncate(target)
-    return _one_pass(source, target, on_bytes)
+    return _one_pass(source, target, new_hash(), on_bytes)
 
 
 def _hash_then_copy(
     source: int,
     target: int,
+    digest: Hasher,
     copier: KernelCopier,
     on_bytes: Callable[[int], None] | None,
     writeback: bool = False,
 ) -> tuple[str, int | None]:
     """Hash each window, then have the kernel copy it; size None when the source ended early."""
-    digest = hashlib.sha256()
     offset = 0
     with read_buffer() as buffer:
         while True:
@@ -203,8 +204,9 @@ def _hash_then_copy(
                 start_writeback(target, window_start, length)
 
 
-def _one_pass(source: int, target: int, on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
-    digest = hashlib.sha256()
+def _one_pass(
+    source: int, target: int, digest: Hasher, on_bytes: Callable[[int], None] | None
+) -> tuple[str, int]:
     offset = 0
     with read_buffer() as buffer:
         while count := os.readv(source, [buffer]):

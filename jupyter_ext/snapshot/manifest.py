@@ -25,7 +25,15 @@ def canonical_json(manifest: dict[str, Any]) -> bytes:
 
 
 def manifest_id(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(manifest)).hexdigest()
+    return id_of_manifest_bytes(canonical_json(manifest))
+
+
+def id_of_manifest_bytes(data: bytes) -> str:
+    """A snapshot's id: the sha256 of its canonical manifest, whatever hash the store names its objects by.
+    Ids appear in run records, MLflow tags, Kubernetes labels and users' notes, so they keep one scheme in
+    stores of either format (and an unchanged re-snapshot into an older store keeps its id); a manifest is a
+    few KiB, so its hash costs nothing next to the data's."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def short_id(snapshot_id: str) -> str:

@@ -1,5 +1,8 @@
 """Remembers the hash of each file by (path, size, mtime_ns, ctime_ns, inode), so unchanged data is not
 read again. Persisted in the store as JSON; an unreadable cache is simply an empty one.
+
+The cache records which hash its digests are (the store's algorithm, see hashing.py): a cache of another
+algorithm is an empty one, so a digest of one algorithm is never looked up as a name of the other.
 """
 
 from __future__ import annotations
@@ -7,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
+
+from jupyter_ext.snapshot.hashing import SHA256
 
 VERSION = 1
 MAX_ENTRIES = 200_000  # bounds the file (~25 MB); the least recently used entries go first
@@ -18,29 +23,34 @@ USED_RESOLUTION_S = 86_400  # how precisely "last used" is kept, for pruning the
 
 
 class StatCache:
-    def __init__(self, entries: dict[str, list] | None = None) -> None:
-        # path -> [size, mtime_ns, ctime_ns, inode, sha256, last used (unix s)]
+    def __init__(self, algorithm: str, entries: dict[str, list] | None = None) -> None:
+        self.algorithm = algorithm  # what the digests are
+        # path -> [size, mtime_ns, ctime_ns, inode, digest, last used (unix s)]
         self.entries: dict[str, list] = entries or {}
         self.changed = False
 
     @classmethod
-    def from_bytes(cls, data: bytes | None) -> StatCache:
+    def from_bytes(cls, data: bytes | None, *, algorithm: str) -> StatCache:
+        """The cache saved in ``data``, if its digests are ``algorithm``'s; else an empty one."""
         if not data:
-            return cls()
+            return cls(algorithm)
         try:
             payload = json.loads(data)
         except ValueError:
-            return cls()
+            return cls(algorithm)
         if not isinstance(payload, dict) or payload.get("version") != VERSION:
-            return cls()
+            return cls(algorithm)
+        if payload.get("hash", SHA256) != algorithm:  # caches written before the field held sha256
+            return cls(algorithm)
         entries = payload.get("entries")
-        return cls(entries if isinstance(entries, dict) else None)
+        return cls(algorithm, entries if isinstance(entries, dict) else None)
 
     def to_bytes(self) -> bytes:
         if len(self.entries) > MAX_ENTRIES:
             newest = sorted(self.entries.items(), key=lambda item: item[1][5], reverse=True)
             self.entries = dict(newest[:MAX_ENTRIES])
-        return json.dumps({"version": VERSION, "entries": self.entries}, separators=(",", ":")).encode()
+        payload = {"version": VERSION, "hash": self.algorithm, "entries": self.entries}
+        return json.dumps(payload, separators=(",", ":")).encode()
 
     def lookup(self, path: str, stat: os.stat_result) -> str | None:
         entry = self.entries.get(path)

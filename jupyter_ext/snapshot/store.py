@@ -2,7 +2,8 @@
 
 Layout (the same on a local disk and behind an fsspec URL)::
 
-    objects/ab/cdef...      each distinct file once, named by its sha256
+    store.json              the store's format: which hash names its objects (see "Store format" below)
+    objects/ab/cdef...      each distinct file once, named by its hash (BLAKE3; sha256 in older stores)
     snapshots/<id>.json     one manifest per snapshot; the id is the sha256 of these exact bytes
     taken/<id>.json         when the snapshot was taken, first and last time: not content, so not in the id
     cache/stat.json         the stat cache (see statcache.py)
@@ -10,6 +11,12 @@ Layout (the same on a local disk and behind an fsspec URL)::
 
 Objects are written before the manifest that names them and the manifest is renamed into place last, so
 a snapshot is listed only once everything it needs is stored.
+
+Store format: ``store.json`` (``{"format": "cellpipe-store/1", "object_hash": "blake3"}``) is written once,
+atomically, before a new store's first object, and names the algorithm every object of the store is named
+and verified by. A store without it that already holds anything was written before the marker existed: its
+objects are named by sha256, and it stays so (nothing is renamed or converted). Snapshot ids are sha256 of
+the manifest in both formats (see manifest.py).
 """
 
 from __future__ import annotations
@@ -38,10 +45,18 @@ from jupyter_ext.snapshot.backends import (
     is_missing_bucket,
 )
 from jupyter_ext.snapshot.copying import WriteFailed, copy_file_hashing, default_workers
-from jupyter_ext.snapshot.hashing import copy_hashing, hash_bytes, write_all
+from jupyter_ext.snapshot.hashing import (
+    ALGORITHMS,
+    NEW_STORE_ALGORITHM,
+    SHA256,
+    copy_hashing,
+    hash_bytes,
+    write_all,
+)
 from jupyter_ext.snapshot.manifest import (
     canonical_json,
     check_relative_path,
+    id_of_manifest_bytes,
     is_hex_digest,
     manifest_files,
     short_id,
@@ -53,6 +68,11 @@ STORE_DIR = "store"  # inside the data directory
 STAT_CACHE_KEY = "cache/stat.json"
 TAKEN_DIR = "taken"  # when each snapshot was taken (see SnapshotStore.record_taken)
 LISTING_THRESHOLD = 64  # from this many objects on, has_many lists directories instead of testing each
+FORMAT_KEY = "store.json"  # the store's format marker (see "Store format" above)
+STORE_FORMAT = "cellpipe-store/1"
+# What a store holds once anything was stored in it. A store without FORMAT_KEY that holds any of these
+# predates the marker, so its objects are named by sha256; one that holds none of them is new.
+STORE_CONTENT = frozenset({"objects", "snapshots", TAKEN_DIR, "cache"})
 
 # What to install and configure for the usual remote stores, shown when opening one fails.
 REMOTE_HELP = {
@@ -144,6 +164,9 @@ class SnapshotStore:
         self.counters = StoreCounters()
         self._lock = threading.Lock()  # put_file runs in worker threads
         self.replaced: list[str] = []  # digests whose stored object was corrupt and got rewritten
+        self._algorithm: str | None = None  # read from the store when first needed
+        self._marked = False  # FORMAT_KEY is in place (or the store predates it: nothing to write)
+        self._format_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SnapshotStore({self.url!r})"
@@ -161,6 +184,52 @@ class SnapshotStore:
     def open(cls, url: str | Path, *, fsync: bool | None = None) -> SnapshotStore:
         """Open a store by local path, ``file://`` URL or any fsspec URL (``s3://``, ``memory://``...)."""
         return cls(_open_backend(str(url)), fsync=fsync)
+
+    # -- format ----------------------------------------------------------------------------------------
+
+    @property
+    def algorithm(self) -> str:
+        """The hash that names and verifies this store's objects: its ``store.json``'s, sha256 for a store
+        written before the marker existed, BLAKE3 for a new (empty or absent) store."""
+        if self._algorithm is None:
+            with self._format_lock:
+                if self._algorithm is None:
+                    self._algorithm, self._marked = self._read_format()
+        return self._algorithm
+
+    def _read_format(self) -> tuple[str, bool]:
+        """(algorithm, whether nothing needs writing)."""
+        try:
+            with self._remote_errors():
+                data = self.backend.read_bytes(FORMAT_KEY)
+        except FileNotFoundError:
+            with self._remote_errors():
+                legacy = bool(STORE_CONTENT.intersection(self.backend.list_names("")))
+            return (SHA256, True) if legacy else (NEW_STORE_ALGORITHM, False)
+        except OSError as exc:
+            raise SnapshotError(
+                f"cannot read {FORMAT_KEY} of the snapshot store {self.url}: {exc.strerror or exc}",
+                field="store",
+                hint="Check the store's permissions.",
+            ) from None
+        return _parse_format(data, self.url), True
+
+    def _ensure_marked(self) -> None:
+        """Record a new store's algorithm before its first object, so that every later reader (another
+        process, a pod, a newer cellpipe) names and verifies objects the same way."""
+        if self._marked:
+            return
+        algorithm = self.algorithm
+        with self._format_lock:
+            if self._marked:
+                return
+            marker = json.dumps({"format": STORE_FORMAT, "object_hash": algorithm}, indent=1) + "\n"
+            try:
+                with self._remote_errors():
+                    self.backend.write_bytes(FORMAT_KEY, marker.encode(), durable=self.fsync)
+            except OSError as exc:
+                raise self._write_error(exc) from exc
+            self._marked = True
 
     # -- objects ---------------------------------------------------------------------------------------
 
@@ -187,7 +256,8 @@ class SnapshotStore:
         return wanted & present
 
     def put_bytes(self, data: bytes) -> PutResult:
-        digest = hash_bytes(data)
+        self._ensure_marked()
+        digest = hash_bytes(data, self.algorithm)
         if self.object_size(digest) == len(data) and self._object_hash(digest) == digest:
             return PutResult(digest, len(data), new=False)  # small (a notebook): checked byte for byte
         with self._remote_errors(), self.backend.temp_object(anonymous=True) as temp:
@@ -196,18 +266,19 @@ class SnapshotStore:
         return self._stored(digest, len(data), created)
 
     def put_file(self, path: str | Path, *, on_bytes: Callable[[int], None] | None = None) -> PutResult:
-        """Store a file's bytes under their sha256, reading the file once.
+        """Store a file's bytes under their hash, reading the file once.
 
         Errors opening or reading ``path`` propagate as OSError (the caller knows which cell named it);
         errors writing to the store become SnapshotError.
         """
+        self._ensure_marked()
         with open(path, "rb", buffering=0) as source:
             if not self.backend.local:
                 with contextlib.suppress(AttributeError, OSError):
                     os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
                 # Remote: hash first and upload only what the store lacks; re-reading a local file is
                 # far cheaper than sending bytes the store already has.
-                digest, size = copy_hashing(source)
+                digest, size = copy_hashing(source, algorithm=self.algorithm)
                 self._count_hashed(size)
                 if self.object_size(digest) == size:  # a truncated upload is replaced, not trusted
                     return PutResult(digest, size, new=False)
@@ -220,7 +291,9 @@ class SnapshotStore:
             if self.backend.local:
                 digest, size = self._copy_local(source, temp.file, on_bytes)
             else:
-                digest, size = copy_hashing(source, self._write_chunk(temp.file), on_bytes=on_bytes)
+                digest, size = copy_hashing(
+                    source, self._write_chunk(temp.file), algorithm=self.algorithm, on_bytes=on_bytes
+                )
             created = self._commit(temp, digest, size)
         if count:
             self._count_hashed(size)
@@ -233,7 +306,11 @@ class SnapshotStore:
         writing each window as soon as it is copied, so the fsync before publishing finds little left."""
         try:
             return copy_file_hashing(
-                source.fileno(), temp.fileno(), on_bytes=on_bytes, start_writeback=self.fsync
+                source.fileno(),
+                temp.fileno(),
+                algorithm=self.algorithm,
+                on_bytes=on_bytes,
+                start_writeback=self.fsync,
             )
         except WriteFailed as exc:
             raise self._write_error(exc.error) from exc.error
@@ -259,10 +336,10 @@ class SnapshotStore:
         return True
 
     def _object_hash(self, digest: str) -> str | None:
-        """The sha256 of the bytes stored under ``digest`` (None when absent)."""
+        """The hash of the bytes stored under ``digest`` (None when absent)."""
         try:
             with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
-                return copy_hashing(stream)[0]
+                return copy_hashing(stream, algorithm=self.algorithm)[0]
         except FileNotFoundError:
             return None
 
@@ -316,13 +393,14 @@ class SnapshotStore:
 
     def copy_out(self, digest: str, target: BinaryIO) -> tuple[str, int]:
         """Copy an object into ``target`` (an unbuffered local file, empty), hashing it on the way: returns
-        (sha256, size) of exactly the bytes written, for the caller to compare with what it expects.
+        (hash, size) of exactly the bytes written, for the caller to compare with what it expects.
         Errors reading the store and writing ``target`` propagate as OSError."""
+        algorithm = self.algorithm
         with self.open_object(digest) as source:
             if not self.backend.local:
-                return copy_hashing(source, lambda chunk: write_all(target, chunk))
+                return copy_hashing(source, lambda chunk: write_all(target, chunk), algorithm=algorithm)
             try:
-                return copy_file_hashing(source.fileno(), target.fileno())
+                return copy_file_hashing(source.fileno(), target.fileno(), algorithm=algorithm)
             except WriteFailed as exc:
                 raise exc.error from None
 
@@ -354,7 +432,7 @@ class SnapshotStore:
     def write_manifest(self, manifest: dict[str, Any]) -> str:
         """Store a manifest (after every object it names) and return the snapshot id."""
         data = canonical_json(manifest)
-        snapshot_id = hash_bytes(data)
+        snapshot_id = id_of_manifest_bytes(data)
         self.sync()
         try:
             with self._remote_errors():
@@ -382,6 +460,7 @@ class SnapshotStore:
         return taken if isinstance(taken, dict) else {}
 
     def ids(self) -> list[str]:
+        self.algorithm  # noqa: B018 - a store in a format this version does not know fails here, clearly
         with self._remote_errors():
             names = self.backend.list_names("snapshots")
         return sorted(name[:-5] for name in names if name.endswith(".json") and is_hex_digest(name[:-5]))
@@ -412,7 +491,7 @@ class SnapshotStore:
         snapshot_id = self.resolve(id_or_prefix)
         with self._remote_errors():
             data = self.backend.read_bytes(f"snapshots/{snapshot_id}.json")
-        if hash_bytes(data) != snapshot_id:
+        if id_of_manifest_bytes(data) != snapshot_id:
             raise SnapshotError(
                 f"the manifest of snapshot {short_id(snapshot_id)} does not match its id (altered or corrupt)",
                 hint="Take a new snapshot; this one cannot be trusted.",
@@ -470,7 +549,7 @@ class SnapshotStore:
         """(what is wrong with the stored object or None, bytes read)."""
         try:
             with self._remote_errors(), self.backend.open_read(self.object_key(digest)) as stream:
-                actual, size = copy_hashing(stream)
+                actual, size = copy_hashing(stream, algorithm=self.algorithm)
         except FileNotFoundError:
             return f"object {digest[:12]} is missing", 0
         if actual != digest:
@@ -507,7 +586,7 @@ class SnapshotStore:
                 self._remote_errors(),
                 self.backend.temp_object() as temp,
             ):
-                actual, _ = copy_hashing(stream, self._write_chunk(temp.file))
+                actual, _ = copy_hashing(stream, self._write_chunk(temp.file), algorithm=self.algorithm)
                 if actual != digest:
                     return "the file there has changed since the snapshot (different content)"
                 self.backend.replace(temp, self.object_key(digest), durable=self.fsync)
@@ -577,6 +656,32 @@ class SnapshotStore:
             if _is_unreachable(exc):
                 raise _unreachable_error(self.url, exc) from exc
             raise
+
+
+def _parse_format(data: bytes, url: str) -> str:
+    """The object hash a store's ``store.json`` names; a clear error for one this version cannot use."""
+    try:
+        marker = json.loads(data)
+        store_format, algorithm = marker["format"], marker["object_hash"]
+    except (ValueError, TypeError, KeyError):
+        raise SnapshotError(
+            f"the format marker {FORMAT_KEY} of the snapshot store {url} is damaged (not the JSON "
+            "cellpipe writes)",
+            field="store",
+            hint=f'It should read {{"format": "{STORE_FORMAT}", "object_hash": "blake3"}} (or "sha256"): '
+            "restore it from a copy, or rewrite it naming the hash of the store's objects.",
+        ) from None
+    if store_format != STORE_FORMAT or not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        known = ", ".join(sorted(ALGORITHMS))
+        raise SnapshotError(
+            f"the snapshot store {url} is in a format this version of cellpipe does not know "
+            f"({FORMAT_KEY}: format {store_format!r}, object hash {algorithm!r}; known: {STORE_FORMAT} "
+            f"with {known})",
+            field="store",
+            hint="Upgrade cellpipe (pip install -U cellpipe) to use this store, or point --store or "
+            f"{config.STORE_ENV} at another store.",
+        )
+    return algorithm
 
 
 def _size_problem(size: int, expected_size: int) -> str | None:

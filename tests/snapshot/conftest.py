@@ -12,6 +12,7 @@ import pytest
 
 from jupyter_ext.snapshot import SnapshotStore
 from jupyter_ext.snapshot.statcache import RACY_MARGIN_NS
+from tests.support.stores import write_legacy_store
 
 
 def settle() -> None:
@@ -84,6 +85,17 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> SnapshotStore:
     return SnapshotStore.open(tmp_path / "store")
+
+
+@pytest.fixture(params=["blake3", "sha256"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> SnapshotStore:
+    """A store created now (BLAKE3) or one an earlier cellpipe created (sha256 names, no store.json)."""
+    root = tmp_path / "store"
+    if request.param == "sha256":
+        write_legacy_store(tmp_path / "empty", root)
+    store = SnapshotStore.open(root)
+    assert store.algorithm == request.param
+    return store
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ copy (another filesystem, no copy_file_range)."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -15,8 +14,15 @@ import pytest
 
 from jupyter_ext.snapshot import SnapshotStore, copying
 from jupyter_ext.snapshot.copying import KernelCopier, copy_file_hashing
+from tests.support.stores import reference_digest
 
 SIZE = 3 * copying.WINDOW + 12_345  # several windows and a partial one
+
+
+@pytest.fixture(params=["blake3", "sha256"])
+def algorithm(request: pytest.FixtureRequest) -> str:
+    """Both object hashes a store may use (new stores BLAKE3, older ones sha256)."""
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +37,9 @@ def write(path: Path, size: int) -> bytes:
     return data
 
 
-def copy(source: Path, target: Path, **kwargs) -> tuple[str, int]:
+def copy(algorithm: str, source: Path, target: Path, **kwargs) -> tuple[str, int]:
     with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as out:
-        return copy_file_hashing(src.fileno(), out.fileno(), **kwargs)
+        return copy_file_hashing(src.fileno(), out.fileno(), algorithm=algorithm, **kwargs)
 
 
 def counting(method: Callable[..., int], calls: list[int]) -> Callable[..., int]:
@@ -44,22 +50,22 @@ def counting(method: Callable[..., int], calls: list[int]) -> Callable[..., int]
     return copy_method
 
 
-def check(target: Path, result: tuple[str, int], expected: bytes) -> None:
+def check(algorithm: str, target: Path, result: tuple[str, int], expected: bytes) -> None:
     assert target.read_bytes() == expected
-    assert result == (hashlib.sha256(expected).hexdigest(), len(expected))
+    assert result == (reference_digest(expected, algorithm), len(expected))
 
 
 @pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="no copy_file_range on this system")
-def test_the_kernel_copies_a_settled_file_window_by_window(tmp_path: Path, settle) -> None:
+def test_the_kernel_copies_a_settled_file_window_by_window(tmp_path: Path, settle, algorithm: str) -> None:
     data = write(tmp_path / "a", SIZE)
     settle()
     calls: list[int] = []
     methods = {"copy_file_range": counting(copying.KERNEL_METHODS["copy_file_range"], calls)}
-    check(tmp_path / "b", copy(tmp_path / "a", tmp_path / "b", methods=methods), data)
+    check(algorithm, tmp_path / "b", copy(algorithm, tmp_path / "a", tmp_path / "b", methods=methods), data)
     assert sum(calls) == SIZE and len(calls) == 4
 
 
-def test_small_fresh_and_empty_files_are_written_in_one_pass(tmp_path: Path, settle) -> None:
+def test_small_fresh_and_empty_files_are_written_in_one_pass(tmp_path: Path, settle, algorithm: str) -> None:
     calls: list[int] = []
     methods = {"copy_file_range": counting(copying._copy_file_range, calls)}
     small = write(tmp_path / "small", copying.ONE_PASS_MAX)
@@ -72,12 +78,17 @@ def test_small_fresh_and_empty_files_are_written_in_one_pass(tmp_path: Path, set
     os.utime(tmp_path / "fresh", ns=(future, future))
     for name, data in (("small", small), ("empty", empty), ("fresh", fresh)):
         check(
-            tmp_path / f"{name}.copy", copy(tmp_path / name, tmp_path / f"{name}.copy", methods=methods), data
+            algorithm,
+            tmp_path / f"{name}.copy",
+            copy(algorithm, tmp_path / name, tmp_path / f"{name}.copy", methods=methods),
+            data,
         )
     assert calls == []
 
 
-def test_a_file_changed_between_hash_and_copy_is_copied_again_in_one_pass(tmp_path: Path, settle) -> None:
+def test_a_file_changed_between_hash_and_copy_is_copied_again_in_one_pass(
+    tmp_path: Path, settle, algorithm: str
+) -> None:
     source = tmp_path / "a"
     write(source, SIZE)
     settle()
@@ -88,12 +99,12 @@ def test_a_file_changed_between_hash_and_copy_is_copied_again_in_one_pass(tmp_pa
                 stream.write(b"changed!")
         return copying._sendfile(src, target, offset, count)
 
-    result = copy(source, tmp_path / "b", methods={"sendfile": change_then_copy})
-    check(tmp_path / "b", result, source.read_bytes())  # the digest is that of the bytes stored
+    result = copy(algorithm, source, tmp_path / "b", methods={"sendfile": change_then_copy})
+    check(algorithm, tmp_path / "b", result, source.read_bytes())  # the digest is that of the bytes stored
     assert source.read_bytes().startswith(b"changed!")
 
 
-def test_a_truncated_source_is_copied_again_as_it_is_now(tmp_path: Path, settle) -> None:
+def test_a_truncated_source_is_copied_again_as_it_is_now(tmp_path: Path, settle, algorithm: str) -> None:
     source = tmp_path / "a"
     data = write(source, SIZE)
     settle()
@@ -103,11 +114,13 @@ def test_a_truncated_source_is_copied_again_as_it_is_now(tmp_path: Path, settle)
             os.truncate(source, copying.WINDOW + 10)
         return copying._copy_file_range(src, target, offset, count)
 
-    result = copy(source, tmp_path / "b", methods={"copy_file_range": truncate_then_copy})
-    check(tmp_path / "b", result, data[: copying.WINDOW + 10])
+    result = copy(algorithm, source, tmp_path / "b", methods={"copy_file_range": truncate_then_copy})
+    check(algorithm, tmp_path / "b", result, data[: copying.WINDOW + 10])
 
 
-def test_an_unsupported_method_falls_back_to_the_next_and_is_remembered(tmp_path: Path, settle) -> None:
+def test_an_unsupported_method_falls_back_to_the_next_and_is_remembered(
+    tmp_path: Path, settle, algorithm: str
+) -> None:
     data = write(tmp_path / "a", SIZE)
     settle()
     refused: list[int] = []
@@ -117,20 +130,22 @@ def test_an_unsupported_method_falls_back_to_the_next_and_is_remembered(tmp_path
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     methods = {"copy_file_range": old_kernel, "sendfile": copying._sendfile}
-    check(tmp_path / "b", copy(tmp_path / "a", tmp_path / "b", methods=methods), data)
-    check(tmp_path / "c", copy(tmp_path / "a", tmp_path / "c", methods=methods), data)
+    check(algorithm, tmp_path / "b", copy(algorithm, tmp_path / "a", tmp_path / "b", methods=methods), data)
+    check(algorithm, tmp_path / "c", copy(algorithm, tmp_path / "a", tmp_path / "c", methods=methods), data)
     assert len(refused) == 1  # not asked again between the same filesystems
     device = os.stat(tmp_path).st_dev
     assert KernelCopier((device, device), methods).method == "sendfile"
 
 
-def test_without_any_kernel_method_the_hashed_buffer_is_written(tmp_path: Path, settle) -> None:
+def test_without_any_kernel_method_the_hashed_buffer_is_written(
+    tmp_path: Path, settle, algorithm: str
+) -> None:
     data = write(tmp_path / "a", SIZE)
     settle()
-    check(tmp_path / "b", copy(tmp_path / "a", tmp_path / "b", methods={}), data)
+    check(algorithm, tmp_path / "b", copy(algorithm, tmp_path / "a", tmp_path / "b", methods={}), data)
 
 
-def test_a_write_error_in_the_kernel_copy_is_a_write_failure(tmp_path: Path, settle) -> None:
+def test_a_write_error_in_the_kernel_copy_is_a_write_failure(tmp_path: Path, settle, algorithm: str) -> None:
     write(tmp_path / "a", SIZE)
     settle()
 
@@ -138,7 +153,7 @@ def test_a_write_error_in_the_kernel_copy_is_a_write_failure(tmp_path: Path, set
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(copying.WriteFailed) as caught:
-        copy(tmp_path / "a", tmp_path / "b", methods={"copy_file_range": full})
+        copy(algorithm, tmp_path / "a", tmp_path / "b", methods={"copy_file_range": full})
     assert caught.value.error.errno == errno.ENOSPC
 
 
@@ -159,7 +174,7 @@ def test_across_filesystems_the_copy_falls_back_and_stays_exact(tmp_path: Path, 
         settle()
         store = SnapshotStore.open(tmp_path / "store", fsync=True)
         put = store.put_file(source)
-        assert put.new and put.hash == hashlib.sha256(data).hexdigest() and put.size == SIZE
+        assert put.new and put.hash == reference_digest(data, "blake3") and put.size == SIZE  # a new store
         assert (store.local_root / store.object_key(put.hash)).read_bytes() == data
         restored = source.with_name(source.name + ".restored")
         with open(restored, "xb", buffering=0) as out:

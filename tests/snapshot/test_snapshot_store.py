@@ -16,6 +16,7 @@ import pytest
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import SnapshotStore, copying, open_store
 from jupyter_ext.snapshot.manifest import canonical_json
+from tests.support.stores import reference_digest
 
 
 def manifest_for(store: SnapshotStore, files: dict[str, bytes], created: str = "2026-01-01T00:00:00") -> dict:
@@ -31,7 +32,8 @@ def manifest_for(store: SnapshotStore, files: dict[str, bytes], created: str = "
     }
 
 
-def test_put_file_stores_once_under_its_sha256(tmp_path: Path, store: SnapshotStore) -> None:
+def test_put_file_stores_once_under_its_hash(tmp_path: Path, any_store: SnapshotStore) -> None:
+    store = any_store
     data = os.urandom(3 << 20)  # spans several read chunks
     source = tmp_path / "blob.bin"
     source.write_bytes(data)
@@ -39,7 +41,7 @@ def test_put_file_stores_once_under_its_sha256(tmp_path: Path, store: SnapshotSt
     first = store.put_file(source)
     second = store.put_file(source)
 
-    digest = hashlib.sha256(data).hexdigest()
+    digest = reference_digest(data, store.algorithm)
     assert (first.hash, first.size, first.new) == (digest, len(data), True)
     assert (second.hash, second.new) == (digest, False)
     assert (store.local_root / "objects" / digest[:2] / digest[2:]).read_bytes() == data
@@ -72,23 +74,25 @@ def test_resolve_accepts_unique_prefixes_only(store: SnapshotStore) -> None:
         store.resolve("xyz")
 
 
-def test_verify_detects_a_corrupted_object(store: SnapshotStore) -> None:
+def test_verify_detects_a_corrupted_object(any_store: SnapshotStore) -> None:
+    store = any_store
     snapshot_id = store.write_manifest(manifest_for(store, {"data/a.csv": b"1,2,3\n" * 100, "b.txt": b"b"}))
     assert store.verify(snapshot_id).ok
 
-    digest = hashlib.sha256(b"1,2,3\n" * 100).hexdigest()
+    digest = reference_digest(b"1,2,3\n" * 100, store.algorithm)
     obj = store.local_root / "objects" / digest[:2] / digest[2:]
     obj.write_bytes(b"1,2,3\n" * 99 + b"1,2,4\n")  # same size, one byte differs
 
     result = store.verify(snapshot_id)
     assert not result.ok
     assert result.problems == [f"data/a.csv: object {digest[:12]} is corrupt (its bytes hash to "
-                               f"{hashlib.sha256(obj.read_bytes()).hexdigest()[:12]})"]  # fmt: skip
+                               f"{reference_digest(obj.read_bytes(), store.algorithm)[:12]})"]  # fmt: skip
 
 
-def test_verify_reports_a_missing_object_and_an_altered_manifest(store: SnapshotStore) -> None:
+def test_verify_reports_a_missing_object_and_an_altered_manifest(any_store: SnapshotStore) -> None:
+    store = any_store
     snapshot_id = store.write_manifest(manifest_for(store, {"a.txt": b"gone"}))
-    digest = hashlib.sha256(b"gone").hexdigest()
+    digest = reference_digest(b"gone", store.algorithm)
     (store.local_root / "objects" / digest[:2] / digest[2:]).unlink()
     assert store.verify(snapshot_id).problems == [f"a.txt: object {digest[:12]} is missing"]
 
@@ -212,6 +216,11 @@ def test_missing_credentials_become_one_clear_error() -> None:
 
     fsspec.register_implementation("lockedtest", LockedFileSystem, clobber=True)
     store = SnapshotStore.open("lockedtest://bucket/store")
+    with pytest.raises(
+        SnapshotError, match="cannot access the snapshot store lockedtest://bucket/store: PermissionError"
+    ):
+        store.list()  # reading its store.json (the format) comes first
+    store._algorithm = "blake3"  # as if store.json had been read: the listing itself fails next
     with pytest.raises(
         SnapshotError, match="cannot access the snapshot store lockedtest://bucket/store: NoCredentialsError"
     ):

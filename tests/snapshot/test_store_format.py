@@ -1,0 +1,270 @@
+"""The store's format marker (store.json) and its object hash: new stores name objects by BLAKE3, stores an
+earlier cellpipe wrote (sha256 names, no marker) keep working as they are, and a marker this version does
+not know is one clear error. Local stores and S3 (moto_server on loopback) alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.cli.main import main
+from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
+from jupyter_ext.snapshot.gc import collect_garbage
+from jupyter_ext.snapshot.statcache import StatCache
+from jupyter_ext.snapshot.store import FORMAT_KEY, STAT_CACHE_KEY
+from tests.support.s3_server import forget_cached_clients
+from tests.support.stores import reference_digest, write_legacy_store
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def object_names(root: Path) -> set[str]:
+    return {path.parent.name + path.name for path in (root / "objects").glob("*/*")}
+
+
+def entries(manifest: dict) -> list[dict]:
+    return [manifest["notebook"], *manifest["files"]]
+
+
+def legacy_store(notebook: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A store as cellpipe wrote it before store.json (sha256 names), holding one snapshot of ``notebook``;
+    returns its root and the snapshot's id there."""
+    current = tmp_path / "current-store"
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(current))
+    root = tmp_path / "legacy-store"
+    ids = write_legacy_store(current, root)
+    return root, ids[snapshot.id]
+
+
+def corrupt(path: Path) -> None:
+    """Same size, one byte changed: only the hash can tell."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_a_new_store_names_its_objects_by_blake3_and_says_so(
+    notebook: Path, project: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "store"
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(root))
+
+    marker = root / FORMAT_KEY
+    assert json.loads(marker.read_bytes()) == {"format": "cellpipe-store/1", "object_hash": "blake3"}
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o600  # private, like everything in a local store
+    for entry in entries(snapshot.manifest):
+        data = (project / entry["path"]).read_bytes()
+        assert entry["hash"] == reference_digest(data, "blake3")
+        assert (root / "objects" / entry["hash"][:2] / entry["hash"][2:]).read_bytes() == data
+    assert object_names(root) == {entry["hash"] for entry in entries(snapshot.manifest)}
+
+    again = SnapshotStore.open(root)
+    assert again.algorithm == "blake3"
+    assert again.verify(snapshot.id).ok
+    restore(again, snapshot.id, tmp_path / "out")
+    assert tree(tmp_path / "out") == {
+        name: (project / name).read_bytes()
+        for name in ["train.ipynb", "config.yaml", "data/train.csv", "data/images/cat.png"]
+    }
+
+
+def test_reading_an_absent_store_creates_nothing(tmp_path: Path) -> None:
+    store = SnapshotStore.open(tmp_path / "store")
+    assert store.list() == [] and store.algorithm == "blake3"
+    assert not (tmp_path / "store").exists()
+
+
+def test_an_earlier_sha256_store_keeps_working_unchanged(
+    notebook: Path, project: Path, tmp_path: Path, write_data, settle
+) -> None:
+    root, snapshot_id = legacy_store(notebook, tmp_path)
+    before = object_names(root)
+    store = SnapshotStore.open(root)
+    assert store.algorithm == "sha256"
+
+    # list, verify and restore what the earlier version wrote
+    assert [info.id for info in store.list()] == [snapshot_id]
+    assert store.verify(snapshot_id).ok
+    restored = restore(store, snapshot_id, tmp_path / "out")
+    assert (
+        restored.files == 3
+        and (tmp_path / "out" / "data" / "train.csv").read_bytes()
+        == (project / "data" / "train.csv").read_bytes()
+    )
+
+    # the same content snapshotted again is the same snapshot, and nothing is stored twice
+    same = take_snapshot(notebook, store=store)
+    assert same.id == snapshot_id and same.new_bytes == 0
+    assert object_names(root) == before
+
+    # new content is stored under its sha256; the store gets no marker (nothing is converted)
+    write_data(project / "config.yaml", "lr: 0.5\n")
+    settle()
+    changed = take_snapshot(notebook, store=SnapshotStore.open(root))
+    new_names = object_names(root) - before
+    assert new_names == {reference_digest(b"lr: 0.5\n", "sha256")} and changed.new_bytes == len("lr: 0.5\n")
+    assert not (root / FORMAT_KEY).exists()
+    assert all(SnapshotStore.open(root).verify(i).ok for i in (snapshot_id, changed.id))
+
+    # gc: the old config.yaml object is still named by the first snapshot; nothing is garbage
+    report = collect_garbage(SnapshotStore.open(root))
+    assert report.removed_objects == [] and report.snapshots == 2
+    (root / "snapshots" / f"{snapshot_id}.json").unlink()
+    report = collect_garbage(SnapshotStore.open(root))
+    assert report.removed_objects == [reference_digest(b"lr: 0.1\n", "sha256")]
+    assert object_names(root) == {entry["hash"] for entry in entries(changed.manifest)}
+    assert SnapshotStore.open(root).algorithm == "sha256"  # still: it holds objects and snapshots
+
+
+def test_corruption_is_found_under_either_hash(
+    any_store: SnapshotStore, notebook: Path, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=any_store)
+    assert (any_store.local_root / FORMAT_KEY).exists() == (any_store.algorithm == "blake3")
+    digest = next(e["hash"] for e in snapshot.manifest["files"] if e["path"] == "data/train.csv")
+    assert digest == reference_digest(
+        (notebook.parent / "data" / "train.csv").read_bytes(), any_store.algorithm
+    )
+    corrupt(any_store.local_root / "objects" / digest[:2] / digest[2:])
+
+    store = SnapshotStore.open(any_store.local_root)
+    with pytest.raises(SnapshotError, match="object for data/train.csv is corrupt"):
+        restore(store, snapshot.id, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    result = store.verify(snapshot.id)
+    assert [entry["path"] for entry in result.damaged] == ["data/train.csv"]
+    # the next snapshot reads the file, finds the stored copy corrupt, and replaces it
+    os.utime(notebook.parent / "data" / "train.csv")  # not known to the stat cache any more
+    again = take_snapshot(notebook, store=store)
+    assert any("data/train.csv: the store's copy of this content was corrupt" in note for note in again.notes)
+    assert SnapshotStore.open(any_store.local_root).verify(snapshot.id).ok
+
+
+def test_the_stat_cache_never_mixes_hashes(notebook: Path, tmp_path: Path) -> None:
+    """A stat cache entry is a digest of one algorithm: a cache of another one (e.g. an earlier version's,
+    which recorded no algorithm and held sha256) is ignored, not looked up as object names."""
+    root = tmp_path / "store"
+    first = take_snapshot(notebook, store=SnapshotStore.open(root))
+    assert first.hashed_files == 3
+    cache = json.loads((root / STAT_CACHE_KEY).read_bytes())
+    assert cache["hash"] == "blake3" and len(cache["entries"]) == 3
+    assert take_snapshot(notebook, store=SnapshotStore.open(root)).hashed_files == 0  # the cache works
+
+    del cache["hash"]  # as an earlier version wrote it: sha256 digests
+    (root / STAT_CACHE_KEY).write_text(json.dumps(cache))
+    again = take_snapshot(notebook, store=SnapshotStore.open(root))
+    assert again.hashed_files == 3 and again.id == first.id
+
+    legacy = json.dumps({"version": 1, "entries": {"/x": [1, 2, 3, 4, "ab" * 32, 5]}}).encode()
+    assert StatCache.from_bytes(legacy, algorithm="sha256").entries  # an earlier cache, in an earlier store
+    assert not StatCache.from_bytes(legacy, algorithm="blake3").entries
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        (
+            b'{"format": "cellpipe-store/1", "object_hash": "k12"}',
+            re.escape(
+                "is in a format this version of cellpipe does not know (store.json: format "
+                "'cellpipe-store/1', object hash 'k12'"
+            ),
+        ),
+        (b'{"format": "cellpipe-store/2", "object_hash": "blake3"}', "format 'cellpipe-store/2'"),
+        (b"{not json", "the format marker store.json of the snapshot store .* is damaged"),
+    ],
+)
+def test_an_unknown_or_damaged_marker_is_one_clear_error(
+    marker: bytes, expected: str, tmp_path: Path, notebook: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "store"
+    take_snapshot(notebook, store=SnapshotStore.open(root))
+    (root / FORMAT_KEY).write_bytes(marker)
+
+    store = SnapshotStore.open(root)
+    with pytest.raises(SnapshotError, match=expected) as raised:
+        store.list()
+    assert str(root) in str(raised.value)
+    for argv in (["snapshots", "list"], ["snapshot", str(notebook)], ["gc"]):
+        assert main([*argv, "--store", str(root)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("cellpipe: error: ") and str(root) in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert "Upgrade cellpipe" in err or "rewrite it naming the hash" in err
+
+
+def test_s3_new_store_is_blake3_with_its_marker(
+    s3_bucket, notebook: Path, project: Path, tmp_path: Path
+) -> None:
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+    client = s3_bucket.client()
+    marker = client.get_object(Bucket=s3_bucket.name, Key=f"store/{FORMAT_KEY}")["Body"].read()
+    assert json.loads(marker)["object_hash"] == "blake3"
+    for entry in entries(snapshot.manifest):
+        key = f"store/objects/{entry['hash'][:2]}/{entry['hash'][2:]}"
+        body = client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+        assert (
+            entry["hash"]
+            == reference_digest(body, "blake3")
+            == reference_digest((project / entry["path"]).read_bytes(), "blake3")
+        )
+
+    forget_cached_clients()
+    again = SnapshotStore.open(s3_bucket.url())
+    assert again.algorithm == "blake3" and again.verify(snapshot.id).ok
+    restore(again, snapshot.id, tmp_path / "out")
+    assert (tmp_path / "out" / "data" / "images" / "cat.png").read_bytes() == (
+        project / "data" / "images" / "cat.png"
+    ).read_bytes()
+
+
+def test_s3_earlier_sha256_store_keeps_working(
+    s3_bucket, notebook: Path, project: Path, tmp_path: Path, write_data, settle
+) -> None:
+    root, snapshot_id = legacy_store(notebook, tmp_path)
+    client = s3_bucket.client()
+    for path in root.rglob("*"):
+        if path.is_file():
+            client.put_object(
+                Bucket=s3_bucket.name,
+                Key=f"store/{path.relative_to(root).as_posix()}",
+                Body=path.read_bytes(),
+            )
+    before = set(s3_bucket.keys("store/objects/"))
+    forget_cached_clients()
+    store = SnapshotStore.open(s3_bucket.url())
+    assert store.algorithm == "sha256"
+
+    assert store.verify(snapshot_id).ok
+    restore(store, snapshot_id, tmp_path / "out")
+    assert (tmp_path / "out" / "data" / "train.csv").read_bytes() == (
+        project / "data" / "train.csv"
+    ).read_bytes()
+    same = take_snapshot(notebook, store=store)
+    assert same.id == snapshot_id and set(s3_bucket.keys("store/objects/")) == before
+
+    write_data(project / "config.yaml", "lr: 0.2\n")
+    settle()
+    changed = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+    name = reference_digest(b"lr: 0.2\n", "sha256")
+    assert set(s3_bucket.keys("store/objects/")) - before == {f"store/objects/{name[:2]}/{name[2:]}"}
+    assert f"store/{FORMAT_KEY}" not in s3_bucket.keys("store/")
+
+    key = f"store/objects/{name[:2]}/{name[2:]}"
+    client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"lr: 0.3\n")  # same size, other bytes
+    forget_cached_clients()
+    store = SnapshotStore.open(s3_bucket.url())
+    assert [entry["path"] for entry in store.verify(changed.id).damaged] == ["config.yaml"]
+    with pytest.raises(SnapshotError, match="object for config.yaml is corrupt"):
+        restore(store, changed.id, tmp_path / "out2")
+    client.delete_object(Bucket=s3_bucket.name, Key=f"store/snapshots/{changed.id}.json")
+    report = collect_garbage(SnapshotStore.open(s3_bucket.url()))
+    assert report.removed_objects == [name]
