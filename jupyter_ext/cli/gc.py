@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.runtime.kernel import clean_connection_files
+    from jupyter_ext.runtime.kernel import clean_kernel_leftovers
     from jupyter_ext.snapshot import open_store
     from jupyter_ext.snapshot.gc import collect_garbage
     from jupyter_ext.snapshot.project import data_dir
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     report = collect_garbage(store, dry_run=args.dry_run)
     staging = StepCache(data_dir() / "cache").clean_leftovers(dry_run=args.dry_run)
-    connection_files = clean_connection_files(dry_run=args.dry_run)
+    kernel_leftovers = clean_kernel_leftovers(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"store {store.url}: {report.snapshots} snapshots, {report.kept_objects} objects in use")
     print(
@@ -53,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {digest[:12]}")
     print(f"  {verb} {len(report.removed_temp)} temporary files of killed snapshots")
     print(f"{verb} {len(staging)} step-cache staging directories of killed runs")
-    print(f"{verb} {len(connection_files)} kernel connection files of killed runs")
+    print(f"{verb} {len(kernel_leftovers)} kernel connection files and socket directories of killed runs")
     return 0

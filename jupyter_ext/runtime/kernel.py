@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.runtime.kernel_fork import ForkedProcess, KernelForkServer, forkable
+from jupyter_ext.runtime.kernel_fork import ForkedProcess, KernelForkServer, forkable, native
+from jupyter_ext.runtime.kernel_launcher import launcher_command
+from jupyter_ext.runtime.transport import clean_socket_dirs, new_socket_dir, remove_socket_dir, socket_prefix
 from jupyter_ext.util import open_private, private_dir, remove_abandoned, writer_unique_name
 
 # Kernels started concurrently must not share IPython's sqlite history file (it locks).
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
 CONNECTION_PREFIX = "kernel-cellpipe-"
-START_ATTEMPTS = 3  # a kernel that dies at start-up (a port taken meanwhile) is started again
+START_ATTEMPTS = 3  # a kernel that dies at start-up (on TCP: a port taken meanwhile) is started again
 READY_RETRY_S = 0.1  # kernel_info is sent again this often until IOPub has delivered one of its messages
 
 
@@ -34,6 +36,7 @@ class Kernel:
     km: Any  # jupyter_client AsyncKernelManager
     client: Any  # its AsyncKernelClient, channels started and ready
     info: dict = field(default_factory=dict)  # its kernel_info_reply's content (language_info, ...)
+    socket_dir: Path | None = None  # its private directory of IPC sockets (None: it listens on TCP)
 
     async def shutdown(self) -> None:
         """Stop the kernel now (SIGKILL to its process group, as ``shutdown_kernel(now=True)`` does) and
@@ -45,6 +48,7 @@ class Kernel:
             await kill_and_wait(self.km.provisioner)
         with contextlib.suppress(Exception):
             await self.km.shutdown_kernel(now=True)  # finds it gone at once; removes the connection file
+        remove_socket_dir(self.socket_dir)
 
 
 async def kill_and_wait(provisioner: Any, timeout: float = 5.0) -> None:
@@ -80,15 +84,16 @@ async def start_kernel(
     """Start a kernel in ``cwd`` and wait until it answers; run ``warmup`` code silently (errors ignored).
 
     Kernel stdout/stderr (start-up chatter) go to ``log``, or nowhere: never to the user's terminal.
+    The kernel listens on Unix sockets in a directory of its own (:mod:`.transport`), not on TCP ports.
     With ``forker``, the native Python kernel is forked from it (:mod:`.kernel_fork`; a fraction of the CPU).
     """
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             return await _start_once(kernel_name, cwd, warmup=warmup, log=log, forker=forker)
         except RuntimeError as exc:
-            # jupyter_client picks the kernel's ports before the kernel binds them: another process starting
-            # a kernel at the same moment can take one first, and this kernel dies at start-up. It has run
-            # no code yet, so a new kernel with new ports is the same fresh kernel.
+            # On TCP (where IPC is impossible) jupyter_client picks the kernel's ports before the kernel binds
+            # them: another process starting a kernel at the same moment can take one first, and this kernel
+            # dies at start-up. It has run no code yet, so a new kernel with new ports is the same fresh kernel.
             if "died before replying" not in str(exc) or attempt == START_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
@@ -97,10 +102,9 @@ async def start_kernel(
 async def _start_once(
     kernel_name: str, cwd: str | Path, *, warmup: str, log: str | Path | None, forker: KernelForkServer | None
 ) -> Kernel:
-    from jupyter_client.manager import AsyncKernelManager
-
-    manager = _forking_kernel_manager() if forker is not None else AsyncKernelManager
-    km = manager(kernel_name=kernel_name, connection_file=str(new_connection_file()))
+    sockets = new_socket_dir()
+    transport = {"transport": "ipc", "ip": socket_prefix(sockets)} if sockets else {}
+    km = _kernel_manager()(kernel_name=kernel_name, connection_file=str(new_connection_file()), **transport)
     km.forker = forker
     client = None
     try:
@@ -118,8 +122,9 @@ async def _start_once(
         with contextlib.suppress(Exception):
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
+        remove_socket_dir(sockets)
         raise
-    return Kernel(km, client, info)
+    return Kernel(km, client, info, socket_dir=sockets)
 
 
 async def warm_up(client: Any, code: str) -> None:
@@ -175,31 +180,40 @@ async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:
 
 
 @functools.cache
-def _forking_kernel_manager() -> type:
+def _kernel_manager() -> type:
     from jupyter_client.manager import AsyncKernelManager
 
-    class ForkingKernelManager(AsyncKernelManager):
-        """Launches the native kernel through the fork server (jupyter_client's documented override point);
-        any other kernel, or a server that stopped working, the usual way."""
+    class CellpipeKernelManager(AsyncKernelManager):
+        """Launches this interpreter's own ipykernel (jupyter_client's documented override point) through
+        the fork server when there is one that works, else through :mod:`.kernel_launcher` when it listens
+        on IPC (its subprocess pipe too); any other kernel the usual way."""
+
+        forker: KernelForkServer | None = None
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            if not (self.forker.usable and forkable(kernel_cmd)):
+            if not native(kernel_cmd):
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
+            if self.forker is not None and self.forker.usable and forkable(kernel_cmd):
+                with contextlib.suppress(OSError):
+                    return await self._fork(kernel_cmd, **kw)
+            if self.transport == "ipc":
+                kernel_cmd = launcher_command(kernel_cmd)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+        async def _fork(self, kernel_cmd: list[str], **kw: Any) -> None:
+            assert self.forker is not None
             output = kw.get("stdout")
-            try:
-                pid = await asyncio.to_thread(
-                    self.forker.fork, kernel_cmd[3:], cwd=str(kw.get("cwd") or os.getcwd()),
-                    env=dict(kw.get("env") or os.environ), output=output.fileno() if hasattr(output, "fileno") else None,
-                )  # fmt: skip
-            except OSError:
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            pid = await asyncio.to_thread(
+                self.forker.fork, kernel_cmd[3:], cwd=str(kw.get("cwd") or os.getcwd()),
+                env=dict(kw.get("env") or os.environ), output=output.fileno() if hasattr(output, "fileno") else None,
+            )  # fmt: skip
             provisioner = self.provisioner
             provisioner.process = ForkedProcess(pid)
             provisioner.pid = provisioner.pgid = pid  # the child made itself a session leader
             provisioner.cwd = kw.get("cwd")
             self._reconcile_connection_info(provisioner.connection_info)
 
-    return ForkingKernelManager
+    return CellpipeKernelManager
 
 
 def connection_directory() -> Path:
@@ -213,6 +227,11 @@ def connection_directory() -> Path:
 def new_connection_file() -> Path:
     """A connection file name that says which process it belongs to, for :func:`clean_connection_files`."""
     return connection_directory() / f"{writer_unique_name(CONNECTION_PREFIX)}.json"
+
+
+def clean_kernel_leftovers(*, dry_run: bool = False) -> list[Path]:
+    """Remove what the kernels of a killed runner left: connection files and socket directories."""
+    return clean_connection_files(dry_run=dry_run) + clean_socket_dirs(dry_run=dry_run)
 
 
 def clean_connection_files(*, dry_run: bool = False) -> list[Path]:

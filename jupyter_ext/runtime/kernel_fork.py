@@ -47,14 +47,19 @@ PRELOAD = [
 ]  # fmt: skip
 
 
-def forkable(cmd: list[str]) -> bool:
-    """Whether a kernel command is this interpreter's own ipykernel (what a fork server can start), on a
-    system that can follow a process it did not start (Linux 5.3+: pidfds; elsewhere kernels are spawned)."""
-    if len(cmd) < 3 or cmd[1:3] != LAUNCHER or not hasattr(os, "pidfd_open"):
+def native(cmd: list[str]) -> bool:
+    """Whether a kernel command is this interpreter's own ipykernel."""
+    if len(cmd) < 3 or cmd[1:3] != LAUNCHER:
         return False
     with contextlib.suppress(OSError):
         return os.path.samefile(cmd[0], sys.executable)
     return False
+
+
+def forkable(cmd: list[str]) -> bool:
+    """Whether a fork server can start a kernel command: this interpreter's own ipykernel, on a system that
+    can follow a process it did not start (Linux 5.3+: pidfds; elsewhere kernels are spawned)."""
+    return hasattr(os, "pidfd_open") and native(cmd)
 
 
 class KernelForkServer:
@@ -252,6 +257,9 @@ def _run_kernel(request: dict[str, Any], output: int | None) -> None:
         import ipykernel_launcher
         from ipykernel import kernelapp
 
+        from jupyter_ext.runtime.kernel_launcher import private_subprocess_pipe
+
+        private_subprocess_pipe()
         sys.argv = [ipykernel_launcher.__file__, *argv]
         kernelapp.launch_new_instance(argv=argv)
         code = 0

@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepStatus
-from jupyter_ext.runtime.kernel import clean_connection_files
+from jupyter_ext.runtime.kernel import clean_kernel_leftovers
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, import_statements
@@ -74,7 +74,7 @@ class LocalRunner:
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> RunStatus:
         self.cache.clean_leftovers()  # of runs that were killed
-        clean_connection_files()
+        clean_kernel_leftovers()
         parallel = self.options.max_parallel or os.cpu_count() or 1
         self._executing = self._steps_to_execute()
         to_execute = len(self._executing)
