@@ -14,20 +14,17 @@ counted when the batch ends), and IPC's ratios against TCP.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # puts this checkout first on sys.path
 
-from jupyter_ext.runtime import kernel as kernel_module  # noqa: E402
-from jupyter_ext.runtime.kernel_fork import KernelForkServer  # noqa: E402
+from jupyter_ext.runtime import kernel as kernel_module
+from jupyter_ext.runtime.kernel_fork import KernelForkServer
 
 PHASES = ("start", "messages", "stop")
 KERNELS = "kernels"  # the fork server and its kernels, over the whole batch
@@ -66,9 +63,7 @@ async def batch(cwd: str, kernels: int, messages: int) -> dict[str, tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(__doc__)
     parser.add_argument("--kernels", type=int, default=4, help="kernels per batch (default 4)")
     parser.add_argument("--messages", type=int, default=200, help="requests per kernel (default 200)")
     parser.add_argument("--repeat", type=int, default=3, help="batches per transport (default 3)")
@@ -108,7 +103,7 @@ def main() -> None:
         tcp_cpu, ipc_cpu = (median(n, phase, 1) * scale[phase] for n in ("tcp", "ipc"))
         print(f"{phase:<9} {unit[phase]:<15} {tcp_wall:9.3f} {ipc_wall:9.3f} {ipc_wall / tcp_wall:6.2f} "
               f"{tcp_cpu:8.3f} {ipc_cpu:8.3f} {ipc_cpu / tcp_cpu if tcp_cpu else float('nan'):6.2f}")  # fmt: skip
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(common.load_average())
 
 
 if __name__ == "__main__":
