@@ -75,16 +75,17 @@ class _WallTime:
         """Make it ``status`` (a final one) at ``at`` (epoch seconds; now if not given)."""
         self.status = status
         self.finished = time.time() if at is None else at
-        self.duration_s = _seconds_between(self.began, self.finished)
+        self.duration_s = wall_time_s(self.began, self.finished)
 
     def elapsed_s(self, now: float | None = None) -> float | None:
         """Its duration once it ended; until then the seconds since it began (None before it began)."""
         if self.status.is_final:  # type: ignore[attr-defined]
             return self.duration_s  # type: ignore[attr-defined]
-        return _seconds_between(self.began, time.time() if now is None else now)
+        return wall_time_s(self.began, time.time() if now is None else now)
 
 
-def _seconds_between(start: float | None, end: float | None) -> float | None:
+def wall_time_s(start: float | None, end: float | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (epoch seconds, one clock), to the millisecond; None without both."""
     if start is None or end is None:
         return None
     return round(max(0.0, end - start), 3)  # not negative if the wall clock was set back in between

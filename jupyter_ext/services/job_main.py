@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_ext.errors import CellpipeError, ParameterError
-from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus
+from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus, wall_time_s
 from jupyter_ext.records.remote import RUNS_PREFIX, check_run_id, put_run_file, put_run_record
 
 PROG = "cellpipe-pod"
@@ -198,7 +198,7 @@ def _run(pipeline: Any, restored: Any, workdir: Path, values: dict[str, Any]) ->
 
 def _finish(record: dict[str, Any]) -> None:
     record["finished"] = time.time()
-    record["duration"] = round(record["finished"] - record["created"], 3)
+    record["duration"] = wall_time_s(record["created"], record["finished"])  # as RunRecord.end's
 
 
 def _print_step_event(event: str, step: str, record: dict[str, Any]) -> None:

@@ -140,7 +140,7 @@ class MlflowTracker:
         ):
             if earlier.data.tags.get("cellpipe.step") not in logged:
                 client.delete_run(earlier.info.run_id)  # steps a killed attempt logged
-        end_ms = int(time.time() * 1000)
+        end_ms = int((record.finished or time.time()) * 1000)  # the run's end (not yet, when tracked inline)
         metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
         client.log_batch(parent, metrics=metrics)
         for name, reads in job["steps"]:
@@ -201,11 +201,11 @@ def _track_step(client, experiment_id, parent, reads, info: StepRecord, record: 
     client.log_batch(run_id, metrics=metrics, params=params)
     if info.notebook and Path(info.notebook).is_file():
         client.log_artifact(run_id, info.notebook, artifact_path="notebooks")
-    duration_ms = int((info.duration_s or 0) * 1000)
     status = {StepStatus.SUCCEEDED: "FINISHED", StepStatus.CACHED: "FINISHED"}.get(
         info.status, STATUS.get(info.status, "KILLED")
     )
-    client.set_terminated(run_id, status=status, end_time=started + duration_ms if duration_ms else end_ms)
+    ended = int(info.finished * 1000) if info.finished is not None else end_ms  # not run: when it was known
+    client.set_terminated(run_id, status=status, end_time=ended)
 
 
 def _experiment(client, name: str, data_dir: str | Path, uri: str, job: dict[str, Any]) -> str:

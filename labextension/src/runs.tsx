@@ -174,7 +174,7 @@ export class RunsView extends ReactWidget {
           <span className="cp-Muted">{run.target}</span>
           <span className="cp-Muted">{formatTime(run.created)}</span>
           <span className="cp-Run-duration">
-            {formatDuration(elapsed(run.duration_s, run.started, active))}
+            {formatDuration(elapsed(run.duration_s, run.created, active))}
           </span>
           <StepDots steps={run.steps} />
         </button>
@@ -386,8 +386,9 @@ function isUrl(value: string | null | undefined): boolean {
 }
 
 /**
- * Seconds a run or step took: the recorded duration; while it runs, the time since it started (the
- * view polls every 1.5 s then, so the figure moves: progress on long work).
+ * Seconds a run or step took: the recorded duration; while it runs, the time since it began (a step's
+ * `started`, a run's `created`: its queue time counts, as in its final `duration_s`). The view polls
+ * every 1.5 s then, so the figure moves: progress on long work.
  */
 export function elapsed(
   duration: number | null | undefined,

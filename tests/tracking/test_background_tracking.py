@@ -82,6 +82,11 @@ def test_the_final_record_has_the_mlflow_run_and_the_worker_finishes_it(write_no
     assert parent.data.params["n"] == "5" and parent.data.metrics["total"] == 10.0
     assert parent.data.tags["cellpipe.notebook"] == str(notebook)
     assert sorted(c.data.tags["cellpipe.step"] for c in children) == ["make", "total"]
+    # MLflow shows the run's and each step's own wall time, however late the worker logged them
+    assert abs(parent.info.end_time - parent.info.start_time - record.duration_s * 1000) <= 1
+    for child in children:
+        step = record.step(child.data.tags["cellpipe.step"])
+        assert abs(child.info.end_time - child.info.start_time - step.duration_s * 1000) <= 1
     assert record.timings["tracking_background_s"] > 0 and "tracking_s" not in record.timings
     assert "tracking_wait_s" in record.timings  # how long finalize waited for the worker is on record
 
