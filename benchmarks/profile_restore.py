@@ -35,7 +35,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_snapshot import MIB, cached_share, create_empty, data_arguments, generate, object_files, set_cached
+from bench_snapshot import (
+    MIB,
+    cached_share,
+    create_empty,
+    data_arguments,
+    fresh_store,
+    generate,
+    object_files,
+    set_cached,
+)
 from profile_snapshot import Probe, vmstat
 
 from jupyter_ext.snapshot import SnapshotStore, copying, take_snapshot
@@ -100,11 +109,12 @@ def main() -> None:
         project, store_dir, target = work / "project", work / "store", work / "restored"
         generate(project, args.mb, args.small_share)
         time.sleep(RACY_MARGIN_NS / 1e9 * 2)
-        snapshot = take_snapshot(project / "bench.ipynb", store=SnapshotStore.open(store_dir))
+        snapshot = take_snapshot(project / "bench.ipynb", store=fresh_store(store_dir, True, args.hash))
         objects = object_files(store_dir, snapshot.id)
         print(
             f"profile of a restore: {snapshot.bytes / MIB:.0f} MiB, {len(objects)} objects, "
-            f"{args.workers or copying.default_workers()} threads, {os.cpu_count()} cores"
+            f"{args.workers or copying.default_workers()} threads, {os.cpu_count()} cores, {args.hash} store, "
+            f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
         )
         for run in range(max(1, args.repeat)):
             for state, cached in (("cached", True), ("not cached", False)):

@@ -210,7 +210,8 @@ def main() -> None:
         time.sleep(RACY_MARGIN_NS / 1e9 * 2)
         print(
             f"profile of a first snapshot: {sum(p.stat().st_size for p in files) / MIB:.0f} MiB, "
-            f"{len(files)} files, fsync {'off' if args.no_fsync else 'on'}, {os.cpu_count()} cores"
+            f"{len(files)} files, fsync {'off' if args.no_fsync else 'on'}, {os.cpu_count()} cores, "
+            f"{args.hash} store, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
         )
         for run in range(max(1, args.repeat)):
             shutil.rmtree(store_dir, ignore_errors=True)
@@ -220,7 +221,7 @@ def main() -> None:
             print(
                 f"run {run + 1}: data {'?' if share is None else f'{share:.0%}'} in the page cache, nothing dirty"
             )
-            store = fresh_store(store_dir, not args.no_fsync)
+            store = fresh_store(store_dir, not args.no_fsync, args.hash)
             vm_before = vmstat()
             with probing() as probe:
                 started_cpu = os.times()
