@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration(task: Any) -> str:
-    if task.started and task.finished:
-        return f"  {(task.finished - task.started).total_seconds():.0f}s"
+    if task.duration_s is not None:
+        return f"  {task.duration_s:.0f}s"
     return f"  since {task.started:%H:%M:%S}" if task.started and task.state == "RUNNING" else ""
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jupyter_ext.records.models import wall_time_s
+
 __all__ = [
     "StepError",
     "TaskStatus",
@@ -99,6 +101,13 @@ class TaskStatus:
     started: datetime | None = None
     finished: datetime | None = None
     detail: StepError | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Its real wall time, both ends on KFP's clock, as a record's ``duration_s``; None until it ended."""
+        if self.started is None or self.finished is None:
+            return None
+        return wall_time_s(self.started.timestamp(), self.finished.timestamp())
 
 
 def task_key(step: str) -> str:
@@ -238,16 +247,13 @@ def step_record(task: TaskStatus, *, cancelled: bool = False) -> dict[str, Any]:
     status = _STEP_STATUS.get(task.state, "pending")
     if cancelled and status in ("failed", "running", "pending") and task.detail is None:
         status = "cancelled"
-    duration = None
-    if task.started and task.finished:
-        duration = round((task.finished - task.started).total_seconds(), 3)
     detail = task.detail
     return {
         "name": task.name,
         "status": status,
         "started": iso_time(task.started),
         "finished": iso_time(task.finished),
-        "duration_s": duration,
+        "duration_s": task.duration_s,
         "cached": False,  # KFP reports a cached step's skipped executor in a way that names no step
         "cell": detail.cell if detail else None,
         "error": detail.to_dict() if detail else None,
