@@ -36,7 +36,11 @@ class Kernel:
     km: Any  # jupyter_client AsyncKernelManager
     client: Any  # its AsyncKernelClient, channels started and ready
     info: dict = field(default_factory=dict)  # its kernel_info_reply's content (language_info, ...)
-    socket_dir: Path | None = None  # its private directory of IPC sockets (None: it listens on TCP)
+
+    @property
+    def socket_dir(self) -> Path | None:
+        """Its private directory of IPC sockets (None: it listens on TCP)."""
+        return getattr(self.km, "socket_dir", None)
 
     async def shutdown(self) -> None:
         """Stop the kernel now (SIGKILL to its process group, as ``shutdown_kernel(now=True)`` does) and
@@ -102,9 +106,7 @@ async def start_kernel(
 async def _start_once(
     kernel_name: str, cwd: str | Path, *, warmup: str, log: str | Path | None, forker: KernelForkServer | None
 ) -> Kernel:
-    sockets = new_socket_dir()
-    transport = {"transport": "ipc", "ip": socket_prefix(sockets)} if sockets else {}
-    km = _kernel_manager()(kernel_name=kernel_name, connection_file=str(new_connection_file()), **transport)
+    km = kernel_manager_class()(kernel_name=kernel_name, connection_file=str(new_connection_file()))
     km.forker = forker
     client = None
     try:
@@ -122,9 +124,9 @@ async def _start_once(
         with contextlib.suppress(Exception):
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
-        remove_socket_dir(sockets)
+        remove_socket_dir(km.socket_dir)  # also where the kernel never started
         raise
-    return Kernel(km, client, info, socket_dir=sockets)
+    return Kernel(km, client, info)
 
 
 async def warm_up(client: Any, code: str) -> None:
@@ -180,15 +182,32 @@ async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:
 
 
 @functools.cache
-def _kernel_manager() -> type:
+def kernel_manager_class() -> type:
+    """The kernel manager of every kernel cellpipe starts locally (also papermill's, for plain notebooks)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class CellpipeKernelManager(AsyncKernelManager):
-        """Launches this interpreter's own ipykernel (jupyter_client's documented override point) through
+        """Its kernel listens on IPC sockets in a private directory of its own (:mod:`.transport`), made
+        with the manager and removed when the kernel is shut down, unless a ``transport`` is given.
+
+        Launches this interpreter's own ipykernel (jupyter_client's documented override point) through
         the fork server when there is one that works, else through :mod:`.kernel_launcher` when it listens
         on IPC (its subprocess pipe too); any other kernel the usual way."""
 
         forker: KernelForkServer | None = None
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.socket_dir = None if "transport" in kwargs else new_socket_dir()
+            if self.socket_dir is not None:
+                kwargs.update(transport="ipc", ip=socket_prefix(self.socket_dir))
+            super().__init__(**kwargs)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                remove_socket_dir(self.socket_dir)
+
+        cleanup_resources = _async_cleanup_resources  # as AsyncKernelManager aliases jupyter_client's
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             if not native(kernel_cmd):

@@ -1,6 +1,7 @@
 """A plain notebook (no step tags) run whole with papermill, as the single step of its run.
 
-papermill runs in a child process (``python -m papermill``), so cancelling stops it and its kernel. The
+papermill runs in a child process (its command line, through :func:`papermill_command_line`: its kernel has
+cellpipe's kernel manager, on private IPC sockets), so cancelling stops it and its kernel. The
 parameters go in as a JSON file (typed values, never code) and papermill injects them after the cell tagged
 ``parameters`` (a ``pipeline-parameters`` cell gets that tag in a copy: the user's notebook is never changed).
 A failure names the notebook's own cell number, not the executed copy's (which has the injected cell).
@@ -23,6 +24,7 @@ from jupyter_ext.runtime.step import StepError, StepResult
 from jupyter_ext.util import write_atomic
 
 PLAIN_STEP = "notebook"  # the name of a plain notebook's one step
+ENGINE = "cellpipe"  # papermill's nbclient engine with cellpipe's kernel manager
 # cells papermill adds to the executed copy: the injected parameters, and the error banners
 ADDED_TAGS = ("injected-parameters", "papermill-error-cell-tag")
 
@@ -63,8 +65,9 @@ async def run_papermill(
     source = papermill_input(pipeline, notebook, work / "input.ipynb")
     params = work / "parameters.json"
     params.write_text(json.dumps(parameters))
-    command = [sys.executable, "-m", "papermill", str(source), str(output), "-f", str(params), "-k",
-               pipeline.kernel, "--cwd", str(cwd), "--no-progress-bar", "--log-level", "WARNING"]  # fmt: skip
+    command = [sys.executable, "-m", __name__, str(source), str(output), "-f", str(params), "-k",
+               pipeline.kernel, "--cwd", str(cwd), "--no-progress-bar", "--log-level", "WARNING",
+               "--engine", ENGINE]  # fmt: skip
     if timeout:
         command += ["--execution-timeout", str(int(timeout))]
     if log is None:
@@ -119,3 +122,25 @@ def _plain(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def papermill_command_line() -> None:
+    """``python -m jupyter_ext.targets.local.papermill ARGS``: papermill's command line, with an engine whose
+    kernel has cellpipe's kernel manager (IPC sockets in a private directory, not loopback TCP)."""
+    from papermill.cli import papermill
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    from jupyter_ext.runtime.kernel import kernel_manager_class
+
+    class CellpipeEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            kwargs["kernel_manager_class"] = kernel_manager_class()
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(ENGINE, CellpipeEngine)
+    papermill()  # click reads the arguments
+
+
+if __name__ == "__main__":
+    papermill_command_line()

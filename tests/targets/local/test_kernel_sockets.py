@@ -35,17 +35,21 @@ def _report(path):
 """
 
 
-def _step(name: str, reports: Path) -> tuple[list[str], str]:
+def _cell(name: str, reports: Path, *, step: bool = True) -> tuple[list[str], str]:
     source = inspect.getsource(process_sockets) + REPORT + f"_report({str(reports / name)!r})\n"
-    return [f"step:{name}"], source
+    return [f"step:{name}"] if step else [], source
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["steps", "plain-papermill"])
 def test_a_runs_kernels_listen_only_on_unix_sockets_in_private_directories(
-    write_notebook, data_dir, tmp_path
+    write_notebook, data_dir, tmp_path, plain
 ):
+    """Each step's kernel (forked by the run's fork server), or papermill's one kernel for a notebook without
+    step tags."""
     reports = tmp_path / "reports"
     reports.mkdir()
-    notebook = write_notebook([_step("first", reports), _step("second", reports)])
+    names = ["whole"] if plain else ["first", "second"]
+    notebook = write_notebook([_cell(name, reports, step=not plain) for name in names])
     runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))  # 0700 and short, like /run/user/UID
     try:
         env = {**os.environ, "CELLPIPE_HOME": str(data_dir), "XDG_RUNTIME_DIR": str(runtime)}
@@ -54,7 +58,7 @@ def test_a_runs_kernels_listen_only_on_unix_sockets_in_private_directories(
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
-        seen = {name: json.loads((reports / name).read_text()) for name in ("first", "second")}
+        seen = {name: json.loads((reports / name).read_text()) for name in names}
         leftovers = list(runtime.iterdir())
     finally:
         subprocess.run(["rm", "-rf", str(runtime)], check=True)
@@ -66,7 +70,7 @@ def test_a_runs_kernels_listen_only_on_unix_sockets_in_private_directories(
         assert (report["uid"], report["mode"]) == (os.getuid(), 0o700)
         assert report["tcp"] == []  # not even ipykernel's pipe for subprocess output
         assert {str(Path(path).parent) for path in report["unix"]} == {report["dir"]}
-    assert seen["first"]["dir"] != seen["second"]["dir"]  # a directory per kernel
+    assert len({report["dir"] for report in seen.values()}) == len(names)  # a directory per kernel
     assert leftovers == []  # every kernel's directory is gone with it
     (kernels_log,) = data_dir.glob("runs/*/kernels.log")
     assert "without encryption" not in kernels_log.read_text()  # ipykernel's warning about TCP
