@@ -43,15 +43,17 @@ def new_socket_dir() -> Path | None:
     if not ipc_supported():
         _warn_tcp("this ZeroMQ has no IPC transport")
         return None
-    for base in candidate_bases():
-        prefix = f"{SOCKET_DIR_PREFIX}{writer_tag()}"
-        # mkdtemp adds 8 random characters and creates the directory 0700, failing rather than reusing one
-        if len(os.path.join(base, prefix + "x" * 8 + LONGEST_SUFFIX).encode()) > MAX_SOCKET_PATH:
-            continue
-        with contextlib.suppress(OSError):
-            return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    for base in filter(fits, candidate_bases()):
+        with contextlib.suppress(OSError):  # mkdtemp creates it 0700, failing rather than reusing one
+            return Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{writer_tag()}", dir=base))
     _warn_tcp(f"no writable directory with a path short enough for a Unix socket among {candidate_bases()}")
     return None
+
+
+def fits(base: str) -> bool:
+    """Whether the sockets of a directory made in ``base`` fit ``sockaddr_un`` (mkdtemp adds 8 characters)."""
+    name = f"{SOCKET_DIR_PREFIX}{writer_tag()}{'x' * 8}{LONGEST_SUFFIX}"
+    return len(os.path.join(base, name).encode()) <= MAX_SOCKET_PATH
 
 
 def socket_prefix(directory: Path) -> str:

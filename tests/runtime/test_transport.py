@@ -87,7 +87,9 @@ def test_socket_directories_go_to_the_private_runtime_dir_when_it_is_short_enoug
     try:
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
         directory = transport.new_socket_dir()
-        assert directory is not None and directory.parent == runtime
+        # (with a hostname near 64 characters, the pid@host name fits only under /tmp)
+        expected = runtime if transport.fits(str(runtime)) else Path(transport.candidate_bases()[1])
+        assert directory is not None and directory.parent == expected
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
         assert directory.name.startswith(f"{transport.SOCKET_DIR_PREFIX}{os.getpid()}@")
         transport.remove_socket_dir(directory)

@@ -76,12 +76,14 @@ def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
         await filled(pool, 1)
         other = await pool.take("ir", tmp_path)
         pid = pool._ready[0].km.provisioner.process.pid
+        sockets = pool._ready[0].socket_dir
         await pool.close()
-        return other, await pool.take("python3", tmp_path), pid
+        return other, await pool.take("python3", tmp_path), pid, sockets
 
-    other, after_close, pid = asyncio.run(scenario())
+    other, after_close, pid, sockets = asyncio.run(scenario())
     assert other is None and after_close is None
     assert not psutil.pid_exists(pid)
+    assert sockets is not None and not sockets.exists()  # a waiting kernel is on IPC too; gone with it
 
 
 def test_a_runs_kernels_from_the_shared_pool_are_warmed_up_for_its_prelude_when_claimed(tmp_path):
