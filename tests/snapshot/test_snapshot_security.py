@@ -86,7 +86,8 @@ def test_restore_drops_setuid_setgid_sticky_and_write_for_others(
 def corrupt(store: SnapshotStore, digest: str) -> Path:
     path = store.local_root / "objects" / digest[:2] / digest[2:]
     path.chmod(0o600)
-    path.write_bytes(b"X" + path.read_bytes()[1:])
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 1]) + data[1:])  # always a change (b"X" was none when it began with X)
     return path
 
 
