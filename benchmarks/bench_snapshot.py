@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common  # puts this checkout first on sys.path
+
 from jupyter_ext.snapshot import SnapshotStore, restore, take_snapshot
 from jupyter_ext.snapshot import environment as environment_module
 from jupyter_ext.snapshot.copying import default_workers
@@ -382,9 +384,7 @@ def remove(*paths: Path) -> None:
 def data_arguments(description: str | None, *, workers: str) -> argparse.ArgumentParser:
     """A parser with the options of the generated data (``--mb``, ``--small-share``), where to work
     (``--dir``), ``--workers`` and the store's ``--hash``: shared by this benchmark and the profiles."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.arguments(description)
     parser.add_argument("--mb", type=int, default=1024, help="total data size in MiB (default 1024)")
     parser.add_argument("--small-share", type=float, default=1 / 16, help="share of --mb in 64 KiB files")
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temp directory)")
@@ -413,7 +413,7 @@ def main() -> None:
     fsync = not args.no_fsync
     threads = args.workers or default_workers()
     repeat = max(1, args.repeat)
-    load_before = os.getloadavg()
+    load_before = common.load_average()
     try:
         project, store_dir, copy_dir = work / "project", work / "store", work / "copy"
         gen, files = timed(lambda: generate(project, args.mb, args.small_share))
@@ -550,10 +550,7 @@ def main() -> None:
         f" + {len(files) - BIG_FILES} x 64 KiB), fsync {'on' if fsync else 'off'}, {threads} threads, "
         f"{cores} cores, Python {platform.python_version()}, fastest of {repeat}"
     )
-    print(
-        f"load average before: {' '.join(f'{x:.1f}' for x in load_before)}, after: "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
-    )
+    print(f"before: {load_before}; after: {common.load_average()}")
     width = max(len(name) for name, _, _ in rows)
     print(
         f"{'step':<{width}}  {'wall s':>7}  {'CPU s':>6}  {'sys s':>6}  {'x cp':>6}  {'x cp+fsync':>10}  result"

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import common  # puts this checkout first on sys.path
 from bench_snapshot import (
     MIB,
     cached_share,
@@ -114,7 +115,7 @@ def main() -> None:
         print(
             f"profile of a restore: {snapshot.bytes / MIB:.0f} MiB, {len(objects)} objects, "
             f"{args.workers or copying.default_workers()} threads, {os.cpu_count()} cores, {args.hash} store, "
-            f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+            f"{common.load_average()}"
         )
         for run in range(max(1, args.repeat)):
             for state, cached in (("cached", True), ("not cached", False)):

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import common  # puts this checkout first on sys.path
 from bench_snapshot import MIB, cached_share, create_empty, data_arguments, fresh_store, generate, read_all
 
 from jupyter_ext.snapshot import backends, capture, take_snapshot
@@ -211,7 +212,7 @@ def main() -> None:
         print(
             f"profile of a first snapshot: {sum(p.stat().st_size for p in files) / MIB:.0f} MiB, "
             f"{len(files)} files, fsync {'off' if args.no_fsync else 'on'}, {os.cpu_count()} cores, "
-            f"{args.hash} store, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+            f"{args.hash} store, {common.load_average()}"
         )
         for run in range(max(1, args.repeat)):
             shutil.rmtree(store_dir, ignore_errors=True)
