@@ -44,6 +44,7 @@ PRELOAD = [
     "sqlite3", "pdb", "psutil", "setproctitle",
     # what a step's inputs and outputs cells import: off the step's critical path
     "jupyter_ext.runtime.marshal", "jupyter_ext.runtime.metrics",
+    "ctypes",  # the parent-death signal each forked kernel sets
 ]  # fmt: skip
 
 
@@ -216,10 +217,12 @@ def serve(channel: socket.socket) -> None:
             if not more:
                 return
             message += more
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
             channel.close()
-            _run_kernel(json.loads(message), fds[0] if fds else None)  # never returns
+            _die_with(server)
+            _run_kernel(json.loads(message), fds[0] if fds else None, server)  # never returns
         for fd in fds:
             os.close(fd)
         channel.sendall(json.dumps({"pid": pid}).encode() + b"\n")
@@ -231,12 +234,26 @@ def _reap(_signum: int, _frame: Any) -> None:
             pass
 
 
-def _run_kernel(request: dict[str, Any], output: int | None) -> None:
+def _die_with(server: int) -> None:
+    """In the forked child: be killed when the fork server ends (the server has one thread, the one that
+    forked, so the kernel's parent-death signal means the server's death), and end now if it already has:
+    a child that looked up its parent after the server died would see init and never be stopped."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server:
+        os._exit(1)
+
+
+def _run_kernel(request: dict[str, Any], output: int | None, server: int) -> None:
     """In the forked child: become the kernel ``python -m ipykernel_launcher ARGV`` would have been."""
     code = 1
     try:
-        # the kernel exits with the server (ipykernel's parent poller; its default was read at import)
-        argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+        # the kernel exits with the server: ipykernel's parent poller, beside the parent-death signal on Linux
+        argv = [*request["argv"], f"--IPKernelApp.parent_handle={server}"]
         with contextlib.suppress(ImportError):  # `ps` and process tools see a kernel, not the fork server
             import setproctitle  # (first: it finds the command line's memory through the untouched environ)
 

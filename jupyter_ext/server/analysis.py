@@ -15,6 +15,8 @@ import concurrent.futures
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import threading
 from typing import Any
@@ -89,9 +91,30 @@ def _analyse_in_worker(path: str, label: str, content: bytes | None, timeout: fl
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _start_worker(max_bytes: int) -> None:
+    """Worker initializer: the worker ends with the server, and gets a memory limit."""
+    _exit_with_parent()
+    _limit_memory(max_bytes)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it ends, however it ends. A pool's worker waits for
+    work on a pipe whose writing end it holds itself (the pickled call queue), so a server killed with
+    SIGKILL (the OOM killer, a culled pod) would leave it waiting forever, holding its memory."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="cellpipe-parent-watch", daemon=True).start()
+
+
 def _limit_memory(max_bytes: int) -> None:
-    """Worker initializer: a notebook that would need more address space gets MemoryError (a clean 400),
-    instead of pushing the machine into swap or the OOM killer."""
+    """A notebook that would need more address space gets MemoryError (a clean 400), instead of pushing the
+    machine into swap or the OOM killer."""
     if max_bytes > 0:
         import resource
 
@@ -159,7 +182,7 @@ class Analyser:
                     self._pool = concurrent.futures.ProcessPoolExecutor(
                         self.workers,
                         mp_context=multiprocessing.get_context("spawn"),
-                        initializer=_limit_memory,
+                        initializer=_start_worker,
                         initargs=(self.max_memory,),
                     )
             return self._pool

@@ -129,3 +129,33 @@ def test_without_pidfds_kernels_are_spawned(monkeypatch):
     finally:
         Provisioner.process.kill()
         Provisioner.process.wait()
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie not yet reaped by init counts as exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_forked_kernels_end_with_a_killed_fork_server(tmp_path):
+    """A fork server killed outright (its client crashed, the OOM killer) takes its kernels with it at
+    once: no kernel is left running on nobody's behalf."""
+
+    async def scenario():
+        forker = KernelForkServer()
+        kernel = await start_kernel("python3", tmp_path, forker=forker)
+        try:
+            assert await evaluate(kernel, "print(6 * 7)") == "42"
+            pid = kernel.km.provisioner.process.pid
+            os.kill(forker._process.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5  # ipykernel's own parent poller alone would take ~1 s
+            while not gone(pid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return gone(pid)
+        finally:
+            await kernel.shutdown()
+            await asyncio.to_thread(forker.close)
+
+    assert asyncio.run(scenario())
