@@ -19,6 +19,8 @@ from pathlib import Path
 import psutil
 import requests
 
+from tests.support.processes import ending_with_this_process
+
 HUB_CONFIG = Path(__file__).parents[2] / "hub_config"
 TRIAL_CONFIG = HUB_CONFIG / "trial_config.py"
 sys.path.insert(0, str(HUB_CONFIG))
@@ -92,7 +94,7 @@ def start_trial_hub(directory: Path, users: list[str]) -> TrialHub:
     with open(directory / "hub.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-            cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=ending_with_this_process(),
         )  # fmt: skip
     hub = TrialHub(
         directory, f"http://127.0.0.1:{port}", process, service_token, env["CELLPIPE_HUB_PASSWORD"]

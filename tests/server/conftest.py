@@ -17,6 +17,7 @@ import requests
 
 from jupyter_ext.tracking.background import stop_worker
 from tests.support.loopback import free_port
+from tests.support.processes import ending_with_this_process
 from tests.support.waiting import wait_until
 
 TOKEN = "cellpipe-test-token"
@@ -80,7 +81,9 @@ def start_server(root: Path, *args: str, env: dict[str, str] | None = None, time
     ]  # fmt: skip
     log = root.parent / f"server-{port}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            cmd, env=environment, stdout=out, stderr=subprocess.STDOUT, preexec_fn=ending_with_this_process()
+        )
     server = Server(f"http://127.0.0.1:{port}", root, process, log)
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.loopback import free_port
+from tests.support.processes import ending_with_this_process
 
 START_TIMEOUT_S = 60.0  # moto imports a lot; on a loaded two-core machine its start takes seconds
 # Dummy credentials and a region, and no instance-metadata lookups (they time out slowly off AWS).
@@ -48,7 +49,11 @@ class MotoServer:
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, env={**env, **S3_ENV}
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**env, **S3_ENV},
+                preexec_fn=ending_with_this_process(),
             )
         server = cls(process, endpoint, log)
         server.wait_until_answering()

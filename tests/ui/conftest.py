@@ -22,6 +22,8 @@ import pytest
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests.support.processes import ending_with_this_process
+
 REPO = Path(__file__).parents[2]
 EXAMPLES = REPO / "examples"
 NOTEBOOKS = REPO / "tests" / "notebooks"
@@ -117,7 +119,9 @@ def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
     news.write_text('{"fetchNews": "false"}')
     log = root.parent / f"lab-{port}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            cmd, env=environment, stdout=out, stderr=subprocess.STDOUT, preexec_fn=ending_with_this_process()
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_lab(url, process, log)
