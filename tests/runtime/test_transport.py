@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import stat
@@ -20,6 +21,21 @@ from tests.support.process_sockets import process_sockets
 LISTEN = "0A"  # the state /proc/net/tcp gives a listening socket
 
 
+@contextlib.asynccontextmanager
+async def running_kernel(cwd: Path, *, forked: bool = False, log: Path | None = None):
+    """A started kernel, forked from a fork server of its own or spawned; stopped (and the server) on exit."""
+    forker = KernelForkServer(log=log) if forked else None
+    try:
+        kernel = await start_kernel("python3", cwd, log=log, forker=forker)
+        try:
+            yield kernel
+        finally:
+            await kernel.shutdown()
+    finally:
+        if forker is not None:
+            await asyncio.to_thread(forker.close)
+
+
 async def _inspect(kernel) -> dict:
     """The kernel's sockets (seen from outside) and whether it runs code, before it is stopped."""
     reply = await kernel.client.execute_interactive("x = 6 * 7", timeout=60)
@@ -32,18 +48,8 @@ def test_a_kernel_listens_only_on_unix_sockets_in_its_own_private_directory(tmp_
     log = tmp_path / "kernels.log"
 
     async def scenario():
-        forker = KernelForkServer(log=log) if forked else None
-        try:
-            kernel = await start_kernel("python3", tmp_path, log=log, forker=forker)
-            try:
-                directory = kernel.socket_dir
-                info = os.stat(directory)
-                return directory, info, await _inspect(kernel)
-            finally:
-                await kernel.shutdown()
-        finally:
-            if forker is not None:
-                await asyncio.to_thread(forker.close)
+        async with running_kernel(tmp_path, forked=forked, log=log) as kernel:
+            return kernel.socket_dir, os.stat(kernel.socket_dir), await _inspect(kernel)
 
     directory, info, seen = asyncio.run(scenario())
     assert seen["status"] == "ok"
@@ -63,11 +69,8 @@ def test_where_ipc_is_impossible_kernels_use_loopback_tcp(tmp_path, monkeypatch,
     log = tmp_path / "kernels.log"
 
     async def scenario():
-        kernel = await start_kernel("python3", tmp_path, log=log)
-        try:
+        async with running_kernel(tmp_path, log=log) as kernel:
             return kernel.socket_dir, await _inspect(kernel)
-        finally:
-            await kernel.shutdown()
 
     directory, seen = asyncio.run(scenario())
     assert directory is None and seen["status"] == "ok"
@@ -114,11 +117,8 @@ def test_a_very_long_data_dir_and_runtime_dir_still_give_sockets_that_fit(tmp_pa
     monkeypatch.setattr(tempfile, "tempdir", str(deep))
 
     async def scenario():
-        kernel = await start_kernel("python3", tmp_path)
-        try:
+        async with running_kernel(tmp_path) as kernel:
             return kernel.socket_dir, Path(kernel.km.connection_file), await _inspect(kernel)
-        finally:
-            await kernel.shutdown()
 
     directory, connection_file, seen = asyncio.run(scenario())
     assert (
@@ -171,22 +171,14 @@ def test_output_of_the_kernels_forked_subprocesses_arrives_through_its_private_p
     IPC it is a socket in the kernel's directory, and the output still reaches the client."""
 
     async def scenario():
-        forker = KernelForkServer() if forked else None
-        try:
-            kernel = await start_kernel("python3", tmp_path, forker=forker)
-            try:
-                outputs = []
-                await kernel.client.execute_interactive(
-                    FORKED_CHILD_PRINTS, output_hook=outputs.append, timeout=60
-                )
-                await kernel.client.execute_interactive("pass", output_hook=outputs.append, timeout=60)
-                pipe = kernel.socket_dir / f"{transport.SOCKET_NAME}-pipe"
-                return outputs, pipe.is_socket(), process_sockets(kernel.km.provisioner.pid)["tcp"]
-            finally:
-                await kernel.shutdown()
-        finally:
-            if forker is not None:
-                await asyncio.to_thread(forker.close)
+        async with running_kernel(tmp_path, forked=forked) as kernel:
+            outputs = []
+            await kernel.client.execute_interactive(
+                FORKED_CHILD_PRINTS, output_hook=outputs.append, timeout=60
+            )
+            await kernel.client.execute_interactive("pass", output_hook=outputs.append, timeout=60)
+            pipe = kernel.socket_dir / f"{transport.SOCKET_NAME}-pipe"
+            return outputs, pipe.is_socket(), process_sockets(kernel.km.provisioner.pid)["tcp"]
 
     outputs, pipe_is_socket, tcp = asyncio.run(scenario())
     streams = "".join(m["content"]["text"] for m in outputs if m["header"]["msg_type"] == "stream")
