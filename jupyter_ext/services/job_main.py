@@ -198,7 +198,7 @@ def _run(pipeline: Any, restored: Any, workdir: Path, values: dict[str, Any]) ->
 
 def _finish(record: dict[str, Any]) -> None:
     record["finished"] = time.time()
-    record["duration"] = wall_time_s(record["created"], record["finished"])  # as RunRecord.end's
+    record["duration_s"] = wall_time_s(record["created"], record["finished"])  # as RunRecord.end sets it
 
 
 def _print_step_event(event: str, step: str, record: dict[str, Any]) -> None:

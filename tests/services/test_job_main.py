@@ -68,6 +68,7 @@ def test_tagged_notebook_runs_its_steps_from_the_jobs_args(
     store = SnapshotStore.open(store_url)
     record = get_run_record(store, "sum-20250101-030000-abcdef")
     assert record["status"] == "succeeded" and record["mode"] == "steps"
+    assert record["duration_s"] == pytest.approx(record["finished"] - record["created"], abs=0.01)
     assert record["target"] == "job" and record["snapshot_id"] == snapshot.id
     assert record["parameters"] == {"factor": 10} and record["metrics"] == {"total": 60}
     assert record["notebook"].endswith("sum.ipynb")
