@@ -268,3 +268,17 @@ def test_s3_earlier_sha256_store_keeps_working(
     client.delete_object(Bucket=s3_bucket.name, Key=f"store/snapshots/{changed.id}.json")
     report = collect_garbage(SnapshotStore.open(s3_bucket.url()))
     assert report.removed_objects == [name]
+
+
+def test_repair_rewrites_a_corrupt_object_under_either_hash(any_store: SnapshotStore, notebook: Path) -> None:
+    snapshot = take_snapshot(notebook, store=any_store)
+    digest = next(e["hash"] for e in snapshot.manifest["files"] if e["path"] == "config.yaml")
+    corrupt(any_store.local_root / "objects" / digest[:2] / digest[2:])
+    store = SnapshotStore.open(any_store.local_root)
+    result = store.verify(snapshot.id)
+    assert [entry["path"] for entry in result.damaged] == ["config.yaml"]
+
+    repairs = store.repair(result)  # from the working copy, re-hashed by the store's hash
+    assert [(repair.path, repair.repaired) for repair in repairs] == [("config.yaml", True)]
+    assert SnapshotStore.open(any_store.local_root).verify(snapshot.id).ok
+    assert store.algorithm == any_store.algorithm
