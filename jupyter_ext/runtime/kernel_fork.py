@@ -43,7 +43,7 @@ PRELOAD = [
     "IPython.core.completerlib", "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
     "sqlite3", "pdb", "psutil", "setproctitle",
     # what a step's inputs and outputs cells import: off the step's critical path
-    "jupyter_ext.runtime.marshal", "jupyter_ext.runtime.metrics",
+    "jupyter_ext.runtime.marshal", "jupyter_ext.runtime.metrics", "jupyter_ext.runtime.preload",
     "ctypes",  # the parent-death signal each forked kernel sets
 ]  # fmt: skip
 

@@ -131,3 +131,70 @@ def test_a_kernel_still_starting_is_taken_rather_than_a_new_one_started(tmp_path
     starting, taken, handed_out = asyncio.run(scenario())
     assert starting == 1
     assert taken and handed_out == 1  # the run waited for it instead of starting (and paying for) its own
+
+
+def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_projects(tmp_path):
+    """After a run, the pool's new kernels import the installed modules its prelude imported (a run of the
+    same notebook finds them loaded), with nothing bound in the user's namespace and nothing executed as a
+    cell; a module of the user's project (under the server's root) is never imported ahead: it may change
+    before the run, which must execute its snapshot's code."""
+    from jupyter_ext.targets.local.kernels import KernelPool
+
+    (tmp_path / "projectmodule.py").write_text("import sys\nsys.stderr.write('imported ahead')\n")
+    probe = (
+        "import sys\nfound = (sorted(m for m in ('colorsys', 'projectmodule') if m in sys.modules), "
+        "'colorsys' in dir(), len(In))"
+    )
+
+    async def scenario():
+        shared = WarmKernelPool(1, cwd=tmp_path)
+        shared.start()
+        await filled(shared, 1)
+        run = KernelPool(
+            "python3", tmp_path, size=1, warmup="import colorsys\nimport projectmodule", shared=shared
+        )
+        run.expect(1)
+        kernel = await asyncio.wait_for(run.acquire(), 120)
+        run.release(kernel)
+        await run.close()
+        await filled(shared, 1)  # the replacement, started after the run named its modules
+        waiting = shared._ready[0]
+        try:
+            reply = await waiting.client.execute_interactive(
+                probe, user_expressions={"f": "found"}, timeout=60
+            )
+            return reply["content"]["user_expressions"]["f"]["data"]["text/plain"]
+        finally:
+            await shared.close()
+
+    assert asyncio.run(scenario()) == "(['colorsys'], False, 2)"  # In: only the probe itself
+
+
+def test_the_shared_pool_refills_only_once_a_runs_kernels_have_started(tmp_path):
+    """On few cores a refill took the CPU the run's next kernel needed: the shared pool starts none while a
+    run's kernels are starting, and refills once they are ready."""
+    from jupyter_ext.targets.local.kernels import KernelPool
+
+    async def scenario():
+        shared = WarmKernelPool(1, cwd=tmp_path)
+        shared.start()
+        await filled(shared, 1)
+        run = KernelPool("python3", tmp_path, size=2, shared=shared)
+        run.expect(2)
+        seen_while_starting = []
+        while run._ready.qsize() < 2:
+            if run._starting and shared.handed_out:
+                seen_while_starting.append(len(shared._starting) + shared.ready)
+            await asyncio.sleep(0.005)
+        kernels = [await run.acquire(), await run.acquire()]
+        refilled = len(shared._starting) + shared.ready
+        for kernel in kernels:
+            run.release(kernel)
+        await run.close()
+        await shared.close()
+        return seen_while_starting, refilled, shared.handed_out
+
+    seen, refilled, handed_out = asyncio.run(scenario())
+    assert handed_out == 1  # one kernel came from the shared pool, the other was the run's own
+    assert seen and set(seen) == {0}  # no refill while the run's own kernel was starting
+    assert refilled == 1  # and one as soon as it was ready
