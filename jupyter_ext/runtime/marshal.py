@@ -525,7 +525,7 @@ def _temp_path(directory: Path, name: str, suffix: str) -> Path:
     return directory / f".{name}.{os.urandom(6).hex()}.tmp{suffix}"
 
 
-def _write_value(name: str, value: Any, directory: Path, step: str | None) -> dict[str, Any]:
+def _write_value(name: str, value: Any, directory: Path, step: str | None, durable: bool) -> dict[str, Any]:
     """Write one value atomically and return its index record; the index itself is not touched."""
     if not name.isidentifier() or name == Path(INDEX_FILE).stem:
         raise MarshalError(
@@ -543,7 +543,8 @@ def _write_value(name: str, value: Any, directory: Path, step: str | None) -> di
             tmp = _temp_path(directory, name, backend.suffix)
             try:
                 backend.save(value, tmp)
-                fsync_file(tmp)
+                if durable:
+                    fsync_file(tmp)
                 size = tmp.stat().st_size
                 os.replace(tmp, directory / f"{name}{backend.suffix}")
             except Unsupported as exc:
@@ -574,7 +575,7 @@ def _read_index(directory: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def _update_index(directory: Path, records: dict[str, dict[str, Any]]) -> None:
+def _update_index(directory: Path, records: dict[str, dict[str, Any]], durable: bool) -> None:
     """Merge ``records`` into the index atomically, under a lock (parallel steps may share the directory)."""
     lock = os.open(directory, os.O_RDONLY) if os.name == "posix" else None
     try:
@@ -589,13 +590,14 @@ def _update_index(directory: Path, records: dict[str, dict[str, Any]]) -> None:
         tmp = _temp_path(directory, Path(INDEX_FILE).stem, ".json")
         try:
             tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-            fsync_file(tmp)
+            if durable:
+                fsync_file(tmp)
             os.replace(tmp, directory / INDEX_FILE)
         finally:
             tmp.unlink(missing_ok=True)
         for file in stale:
             (directory / file).unlink(missing_ok=True)
-        if lock is not None:
+        if lock is not None and durable:
             os.fsync(lock)  # make the renames durable
     finally:
         if lock is not None:
@@ -657,17 +659,20 @@ def save(name: str, value: Any, directory: Path, *, step: str | None = None) -> 
 
 
 def save_all(
-    values: dict[str, Any], directory: Path, *, step: str | None = None
+    values: dict[str, Any], directory: Path, *, step: str | None = None, durable: bool = True
 ) -> dict[str, dict[str, Any]]:
-    """Save each value; the index is written once. If one fails, those saved before it are still indexed."""
+    """Save each value; the index is written once. If one fails, those saved before it are still indexed.
+
+    ``durable=False`` skips the fsyncs: the files are complete for any reader, but not yet on disk; the
+    caller makes them durable later (the local runner does, off the step's path, before trusting them)."""
     directory = Path(directory)
     records: dict[str, dict[str, Any]] = {}
     try:
         for name, value in values.items():
-            records[name] = _write_value(name, value, directory, step)
+            records[name] = _write_value(name, value, directory, step, durable)
     finally:
         if records:
-            _update_index(directory, records)  # the index always describes the files on disk
+            _update_index(directory, records, durable)  # the index always describes the files on disk
     return records
 
 

@@ -65,8 +65,10 @@ def build_step_notebook(
     *,
     input_dirs: dict[str, str | Path],
     output_dir: str | Path,
+    durable: bool = True,
 ) -> Any:
-    """The notebook that runs ``step``. ``input_dirs`` maps each upstream step to its outputs directory."""
+    """The notebook that runs ``step``. ``input_dirs`` maps each upstream step to its outputs directory.
+    ``durable=False``: the outputs cell does not fsync what it writes (the caller makes it durable)."""
     from nbformat.v4 import new_code_cell, new_notebook
 
     def cell(source: str, role: str, index: int | None = None, tags: list[str] | None = None):
@@ -89,10 +91,11 @@ def build_step_notebook(
         cells.append(cell("\n".join(lines), "inputs"))
     cells.extend(cell(c.source, "step", c.index) for c in step.cells)
     out = str(Path(output_dir).resolve())
+    sync = "" if durable else ", durable=False"
     save = [
         "from jupyter_ext.runtime import marshal as _cellpipe_marshal, metrics as _cellpipe_metrics",
-        f"_cellpipe_marshal.save_all({{{', '.join(f'{n!r}: {n}' for n in step.outputs)}}}, {out!r}, step={step.name!r})",
-        f"_cellpipe_metrics.record({{{', '.join(f'{m!r}: {m}' for m in step.metrics)}}}, {out!r}, step={step.name!r});",
+        f"_cellpipe_marshal.save_all({{{', '.join(f'{n!r}: {n}' for n in step.outputs)}}}, {out!r}, step={step.name!r}{sync})",
+        f"_cellpipe_metrics.record({{{', '.join(f'{m!r}: {m}' for m in step.metrics)}}}, {out!r}, step={step.name!r}{sync});",
     ]  # the ';' keeps IPython from displaying record()'s return value as the cell's output
     cells.append(cell("\n".join(save), "outputs"))
     notebook = new_notebook(cells=cells)
@@ -130,11 +133,13 @@ async def run_step(
     notebook_path: str | Path,
     kernel: Kernel | None = None,
     timeout: float | None = None,
+    durable: bool = True,
 ) -> StepResult:
     """Run one step in a kernel and return what happened. Never raises for errors in the user's code.
 
     ``kernel``: an already started kernel (the local runner keeps warm ones), which the caller stops;
-    ``None`` starts a fresh one and stops it at the end.
+    ``None`` starts a fresh one and stops it at the end. ``durable=False``: the outputs and the executed
+    notebook are written completely but not fsynced; the caller makes them durable (off the step's path).
     """
     import nbformat
     from jupyter_client.kernelspec import NoSuchKernel
@@ -144,7 +149,9 @@ async def run_step(
     step = pipeline.step(step_name)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    notebook = build_step_notebook(pipeline, step, input_dirs=input_dirs, output_dir=output_dir)
+    notebook = build_step_notebook(
+        pipeline, step, input_dirs=input_dirs, output_dir=output_dir, durable=durable
+    )
     inject_parameters(notebook, _step_parameters(pipeline, parameters))
     client = NotebookClient(
         notebook,
@@ -187,7 +194,9 @@ async def run_step(
         if owned and kernel is not None:
             await kernel.shutdown()
         # in a thread: its fsync must not hold up the event loop (the Jupyter server's, other steps')
-        await asyncio.to_thread(lambda: write_atomic(notebook_path, nbformat.writes(notebook).encode()))
+        await asyncio.to_thread(
+            lambda: write_atomic(notebook_path, nbformat.writes(notebook).encode(), durable=durable)
+        )
     duration = time.time() - started
     if error is not None:
         return StepResult(step_name, StepStatus.FAILED, started, duration, str(notebook_path), error=error)

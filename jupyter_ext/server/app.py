@@ -88,6 +88,12 @@ class CellpipeApp(ExtensionApp):
         config=True,
         help="Kernels kept warm for local runs (0: start one per step). Default: $CELLPIPE_KERNEL_POOL_SIZE or 0.",
     )
+    kernel_pool_preload = Bool(
+        config=True,
+        help="Kernels waiting in the pool import the installed modules (never the project's) that the "
+        "latest run's imports cells imported, so a run of that notebook does not begin by importing them. "
+        "Default: $CELLPIPE_KERNEL_POOL_PRELOAD or true.",
+    )
     max_body_bytes = Int(
         config=True,
         help="Largest request body accepted (bytes); larger ones get 413 before the body is read. "
@@ -182,6 +188,10 @@ class CellpipeApp(ExtensionApp):
     def _default_kernel_pool_size(self) -> int:
         return _env_number("CELLPIPE_KERNEL_POOL_SIZE", 0)
 
+    @default("kernel_pool_preload")
+    def _default_kernel_pool_preload(self) -> bool:
+        return _env("CELLPIPE_KERNEL_POOL_PRELOAD", "true").lower() not in ("0", "false", "no", "off")
+
     @default("max_body_bytes")
     def _default_max_body_bytes(self) -> int:
         return _env_number("CELLPIPE_MAX_BODY_BYTES", 16 * 1024 * 1024)
@@ -274,7 +284,7 @@ class CellpipeApp(ExtensionApp):
         kept): every run's kernels fork from it instead of paying Python's and ipykernel's start-up each."""
         from jupyter_ext.targets.local.kernels import WarmKernelPool
 
-        return WarmKernelPool(self.kernel_pool_size, cwd=self.paths.root)
+        return WarmKernelPool(self.kernel_pool_size, cwd=self.paths.root, preload=self.kernel_pool_preload)
 
     def initialize_handlers(self) -> None:
         for module in self._route_modules:

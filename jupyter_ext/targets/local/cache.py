@@ -4,6 +4,11 @@ The key covers what can change a step's result: its code, the prelude, the value
 reads, the content hashes of its input variables, the kernel and the environment (Python and the
 installed package set). Entries live in ``<data dir>/cache/<key>/`` and are committed with a rename, so
 a crashed step never leaves an entry that looks complete.
+
+Durability: a step's outputs are written without fsync and committed at once, so that downstream steps
+start without waiting for the disk; the runner then persists them in the background
+(:meth:`StepCache.make_durable`) and only then marks the entry ``durable``. A lookup trusts only an entry
+so marked: after a power cut an entry whose outputs may be torn is a miss, and the step runs again.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_unique_name
+from jupyter_ext.util import (
+    fsync_file,
+    private_dir,
+    remove_abandoned,
+    sha256_text,
+    write_json_atomic,
+    writer_unique_name,
+)
 
 ENTRY_FILE = "entry.json"
+DURABLE = "durable"  # entry field: its outputs, and the entry's names, were fsynced before it was set
 STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a killed run
 TRASH_PREFIX = ".trash-"
 
@@ -66,6 +79,11 @@ class StepCache:
             data = json.loads(entry.read_text())
         except (OSError, ValueError):  # absent, or torn by a power cut: a miss, the step runs again
             return None
+        # an entry not yet made durable (its run is still persisting it, or was killed or lost power
+        # before it did) may point at torn outputs. Entries of versions before the field had their
+        # outputs fsynced before the entry was written.
+        if data.get(DURABLE, True) is not True:
+            return None
         data["outputs_dir"] = str(self.root / key / "outputs")
         return data
 
@@ -74,23 +92,74 @@ class StepCache:
         private_dir(path / "outputs")  # cached outputs are the user's data: 0700 from the cache root down
         return path
 
-    def commit(self, staging: Path, key: str, entry: dict[str, Any], *, replace: bool = False) -> Path:
+    def commit(
+        self, staging: Path, key: str, entry: dict[str, Any], *, replace: bool = False, durable: bool = True
+    ) -> Path:
         """Publish a staged step result under its key; returns the entry's outputs directory.
 
         ``replace``: the step was executed although an entry may exist (``--no-cache``, ``cache:disabled``):
-        its fresh outputs must win, since downstream steps read them.
+        its fresh outputs must win, since downstream steps read them. ``durable=False``: the outputs were
+        not fsynced; lookups skip the entry until :meth:`make_durable` has persisted it.
         """
+        entry = {**entry, DURABLE: durable}
         write_json_atomic(staging / ENTRY_FILE, entry, durable=False)  # a torn entry is only a cache miss
         final = self.root / key
         if replace and final.exists():
             trash = self.root / writer_unique_name(TRASH_PREFIX)
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            try:
+                final.rename(trash)
+            except FileNotFoundError:  # a concurrent run of the same step replaced it first
+                pass
+            else:
+                shutil.rmtree(trash, ignore_errors=True)
         try:
             staging.rename(final)
         except OSError:  # the same key was committed meanwhile by a concurrent run: keep that one
             shutil.rmtree(staging, ignore_errors=True)
         return final / "outputs"
+
+    def make_durable(self, key: str, run_id: str) -> None:
+        """Persist an entry committed with ``durable=False`` (its outputs' data and names, the entry's own
+        name), then mark it durable: a power cut before the mark leaves an entry that lookups skip.
+
+        Everything goes through the entry directory's descriptor: if a concurrent run replaced the entry
+        meanwhile, this works on the replaced (trashed) one and never marks the other run's outputs."""
+        try:
+            entry_dir = os.open(self.root / key, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return  # replaced and removed by a concurrent run: nothing of this run's is left to persist
+        try:
+            self._persist(entry_dir, run_id)
+        except FileNotFoundError:  # replaced and removed meanwhile by a concurrent run of the same step
+            return
+        finally:
+            os.close(entry_dir)
+
+    def _persist(self, entry_dir: int, run_id: str) -> None:
+        with open(ENTRY_FILE, opener=_at(entry_dir)) as fh:
+            entry = json.load(fh)
+        if entry.get("run_id") != run_id or entry.get(DURABLE) is True:
+            return
+        outputs = os.open("outputs", os.O_RDONLY | os.O_DIRECTORY, dir_fd=entry_dir)
+        try:
+            for name in os.listdir(outputs):
+                descriptor = os.open(name, os.O_RDONLY, dir_fd=outputs)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            os.fsync(outputs)  # the files' names
+        finally:
+            os.close(outputs)
+        os.fsync(entry_dir)  # the outputs directory's name
+        fsync_file(self.root)  # the entry's name (its staging directory was renamed to the key)
+        temporary = f".{ENTRY_FILE}.{os.urandom(6).hex()}.tmp"
+        with open(temporary, "w", opener=_at(entry_dir, os.O_CREAT | os.O_EXCL)) as fh:
+            json.dump({**entry, DURABLE: True}, fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, ENTRY_FILE, src_dir_fd=entry_dir, dst_dir_fd=entry_dir)
+        os.fsync(entry_dir)
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
@@ -104,3 +173,8 @@ class StepCache:
         return remove_abandoned(
             candidates, lambda path: shutil.rmtree(path, ignore_errors=True), dry_run=dry_run
         )
+
+
+def _at(directory: int, extra: int = 0) -> Any:
+    """An ``open`` opener for names relative to the directory descriptor ``directory`` (files 0600)."""
+    return lambda name, flags: os.open(name, flags | extra, 0o600, dir_fd=directory)

@@ -200,9 +200,11 @@ class WarmKernelPool:
     """
 
     def __init__(
-        self, size: int, *, cwd: str | Path, kernel_name: str = "python3", log: str | Path | None = None
-    ) -> None:
+        self, size: int, *, cwd: str | Path, kernel_name: str = "python3", log: str | Path | None = None,
+        preload: bool = True,
+    ) -> None:  # fmt: skip
         self.size = max(0, int(size))
+        self.preloading = preload  # False: waiting kernels import nothing ahead (:meth:`preload` is ignored)
         self.kernel_name = kernel_name
         self.cwd = str(cwd)
         self.log = Path(log) if log else None
@@ -230,7 +232,7 @@ class WarmKernelPool:
         self._preload = (
             "__import__('jupyter_ext.runtime.preload', fromlist=['_']).import_installed("
             f"{modules!r}, {[self.cwd, *local]!r})"
-            if modules
+            if modules and self.preloading
             else ""
         )
 

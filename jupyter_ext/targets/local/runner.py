@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.errors import TargetError
 from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepStatus
 from jupyter_ext.runtime.kernel import clean_kernel_leftovers
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, import_statements
-from jupyter_ext.util import sha256_file
+from jupyter_ext.util import fsync_file, sha256_file
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
 
@@ -70,6 +71,7 @@ class LocalRunner:
         self._outputs_dirs: dict[str, str] = {}
         self._output_hashes: dict[str, dict[str, str]] = {}
         self._executing: set[str] = set()  # the steps the cache will not answer (known at the start)
+        self._persisting: dict[str, asyncio.Future] = {}  # step -> its outputs and notebook being fsynced
 
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> RunStatus:
@@ -114,9 +116,15 @@ class LocalRunner:
                     info.status, info.reason = StepStatus.NOT_RUN, "the run was stopped before it started"
             raise
         finally:
-            await pool.close()
+            closing = asyncio.ensure_future(pool.close())  # the last kernel's stop beside the last fsyncs
+            persisted = await asyncio.gather(*self._persisting.values(), return_exceptions=True)
+            await closing
             self.record.metrics = {k: v for info in self.record.steps for k, v in info.metrics.items()}
             self.record.timings["kernel_wait_s"] = round(self.kernel_wait, 3)
+        for step, outcome in zip(self._persisting, persisted, strict=True):
+            if isinstance(outcome, OSError):  # the run is not reported succeeded with outputs not on disk
+                raise TargetError(f"its outputs could not be written to disk: {outcome}", step=step,
+                                  hint="check the free space and health of the disk holding .cellpipe")  # fmt: skip
         return RunStatus.FAILED if self._any(StepStatus.FAILED) else RunStatus.SUCCEEDED
 
     def _ready(self, running: dict[str, asyncio.Task]) -> list[Step]:
@@ -223,6 +231,7 @@ class LocalRunner:
                     notebook_path=self.run_dir / "steps" / f"{step.name}.ipynb",
                     kernel=warm,
                     timeout=self.options.step_timeout,
+                    durable=False,  # persisted below, off the path of the steps downstream
                 )
             except BaseException:
                 self.cache.discard(staging)
@@ -233,12 +242,27 @@ class LocalRunner:
                 hashes = await asyncio.to_thread(_hash_outputs, staging / "outputs", result)
                 entry = {"step": step.name, "run_id": self.record.id, "outputs": result.outputs,
                          "metrics": result.metrics, "hashes": hashes, "notebook": result.notebook}  # fmt: skip
-                outputs_dir = self.cache.commit(staging, key, entry, replace=True)
+                outputs_dir = self.cache.commit(staging, key, entry, replace=True, durable=False)
                 self._outputs_dirs[step.name] = str(outputs_dir)
                 self._output_hashes[step.name] = hashes
             else:
                 self.cache.discard(staging)
+            self._persist(step.name, result, key if result.status is StepStatus.SUCCEEDED else None)
             self._store_result(info, result)
+
+    def _persist(self, step: str, result: StepResult, key: str | None) -> None:
+        """Make a step's executed notebook and committed outputs durable in a thread, while the steps after
+        it run: fsyncs cost 2-10 ms each (seconds when the disk stalls), five or more per step. The run
+        waits for all of them before its status turns final; the cache trusts the entry only after."""
+
+        def persist() -> None:
+            if result.notebook and Path(result.notebook).exists():
+                fsync_file(result.notebook)
+                fsync_file(Path(result.notebook).parent)
+            if key is not None:
+                self.cache.make_durable(key, self.record.id)
+
+        self._persisting[step] = asyncio.ensure_future(asyncio.to_thread(persist))
 
     def _use_cached(self, step: Step, info: StepRecord, entry: dict) -> None:
         self._outputs_dirs[step.name] = entry["outputs_dir"]

@@ -133,11 +133,13 @@ def test_a_kernel_still_starting_is_taken_rather_than_a_new_one_started(tmp_path
     assert taken and handed_out == 1  # the run waited for it instead of starting (and paying for) its own
 
 
-def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_projects(tmp_path):
+@pytest.mark.parametrize("preload", [True, False])
+def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_projects(tmp_path, preload):
     """After a run, the pool's new kernels import the installed modules its prelude imported (a run of the
     same notebook finds them loaded), with nothing bound in the user's namespace and nothing executed as a
     cell; a module of the user's project (under the server's root) is never imported ahead: it may change
-    before the run, which must execute its snapshot's code."""
+    before the run, which must execute its snapshot's code. With the server's ``kernel_pool_preload`` off
+    nothing is imported ahead."""
     from jupyter_ext.targets.local.kernels import KernelPool
 
     (tmp_path / "projectmodule.py").write_text("import sys\nsys.stderr.write('imported ahead')\n")
@@ -147,7 +149,7 @@ def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_pr
     )
 
     async def scenario():
-        shared = WarmKernelPool(1, cwd=tmp_path)
+        shared = WarmKernelPool(1, cwd=tmp_path, preload=preload)
         shared.start()
         await filled(shared, 1)
         run = KernelPool(
@@ -167,7 +169,8 @@ def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_pr
         finally:
             await shared.close()
 
-    assert asyncio.run(scenario()) == "(['colorsys'], False, 2)"  # In: only the probe itself
+    imported = "['colorsys']" if preload else "[]"
+    assert asyncio.run(scenario()) == f"({imported}, False, 2)"  # In: only the probe itself
 
 
 def test_the_shared_pool_refills_only_once_a_runs_kernels_have_started(tmp_path):
