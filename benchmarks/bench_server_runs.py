@@ -11,7 +11,9 @@ with POST runs (tracking on, cache off) REPEAT times. Printed, medians:
                the same notebook top to bottom (its API, in this process, imports warmed up): the ratio
                                                                         target <= 0.5 (2x faster)
 Between repeats the benchmark waits, untimed, for the run's background MLflow tracking and for the pool to
-refill, so that one measurement does not steal CPU from the next. The load average is printed with them,
+refill, so that one measurement does not steal CPU from the next. Each server's first run finds kernels that
+imported nothing ahead (the pool learns a notebook's installed modules from its runs: kernel_pool_preload);
+the later ones find numpy loaded: every run's figures are printed, the first one first. The load average is printed with them,
 and, for the tracking worker the server pre-starts: how often the final record already named the MLflow
 run, and how long finalize waited for it (part of "whole run").
 """
@@ -117,7 +119,8 @@ def main() -> None:
     for pool, firsts, wholes in rows:
         first, whole = statistics.median(firsts), statistics.median(wholes)
         print(f"{pool:>16} {first:13.2f} {'<=0.5':>7} {whole:12.2f} {whole / papermill:6.2f} {'<=0.5':>7}"
-              f"   (first code {', '.join(f'{f:.2f}' for f in firsts)})")  # fmt: skip
+              f"   (each run: first code {', '.join(f'{f:.2f}' for f in firsts)}; "
+              f"whole {', '.join(f'{w:.2f}' for w in wholes)})")  # fmt: skip
     waits = [w for w, _ in TRACKING]
     print(f"MLflow (the server's warm tracking worker): the final record named the MLflow run in "
           f"{sum(1 for _, named in TRACKING if named)} of {len(TRACKING)} runs; finalize waited for it "
