@@ -23,14 +23,7 @@ from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
-from jupyter_ext.util import (
-    fsync_file,
-    private_dir,
-    remove_abandoned,
-    sha256_text,
-    write_json_atomic,
-    writer_unique_name,
-)
+from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_unique_name
 
 ENTRY_FILE = "entry.json"
 DURABLE = "durable"  # entry field: its outputs, and the entry's names, were fsynced before it was set
@@ -119,8 +112,10 @@ class StepCache:
         return final / "outputs"
 
     def make_durable(self, key: str, run_id: str) -> None:
-        """Persist an entry committed with ``durable=False`` (its outputs' data and names, the entry's own
-        name), then mark it durable: a power cut before the mark leaves an entry that lookups skip.
+        """Persist an entry committed with ``durable=False`` (its outputs' data and names), then mark it
+        durable: a power cut before the mark leaves an entry that lookups skip. The mark's and the entry's
+        own names are not synced: if they do not reach the disk, the entry is a miss or absent, never
+        trusted wrongly.
 
         Everything goes through the entry directory's descriptor: if a concurrent run replaced the entry
         meanwhile, this works on the replaced (trashed) one and never marks the other run's outputs."""
@@ -151,15 +146,13 @@ class StepCache:
             os.fsync(outputs)  # the files' names
         finally:
             os.close(outputs)
-        os.fsync(entry_dir)  # the outputs directory's name
-        fsync_file(self.root)  # the entry's name (its staging directory was renamed to the key)
+        os.fsync(entry_dir)  # the outputs directory's name, before any mark can name it
         temporary = f".{ENTRY_FILE}.{os.urandom(6).hex()}.tmp"
         with open(temporary, "w", opener=_at(entry_dir, os.O_CREAT | os.O_EXCL)) as fh:
             json.dump({**entry, DURABLE: True}, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temporary, ENTRY_FILE, src_dir_fd=entry_dir, dst_dir_fd=entry_dir)
-        os.fsync(entry_dir)
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)

@@ -255,14 +255,15 @@ class LocalRunner:
         it run: fsyncs cost 2-10 ms each (seconds when the disk stalls), five or more per step. The run
         waits for all of them before its status turns final; the cache trusts the entry only after."""
 
-        def persist() -> None:
+        def persist_notebook() -> None:
             if result.notebook and Path(result.notebook).exists():
                 fsync_file(result.notebook)
-                fsync_file(Path(result.notebook).parent)
-            if key is not None:
-                self.cache.make_durable(key, self.record.id)
+                fsync_file(Path(result.notebook).parent)  # its name
 
-        self._persisting[step] = asyncio.ensure_future(asyncio.to_thread(persist))
+        work = [asyncio.to_thread(persist_notebook)]  # beside the outputs': the disk merges the flushes
+        if key is not None:
+            work.append(asyncio.to_thread(self.cache.make_durable, key, self.record.id))
+        self._persisting[step] = asyncio.gather(*work)
 
     def _use_cached(self, step: Step, info: StepRecord, entry: dict) -> None:
         self._outputs_dirs[step.name] = entry["outputs_dir"]
