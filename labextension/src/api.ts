@@ -162,6 +162,8 @@ export interface IRunRecord {
     error?: string | null;
     mlflow_run_id?: string | null;
     mlflow_url?: string | null;
+    /** The tracking store the run went to (credentials left out): what `mlflow ui` opens. */
+    tracking_uri?: string | null;
   };
   links?: { mlflow?: string | null; kfp?: string | null };
   /** Someone asked to cancel it (here, another JupyterLab, `cellpipe runs cancel`): who and when. */

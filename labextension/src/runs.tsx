@@ -17,6 +17,7 @@ import {
   shortId
 } from './api';
 import { pipelineIcon } from './icons';
+import { mlflowHint, runLinks } from './links';
 
 export interface IRunsHost {
   client: CellpipeClient;
@@ -139,8 +140,7 @@ export class RunsView extends ReactWidget {
     const open = this.expanded.has(run.id);
     const active = !FINAL_RUN_STATUSES.includes(run.status);
     const cancelling = isCancelling(run);
-    const links = run.links ?? {};
-    const mlflow = links.mlflow ?? run.tracking?.mlflow_url ?? null;
+    const { mlflow, kfp } = runLinks(run);
     return (
       <li
         key={run.id}
@@ -204,21 +204,18 @@ export class RunsView extends ReactWidget {
               <Button small minimal onClick={() => void this.showLogs(run)}>
                 Logs
               </Button>
-              {isUrl(mlflow) && (
-                <a className="cp-Link" href={mlflow as string} target="_blank" rel="noreferrer">
+              {mlflow && (
+                <a className="cp-Link" href={mlflow} target="_blank" rel="noreferrer">
                   MLflow run ↗
                 </a>
               )}
-              {isUrl(links.kfp) && (
-                <a className="cp-Link" href={links.kfp as string} target="_blank" rel="noreferrer">
+              {kfp && (
+                <a className="cp-Link" href={kfp} target="_blank" rel="noreferrer">
                   KFP run ↗
                 </a>
               )}
-              {!isUrl(mlflow) && run.tracking?.mlflow_run_id && (
-                <span
-                  className="cp-Muted"
-                  title="Open with: mlflow ui --backend-store-uri sqlite:///.cellpipe/mlflow.db"
-                >
+              {!mlflow && run.tracking?.mlflow_run_id && (
+                <span className="cp-Muted cp-Run-mlflow" title={mlflowHint(run)}>
                   MLflow run {run.tracking.mlflow_run_id.slice(0, 8)}
                 </span>
               )}
@@ -379,10 +376,6 @@ function StepDots(props: { steps: IStepRecord[] }): JSX.Element {
       ))}
     </span>
   );
-}
-
-function isUrl(value: string | null | undefined): boolean {
-  return !!value && /^https?:\/\//.test(value);
 }
 
 /**

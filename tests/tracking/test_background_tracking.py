@@ -17,6 +17,7 @@ import pytest
 from jupyter_ext.records.models import RunStatus, TrackingStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.tracking import background
+from tests.support.mlflow_server import mlflow_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -367,41 +368,11 @@ def test_credentials_in_the_tracking_uri_are_not_written_into_the_record(
     assert "s3cret" not in json.dumps(record.to_dict())
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on loopback (sqlite store, local artifacts); ~20-40 s to start on 2 cores."""
-    import socket
-    import urllib.request
-
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(root / "server.log", "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-
-        def healthy():
-            try:
-                return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
-            except OSError:
-                return server.poll() is not None and pytest.fail((root / "server.log").read_text()[-2000:])
-
-        wait_until(healthy, timeout=300, what="mlflow server to answer /health")
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-
-
 def test_a_tracking_server_gives_the_final_record_its_web_link(
-    write_notebook, data_dir, monkeypatch, mlflow_server
+    write_notebook,
+    data_dir,
+    monkeypatch,
+    mlflow_server,  # noqa: F811 (the fixture imported above)
 ):
     import urllib.request
 

@@ -74,8 +74,11 @@ class Lab:
         return json.loads((self.root / name).read_text())
 
 
-def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
-    """`jupyter lab` on a free loopback port, serving `root`; waits until it answers."""
+def start_lab(
+    root: Path, *extra: str, pythonpath: tuple[str, ...] = (), settings: dict[str, str] | None = None
+) -> Lab:
+    """`jupyter lab` on a free loopback port, serving `root`; waits until it answers. `settings`: environment
+    variables for it (e.g. MLFLOW_TRACKING_URI), over the cleaned environment."""
     port = free_port()
     config_dir = root.parent / f"jupyter-config-{port}"
     config_dir.mkdir()
@@ -89,6 +92,7 @@ def start_lab(root: Path, *extra: str, pythonpath: tuple[str, ...] = ()) -> Lab:
         ),
     }
     environment.pop("MLFLOW_TRACKING_URI", None)
+    environment.update(settings or {})
     built = REPO / "jupyter_ext" / "labextension"
     if (built / "package.json").is_file():
         # this checkout's build, ahead of any installed copy: a worktree tests its own front end
