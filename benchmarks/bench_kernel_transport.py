@@ -4,7 +4,8 @@ fallback where IPC is impossible), measured in the same run.
     python benchmarks/bench_kernel_transport.py [--kernels 4] [--messages 200] [--repeat 3]
 
 Each batch starts ``--kernels`` kernels one after the other the way a run does (forked from a fork server
-of its own, started first and untimed), sends each ``--messages`` small requests in turn (an execute of
+of its own, started first and untimed; with ``--spawned`` each a new process, as in a pod: IPC kernels
+then start through cellpipe's kernel_launcher.py, TCP ones through ``-m ipykernel_launcher``), sends each ``--messages`` small requests in turn (an execute of
 ``pass``: one round trip on shell plus IOPub's busy/idle), and stops them. Batches of the two transports
 alternate, so both see the same load. Printed per transport: median wall and CPU seconds (this process,
 this process) of the start (per kernel), of the round trips (per request, in ms) and of the stop (per
@@ -35,12 +36,13 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def batch(cwd: str, kernels: int, messages: int) -> dict[str, tuple[float, float]]:
+async def batch(cwd: str, kernels: int, messages: int, spawned: bool) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds of each phase in this process, and of the kernels over the batch."""
-    forker = KernelForkServer()
+    forker = None if spawned else KernelForkServer()
     children = cpu_seconds(resource.RUSAGE_CHILDREN)
     started_at = time.perf_counter()
-    await asyncio.to_thread(forker.start)
+    if forker is not None:
+        await asyncio.to_thread(forker.start)
     marks = [(time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF))]
     started = [await kernel_module.start_kernel("python3", cwd, forker=forker) for _ in range(kernels)]
     marks.append((time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)))
@@ -50,7 +52,8 @@ async def batch(cwd: str, kernels: int, messages: int) -> dict[str, tuple[float,
     marks.append((time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)))
     for kernel in started:
         await kernel.shutdown()
-    await asyncio.to_thread(forker.close)  # reaps the server, whose rusage includes its reaped kernels
+    if forker is not None:
+        await asyncio.to_thread(forker.close)  # reaps the server, whose rusage includes its reaped kernels
     marks.append((time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)))
     phases = {
         phase: (after[0] - before[0], after[1] - before[1])
@@ -67,15 +70,18 @@ def main() -> None:
     parser.add_argument("--kernels", type=int, default=4, help="kernels per batch (default 4)")
     parser.add_argument("--messages", type=int, default=200, help="requests per kernel (default 200)")
     parser.add_argument("--repeat", type=int, default=3, help="batches per transport (default 3)")
+    parser.add_argument(
+        "--spawned", action="store_true", help="spawn every kernel (as a pod does), no fork server"
+    )
     args = parser.parse_args()
     ipc_socket_dir = kernel_module.new_socket_dir
     results: dict[str, list[dict[str, tuple[float, float]]]] = {"tcp": [], "ipc": []}
     with tempfile.TemporaryDirectory() as cwd:
-        asyncio.run(batch(cwd, 1, 1))  # imports and page cache out of the timing
+        asyncio.run(batch(cwd, 1, 1, args.spawned))  # imports and page cache out of the timing
         for _ in range(args.repeat):
             for name in results:
                 kernel_module.new_socket_dir = ipc_socket_dir if name == "ipc" else lambda: None
-                results[name].append(asyncio.run(batch(cwd, args.kernels, args.messages)))
+                results[name].append(asyncio.run(batch(cwd, args.kernels, args.messages, args.spawned)))
     kernel_module.new_socket_dir = ipc_socket_dir
 
     def median(name: str, phase: str, index: int) -> float:
@@ -93,7 +99,7 @@ def main() -> None:
         "stop": "s per batch",
         KERNELS: "s per batch",
     }
-    print(f"{args.kernels} forked kernels per batch, {args.messages} requests each, {args.repeat} batches "
+    print(f"{args.kernels} {'spawned' if args.spawned else 'forked'} kernels per batch, {args.messages} requests each, {args.repeat} batches "
           f"per transport, {os.cpu_count()} cores")  # fmt: skip
     print(
         f"{'phase':<9} {'unit':<15} {'TCP wall':>9} {'IPC wall':>9} {'ratio':>6} {'TCP CPU':>8} {'IPC CPU':>8} {'ratio':>6}"
