@@ -358,7 +358,7 @@ export class SchedulesView extends ReactWidget {
                 <td>{s.name}</td>
                 <td>{s.notebook}</td>
                 <td title={`${s.cron} (${s.timezone})`}>
-                  {s.description} <span className="cp-Muted">{s.timezone}</span>
+                  {s.description /* it ends with the time zone: "At 07:00 (UTC)" */}
                   {!s.survives_server_cull && (
                     <span
                       className="cp-Muted"

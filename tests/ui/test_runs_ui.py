@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 RUN_TIMEOUT_MS = 240_000
@@ -202,4 +204,43 @@ def test_the_logs_dialog_shows_the_run_log_and_gives_the_focus_back(page, lab, u
         "() => document.activeElement?.matches('.cp-Run-actions button') &&"
         " document.activeElement.textContent === 'Logs'",
         timeout=5_000,
+    )
+
+
+def shown_seconds(text: str) -> float:
+    """A duration as the runs view writes it ("4.2 s", "17 s", "1 min 5 s") in seconds."""
+    found = re.fullmatch(r"(?:(\d+) min )?([\d.]+) s", text.strip())
+    assert found, f"not a duration: {text!r}"
+    return int(found[1] or 0) * 60 + float(found[2])
+
+
+def test_a_run_that_waited_in_the_queue_shows_its_time_from_its_creation(page, lab, ui):
+    """The server runs two runs at a time (its default): a third waits, queued. Once it runs, the time the
+    view shows counts from its creation (its wait included, as its final duration does), its step's from
+    the step's start; at the end the final duration takes over without a jump back."""
+    ui.write_notebook("busy.ipynb", [(["step:hold"], "import time\ntime.sleep(15)")])
+    ui.write_notebook("waits.ipynb", [(["step:hold"], "import time\ntime.sleep(8)")])
+    for _ in range(2):
+        answer = lab.api("POST", "runs", json={"path": "busy.ipynb"})
+        assert answer.status_code == 202, answer.text
+    ui.open_notebook("waits.ipynb")
+    run_id = start_from_toolbar(page)
+    ui.command("cellpipe:open-runs", {"run": run_id})
+    wait_for_run_status(page, run_id, "queued", timeout=30_000)
+    ui.shot("11d-run-queued")
+    run = page.locator(f'.cp-Run[data-run="{run_id}"]')
+    run.locator('.cp-Step[data-step="hold"].cp-status-running').wait_for(timeout=RUN_TIMEOUT_MS)
+    page.wait_for_timeout(2_000)  # a poll or two into the step
+    shown = shown_seconds(run.locator(".cp-Run-duration").inner_text())
+    step_shown = shown_seconds(run.locator('.cp-Step[data-step="hold"] .cp-Step-duration').inner_text())
+    record = lab.api("GET", f"runs/{run_id}").json()
+    waited = record["started"] - record["created"]
+    ui.shot("11e-run-running-after-the-queue")
+    assert waited > 3, record  # it did wait for a slot
+    assert shown >= waited + step_shown - 2, (shown, waited, step_shown)  # 2 s: the 1.5 s poll and rounding
+    assert step_shown < shown
+    wait_for_run_status(page, run_id, "succeeded")
+    final = lab.api("GET", f"runs/{run_id}").json()["duration_s"]
+    assert final >= shown and shown_seconds(run.locator(".cp-Run-duration").inner_text()) == pytest.approx(
+        final, abs=1
     )

@@ -29,6 +29,9 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
     name.fill("Nightly wine")
     assert "e.g. 'nightly-wine'" in form.locator(".cp-RoleEditor-error").inner_text()
     name.fill("nightly-wine")
+    # the fields of a row line up, also below a label that wraps ("Missed while the server was down")
+    boxes = [form.locator(f'select[name="{n}"]').bounding_box() for n in ("timezone", "target", "catch_up")]
+    assert len({round(b["y"]) for b in boxes}) == 1 and len({round(b["height"]) for b in boxes}) == 1, boxes
     ui.shot("14-schedule-dialog")
     with page.expect_response(
         lambda r: r.url.endswith("/cellpipe/api/schedules") and r.request.method == "POST"
@@ -39,6 +42,8 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
     row = page.locator(f'.cp-Schedules tr[data-schedule="{schedule["id"]}"]')
     row.wait_for()
     assert "nightly-wine" in row.inner_text() and "nightly.ipynb" in row.inner_text()
+    when = row.locator("td").nth(2).inner_text()
+    assert when.count("UTC") == 1, when  # the description names the time zone; nothing repeats it
     ui.shot("15-schedules-list")
 
     row.locator("button", has_text="Pause").click()
