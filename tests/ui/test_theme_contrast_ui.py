@@ -1,6 +1,7 @@
-"""Readable in both themes: every status badge of the runs view and every cell role chip has text that
-stands out from its background (WCAG AA, 4.5:1 for text this small), in JupyterLab Light and Dark. The
-colours are measured in the browser as drawn (computed styles, semi-transparent layers composed)."""
+"""Readable in both themes: every status badge of the runs view, every cell role chip and every label of
+the live graph has text that stands out from its background (WCAG AA, 4.5:1 for text this small), in
+JupyterLab Light and Dark. The colours are measured in the browser as drawn (computed styles, SVG fills,
+semi-transparent layers composed)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ selector => {
   };
   const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
   const backdrop = node => {
+    // SVG text of a graph node: its box is behind it
+    const box = node.closest('.cp-Dag-node')?.querySelector('rect');
+    if (box) return parse(getComputedStyle(box).fill);
     const layers = [];
     for (let n = node; n; n = n.parentElement) {
       const colour = parse(getComputedStyle(n).backgroundColor);
@@ -42,10 +46,12 @@ selector => {
     .filter(n => n.textContent.trim() && n.getClientRects().length)
     .map(n => {
       const back = backdrop(n);
-      const [hi, lo] = [luminance(over(parse(getComputedStyle(n).color), back)), luminance(back)].sort(
+      const ink = n instanceof SVGElement ? getComputedStyle(n).fill : getComputedStyle(n).color;
+      const [hi, lo] = [luminance(over(parse(ink), back)), luminance(back)].sort(
         (a, b) => b - a
       );
-      return { text: n.textContent.trim(), kind: n.className, ratio: (hi + 0.05) / (lo + 0.05) };
+      const kind = n.getAttribute('class') || n.parentElement.getAttribute('class');
+      return { text: n.textContent.trim(), kind, ratio: (hi + 0.05) / (lo + 0.05) };
     });
 }
 """
@@ -105,9 +111,17 @@ def test_badges_and_chips_are_readable_in_the_theme(page, lab, ui, theme):
         run.locator(".cp-Steps").wait_for()
     page.wait_for_timeout(500)  # the theme's transition, if any, has ended
     measured = page.evaluate(CONTRASTS_JS, ".cp-Badge, .cp-Chip")
+    ui.shot(f"23-contrast-{theme.split()[-1].lower()}")
+    # the live graph of a notebook that has one (the one above has a flagged cell: no graph)
+    ui.open_notebook("wine_classifier.ipynb")
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+    ui.open_panel()
+    page.wait_for_selector(".cp-Panel .cp-Dag-node", timeout=30_000)
+    measured += page.evaluate(CONTRASTS_JS, ".cp-Dag text")
+    ui.shot(f"24-graph-{theme.split()[-1].lower()}")
     kinds = {m["kind"] for m in measured}
     assert any("cp-status-cancelled" in k for k in kinds) and any("cp-Chip-parameters" in k for k in kinds)
     assert any("cp-Chip-flagged" in k for k in kinds) and any("cp-status-cached" in k for k in kinds)
-    ui.shot(f"23-contrast-{theme.split()[-1].lower()}")
+    assert {"cp-Dag-name", "cp-Dag-detail"} <= kinds and any("cp-Dag-edge" in k for k in kinds)
     unreadable = [f"{m['kind']} {m['text']!r}: {m['ratio']:.2f}" for m in measured if m["ratio"] < MINIMUM]
     assert not unreadable, f"text below {MINIMUM}:1 in {theme}: " + "; ".join(unreadable)
