@@ -43,3 +43,15 @@ export function ListChrome(props: {
     </div>
   );
 }
+
+/** Calls `then` after each render has reached the page (React runs effects after the DOM changes). */
+export function AfterRender(props: { then: () => void }): null {
+  React.useEffect(() => props.then());
+  return null;
+}
+
+/** Nothing has the focus: it fell back to the page (its element was removed or disabled under it). */
+export function focusLost(): boolean {
+  const active = document.activeElement;
+  return !active || active === document.body || (active as HTMLButtonElement).disabled === true;
+}

@@ -6,7 +6,7 @@
 import * as React from 'react';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Button, ReactWidget } from '@jupyterlab/ui-components';
-import { ListChrome } from './components';
+import { AfterRender, focusLost, ListChrome } from './components';
 import {
   ApiError,
   CellpipeClient,
@@ -127,6 +127,7 @@ export class RunsView extends ReactWidget {
         }
       >
         <ol className="cp-RunList">{this.runs.map(run => this.renderRun(run))}</ol>
+        <AfterRender then={() => this.keepFocus()} />
         {this.total > this.runs.length && (
           <p className="cp-Muted">
             Showing the newest {this.runs.length} of {this.total} runs.
@@ -201,7 +202,7 @@ export class RunsView extends ReactWidget {
                   Re-run
                 </Button>
               )}
-              <Button small minimal onClick={() => void this.showLogs(run)}>
+              <Button small minimal className="cp-Run-logs" onClick={() => void this.showLogs(run)}>
                 Logs
               </Button>
               {mlflow && (
@@ -287,6 +288,9 @@ export class RunsView extends ReactWidget {
   }
 
   private async act(run: IRunRecord, action: 'cancel' | 'rerun'): Promise<void> {
+    if (this.node.contains(document.activeElement)) {
+      this.focusRun = run.id; // from the keyboard (or a click): see keepFocus
+    }
     try {
       if (action === 'cancel') {
         // The answer waits a few seconds for the process running it (maybe not this server)
@@ -332,6 +336,28 @@ export class RunsView extends ReactWidget {
     });
   }
 
+  /**
+   * A button that acted on a run can take the focus away with it: Cancel turns disabled while the run
+   * stops and is gone once it has. The focus would fall back to the page, and a keyboard user would
+   * start over from the top; it goes to the run's Logs button instead (always there, harmless).
+   */
+  private keepFocus(): void {
+    if (!this.focusRun) {
+      return;
+    }
+    const active = document.activeElement;
+    if (!focusLost()) {
+      const run = this.runs.find(r => r.id === this.focusRun);
+      if (!this.node.contains(active) || !run || FINAL_RUN_STATUSES.includes(run.status)) {
+        this.focusRun = null; // the user went elsewhere, or nothing more will change
+      }
+      return;
+    }
+    const selector = `.cp-Run[data-run="${CSS.escape(this.focusRun)}"] .cp-Run-logs`;
+    this.node.querySelector<HTMLElement>(selector)?.focus();
+    this.focusRun = null;
+  }
+
   private setScope(scope: 'notebook' | 'all'): void {
     this.scope = scope;
     this.path = scope === 'notebook' ? this.host.currentPath() : null;
@@ -347,6 +373,8 @@ export class RunsView extends ReactWidget {
   private expanded = new Set<string>();
   private highlight: string | null = null;
   private timer = 0;
+  /** The run whose action button had the focus when it was used (see keepFocus). */
+  private focusRun: string | null = null;
 }
 
 function runErrorText(run: IRunRecord): string {

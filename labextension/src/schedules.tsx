@@ -6,7 +6,7 @@
 import * as React from 'react';
 import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { Button } from '@jupyterlab/ui-components';
-import { ListChrome } from './components';
+import { AfterRender, focusLost, ListChrome } from './components';
 import {
   ApiError,
   CellpipeClient,
@@ -407,6 +407,7 @@ export class SchedulesView extends ReactWidget {
             ))}
           </tbody>
         </table>
+        <AfterRender then={() => this.keepFocus()} />
       </ListChrome>
     );
   }
@@ -465,15 +466,40 @@ export class SchedulesView extends ReactWidget {
     if (!answer.button.accept) {
       return;
     }
+    this.focusAfterDelete = this.schedules.findIndex(s => s.id === schedule.id);
     try {
       await this.client.deleteSchedule(schedule.id);
     } catch (reason) {
+      this.focusAfterDelete = null; // the row stays, and the focus on it
       Notification.error(`Could not delete “${schedule.name}”: ${ApiError.from(reason).text}`);
     }
     await this.refresh();
   }
 
+  /**
+   * The deleted schedule's row took the focus (its Delete button, the dialog gave it back) with it: it goes
+   * to the row that took its place (the one before it when it was the last), or to Refresh when none is left.
+   */
+  private keepFocus(): void {
+    const index = this.focusAfterDelete;
+    if (index === null) {
+      return;
+    }
+    if (!focusLost()) {
+      return;
+    }
+    this.focusAfterDelete = null;
+    const rows = this.node.querySelectorAll<HTMLElement>('tr[data-schedule] .cp-Row-actions');
+    const row = rows[Math.min(index, rows.length - 1)];
+    (
+      row?.querySelector<HTMLElement>('button') ??
+      this.node.querySelector<HTMLElement>('button[aria-label="Refresh"]')
+    )?.focus();
+  }
+
   private schedules: IScheduleRecord[] = [];
   private error: ApiError | null = null;
   private loaded = false;
+  /** Where the deleted schedule's row was (see keepFocus). */
+  private focusAfterDelete: number | null = null;
 }

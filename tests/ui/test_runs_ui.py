@@ -130,9 +130,16 @@ def test_cancel_a_long_run(page, lab, ui):
     )
     assert page.locator(f'.cp-Run[data-run="{run_id}"] .cp-Run-duration').inner_text().endswith(" s")
     ui.shot("10-long-run-running")
+    # from the keyboard: the Cancel button turns disabled, then goes; the focus stays at the run
+    page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").focus()
     with page.expect_response(lambda r: f"/runs/{run_id}/cancel" in r.url, timeout=120_000):
-        page.locator(f'.cp-Run[data-run="{run_id}"] button', has_text="Cancel").click()
+        page.keyboard.press("Enter")
     wait_for_run_status(page, run_id, "cancelled", timeout=120_000)
+    page.wait_for_function(
+        f"() => document.activeElement?.closest('.cp-Run')?.dataset.run === '{run_id}'"
+        " && document.activeElement.textContent === 'Logs'",
+        timeout=10_000,
+    )
     record = lab.api("GET", f"runs/{run_id}").json()
     assert record["status"] == "cancelled", json.dumps(record)[:500]
     assert duration.inner_text().endswith(" s")  # how long the cancelled step ran
