@@ -42,8 +42,9 @@ selector => {
     const f = v => ((v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
   };
+  const text = n => (n instanceof HTMLInputElement ? n.value : n.textContent).trim();
   return [...document.querySelectorAll(selector)]
-    .filter(n => n.textContent.trim() && n.getClientRects().length)
+    .filter(n => text(n) && n.getClientRects().length)
     .map(n => {
       const back = backdrop(n);
       const ink = n instanceof SVGElement ? getComputedStyle(n).fill : getComputedStyle(n).color;
@@ -51,7 +52,7 @@ selector => {
         (a, b) => b - a
       );
       const kind = n.getAttribute('class') || n.parentElement.getAttribute('class');
-      return { text: n.textContent.trim(), kind, ratio: (hi + 0.05) / (lo + 0.05) };
+      return { text: text(n), kind, ratio: (hi + 0.05) / (lo + 0.05) };
     });
 }
 """
@@ -117,11 +118,13 @@ def test_badges_and_chips_are_readable_in_the_theme(page, lab, ui, theme):
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
     ui.open_panel()
     page.wait_for_selector(".cp-Panel .cp-Dag-node", timeout=30_000)
-    measured += page.evaluate(CONTRASTS_JS, ".cp-Dag text")
+    measured += page.evaluate(CONTRASTS_JS, ".cp-Dag text, .cp-Parameters input")
     ui.shot(f"24-graph-{theme.split()[-1].lower()}")
     kinds = {m["kind"] for m in measured}
     assert any("cp-status-cancelled" in k for k in kinds) and any("cp-Chip-parameters" in k for k in kinds)
     assert any("cp-Chip-flagged" in k for k in kinds) and any("cp-status-cached" in k for k in kinds)
-    assert {"cp-Dag-name", "cp-Dag-detail"} <= kinds and any("cp-Dag-edge" in k for k in kinds)
+    assert {"cp-Dag-name", "cp-Dag-detail", "form-control"} <= kinds and any(
+        "cp-Dag-edge" in k for k in kinds
+    )
     unreadable = [f"{m['kind']} {m['text']!r}: {m['ratio']:.2f}" for m in measured if m["ratio"] < MINIMUM]
     assert not unreadable, f"text below {MINIMUM}:1 in {theme}: " + "; ".join(unreadable)
