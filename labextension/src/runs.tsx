@@ -171,7 +171,9 @@ export class RunsView extends ReactWidget {
             </span>
           )}
           <span className="cp-Run-id">{shortId(run.id)}</span>
-          <span className="cp-Run-notebook">{run.notebook.split('/').pop()}</span>
+          <span className="cp-Run-notebook" title={run.notebook}>
+            {run.notebook.split('/').pop()}
+          </span>
           <span className="cp-Muted">{run.target}</span>
           <span className="cp-Muted">{formatTime(run.created)}</span>
           <span className="cp-Run-duration">

@@ -131,22 +131,28 @@ def test_a_kfp_run_links_to_its_page_in_the_kfp_ui(
     (as `cellpipe run --target kfp` does next to a running JupyterLab); the lab shows the record."""
     monkeypatch.setattr(KfpTarget, "poll_seconds", 0.0)
     kfp_server.on_get["r-4"] = [lambda fake: fake.start().step("say", "Succeeded").finish("Succeeded")]
-    ui.write_notebook("on_kfp.ipynb", ONE_STEP)
+    (lab.root / "pipelines").mkdir(exist_ok=True)
+    ui.write_notebook("pipelines/on_kfp.ipynb", ONE_STEP)
     token = tmp_path / "token"
     token.write_text("t0k\n")
     options = KfpOptions(
         host=kfp_server.url, token_file=str(token), store=fake_remote_store, image="ghcr.io/acme/x:1"
     )
     request = RunRequest(
-        notebook=lab.root / "on_kfp.ipynb", target="kfp", target_options=options, track=False
+        notebook=lab.root / "pipelines" / "on_kfp.ipynb", target="kfp", target_options=options, track=False
     )
     with ThreadPoolExecutor(1) as thread:  # playwright's sync API holds this thread's event loop
         record = thread.submit(RunService(lab.root / ".cellpipe").run, request).result(timeout=120)
     assert record.status is RunStatus.SUCCEEDED, record.to_dict()
     assert record.links["kfp"] == f"{kfp_server.url}/#/runs/details/r-4"  # the kfp client's URL for the run
 
-    ui.open_notebook("on_kfp.ipynb")
+    ui.open_notebook("pipelines/on_kfp.ipynb")
     run = shown_run(ui, record.id)
+    notebook = run.locator(".cp-Run-notebook")  # its name, cut short when long; the whole path on hover
+    assert (
+        notebook.inner_text() == "on_kfp.ipynb"
+        and notebook.get_attribute("title") == "pipelines/on_kfp.ipynb"
+    )
     link = run.locator("a.cp-Link", has_text="KFP run")
     assert_opens_in_a_new_tab(link, record.links["kfp"])
     assert_tab_reaches(page, run, link)
