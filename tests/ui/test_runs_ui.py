@@ -221,10 +221,28 @@ def shown_seconds(text: str) -> float:
     return int(found[1] or 0) * 60 + float(found[2])
 
 
+# every 100 ms: the run's status, its shown duration and where its step dots are (window.cpDotSamples)
+SAMPLE_DOTS_JS = """
+runId => {
+  window.cpDotSamples = [];
+  setInterval(() => {
+    const run = document.querySelector(`.cp-Run[data-run="${runId}"]`);
+    const dots = run?.querySelector('.cp-Run-summary .cp-StepDots');
+    const shown = run?.querySelector('.cp-Run-duration')?.textContent;
+    if (dots && shown) {
+      const status = run.querySelector('.cp-Run-summary .cp-Badge').dataset.status;
+      window.cpDotSamples.push([status, shown, Math.round(dots.getBoundingClientRect().left)]);
+    }
+  }, 100);
+}
+"""
+
+
 def test_a_run_that_waited_in_the_queue_shows_its_time_from_its_creation(page, lab, ui):
     """The server runs two runs at a time (its default): a third waits, queued. Once it runs, the time the
     view shows counts from its creation (its wait included, as its final duration does), its step's from
-    the step's start; at the end the final duration takes over without a jump back."""
+    the step's start; at the end the final duration takes over without a jump back. The figure moves, what
+    follows it in the line does not."""
     ui.write_notebook("busy.ipynb", [(["step:hold"], "import time\ntime.sleep(15)")])
     ui.write_notebook("waits.ipynb", [(["step:hold"], "import time\ntime.sleep(8)")])
     for _ in range(2):
@@ -233,6 +251,7 @@ def test_a_run_that_waited_in_the_queue_shows_its_time_from_its_creation(page, l
     ui.open_notebook("waits.ipynb")
     run_id = start_from_toolbar(page)
     ui.command("cellpipe:open-runs", {"run": run_id})
+    page.evaluate(SAMPLE_DOTS_JS, run_id)
     wait_for_run_status(page, run_id, "queued", timeout=30_000)
     ui.shot("11d-run-queued")
     run = page.locator(f'.cp-Run[data-run="{run_id}"]')
@@ -247,6 +266,13 @@ def test_a_run_that_waited_in_the_queue_shows_its_time_from_its_creation(page, l
     assert shown >= waited + step_shown - 2, (shown, waited, step_shown)  # 2 s: the 1.5 s poll and rounding
     assert step_shown < shown
     wait_for_run_status(page, run_id, "succeeded")
+    # the step dots after the moving figure stood still while it moved (through "9.9 s" to "10 s" too)
+    samples = page.evaluate("() => window.cpDotSamples")
+    moving = [
+        (text, x) for status, text, x in samples if status in ("queued", "running") and "min" not in text
+    ]
+    assert any(shown_seconds(t) < 10 for t, _ in moving) and any(shown_seconds(t) >= 10 for t, _ in moving)
+    assert len({x for _, x in moving}) == 1, sorted(set(moving))
     final = lab.api("GET", f"runs/{run_id}").json()["duration_s"]
     assert final >= shown and shown_seconds(run.locator(".cp-Run-duration").inner_text()) == pytest.approx(
         final, abs=1
