@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.waiting import wait_until
+
 RUN_TIMEOUT_MS = 240_000
 REPO = Path(__file__).parents[2]
 
@@ -79,11 +81,15 @@ def test_run_as_pipeline_with_a_parameter_finishes_green(page, lab, ui):
     # re-run from the same snapshot and parameters: a new run, green again
     ui.command("cellpipe:open-runs", {"run": run_id})
     run.locator("button", has_text="Re-run").click()
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('.cp-Run')].some(n => n.dataset.run !== '{run_id}')",
-        timeout=30_000,
+    # (the view may list other notebooks' runs here: the step notebook's tab has the focus)
+    rerun = wait_until(
+        lambda: next(
+            (r for r in lab.api("GET", "runs?path=run_me.ipynb").json()["runs"] if r["id"] != run_id), None
+        ),
+        timeout=30,
+        what="the re-run's record",
     )
-    rerun = lab.api("GET", "runs?path=run_me.ipynb").json()["runs"][0]
+    page.wait_for_selector(f'.cp-Run[data-run="{rerun["id"]}"]', timeout=30_000)
     assert rerun["id"] != run_id and rerun["rerun_of"] == run_id
     assert rerun["parameters"]["n_estimators"] == 7 and rerun["snapshot_id"] == record["snapshot_id"]
     wait_for_run_status(page, rerun["id"], "succeeded")
