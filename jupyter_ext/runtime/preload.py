@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import importlib.util
 import os
+
+IMPORTED: list[str] = []  # what this kernel imported ahead
 
 
 def import_installed(names: list[str], local: list[str]) -> list[str]:
@@ -30,7 +33,19 @@ def import_installed(names: list[str], local: list[str]) -> list[str]:
                 continue
             importlib.import_module(name)
             imported.append(name)
+    IMPORTED.extend(imported)
     return imported
+
+
+def enter(directory: str) -> None:
+    """Move a waiting kernel into a run's ``directory``. Refused (ImportError) where a module it imported
+    ahead is shadowed there by one of the project's (``utils.py`` beside the notebook, an installed
+    ``utils`` imported ahead): the step's ``import`` must find the project's own, so the kernel is not used."""
+    os.chdir(directory)
+    for name in IMPORTED:
+        top = name.partition(".")[0]
+        if importlib.machinery.PathFinder.find_spec(top, [directory]) is not None:
+            raise ImportError(f"{top}, imported ahead, is shadowed by the project's own in {directory}")
 
 
 def _installed_outside(spec: object, roots: list[str]) -> bool:

@@ -216,6 +216,7 @@ class WarmKernelPool:
         self._failures = 0
         self._preload = ""  # code a new kernel runs once ready (runtime/preload.py)
         self._holds = 0  # runs whose kernels are starting: refills wait for them (KernelPool)
+        self._preloaded: set[Kernel] = set()  # waiting kernels that imported modules ahead
 
     def start(self) -> None:
         """Begin filling the pool (call on the event loop that will use it)."""
@@ -245,13 +246,17 @@ class WarmKernelPool:
         if self._closed or self._failures >= 3 or self._holds:  # failing: runs start their own kernels
             return
         while len(self._ready) + len(self._starting) < self.size:
-            task = asyncio.ensure_future(
-                start_kernel(
-                    self.kernel_name, self.cwd, warmup=self._preload, log=self.log, forker=self.forker
-                )
-            )
+            task = asyncio.ensure_future(self._start_waiting(self._preload))
             self._starting.add(task)
             task.add_done_callback(self._started)
+
+    async def _start_waiting(self, preload: str) -> Kernel:
+        kernel = await start_kernel(
+            self.kernel_name, self.cwd, warmup=preload, log=self.log, forker=self.forker
+        )
+        if preload:
+            self._preloaded.add(kernel)
+        return kernel
 
     def _started(self, task: asyncio.Task) -> None:
         self._starting.discard(task)
@@ -279,14 +284,22 @@ class WarmKernelPool:
         while self._ready and not self._closed:
             kernel = self._ready.pop(0)
             self._fill()
+            if kernel in self._preloaded:
+                # into the run's directory, refused where a module it imported ahead is shadowed by one of
+                # the project's (the step must import the project's own): a new kernel serves instead
+                self._preloaded.discard(kernel)
+                code = f"__import__('jupyter_ext.runtime.preload', fromlist=['_']).enter({str(cwd)!r})"
+            elif str(cwd) != self.cwd:  # started before the run's directory was known
+                code = f"import os as _cellpipe_os; _cellpipe_os.chdir({str(cwd)!r}); del _cellpipe_os"
+            else:
+                code = ""
             try:
-                if str(cwd) != self.cwd:  # started before the run's directory was known
+                if code:
                     reply = await kernel.client.execute_interactive(
-                        f"import os as _cellpipe_os; _cellpipe_os.chdir({str(cwd)!r}); del _cellpipe_os",
-                        silent=True, store_history=False, timeout=30,
-                    )  # fmt: skip
+                        code, silent=True, store_history=False, timeout=30
+                    )
                     if reply["content"]["status"] != "ok":
-                        raise RuntimeError(f"cannot change into {cwd}")
+                        raise RuntimeError(f"cannot work in {cwd}")
             except Exception:  # died while waiting, or cannot work there: never hand it out
                 await kernel.shutdown()
                 continue
@@ -300,5 +313,6 @@ class WarmKernelPool:
             task.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
         kernels, self._ready = self._ready, []
+        self._preloaded.clear()
         await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         await asyncio.to_thread(self.forker.close)

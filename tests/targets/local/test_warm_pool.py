@@ -201,3 +201,39 @@ def test_the_shared_pool_refills_only_once_a_runs_kernels_have_started(tmp_path)
     assert handed_out == 1  # one kernel came from the shared pool, the other was the run's own
     assert seen and set(seen) == {0}  # no refill while the run's own kernel was starting
     assert refilled == 1  # and one as soon as it was ready
+
+
+def test_a_preloaded_kernel_never_serves_where_the_project_shadows_what_it_imported(tmp_path):
+    """``utils.py`` beside a notebook and an installed ``utils`` imported ahead: the step's ``import utils``
+    must find the project's own, so such a kernel is not handed out there (a new one is); elsewhere it is."""
+    shadowing, plain = tmp_path / "project", tmp_path / "other"
+    shadowing.mkdir()
+    plain.mkdir()
+    (shadowing / "colorsys.py").write_text("SHADOW = True\n")
+
+    async def scenario():
+        pool = WarmKernelPool(2, cwd=tmp_path)
+        pool.preload(["colorsys"], local=[])
+        pool.start()
+        await filled(pool, 2)
+        waiting = {k.km.provisioner.process.pid for k in pool._ready}
+        refused = await pool.take("python3", shadowing)  # both waiting kernels imported colorsys ahead
+        kernel = await pool.take("python3", plain)  # a refill (preloaded too) where nothing shadows it
+        try:
+            reply = await kernel.client.execute_interactive(
+                "import os, sys\nseen = (os.getcwd(), 'colorsys' in sys.modules)",
+                user_expressions={"s": "seen"}, timeout=60,
+            )  # fmt: skip
+            return refused, waiting, kernel.km.provisioner.process.pid, reply["content"]["user_expressions"]
+        finally:
+            await kernel.shutdown()
+            await pool.close()
+
+    refused, waiting, taken, seen = asyncio.run(scenario())
+    assert refused is None
+    assert taken not in waiting
+    assert seen["s"]["data"]["text/plain"] == repr((str(plain), True))
+    deadline = time.time() + 60
+    while any(psutil.pid_exists(pid) for pid in waiting) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(psutil.pid_exists(pid) for pid in waiting)  # the refused kernels were shut down
