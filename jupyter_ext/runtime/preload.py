@@ -12,7 +12,6 @@ must execute the code of its snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -22,17 +21,21 @@ IMPORTED: list[str] = []  # what this kernel imported ahead
 
 
 def import_installed(names: list[str], local: list[str]) -> list[str]:
-    """Import each module of ``names`` that is installed outside every directory of ``local``; returns the
-    names imported. Errors (a module that cannot be imported here) are left for the step's prelude."""
+    """Import the modules of ``names``, in order, up to the first one that is not installed outside every
+    directory of ``local`` or cannot be imported here; returns the names imported. Stopping there (not
+    skipping) keeps the order the prelude imports them in: a project module may change what the next
+    import finds. The rest is left to the step's prelude."""
     roots = [os.path.realpath(path) + os.sep for path in local]
     imported = []
     for name in names:
-        with contextlib.suppress(Exception):
+        try:
             spec = importlib.util.find_spec(name.partition(".")[0])
             if spec is None or not _installed_outside(spec, roots):
-                continue
+                break
             importlib.import_module(name)
-            imported.append(name)
+        except Exception:
+            break
+        imported.append(name)
     IMPORTED.extend(imported)
     return imported
 

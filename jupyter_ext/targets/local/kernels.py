@@ -97,7 +97,11 @@ class KernelPool:
         needed or ahead, and warmed up for this run's prelude at once, not when its step begins), else a
         new one. The first kernel of a run is forked too, once the fork server is up: spawning it beside the
         server's start paid ipykernel's imports twice on the critical path's cores."""
-        shared = await self.shared.take(self.kernel_name, self.cwd) if self.shared else None
+        shared = (
+            await self.shared.take(self.kernel_name, self.cwd, imported_modules(self.warmup))
+            if self.shared
+            else None
+        )
         if shared is not None:
             try:
                 await warm_up(shared.client, self.warmup)
@@ -160,8 +164,14 @@ class KernelPool:
             await asyncio.to_thread(self.forker.close)
 
 
-def import_statements(sources: list[str]) -> str:
-    """The top-level import statements of some cells, as code (magic lines are left out)."""
+def leading_imports(sources: list[str]) -> str:
+    """The import statements the prelude begins with, as code: those before its first statement of any
+    other kind (an assignment, a call, a magic), across its cells in order.
+
+    A kernel runs them before its step (at start, or when a run claims it), which leaves it exactly as the
+    prelude's own first lines would. An import that comes after ``os.environ[...] = ...``, a
+    ``sys.path`` change or ``%env`` must see that change (numpy fixes its thread count when imported), so it
+    is left to the prelude, as is everything after it."""
     import ast
 
     from jupyter_ext.notebook.source import to_python
@@ -171,13 +181,16 @@ def import_statements(sources: list[str]) -> str:
         try:
             tree = ast.parse(to_python(source))
         except SyntaxError:
-            continue
-        lines.extend(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+            break
+        for node in tree.body:
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                return "\n".join(lines)
+            lines.append(ast.unparse(node))
     return "\n".join(lines)
 
 
 def imported_modules(statements: str) -> list[str]:
-    """The absolute module names some import statements (:func:`import_statements`'s code) load, in order."""
+    """The absolute module names some import statements (:func:`leading_imports`'s code) load, in order."""
     import ast
 
     names: list[str] = []
@@ -210,13 +223,13 @@ class WarmKernelPool:
         self.log = Path(log) if log else None
         self.handed_out = 0  # kernels taken so far (for tests and the server's log)
         self.forker = KernelForkServer(log=self.log)  # runs' own kernels fork from it too
-        self._ready: list[Kernel] = []
+        self._ready: list[tuple[Kernel, tuple[str, ...]]] = []  # and the modules each imported ahead
         self._starting: set[asyncio.Task] = set()
         self._closed = False
         self._failures = 0
-        self._preload = ""  # code a new kernel runs once ready (runtime/preload.py)
+        self._preload: tuple[str, ...] = ()  # modules new kernels import while they wait (runtime/preload.py)
+        self._local: list[str] = []  # directories of the user's project: nothing there is imported ahead
         self._holds = 0  # runs whose kernels are starting: refills wait for them (KernelPool)
-        self._preloaded: set[Kernel] = set()  # waiting kernels that imported modules ahead
 
     def start(self) -> None:
         """Begin filling the pool (call on the event loop that will use it)."""
@@ -226,16 +239,17 @@ class WarmKernelPool:
     def ready(self) -> int:
         return len(self._ready)
 
+    @property
+    def waiting(self) -> list[Kernel]:
+        """The kernels ready to be taken, next first."""
+        return [kernel for kernel, _ in self._ready]
+
     def preload(self, modules: list[str], *, local: list[str]) -> None:
         """Kernels started from now on import ``modules`` (those installed outside the server's root and
         ``local``) while they wait: a run of the same notebook finds them loaded. The user's project modules
         are never imported ahead (the run must execute its snapshot's code), nor is a name bound."""
-        self._preload = (
-            "__import__('jupyter_ext.runtime.preload', fromlist=['_']).import_installed("
-            f"{modules!r}, {[self.cwd, *local]!r})"
-            if modules and self.preloading
-            else ""
-        )
+        self._preload = tuple(modules) if self.preloading else ()
+        self._local = [self.cwd, *local]
 
     def hold_refills(self, hold: bool) -> None:
         """A run's kernels begin (True) or end (False) starting; refills start only when none do."""
@@ -246,17 +260,21 @@ class WarmKernelPool:
         if self._closed or self._failures >= 3 or self._holds:  # failing: runs start their own kernels
             return
         while len(self._ready) + len(self._starting) < self.size:
-            task = asyncio.ensure_future(self._start_waiting(self._preload))
+            task = asyncio.ensure_future(self._start_one(self._preload))
             self._starting.add(task)
             task.add_done_callback(self._started)
 
-    async def _start_waiting(self, preload: str) -> Kernel:
-        kernel = await start_kernel(
-            self.kernel_name, self.cwd, warmup=preload, log=self.log, forker=self.forker
+    async def _start_one(self, modules: tuple[str, ...]) -> tuple[Kernel, tuple[str, ...]]:
+        warmup = (
+            "__import__('jupyter_ext.runtime.preload', fromlist=['_']).import_installed("
+            f"{list(modules)!r}, {self._local!r})"
+            if modules
+            else ""
         )
-        if preload:
-            self._preloaded.add(kernel)
-        return kernel
+        kernel = await start_kernel(
+            self.kernel_name, self.cwd, warmup=warmup, log=self.log, forker=self.forker
+        )
+        return kernel, modules
 
     def _started(self, task: asyncio.Task) -> None:
         self._starting.discard(task)
@@ -265,15 +283,20 @@ class WarmKernelPool:
         if task.exception() is not None:
             self._failures += 1
         elif self._closed:
-            asyncio.ensure_future(task.result().shutdown())
+            asyncio.ensure_future(task.result()[0].shutdown())
         else:
             self._failures = 0
             self._ready.append(task.result())
         self._fill()
 
-    async def take(self, kernel_name: str, cwd: str | Path) -> Kernel | None:
+    async def take(
+        self, kernel_name: str, cwd: str | Path, modules: list[str] | None = None
+    ) -> Kernel | None:
         """A started, ready kernel of ``kernel_name`` working in ``cwd``, or None when none is waiting or on
-        its way."""
+        its way. ``modules``: the run's leading imports (:func:`imported_modules`). A kernel that imported
+        modules ahead serves the run only if they begin its own, in their order; otherwise it could hold a
+        module this run's prelude imports only after changing the environment, or not at all. Such a
+        kernel is stopped, as is one that died while waiting."""
         if kernel_name != self.kernel_name:
             return None
         if not self._ready and self._starting and not self._closed:
@@ -282,12 +305,14 @@ class WarmKernelPool:
             # busy server cannot keep a run waiting on refills that other runs take.
             await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
         while self._ready and not self._closed:
-            kernel = self._ready.pop(0)
+            kernel, imported_ahead = self._ready.pop(0)
             self._fill()
-            if kernel in self._preloaded:
+            if list(imported_ahead) != list(modules or [])[: len(imported_ahead)]:
+                await kernel.shutdown()  # it imported another notebook's modules: not fresh for this one
+                continue
+            if imported_ahead:
                 # into the run's directory, refused where a module it imported ahead is shadowed by one of
                 # the project's (the step must import the project's own): a new kernel serves instead
-                self._preloaded.discard(kernel)
                 code = f"__import__('jupyter_ext.runtime.preload', fromlist=['_']).enter({str(cwd)!r})"
             elif str(cwd) != self.cwd:  # started before the run's directory was known
                 code = f"import os as _cellpipe_os; _cellpipe_os.chdir({str(cwd)!r}); del _cellpipe_os"
@@ -312,7 +337,6 @@ class WarmKernelPool:
         for task in list(self._starting):
             task.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
-        kernels, self._ready = self._ready, []
-        self._preloaded.clear()
+        kernels, self._ready = self.waiting, []
         await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         await asyncio.to_thread(self.forker.close)

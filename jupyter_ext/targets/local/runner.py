@@ -23,7 +23,7 @@ from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepSta
 from jupyter_ext.runtime.kernel import clean_kernel_leftovers
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
 from jupyter_ext.targets.local.cache import StepCache, step_cache_key
-from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, import_statements
+from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, leading_imports
 from jupyter_ext.util import fsync_file, sha256_file
 
 Listener = Callable[[str, str, RunRecord], None]  # (event, step name or "", the whole run record)
@@ -84,7 +84,7 @@ class LocalRunner:
             self.pipeline.kernel,
             self.workdir,
             size=min(parallel + 1, to_execute),  # one more warming for the next ready step
-            warmup=import_statements([c.source for c in self.pipeline.prelude]),
+            warmup=leading_imports([c.source for c in self.pipeline.prelude]),
             log=self.run_dir / "kernels.log",
             shared=self.shared_kernels,
             cores=os.cpu_count() or 1,  # kernels warm up ahead on idle cores, whatever --max-parallel says

@@ -41,7 +41,7 @@ def test_steps_take_warm_kernels_once_each_in_the_notebooks_directory(write_note
         pool = WarmKernelPool(2, cwd=elsewhere)  # started before the notebook's directory is known
         pool.start()
         await filled(pool, 2)
-        waiting = {k.km.provisioner.process.pid for k in pool._ready}
+        waiting = {k.km.provisioner.process.pid for k in pool.waiting}
         service = RunService(data_dir, kernel_pool=pool)
         try:
             queued = await service.submit(RunRequest(notebook=notebook, track=False, source="jupyterlab"))
@@ -51,7 +51,7 @@ def test_steps_take_warm_kernels_once_each_in_the_notebooks_directory(write_note
                     break
                 await asyncio.sleep(0.1)
             await filled(pool, 2)  # refilled with new kernels
-            return record, pool.handed_out, waiting, {k.km.provisioner.process.pid for k in pool._ready}
+            return record, pool.handed_out, waiting, {k.km.provisioner.process.pid for k in pool.waiting}
         finally:
             await service.shutdown()
             await pool.close()
@@ -75,8 +75,8 @@ def test_a_pool_of_another_kernel_or_closed_hands_out_nothing(tmp_path):
         pool.start()
         await filled(pool, 1)
         other = await pool.take("ir", tmp_path)
-        pid = pool._ready[0].km.provisioner.process.pid
-        sockets = pool._ready[0].socket_dir
+        pid = pool.waiting[0].km.provisioner.process.pid
+        sockets = pool.waiting[0].socket_dir
         await pool.close()
         return other, await pool.take("python3", tmp_path), pid, sockets
 
@@ -96,7 +96,7 @@ def test_a_runs_kernels_from_the_shared_pool_are_warmed_up_for_its_prelude_when_
         shared = WarmKernelPool(1, cwd=tmp_path)
         shared.start()
         await filled(shared, 1)
-        waiting = shared._ready[0].km.provisioner.process.pid
+        waiting = shared.waiting[0].km.provisioner.process.pid
         pool = KernelPool("python3", tmp_path, size=1, warmup="import colorsys", shared=shared)
         pool.expect(1)
         kernel = await asyncio.wait_for(pool.acquire(), 120)
@@ -160,7 +160,7 @@ def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_pr
         run.release(kernel)
         await run.close()
         await filled(shared, 1)  # the replacement, started after the run named its modules
-        waiting = shared._ready[0]
+        waiting = shared.waiting[0]
         try:
             reply = await waiting.client.execute_interactive(
                 probe, user_expressions={"f": "found"}, timeout=60
@@ -171,6 +171,34 @@ def test_waiting_kernels_import_the_latest_runs_installed_modules_but_not_the_pr
 
     imported = "['colorsys']" if preload else "[]"
     assert asyncio.run(scenario()) == f"({imported}, False, 2)"  # In: only the probe itself
+
+
+def test_a_kernel_that_imported_another_notebooks_modules_is_not_handed_to_this_one(tmp_path):
+    """A waiting kernel that imported ``colorsys`` ahead serves a run whose imports begin with it, but not
+    one whose prelude imports something else first (or sets the environment first: then its leading
+    imports are none): that run would find a module loaded before its own code ran. It is stopped."""
+
+    async def scenario():
+        shared = WarmKernelPool(1, cwd=tmp_path)
+        shared.preload(["colorsys"], local=[])
+        shared.start()
+        await filled(shared, 1)
+        stale_pid = shared.waiting[0].km.provisioner.process.pid
+        refused = await shared.take("python3", tmp_path, ["json", "colorsys"])
+        await filled(shared, 1)
+        taken = await shared.take("python3", tmp_path, ["colorsys", "json"])
+        try:
+            reply = await taken.client.execute_interactive(
+                "import sys", user_expressions={"f": "'colorsys' in sys.modules"}, timeout=60
+            )
+            return refused, stale_pid, reply["content"]["user_expressions"]["f"]["data"]["text/plain"]
+        finally:
+            await taken.shutdown()
+            await shared.close()
+
+    refused, stale_pid, loaded = asyncio.run(scenario())
+    assert refused is None and not psutil.pid_exists(stale_pid)
+    assert loaded == "True"
 
 
 def test_the_shared_pool_refills_only_once_a_runs_kernels_have_started(tmp_path):
