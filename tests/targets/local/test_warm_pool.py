@@ -244,9 +244,12 @@ def test_a_preloaded_kernel_never_serves_where_the_project_shadows_what_it_impor
         pool.preload(["colorsys"], local=[])
         pool.start()
         await filled(pool, 2)
-        waiting = {k.km.provisioner.process.pid for k in pool._ready}
-        refused = await pool.take("python3", shadowing)  # both waiting kernels imported colorsys ahead
-        kernel = await pool.take("python3", plain)  # a refill (preloaded too) where nothing shadows it
+        waiting = {k.km.provisioner.process.pid for k in pool.waiting}
+        # both waiting kernels imported colorsys ahead, as the run's prelude begins
+        refused = await pool.take("python3", shadowing, ["colorsys"])
+        kernel = await pool.take(
+            "python3", plain, ["colorsys"]
+        )  # a refill (preloaded too), nothing shadows it
         try:
             reply = await kernel.client.execute_interactive(
                 "import os, sys\nseen = (os.getcwd(), 'colorsys' in sys.modules)",
