@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -178,3 +180,19 @@ def sha256_file(path: str | Path, chunk: int = 4 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def end_with_parent(parent: int, signum: int) -> None:
+    """In a child just forked from ``parent``: have the kernel send it ``signum`` when the parent's forking
+    thread ends, and end now (exit 1) if the parent has already gone, which a signal set too late would
+    never report. The signal is Linux's (elsewhere only the check holds)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+    if os.getppid() != parent:
+        os._exit(1)

@@ -34,6 +34,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from jupyter_ext.util import end_with_parent
+
 LAUNCHER = ["-m", "ipykernel_launcher"]
 READY = b"ready\n"
 MAX_MESSAGE = 1 << 20
@@ -221,7 +223,9 @@ def serve(channel: socket.socket) -> None:
         pid = os.fork()
         if pid == 0:
             channel.close()
-            _die_with(server)
+            # killed when the fork server ends (it has one thread, the one that forked): a child that
+            # looked up its parent after the server died would see init, and its poller would never stop it
+            end_with_parent(server, signal.SIGKILL)
             _run_kernel(json.loads(message), fds[0] if fds else None, server)  # never returns
         for fd in fds:
             os.close(fd)
@@ -232,20 +236,6 @@ def _reap(_signum: int, _frame: Any) -> None:
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
-
-
-def _die_with(server: int) -> None:
-    """In the forked child: be killed when the fork server ends (the server has one thread, the one that
-    forked, so the kernel's parent-death signal means the server's death), and end now if it already has:
-    a child that looked up its parent after the server died would see init and never be stopped."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != server:
-        os._exit(1)
 
 
 def _run_kernel(request: dict[str, Any], output: int | None, server: int) -> None:
