@@ -33,8 +33,9 @@ class KernelPool:
         # the server's fork server, or one for this run (started with the first kernel, closed with the pool)
         self.forker = shared.forker if shared is not None else KernelForkServer(log=self.log)
         self._own_forker = shared is None
+        self.modules = imported_modules(warmup) if shared is not None else []  # what the warm-up imports
         if shared is not None:  # the shared pool's next kernels import this run's installed modules
-            shared.preload(imported_modules(warmup), local=[self.cwd])
+            shared.preload(self.modules, local=[self.cwd])
         self._ready: asyncio.Queue = asyncio.Queue()
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
@@ -97,11 +98,7 @@ class KernelPool:
         needed or ahead, and warmed up for this run's prelude at once, not when its step begins), else a
         new one. The first kernel of a run is forked too, once the fork server is up: spawning it beside the
         server's start paid ipykernel's imports twice on the critical path's cores."""
-        shared = (
-            await self.shared.take(self.kernel_name, self.cwd, imported_modules(self.warmup))
-            if self.shared
-            else None
-        )
+        shared = await self.shared.take(self.kernel_name, self.cwd, self.modules) if self.shared else None
         if shared is not None:
             try:
                 await warm_up(shared.client, self.warmup)
