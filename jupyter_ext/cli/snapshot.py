@@ -22,12 +22,15 @@ they are symlinks, lie outside the project root, or exceed $CELLPIPE_MAX_DETECTE
 declare them to capture them anyway. Declared data must lie inside the project root (the notebook's git
 repository, else its directory) unless --allow-outside-root is given.
 
-Files are stored once by content (BLAKE3 hash): unchanged data is recognised without re-reading it and
-identical files across snapshots take no extra space.
+Files are stored once by content (BLAKE3 hash; sha256 in stores created with --store-hash sha256 or
+$CELLPIPE_STORE_HASH=sha256, or by an older cellpipe): unchanged data is recognised without re-reading it
+and identical files across snapshots take no extra space. A store keeps the hash it was created with.
 
 examples:
   cellpipe snapshot train.ipynb
   cellpipe snapshot train.ipynb --data models/ --store s3://bucket/cellpipe
+  cellpipe snapshot train.ipynb --store s3://bucket/v1-store --store-hash sha256   (pod images with an
+                                                         older cellpipe, which knows only sha256, can restore it)
   cellpipe snapshots list
 """
 
@@ -56,17 +59,24 @@ def register(subparsers: Any) -> None:
         "_external/. Without it such a path is an error",
     )
     add_store_option(parser)
+    parser.add_argument(
+        "--store-hash",
+        choices=["blake3", "sha256"],
+        help="the hash that names the objects of a store created by this snapshot (default: "
+        "$CELLPIPE_STORE_HASH, else blake3). sha256 makes a store that images with a cellpipe from before "
+        "BLAKE3 can read. An existing store keeps its hash: asking another one for it is an error",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_ext.snapshot import take_snapshot
+    from jupyter_ext.snapshot import open_store, take_snapshot
 
     progress = _BarProgress() if sys.stderr.isatty() and not args.json else None
     snapshot = take_snapshot(
         args.notebook,
-        store=args.store,
+        store=open_store(args.store, notebook_path=args.notebook, new_store_hash=args.store_hash),
         extra_data=args.data,
         progress=progress,
         allow_outside_root=args.allow_outside_root,

@@ -6,12 +6,14 @@ import os
 import re
 
 from jupyter_ext.errors import SnapshotError
+from jupyter_ext.snapshot.hashing import ALGORITHMS
 
 STORE_ENV = "CELLPIPE_STORE"
 MAX_DETECTED_ENV = "CELLPIPE_MAX_DETECTED_BYTES"
 FSYNC_ENV = "CELLPIPE_STORE_FSYNC"
 IMAGE_ENV = "CELLPIPE_IMAGE"
 SHARED_ENV = "CELLPIPE_STORE_SHARED"  # 1: a local store other users read (new files follow the umask)
+STORE_HASH_ENV = "CELLPIPE_STORE_HASH"  # the hash a store created now names its objects by
 
 DEFAULT_MAX_DETECTED_BYTES = 1 << 30
 
@@ -47,6 +49,22 @@ def fsync_enabled() -> bool:
 def store_shared() -> bool:
     """Whether a local store is shared on purpose; by default what it holds is private to its user."""
     return os.environ.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def store_hash(value: str | None = None) -> str | None:
+    """The object hash asked for a store created now (``value``, else $CELLPIPE_STORE_HASH), None when
+    nothing is asked: ``sha256`` makes a store that pod images with a cellpipe older than BLAKE3 can read."""
+    field = STORE_HASH_ENV if value is None else "store hash"
+    value = (os.environ.get(STORE_HASH_ENV, "") if value is None else value).strip().lower()
+    if not value:
+        return None
+    if value not in ALGORITHMS:
+        raise SnapshotError(
+            f"'{value}' is not a store hash",
+            field=field,
+            hint=f"Use one of {', '.join(sorted(ALGORITHMS))}.",
+        )
+    return value
 
 
 def human_bytes(size: int) -> str:

@@ -151,21 +151,34 @@ def default_store_url(notebook_path: str | Path | None = None) -> str:
     return str(data_dir(notebook_path) / STORE_DIR)
 
 
-def open_store(url: str | Path | None = None, *, notebook_path: str | Path | None = None) -> SnapshotStore:
+def open_store(
+    url: str | Path | None = None,
+    *,
+    notebook_path: str | Path | None = None,
+    new_store_hash: str | None = None,
+) -> SnapshotStore:
     """The store at ``url``, else $CELLPIPE_STORE, else the default store of the notebook's project
-    (of the current directory's project when no notebook is given)."""
-    return SnapshotStore.open(url or os.environ.get(config.STORE_ENV) or default_store_url(notebook_path))
+    (of the current directory's project when no notebook is given). ``new_store_hash``: see SnapshotStore."""
+    url = url or os.environ.get(config.STORE_ENV) or default_store_url(notebook_path)
+    return SnapshotStore.open(url, new_store_hash=new_store_hash)
 
 
 class SnapshotStore:
-    def __init__(self, backend: Backend, *, fsync: bool | None = None) -> None:
+    def __init__(
+        self, backend: Backend, *, fsync: bool | None = None, new_store_hash: str | None = None
+    ) -> None:
+        """``new_store_hash``: the object hash to create the store with if it is new (else
+        $CELLPIPE_STORE_HASH, else BLAKE3). An existing store keeps its own; storing into one whose hash
+        differs from an explicit request is an error (its snapshots would not be what was asked for)."""
         self.backend = backend
+        self.new_store_hash = new_store_hash
         self.fsync = config.fsync_enabled() if fsync is None else fsync
         self.counters = StoreCounters()
         self._lock = threading.Lock()  # put_file runs in worker threads
         self.replaced: list[str] = []  # digests whose stored object was corrupt and got rewritten
         self._algorithm: str | None = None  # read from the store when first needed
         self._marked = False  # FORMAT_KEY is in place (or the store predates it: nothing to write)
+        self._writable = False  # marked, and in the hash asked for (checked before the first new object)
         self._format_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -181,9 +194,11 @@ class SnapshotStore:
         return self.backend.root if isinstance(self.backend, LocalBackend) else None
 
     @classmethod
-    def open(cls, url: str | Path, *, fsync: bool | None = None) -> SnapshotStore:
+    def open(
+        cls, url: str | Path, *, fsync: bool | None = None, new_store_hash: str | None = None
+    ) -> SnapshotStore:
         """Open a store by local path, ``file://`` URL or any fsspec URL (``s3://``, ``memory://``...)."""
-        return cls(_open_backend(str(url)), fsync=fsync)
+        return cls(_open_backend(str(url)), fsync=fsync, new_store_hash=new_store_hash)
 
     # -- format ----------------------------------------------------------------------------------------
 
@@ -205,7 +220,7 @@ class SnapshotStore:
         except FileNotFoundError:
             with self._remote_errors():
                 legacy = bool(STORE_CONTENT.intersection(self.backend.list_names("")))
-            return (SHA256, True) if legacy else (NEW_STORE_ALGORITHM, False)
+            return (SHA256, True) if legacy else (self._requested_hash() or NEW_STORE_ALGORITHM, False)
         except OSError as exc:
             raise SnapshotError(
                 f"cannot read {FORMAT_KEY} of the snapshot store {self.url}: {exc.strerror or exc}",
@@ -214,22 +229,30 @@ class SnapshotStore:
             ) from None
         return _parse_format(data, self.url), True
 
+    def _requested_hash(self) -> str | None:
+        return config.store_hash(self.new_store_hash)
+
     def _ensure_marked(self) -> None:
         """Record a new store's algorithm before its first object, so that every later reader (another
         process, a pod, a newer cellpipe) names and verifies objects the same way."""
-        if self._marked:
+        if self._writable:
             return
         algorithm = self.algorithm
         with self._format_lock:
-            if self._marked:
+            if self._writable:
                 return
-            marker = json.dumps({"format": STORE_FORMAT, "object_hash": algorithm}, indent=1) + "\n"
-            try:
-                with self._remote_errors():
-                    self.backend.write_bytes(FORMAT_KEY, marker.encode(), durable=self.fsync)
-            except OSError as exc:
-                raise self._write_error(exc) from exc
-            self._marked = True
+            requested = self._requested_hash()
+            if requested and requested != algorithm:
+                raise _hash_mismatch_error(self.url, algorithm, requested)
+            if not self._marked:
+                marker = json.dumps({"format": STORE_FORMAT, "object_hash": algorithm}, indent=1) + "\n"
+                try:
+                    with self._remote_errors():
+                        self.backend.write_bytes(FORMAT_KEY, marker.encode(), durable=self.fsync)
+                except OSError as exc:
+                    raise self._write_error(exc) from exc
+                self._marked = True
+            self._writable = True
 
     # -- objects ---------------------------------------------------------------------------------------
 
@@ -682,6 +705,16 @@ def _parse_format(data: bytes, url: str) -> str:
             f"{config.STORE_ENV} at another store.",
         )
     return algorithm
+
+
+def _hash_mismatch_error(url: str, algorithm: str, requested: str) -> SnapshotError:
+    return SnapshotError(
+        f"the snapshot store {url} names its objects by {algorithm}, not the {requested} asked for "
+        f"(--store-hash or {config.STORE_HASH_ENV}); a store's hash is chosen only when it is created",
+        field="store",
+        hint=f"Point --store or {config.STORE_ENV} at a new location to create a {requested} store there, "
+        f"or drop the request to keep storing into this one.",
+    )
 
 
 def _size_problem(size: int, expected_size: int) -> str | None:

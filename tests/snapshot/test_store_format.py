@@ -282,3 +282,72 @@ def test_repair_rewrites_a_corrupt_object_under_either_hash(any_store: SnapshotS
     assert [(repair.path, repair.repaired) for repair in repairs] == [("config.yaml", True)]
     assert SnapshotStore.open(any_store.local_root).verify(snapshot.id).ok
     assert store.algorithm == any_store.algorithm
+
+
+def test_a_store_can_be_created_with_sha256_names_and_keeps_them(
+    notebook: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """--store-hash sha256 makes a store that images with a cellpipe from before BLAKE3 can read; the
+    choice is made once, at creation: later snapshots keep it, and asking another hash is one clear error."""
+    root = tmp_path / "store"
+    assert main(["snapshot", str(notebook), "--store", str(root), "--store-hash", "sha256", "--json"]) == 0
+    snapshot_id = json.loads(capsys.readouterr().out)["id"]
+    assert json.loads((root / FORMAT_KEY).read_bytes())["object_hash"] == "sha256"
+    manifest = SnapshotStore.open(root).read_manifest(snapshot_id)
+    for entry in entries(manifest):
+        assert entry["hash"] == reference_digest((project / entry["path"]).read_bytes(), "sha256")
+    assert object_names(root) == {entry["hash"] for entry in entries(manifest)}
+
+    (project / "config.yaml").write_text("lr: 0.2\n")
+    changed = take_snapshot(notebook, store=SnapshotStore.open(root))  # no request: the store's own hash
+    assert SnapshotStore.open(root).algorithm == "sha256"
+    assert reference_digest(b"lr: 0.2\n", "sha256") in object_names(root)
+
+    before = tree(root)
+    monkeypatch.setenv("CELLPIPE_STORE_HASH", "blake3")
+    assert main(["snapshot", str(notebook), "--store", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"the snapshot store {root} names its objects by sha256, not the blake3 asked for" in err
+    assert tree(root) == before  # nothing stored under the other hash
+    # reading needs no particular hash: the request only matters to what is stored
+    assert main(["restore", changed.id, str(tmp_path / "out"), "--store", str(root)]) == 0
+    assert (tmp_path / "out" / "config.yaml").read_bytes() == b"lr: 0.2\n"
+
+
+def test_the_store_hash_setting_is_checked_and_an_old_sha256_store_matches_it(
+    notebook: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.setenv("CELLPIPE_STORE_HASH", "md5")
+    assert main(["snapshot", str(notebook), "--store", str(tmp_path / "new")]) == 1
+    err = capsys.readouterr().err
+    assert "CELLPIPE_STORE_HASH" in err and "'md5' is not a store hash" in err and "blake3, sha256" in err
+    assert not (tmp_path / "new" / "objects").exists() and not (tmp_path / "new" / FORMAT_KEY).exists()
+
+    monkeypatch.setenv("CELLPIPE_STORE_HASH", "SHA256")  # case does not matter
+    root, _ = legacy_store(notebook, tmp_path)
+    take_snapshot(notebook, store=SnapshotStore.open(root))
+    assert not (root / FORMAT_KEY).exists()  # an earlier store stays as it was: sha256, no marker
+
+
+def test_s3_store_created_with_sha256_names(
+    s3_bucket, notebook: Path, project: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CELLPIPE_STORE_HASH", "sha256")
+    snapshot = take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url()))
+    client = s3_bucket.client()
+    marker = client.get_object(Bucket=s3_bucket.name, Key=f"store/{FORMAT_KEY}")["Body"].read()
+    assert json.loads(marker)["object_hash"] == "sha256"
+    for entry in entries(snapshot.manifest):
+        key = f"store/objects/{entry['hash'][:2]}/{entry['hash'][2:]}"
+        body = client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+        assert entry["hash"] == reference_digest(body, "sha256")
+
+    monkeypatch.delenv("CELLPIPE_STORE_HASH")
+    forget_cached_clients()
+    again = SnapshotStore.open(s3_bucket.url())
+    assert again.algorithm == "sha256" and again.verify(snapshot.id).ok
+    restore(again, snapshot.id, tmp_path / "out")
+    assert (tmp_path / "out" / "config.yaml").read_bytes() == (project / "config.yaml").read_bytes()
+    with pytest.raises(SnapshotError, match="names its objects by sha256, not the blake3 asked for"):
+        take_snapshot(notebook, store=SnapshotStore.open(s3_bucket.url(), new_store_hash="blake3"))
