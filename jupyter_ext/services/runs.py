@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_ext.errors import CellpipeError, NotebookError
+from jupyter_ext.errors import CellpipeError, NotebookError, SnapshotError
 from jupyter_ext.pipeline.model import Pipeline
 from jupyter_ext.records.models import (
     RunRecord,
@@ -190,6 +190,9 @@ class RunService(ClusterRuns, Cancellation):
                 snap = take_snapshot(
                     notebook, store=store, notebook_bytes=content, progress=snapshot_progress,
                     confine_to=self.root,  # a server's runs read data inside its root only
+                    # a local run reads the notebook's own directory, not the store: it starts while the
+                    # snapshot reaches the disk (_settle_snapshot waits). Pods read the store: complete first.
+                    durable="wait" if getattr(target, "detached", False) else "background",
                 )  # fmt: skip
                 snapshot_id = snap.id
         except BaseException:
@@ -335,6 +338,8 @@ class RunService(ClusterRuns, Cancellation):
         """Turn the status final with the MLflow run's ids in the record: the tracking worker created it
         meanwhile (waited for up to ``tracking_wait_s`` if not yet) and finishes it after this save; or,
         inline, tracking is done before this save."""
+        if not self._settle_snapshot(record, prepared) and outcome is RunStatus.SUCCEEDED:
+            outcome = RunStatus.FAILED  # its results are kept, but it cannot be rerun: the user must know
         background = prepared.request.track and self.background_tracking
         if background:
             self._wait_for_mlflow_run(record)
@@ -351,6 +356,36 @@ class RunService(ClusterRuns, Cancellation):
         if prepared.cleanup:
             shutil.rmtree(prepared.cleanup, ignore_errors=True)
         (self.on_complete if outcome is RunStatus.SUCCEEDED else self.on_failure)(record)
+
+    def _settle_snapshot(self, record: RunRecord, prepared: Prepared) -> bool:
+        """Wait until the snapshot taken for the run is in the store (a local run starts while it reaches
+        the disk: take_snapshot's ``durable="background"``); whether it is. One that could not be stored
+        (disk full, I/O error) must not be named by the record: its id is cleared, the reason is kept in
+        ``extra["snapshot_not_stored"]`` and, unless the run already failed for another reason, in its
+        error. The steps' results are kept."""
+        snap = prepared.snapshot
+        if snap is None or record.snapshot_id is None:
+            return True
+        began = time.perf_counter()
+        try:
+            snap.wait_durable()
+            return True
+        except Exception as exc:  # SnapshotError: the store's own one-line reason
+            reason = exc.message if isinstance(exc, CellpipeError) else f"{type(exc).__name__}: {exc}"
+            self.log.warning("cellpipe: the snapshot of run %s could not be stored: %s", record.id, reason)
+            record.snapshot_id = None
+            record.extra["snapshot_not_stored"] = {"id": snap.id, "reason": reason}
+            if record.error is None:
+                record.error = SnapshotError(
+                    f"snapshot {snap.short_id} could not be stored: {reason}; the run's results are kept, "
+                    "but it has no snapshot to be rerun from",
+                    field="snapshot",
+                    hint="Free space in the snapshot store (or fix its disk), then run again; 'cellpipe gc' "
+                    "removes what the failed snapshot left.",
+                ).to_dict()
+            return False
+        finally:
+            record.timings["snapshot_wait_s"] = round(time.perf_counter() - began, 3)
 
     def _track(self, record: RunRecord, pipeline: Pipeline, outcome: RunStatus) -> Tracking:
         try:
@@ -450,6 +485,7 @@ class RunService(ClusterRuns, Cancellation):
             return record
         except asyncio.CancelledError:
             if not record.status.is_final and not record.on_cluster:  # cancelled while queued: never started
+                await asyncio.shield(asyncio.to_thread(self._settle_snapshot, record, prepared))
                 record.end(RunStatus.CANCELLED)
                 record.cancel_requested = self._cancel_by.get(record.id, record.cancel_requested)
                 for step in record.steps:  # a final run has no step still pending

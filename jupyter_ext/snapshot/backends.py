@@ -122,6 +122,9 @@ class Backend:
         every one has completed (the first failure is raised)."""
         yield
 
+    def note_named(self, key: str) -> None:
+        """``key`` is named now: :meth:`sync_directories` makes its name durable (where names need it)."""
+
     def sync_directories(self) -> None:
         """Make the names given since the last call durable (after every pending publish completed), so
         that a manifest written next never names an object a crash could lose."""
@@ -223,7 +226,7 @@ class LocalBackend(Backend):
     def replace(self, temp: TempObject, key: str, *, durable: bool = False) -> None:
         self._replace(temp, key, durable=durable)
         if durable:  # its name is synced with the others' before the next manifest (sync_directories)
-            self._note_named(key)
+            self.note_named(key)
 
     def _replace(self, temp: TempObject, key: str, *, durable: bool) -> None:
         if durable:
@@ -264,10 +267,10 @@ class LocalBackend(Backend):
             temp.discard()
             raise
         if created:
-            self._note_named(key)
+            self.note_named(key)
         return created
 
-    def _note_named(self, key: str) -> None:
+    def note_named(self, key: str) -> None:
         with self._lock:
             self._unsynced_dirs.add(os.path.dirname(self._prefix + key))
 
@@ -408,13 +411,16 @@ def _proc_fd_directory() -> int:
 
 
 def _in_parallel(action: Any, items: list[Any]) -> None:
-    if len(items) <= 1:
-        for item in items:
-            action(item)
-        return
-    with ThreadPoolExecutor(max_workers=min(16, len(items)), thread_name_prefix="cellpipe-fsync") as pool:
-        for _ in pool.map(action, items):  # re-raises the first error
+    if len(items) > 1:
+        try:
+            with ThreadPoolExecutor(min(16, len(items)), thread_name_prefix="cellpipe-fsync") as pool:
+                for _ in pool.map(action, items):  # re-raises the first error
+                    pass
+            return
+        except RuntimeError:  # the interpreter is exiting (no new threads): a snapshot finishing meanwhile
             pass
+    for item in items:
+        action(item)
 
 
 def _fsync_directory(directory: str | Path) -> None:

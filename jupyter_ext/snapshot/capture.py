@@ -8,6 +8,7 @@ written last: a failure at any point before leaves no snapshot, only unreference
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat as stat_module
 import time
@@ -16,15 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import config
 from jupyter_ext.snapshot.collect import Collector, DataFile, Skipped
 from jupyter_ext.snapshot.copying import default_workers
 from jupyter_ext.snapshot.detect import DeclaredPath, declared_paths, parse_notebook, path_literals
+from jupyter_ext.snapshot.durability import Durability
 from jupyter_ext.snapshot.environment import PACKAGES_CACHE_KEY, cached_packages, capture_environment
-from jupyter_ext.snapshot.manifest import FORMAT, short_id
+from jupyter_ext.snapshot.manifest import FORMAT, manifest_id, short_id
 from jupyter_ext.snapshot.project import find_project_root
 from jupyter_ext.snapshot.statcache import StatCache
 from jupyter_ext.snapshot.store import STAT_CACHE_KEY, PutResult, SnapshotStore, open_store
@@ -55,10 +57,30 @@ class Snapshot:
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     taken: str = ""  # when (ISO 8601, UTC); not part of the id
+    # the manifest's write, which may finish in the background (see durability.py)
+    completion: Durability | None = field(default=None, repr=False, compare=False)
 
     @property
     def short_id(self) -> str:
         return short_id(self.id)
+
+    @property
+    def is_durable(self) -> bool:
+        """Whether the snapshot is in the store (its manifest written, durably with fsync on). False while
+        the background part runs, and for good when it failed (:meth:`wait_durable` says why)."""
+        return self.completion is None or (self.completion.finished and self.completion.error is None)
+
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """Wait until the snapshot is in the store; False when ``timeout`` (seconds) ran out first. Raises
+        what stopped it from being stored (a SnapshotError for a full disk or a write error): then only
+        objects that no snapshot names are left, for ``cellpipe gc``."""
+        if self.completion is None:
+            return True
+        if not self.completion.wait(timeout):
+            return False
+        if self.completion.error is not None:
+            raise self.completion.error
+        return True
 
 
 def take_snapshot(
@@ -72,6 +94,7 @@ def take_snapshot(
     workers: int | None = None,
     allow_outside_root: bool = False,
     confine_to: str | Path | None = None,
+    durable: Literal["wait", "background"] = "wait",
 ) -> Snapshot:
     """Snapshot a notebook (``notebook_bytes``: unsaved content from the editor, else the file on disk).
 
@@ -82,7 +105,13 @@ def take_snapshot(
     would let a request read any file the server can.
     ``confine_to``: a server's root directory; data outside it is refused even inside the project (a
     server root below a git repository's top must not reach the rest of the repository).
+    ``durable``: "wait" returns once the snapshot is in the store (durably, with fsync on); "background"
+    returns as soon as the data is captured (every file read, hashed and copied into the store's temporary
+    files, the id known) and finishes the fsyncs, the objects' names and the manifest on a thread: call
+    :meth:`Snapshot.wait_durable` before anything needs the snapshot to exist (see durability.py).
     """
+    if durable not in ("wait", "background"):
+        raise ValueError(f"durable must be 'wait' or 'background', not {durable!r}")
     label = str(notebook_path)
     path = Path(notebook_path).expanduser().absolute()
     content = _read_notebook(path, label) if notebook_bytes is None else notebook_bytes
@@ -91,7 +120,10 @@ def take_snapshot(
     root = find_project_root(path)
     store = store if isinstance(store, SnapshotStore) else open_store(store, notebook_path=path)
 
-    with store.backend.lock(exclusive=False):  # 'cellpipe gc' waits: our new objects are not garbage yet
+    with contextlib.ExitStack() as held:
+        held.enter_context(
+            store.backend.lock(exclusive=False)
+        )  # 'cellpipe gc' waits: our objects are not garbage yet
         store.clean_temp()  # what a killed snapshot left behind
         collector = Collector(
             path,
@@ -121,17 +153,17 @@ def take_snapshot(
                 f"(raise {config.MAX_DETECTED_ENV} or declare them with data: tags)"
             )
 
-        with store.writing():  # on leaving, every new object is on stable storage (with fsync on)
-            stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
-            notebook_put = store.put_bytes(content)
-            # Listed while the last objects are still being synced: the disk works meanwhile, not the CPU.
-            packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
-            environment = capture_environment(notebook, root, packages=packages)
+        # With fsync on, each new object is synced and then named by background threads while we go on
+        # hashing; leaving this batch waits for all of them (see _make_durable).
+        batch = held.enter_context(contextlib.ExitStack())
+        batch.enter_context(store.writing())
+        stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
+        notebook_put = store.put_bytes(content)
+        # Listed while the last objects are still being synced: the disk works meanwhile, not the CPU.
+        packages, packages_cache = cached_packages(store.load_meta(PACKAGES_CACHE_KEY))
+        environment = capture_environment(notebook, root, packages=packages)
         # this run's repairs of the store: reported to the caller, but not content, so not in the manifest
         replaced = _replaced_notes(store, stored, notebook_put, path.name)
-        if packages_cache is not None:
-            with contextlib.suppress(SnapshotError):
-                store.save_meta(PACKAGES_CACHE_KEY, packages_cache)
 
         files = sorted((data_file.to_entry(put) for data_file, put in stored.items), key=lambda e: e["path"])
         manifest = {
@@ -156,28 +188,70 @@ def take_snapshot(
         }
         # The id is a function of the content alone (notebook, data, environment): an unchanged notebook
         # snapshotted again is the same snapshot. When it was taken is kept beside it, not in it.
-        snapshot_id = store.write_manifest(manifest)  # last: only now does the snapshot exist
+        snapshot_id = manifest_id(manifest)
         taken = datetime.now(UTC).isoformat(timespec="microseconds")
-        store.record_taken(snapshot_id, taken)
-
-        puts = [put for _, put in stored.items] + [notebook_put]
-        total = sum(put.size for put in puts)
-        new = sum(put.size for put in puts if put.new)
-        return Snapshot(
-            id=snapshot_id,
-            manifest=manifest,
-            store_url=store.url,
-            files=len(files),
-            bytes=total,
-            new_bytes=new,
-            deduplicated_bytes=total - new,
-            hashed_bytes=stored.hashed_bytes,
-            hashed_files=stored.hashed_files,
-            detected=[entry["path"] for entry in files if entry["origin"] == "detected"],
-            skipped=collection.skipped,
-            notes=notes + replaced,
-            taken=taken,
+        metadata = [(PACKAGES_CACHE_KEY, packages_cache), (STAT_CACHE_KEY, stored.stat_cache)]
+        completion = Durability(snapshot_id, store.identity)
+        finish = functools.partial(
+            _make_durable, store, manifest, taken, metadata, batch, held.pop_all(), completion
         )
+
+    puts = [put for _, put in stored.items] + [notebook_put]
+    total = sum(put.size for put in puts)
+    new = sum(put.size for put in puts if put.new)
+    snapshot = Snapshot(
+        id=snapshot_id,
+        manifest=manifest,
+        store_url=store.url,
+        files=len(files),
+        bytes=total,
+        new_bytes=new,
+        deduplicated_bytes=total - new,
+        hashed_bytes=stored.hashed_bytes,
+        hashed_files=stored.hashed_files,
+        detected=[entry["path"] for entry in files if entry["origin"] == "detected"],
+        skipped=collection.skipped,
+        notes=notes + replaced,
+        taken=taken,
+        completion=completion,
+    )
+    if durable == "background":
+        completion.start(finish)
+    else:
+        finish()
+        snapshot.wait_durable()
+    return snapshot
+
+
+def _make_durable(
+    store: SnapshotStore,
+    manifest: dict[str, Any],
+    taken: str,
+    metadata: list[tuple[str, bytes | None]],
+    batch: contextlib.ExitStack,
+    held: contextlib.ExitStack,
+    completion: Durability,
+) -> None:
+    """The part of a snapshot that waits for the disk, in the order that keeps the store's promise: every
+    new object synced and named (the batch ends), their names synced, then the manifest, durably (only now
+    does the snapshot exist). The caches are saved after the objects they name are durable, so that a
+    later snapshot never trusts an object a crash could lose. ``held`` (the store's shared lock) is released
+    last: 'cellpipe gc' must not collect our objects before the manifest names them."""
+    try:
+        with held:
+            batch.close()  # waits for every background publish; raises the first failure
+            for key, data in metadata:
+                if data is not None:
+                    with contextlib.suppress(SnapshotError):  # a lost cache costs time later, nothing else
+                        store.save_meta(key, data)
+            store.write_manifest(manifest)  # last: only now does the snapshot exist
+            store.record_taken(completion.snapshot_id, taken)
+    except BaseException as exc:
+        completion.fail(exc)
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        completion.done()
 
 
 @dataclass
@@ -185,6 +259,7 @@ class _Stored:
     items: list[tuple[DataFile, PutResult]] = field(default_factory=list)
     hashed_files: int = 0
     hashed_bytes: int = 0
+    stat_cache: bytes | None = None  # to save once the objects it names are durable (None: unchanged)
 
 
 def _store_data(
@@ -233,8 +308,7 @@ def _store_data(
         if pending and progress is not None:
             progress.finish()
     if cache.changed:
-        with contextlib.suppress(SnapshotError):  # a lost cache costs time on the next snapshot, nothing else
-            store.save_meta(STAT_CACHE_KEY, cache.to_bytes())
+        stored.stat_cache = cache.to_bytes()
     return stored
 
 

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from jupyter_ext.errors import SnapshotError
-from jupyter_ext.snapshot import config
+from jupyter_ext.snapshot import config, durability
 from jupyter_ext.snapshot.backends import (
     BUCKET_SCHEMES,
     TEMP_DIR,
@@ -187,6 +187,12 @@ class SnapshotStore:
     @property
     def url(self) -> str:
         return self.backend.url
+
+    @property
+    def identity(self) -> str:
+        """What names this store among the snapshots this process is still making durable (durability.py):
+        its directory when local, else its URL."""
+        return str(self.backend.root) if isinstance(self.backend, LocalBackend) else self.url
 
     @property
     def local_root(self) -> Path | None:
@@ -350,6 +356,8 @@ class SnapshotStore:
             if existing == size and (not self.backend.local or self._object_hash(digest) == digest):
                 temp.discard()
                 temp.committed = True
+                if self.fsync:  # named by another writer, whose directory sync may not have run yet
+                    self.backend.note_named(key)
                 return False
             self.backend.replace(temp, key, durable=self.fsync)
         except OSError as exc:
@@ -496,6 +504,7 @@ class SnapshotStore:
                 f"'{id_or_prefix}' is not a snapshot id",
                 hint="Ids are hexadecimal; 'cellpipe snapshots list' shows them.",
             )
+        durability.wait_for(self.identity, prefix)  # a snapshot this process is still writing
         matches = [snapshot_id for snapshot_id in self.ids() if snapshot_id.startswith(prefix)]
         if not matches:
             raise SnapshotError(

@@ -129,7 +129,7 @@ class MlflowTracker:
         """Log the final record (metrics, a nested run per step not in ``logged``: those this tracker logged
         while the run executed) into the run's MLflow run, created now if ``tracking`` has none, and terminate
         it with the run's status."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         client, _uri = self._client(job)
         if not tracking.mlflow_run_id or not _exists(client, tracking.mlflow_run_id):
@@ -142,7 +142,9 @@ class MlflowTracker:
                 client.delete_run(earlier.info.run_id)  # steps a killed attempt logged
         end_ms = int((record.finished or time.time()) * 1000)  # the run's end (not yet, when tracked inline)
         metrics = [Metric(k, v, end_ms, 0) for k, v in sorted(record.metrics.items())]
-        client.log_batch(parent, metrics=metrics)
+        # the final record's snapshot id: cleared when the snapshot could not be stored after the run began
+        tags = [RunTag("cellpipe.snapshot_id", record.snapshot_id or "")]
+        client.log_batch(parent, metrics=metrics, tags=tags)
         for name, reads in job["steps"]:
             if name not in logged:
                 _track_step(client, experiment_id, parent, reads, record.step(name), record, end_ms)

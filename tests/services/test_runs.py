@@ -10,6 +10,7 @@ import pytest
 from jupyter_ext.errors import CellpipeError
 from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus
 from jupyter_ext.services.runs import RunRequest, RunService
+from jupyter_ext.snapshot import SnapshotStore, restore
 from jupyter_ext.tracking import background
 
 pytestmark = pytest.mark.slow
@@ -235,3 +236,47 @@ def test_cancel_of_a_run_whose_process_is_gone_answers_crashed(data_dir):
     record = asyncio.run(service.cancel("r-gone", by="me (test)", wait_s=30))
     assert record.status is RunStatus.CRASHED and record.steps[0].status is StepStatus.CRASHED
     assert record.cancel_requested is None and service.store.cancel_requests(["r-gone"]) == {}
+
+
+def test_a_local_run_starts_before_its_snapshot_is_durable_and_ends_after(write_notebook, data_dir, tmp_path):
+    """The snapshot's disk part runs while the steps do; the run's end waits for it. A step that rewrites
+    the data the notebook declares changes its working copy, not the snapshot taken before it ran."""
+    data = tmp_path / "data.txt"
+    data.write_text("as it was\n")
+    notebook = write_notebook(
+        [(["step:edit"], "open('data.txt', 'w').write('changed by the run')"), (["step:after"], "done = 1")],
+        {"cellpipe": {"data": ["data.txt"]}},
+    )
+    service = RunService(data_dir)
+    prepared = service.prepare(RunRequest(notebook=notebook, track=False))
+    assert prepared.snapshot is not None and prepared.snapshot.completion is not None  # in the background
+    record = service.run_prepared(service.create_record(prepared), prepared)
+    assert record.status is RunStatus.SUCCEEDED and data.read_text() == "changed by the run"
+    assert prepared.snapshot.is_durable and record.timings["snapshot_wait_s"] >= 0
+    store = SnapshotStore.open(service.snapshot_store_url())
+    assert store.ids() == [record.snapshot_id] and store.verify(record.snapshot_id).ok
+    restored = restore(store, record.snapshot_id, tmp_path / "restored")
+    assert (restored.directory / "data.txt").read_text() == "as it was\n"
+
+
+def test_a_snapshot_that_cannot_be_stored_fails_the_run_keeping_its_results(write_notebook, data_dir):
+    """A real failure of the snapshot's disk part (the store's snapshots/ is a file: no manifest can be
+    written) after the run started: the record says so and names no snapshot, the steps' results stay."""
+    store_root = data_dir / "store"
+    store_root.mkdir(parents=True)
+    (store_root / "snapshots").write_text("not a directory")
+    service = RunService(data_dir)
+    record = service.run(RunRequest(notebook=write_notebook(CELLS), track=False))
+    assert record.status is RunStatus.FAILED and record.metrics == {"total": 1.0}
+    assert [step.status for step in record.steps] == [StepStatus.SUCCEEDED, StepStatus.SUCCEEDED]
+    assert record.snapshot_id is None
+    assert record.error["field"] == "snapshot"
+    assert "could not be stored: cannot write to the snapshot store" in record.error["message"]
+    assert "the run's results are kept" in record.error["message"] and "\n" not in record.error["message"]
+    not_stored = record.extra["snapshot_not_stored"]
+    assert len(not_stored["id"]) == 64 and not_stored["reason"].startswith(
+        "cannot write to the snapshot store"
+    )
+    assert service.get(record.id) == record
+    with pytest.raises(CellpipeError, match="has no snapshot to run from"):
+        service.rerun_request(record.id)
