@@ -21,13 +21,16 @@ export interface ISettings {
   autoSave: boolean;
   showChips: boolean;
   liveDag: boolean;
+  /** Where the browser reaches the KFP UI, for run links recorded as a path; '': this page's origin. */
+  kfpUiBase: string;
 }
 
 export const DEFAULT_SETTINGS: ISettings = {
   defaultTarget: 'local',
   autoSave: true,
   showChips: true,
-  liveDag: true
+  liveDag: true,
+  kfpUiBase: ''
 };
 
 /** Used until (or if) the server answers GET config: the local target is always there. */

@@ -148,7 +148,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (widget instanceof NotebookPanel) {
           void widget.context.ready.then(() => goToCell(widget, cell));
         }
-      }
+      },
+      // behind the Kubeflow central dashboard, JupyterLab and the KFP UI share the page's origin
+      kfpBase: () => actions.settings.kfpUiBase || window.location.origin
     };
     let schedulesWidget: MainAreaWidget<SchedulesView> | null = null;
 
@@ -333,6 +335,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         state?.refresh(0);
       }
       pipelinePanel.update();
+      runsWidget?.content.update(); // its KFP links follow the KFP UI base URL
     };
     if (settingRegistry) {
       void settingRegistry.load(PLUGIN_ID).then(loaded => {

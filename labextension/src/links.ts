@@ -7,17 +7,46 @@ import type { IRunRecord } from './api';
 /**
  * The run's web links (its MLflow run's page, its KFP run's page), each only when it is an absolute
  * http(s) URL: a record is data from the server's store, and a `javascript:` or `data:` URL there must
- * never become something a click runs.
+ * never become something a click runs. A KFP link recorded as a path (`/pipeline/#/runs/details/<id>`,
+ * what the kfp client inside the cluster gives) is resolved against `kfpBase`, where the user's browser
+ * reaches the KFP UI (see `kfpPageUrl`).
  */
-export function runLinks(run: Pick<IRunRecord, 'links' | 'tracking'>): {
+export function runLinks(
+  run: Pick<IRunRecord, 'links' | 'tracking'>,
+  kfpBase: string | null = null
+): {
   mlflow: string | null;
   kfp: string | null;
 } {
   const links = run.links ?? {};
   return {
     mlflow: webUrl(links.mlflow) ?? webUrl(run.tracking?.mlflow_url),
-    kfp: webUrl(links.kfp)
+    kfp: webUrl(links.kfp) ?? kfpPageUrl(links.kfp, kfpBase)
   };
+}
+
+/**
+ * A link the KFP client wrote relative to the KFP UI (behind the Kubeflow central dashboard: a path
+ * such as `/pipeline/#/runs/details/<id>`), as the browser reaches it from `base` (an http(s) URL: the
+ * "KFP UI base URL" setting, else this page's origin, which the dashboard shares with the KFP UI).
+ * Null unless the result is an http(s) URL on `base`'s origin: a scheme (`javascript:`), a
+ * protocol-relative `//host` or a `/\host` never leaves through here.
+ */
+export function kfpPageUrl(
+  value: string | null | undefined,
+  base: string | null | undefined
+): string | null {
+  const origin = webUrl(base);
+  if (!value || !origin) {
+    return null;
+  }
+  try {
+    const resolved = new URL(value, origin);
+    const same = resolved.origin === new URL(origin).origin;
+    return same && /^https?:$/.test(resolved.protocol) ? resolved.href : null;
+  } catch {
+    return null; // not a URL at all
+  }
 }
 
 /** `value` when it is an absolute http(s) URL (any case, as browsers read it), else null. */

@@ -26,6 +26,8 @@ export interface IRunsHost {
   openStepNotebook: (runId: string, step: string) => void;
   /** Open a notebook (server path) at a cell (1-based CLI numbering). */
   goToCell: (path: string, cell: number) => void;
+  /** Where the browser reaches the KFP UI: KFP links recorded as a path are resolved against it. */
+  kfpBase: () => string;
 }
 
 const POLL_ACTIVE_MS = 1500;
@@ -141,7 +143,8 @@ export class RunsView extends ReactWidget {
     const open = this.expanded.has(run.id);
     const active = !FINAL_RUN_STATUSES.includes(run.status);
     const cancelling = isCancelling(run);
-    const { mlflow, kfp } = runLinks(run);
+    const { mlflow, kfp } = runLinks(run, this.host.kfpBase());
+    const kfpResolved = kfp !== null && kfp !== run.links?.kfp;
     return (
       <li
         key={run.id}
@@ -208,12 +211,22 @@ export class RunsView extends ReactWidget {
                 Logs
               </Button>
               {mlflow && (
-                <a className="cp-Link" href={mlflow} target="_blank" rel="noreferrer">
+                <a className="cp-Link" href={mlflow} target="_blank" rel="noopener noreferrer">
                   MLflow run ↗
                 </a>
               )}
               {kfp && (
-                <a className="cp-Link" href={kfp} target="_blank" rel="noreferrer">
+                <a
+                  className="cp-Link"
+                  href={kfp}
+                  target="_blank"
+                  rel="noopener noreferrer"
+                  title={
+                    kfpResolved
+                      ? `${kfp}\nThe server recorded ${run.links?.kfp}: resolved against ${this.host.kfpBase()} (Settings › cellpipe › KFP UI base URL)`
+                      : kfp
+                  }
+                >
                   KFP run ↗
                 </a>
               )}

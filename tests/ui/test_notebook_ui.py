@@ -137,7 +137,7 @@ def test_settings_turn_the_chips_off(page, lab, ui):
     schema = requests.get(f"{lab.url}/lab/api/settings/{plugin}", headers=headers, timeout=30).json()[
         "schema"
     ]
-    assert set(schema["properties"]) == {"defaultTarget", "autoSave", "showChips", "liveDag"}
+    assert set(schema["properties"]) == {"defaultTarget", "autoSave", "showChips", "liveDag", "kfpUiBase"}
     answer = requests.put(
         f"{lab.url}/lab/api/settings/{plugin}",
         headers=headers,

@@ -48,7 +48,7 @@ def shown_run(ui: UI, run_id: str):
 def assert_opens_in_a_new_tab(link, href: str) -> None:
     assert link.get_attribute("href") == href
     assert link.get_attribute("target") == "_blank"
-    assert "noreferrer" in link.get_attribute("rel").split()
+    assert {"noopener", "noreferrer"} <= set(link.get_attribute("rel").split())
 
 
 def assert_tab_reaches(page, run, link) -> None:
@@ -159,6 +159,59 @@ def test_a_kfp_run_links_to_its_page_in_the_kfp_ui(
     ui.shot("21-run-kfp-link")
 
 
+def save_finished_run(
+    lab: Lab, notebook: str, links: dict[str, str], mlflow_url: str | None = None
+) -> RunRecord:
+    """A finished run of `notebook` with these links, written to the lab's run store as another process would."""
+    now = time.time()
+    record = RunRecord(
+        id=new_run_id(),
+        notebook=str(lab.root / notebook),
+        status=RunStatus.SUCCEEDED,
+        created=now,
+        finished=now + 1,
+        duration_s=1.0,
+        steps=[StepRecord(name="say", status=StepStatus.SUCCEEDED, duration_s=0.5)],
+        tracking=Tracking(status=TrackingStatus.OK, mlflow_run_id="0123456789abcdef", mlflow_url=mlflow_url),
+        links=links,
+    )
+    RecordStore(lab.root / ".cellpipe").save_run(record)
+    return record
+
+
+def test_a_kfp_link_recorded_as_a_path_opens_where_the_browser_reaches_the_kfp_ui(page, lab, ui):
+    """A KFP client inside the cluster records the run's page as a path. Behind the Kubeflow central dashboard
+    JupyterLab and the KFP UI share one origin: the link resolves against the page's; the "KFP UI base URL"
+    setting names another place (e.g. a KFP UI reached through a port-forward or its own host)."""
+    ui.write_notebook("in_cluster.ipynb", ONE_STEP)
+    record = save_finished_run(lab, "in_cluster.ipynb", {"kfp": "/pipeline/#/runs/details/r-9"})
+    ui.open_notebook("in_cluster.ipynb")
+    run = shown_run(ui, record.id)
+    link = run.locator("a.cp-Link", has_text="KFP run")
+    assert_opens_in_a_new_tab(link, f"{lab.url}/pipeline/#/runs/details/r-9")
+    assert "KFP UI base URL" in link.get_attribute("title")  # says where it was resolved, and the setting
+    assert_tab_reaches(page, run, link)
+    ui.shot("21b-run-kfp-link-in-cluster")
+
+    plugin = f"{lab.url}/lab/api/settings/cellpipe-labextension:plugin"
+    headers = {"Authorization": f"token {lab.token}"}
+    answer = requests.put(
+        plugin, headers=headers, json={"raw": '{"kfpUiBase": "https://kubeflow.example.com"}'}, timeout=30
+    )
+    assert answer.status_code == 204, answer.text
+    try:
+        ui.open_notebook("in_cluster.ipynb")
+        run = shown_run(ui, record.id)
+        link = run.locator("a.cp-Link", has_text="KFP run")
+        expected = "https://kubeflow.example.com/pipeline/#/runs/details/r-9"
+        page.wait_for_function(  # the setting may load after the view's first render
+            "([link, href]) => link.getAttribute('href') === href", arg=[link.element_handle(), expected]
+        )
+        assert_opens_in_a_new_tab(link, expected)
+    finally:
+        requests.put(plugin, headers=headers, json={"raw": "{}"}, timeout=30)
+
+
 @pytest.mark.parametrize(
     "links, mlflow_url",
     [
@@ -170,24 +223,13 @@ def test_a_kfp_run_links_to_its_page_in_the_kfp_ui(
             None,
         ),
         ({"kfp": " JavaScript:alert(1)"}, "jAvAsCrIpT:alert(1)"),
+        ({"kfp": "//evil.example/pipeline/#/runs/details/r-4", "mlflow": "/\\evil.example/x"}, None),
     ],
 )
 def test_a_link_that_is_not_http_is_never_rendered(page, lab, ui, links, mlflow_url):
     """A record is data from a store other processes write: what is not an http(s) URL stays text."""
     ui.write_notebook("unsafe.ipynb", ONE_STEP)
-    now = time.time()
-    record = RunRecord(
-        id=new_run_id(),
-        notebook=str(lab.root / "unsafe.ipynb"),
-        status=RunStatus.SUCCEEDED,
-        created=now,
-        finished=now + 1,
-        duration_s=1.0,
-        steps=[StepRecord(name="say", status=StepStatus.SUCCEEDED, duration_s=0.5)],
-        tracking=Tracking(status=TrackingStatus.OK, mlflow_run_id="0123456789abcdef", mlflow_url=mlflow_url),
-        links=links,
-    )
-    RecordStore(lab.root / ".cellpipe").save_run(record)
+    record = save_finished_run(lab, "unsafe.ipynb", links, mlflow_url)
     ui.open_notebook("unsafe.ipynb")
     run = shown_run(ui, record.id)
     assert run.locator("a").count() == 0
