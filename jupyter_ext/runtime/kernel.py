@@ -181,10 +181,32 @@ async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:
     return reply["content"]
 
 
+_shared_context: tuple[int, Any] | None = None  # (pid, context): see shared_zmq_context
+
+
+def shared_zmq_context() -> Any:
+    """The one asyncio ZMQ context of this process's kernel managers and clients, held while it runs.
+
+    jupyter_client gives every manager and client a context of its own, terminated when garbage-collected.
+    A client left open (a test failing mid-run, an abandoned run) becomes cyclic garbage together with its
+    sockets, and the collector may finalize the context first: its ``term()`` then waits for sockets that are
+    never closed, and the process hangs (pytest did, in its final ``gc.collect()``). A context that lives as
+    long as the process is never terminated by the collector; a forgotten socket is closed when collected,
+    and the exit does not wait for it. Closing (``stop_channels``, ``shutdown``) is unchanged: sockets close
+    with linger 0 and the kernel's control socket at shutdown."""
+    import zmq.asyncio
+
+    global _shared_context
+    if _shared_context is None or _shared_context[0] != os.getpid():  # a forked child makes its own
+        _shared_context = (os.getpid(), zmq.asyncio.Context())
+    return _shared_context[1]
+
+
 @functools.cache
 def kernel_manager_class() -> type:
     """The kernel manager of every kernel cellpipe starts locally (also papermill's, for plain notebooks)."""
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class CellpipeKernelManager(AsyncKernelManager):
         """Its kernel listens on IPC sockets in a private directory of its own (:mod:`.transport`), made
@@ -195,6 +217,14 @@ def kernel_manager_class() -> type:
         on IPC (its subprocess pipe too); any other kernel the usual way."""
 
         forker: KernelForkServer | None = None
+
+        @default("context")
+        def _context_default(self) -> Any:
+            return shared_zmq_context()  # not "created" here: shutting a kernel down leaves it to the others
+
+        def client(self, **kwargs: Any) -> Any:
+            kwargs.setdefault("context", self.context)  # the client's sockets too (see shared_zmq_context)
+            return super().client(**kwargs)
 
         def __init__(self, **kwargs: Any) -> None:
             self.socket_dir = None if "transport" in kwargs else new_socket_dir()
