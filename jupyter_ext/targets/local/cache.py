@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jupyter_ext import __version__
 from jupyter_ext.pipeline.model import Pipeline, Step
+from jupyter_ext.snapshot.environment import packages_fingerprint
 from jupyter_ext.util import private_dir, remove_abandoned, sha256_text, write_json_atomic, writer_unique_name
 
 ENTRY_FILE = "entry.json"
@@ -31,23 +31,29 @@ STAGING_PREFIX = ".staging-"  # a step being stored; left behind only by a kille
 TRASH_PREFIX = ".trash-"
 
 
-@lru_cache(maxsize=1)
 def environment_fingerprint() -> str:
-    """Python version plus the installed distributions (name and version, from their metadata directory
-    names: listing site-packages takes milliseconds, parsing every METADATA file takes ~0.4 s)."""
-    names: list[str] = []
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as listing:
-                names.extend(e.name for e in listing if e.name.endswith((".dist-info", ".egg-info")))
-        except OSError:
-            continue
+    """Python, cellpipe and the installed distributions: the names of their metadata directories on
+    sys.path, which carry name and version (the snapshot's listing; ~0.6 ms of CPU with 530 entries in
+    site-packages, where parsing every METADATA file takes ~0.4 s). Where they are does not count, so a
+    run from another directory or process finds the same entries.
+
+    Taken once per run, never kept for a process: a long-lived Jupyter server must see a ``pip install``
+    made in a terminal meanwhile, or steps would be answered from results of the old packages. Keeping it
+    until site-packages' mtime changes would save that ~0.6 ms per run only (measured; see
+    docs/local-runner.md, "Step cache")."""
+    names = (name for _, listed in packages_fingerprint()[1:] for name in listed or ())
     return sha256_text(sys.version, __version__, *sorted(names))
 
 
 def step_cache_key(
-    pipeline: Pipeline, step: Step, parameters: dict[str, Any], input_hashes: dict[str, str]
+    pipeline: Pipeline,
+    step: Step,
+    parameters: dict[str, Any],
+    input_hashes: dict[str, str],
+    *,
+    environment: str,
 ) -> str:
+    """``environment``: the run's :func:`environment_fingerprint`."""
     return sha256_text(
         "cellpipe-step-v1",
         json.dumps([c.source for c in pipeline.prelude]),
@@ -58,7 +64,7 @@ def step_cache_key(
         json.dumps(input_hashes, sort_keys=True),
         json.dumps([step.outputs, step.metrics]),
         pipeline.kernel,
-        environment_fingerprint(),
+        environment,
     )
 
 

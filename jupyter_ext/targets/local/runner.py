@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from jupyter_ext.pipeline.model import Pipeline, Step
 from jupyter_ext.records.models import RunRecord, RunStatus, StepRecord, StepStatus
 from jupyter_ext.runtime.kernel import clean_kernel_leftovers
 from jupyter_ext.runtime.step import StepError, StepResult, run_step
-from jupyter_ext.targets.local.cache import StepCache, step_cache_key
+from jupyter_ext.targets.local.cache import StepCache, environment_fingerprint, step_cache_key
 from jupyter_ext.targets.local.kernels import KernelPool, WarmKernelPool, leading_imports
 from jupyter_ext.util import fsync_file, sha256_file
 
@@ -170,6 +171,11 @@ class LocalRunner:
         return any(s.status is status for s in self.record.steps)
 
     # -- cache -------------------------------------------------------------------------------------
+    @functools.cached_property
+    def environment(self) -> str:
+        """The installed packages this run's cache keys name (looked at once per run)."""
+        return environment_fingerprint()
+
     def _cacheable(self, step: Step) -> bool:
         return self.options.use_cache and self.pipeline.step_cache(step)
 
@@ -178,7 +184,9 @@ class LocalRunner:
             f"{u}.{v}": output_hashes[u][v] for u in step.depends_on for v in output_hashes.get(u, {})
             if v in step.inputs
         }  # fmt: skip
-        return step_cache_key(self.pipeline, step, self.options.parameters, inputs)
+        return step_cache_key(
+            self.pipeline, step, self.options.parameters, inputs, environment=self.environment
+        )
 
     def _steps_to_execute(self) -> set[str]:
         """The steps that will need a kernel: the cache is consulted ahead, so that a re-run after a small

@@ -1,13 +1,18 @@
 """The step cache's durability: outputs are committed at once and persisted in the background; a lookup
 trusts an entry only once its outputs are on disk, and a run is reported succeeded only after that."""
 
+import base64
 import errno
+import hashlib
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from jupyter_ext.targets.local.cache import ENTRY_FILE, StepCache
+from jupyter_ext.targets.local.cache import ENTRY_FILE, StepCache, environment_fingerprint
 
 from .test_runner import launch, steps
 
@@ -92,3 +97,56 @@ def test_outputs_that_cannot_be_persisted_fail_the_run(write_notebook, data_dir,
     record = launch(write_notebook(CELLS), data_dir, track=False)
     assert record["status"] == "failed"
     assert "make" in record["error"]["text"] and "could not be written to disk" in record["error"]["text"]
+
+
+def probe_wheel(directory: Path, version: str) -> Path:
+    """A real wheel of a one-module package, built here (the tests download nothing)."""
+    dist_info = f"cellpipe_probe-{version}.dist-info"
+    files = {
+        "cellpipe_probe.py": f"VERSION = {version!r}\n".encode(),
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: cellpipe-probe\nVersion: {version}\n".encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
+    files[f"{dist_info}/RECORD"] = "\n".join([*record, f"{dist_info}/RECORD,,", ""]).encode()
+    wheel = directory / f"cellpipe_probe-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def pip_install(wheel: Path, target: Path) -> None:
+    command = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--upgrade", "--quiet"]
+    subprocess.run([*command, "--target", str(target), str(wheel)], check=True)
+
+
+@pytest.mark.slow
+def test_a_package_installed_while_the_process_lives_changes_the_cache_keys(
+    write_notebook, data_dir, tmp_path, monkeypatch
+):
+    """A long-lived process (the Jupyter server) runs a notebook, the user pip-installs a package in a
+    terminal, and runs it again in the same process: its steps execute again instead of being answered
+    from results computed with the old packages. An unchanged environment is still answered from the cache."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    notebook = write_notebook(CELLS)
+    first = launch(notebook, data_dir, track=False)
+    assert {s["status"] for s in first["steps"]} == {"succeeded"}
+    assert {s["status"] for s in launch(notebook, data_dir, track=False)["steps"]} == {"cached"}
+
+    before = environment_fingerprint()
+    pip_install(probe_wheel(tmp_path, "1.0"), site)
+    installed = environment_fingerprint()
+    pip_install(probe_wheel(tmp_path, "1.1"), site)  # an upgrade: same name, another version
+    assert len({before, installed, environment_fingerprint()}) == 3
+
+    again = launch(notebook, data_dir, track=False)
+    assert {s["status"] for s in again["steps"]} == {"succeeded"}, again  # executed, not cached
+    assert steps(again)["make"]["cache_key"] != steps(first)["make"]["cache_key"]
+    assert again["metrics"] == {"total": 3.0}
+    assert {s["status"] for s in launch(notebook, data_dir, track=False)["steps"]} == {"cached"}
