@@ -33,7 +33,13 @@ export function ListChrome(props: {
       <header className="cp-Runs-header">
         <h2>{props.title}</h2>
         {props.controls}
-        <Button minimal onClick={props.onRefresh} title="Refresh" aria-label="Refresh">
+        <Button
+          minimal
+          className="cp-Runs-refresh"
+          onClick={props.onRefresh}
+          title="Refresh"
+          aria-label="Refresh"
+        >
           <refreshIcon.react tag="span" />
         </Button>
       </header>

@@ -5,7 +5,7 @@
  */
 import * as React from 'react';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
-import { Button, ReactWidget } from '@jupyterlab/ui-components';
+import { Button, notebookIcon, ReactWidget } from '@jupyterlab/ui-components';
 import { AfterRender, focusLost, ListChrome } from './components';
 import {
   ApiError,
@@ -163,26 +163,32 @@ export class RunsView extends ReactWidget {
             this.update();
           }}
         >
+          {/* A grid of fixed places (base.css): what changes while a run goes on (status, the
+              moving duration, "cancelling") never moves or re-wraps what is beside it */}
           <span className="cp-Caret">{open ? '▾' : '▸'}</span>
-          <StatusBadge status={run.status} />
-          {cancelling && (
+          {cancelling ? (
             <span
-              className="cp-Muted cp-Run-cancelling"
-              title={`Cancel requested by ${run.cancel_requested?.by ?? 'someone'}`}
+              className="cp-Badge cp-status-running cp-Run-cancelling"
+              data-status={run.status}
+              title={`Running; cancel requested by ${run.cancel_requested?.by ?? 'someone'}`}
             >
-              cancelling…
+              cancelling
             </span>
+          ) : (
+            <StatusBadge status={run.status} />
           )}
-          <span className="cp-Run-id">{shortId(run.id)}</span>
           <span className="cp-Run-notebook" title={run.notebook}>
             {run.notebook.split('/').pop()}
           </span>
-          <span className="cp-Muted">{run.target}</span>
-          <span className="cp-Muted">{formatTime(run.created)}</span>
           <span className="cp-Run-duration">
             {formatDuration(elapsed(run.duration_s, run.created, active))}
           </span>
-          <StepDots steps={run.steps} />
+          <span className="cp-Run-meta">
+            <StepDots steps={run.steps} />
+            <span className="cp-Muted cp-Run-target">{run.target}</span>
+            <span className="cp-Muted cp-Run-created">{formatTime(run.created)}</span>
+            <span className="cp-Run-id">{shortId(run.id)}</span>
+          </span>
         </button>
         {open && (
           <div className="cp-Run-detail">
@@ -271,7 +277,7 @@ export class RunsView extends ReactWidget {
       step.notebook !== null && !['pending', 'not_run', 'skipped'].includes(step.status);
     return (
       <tr key={step.name} className={`cp-Step cp-status-${step.status}`} data-step={step.name}>
-        <td>{step.name}</td>
+        <td title={step.name}>{step.name}</td>
         <td>
           <StatusBadge status={step.cached ? 'cached' : step.status} />
         </td>
@@ -283,10 +289,11 @@ export class RunsView extends ReactWidget {
             <button className="cp-Link" onClick={() => this.host.goToCell(run.notebook, cell)}>
               cell {cell}
             </button>
-          )}{' '}
+          )}
+          {cell !== null && error && ' '}
           {error}
         </td>
-        <td>
+        <td className="cp-Step-open">
           {hasNotebook && (
             <Button
               small
@@ -294,7 +301,8 @@ export class RunsView extends ReactWidget {
               onClick={() => this.host.openStepNotebook(run.id, step.name)}
               title="Open the executed notebook of this step"
             >
-              Open notebook
+              <notebookIcon.react tag="span" className="cp-ButtonIcon" />
+              <span className="cp-Label">Open notebook</span>
             </Button>
           )}
         </td>

@@ -283,3 +283,94 @@ def test_a_run_that_waited_in_the_queue_shows_its_time_from_its_creation(page, l
     assert final >= shown and shown_seconds(run.locator(".cp-Run-duration").inner_text()) == pytest.approx(
         final, abs=1
     )
+
+
+def narrow_runs_view(page, width: int) -> float:
+    """Drag the split between the notebook and the runs view (as a user does) until the view is `width` px."""
+    handle = page.locator('.lm-DockPanel-handle[data-orientation="horizontal"]').first.bounding_box()
+    view = page.locator("#cellpipe-runs-view").bounding_box()
+    y = handle["y"] + handle["height"] / 2
+    page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(view["x"] + view["width"] - width, y, steps=5)
+    page.mouse.up()
+    shown = page.locator("#cellpipe-runs-view").bounding_box()["width"]
+    assert abs(shown - width) < 4, shown
+    return shown
+
+
+# where each part of a run's summary is drawn, its step rows' heights, and whether the view scrolls sideways
+SUMMARY_PARTS = ["caret", "badge", "notebook", "duration", "dots", "target", "created", "id"]
+RUN_LAYOUT_JS = """
+runId => {
+  const view = document.querySelector('#cellpipe-runs-view .cp-Runs');
+  const run = view.querySelector(`.cp-Run[data-run="${runId}"]`);
+  const box = node => {
+    const r = node.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom].map(v => Math.round(v * 10) / 10);
+  };
+  const summary = run.querySelector('.cp-Run-summary');
+  const parts = [...summary.querySelectorAll(':scope > :not(.cp-Run-meta), .cp-Run-meta > *')];
+  return {
+    sideways: [view.scrollWidth - view.clientWidth, run.scrollWidth - run.clientWidth],
+    summary: box(summary),
+    parts: parts.map(box),
+    rows: [...run.querySelectorAll('.cp-Steps tr')].map(row => row.getBoundingClientRect().height),
+  };
+}
+"""
+
+
+def assert_laid_out_cleanly(layout: dict) -> None:
+    """Nothing scrolls sideways; the summary's parts neither overlap nor stick out of it."""
+    assert layout["sideways"] == [0, 0], layout
+    left, top, right, bottom = layout["summary"]
+    parts = dict(zip(SUMMARY_PARTS, layout["parts"], strict=True))
+    for name, (x0, y0, x1, y1) in parts.items():
+        assert x1 > x0 and y1 > y0, (name, parts)
+        assert left - 0.5 <= x0 and x1 <= right + 0.5 and top - 0.5 <= y0 and y1 <= bottom + 0.5, (
+            name,
+            parts,
+        )
+    for a, (ax0, ay0, ax1, ay1) in parts.items():
+        for b, (bx0, by0, bx1, by1) in parts.items():
+            if a < b:
+                overlap = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
+                assert overlap < 1, (a, b, parts)
+
+
+def test_the_run_summary_fits_a_narrow_view_and_stays_put_when_the_run_ends(page, lab, ui):
+    """The runs view split 300 px wide beside the notebook (then 280): status, duration, step dots, target,
+    time and id each keep a place of their own, nothing scrolls sideways, and a running run is laid out as the
+    finished one (no line wraps anew, no step row grows when its "Open notebook" button comes)."""
+    ui.write_notebook(
+        "a_rather_long_notebook_name_for_a_side_panel.ipynb",
+        [(["step:first"], "import time\ntime.sleep(4)\nx = 1"), (["step:second"], "y = x + 1")],
+    )
+    ui.open_notebook("a_rather_long_notebook_name_for_a_side_panel.ipynb")
+    run_id = start_from_toolbar(page)
+    ui.command("cellpipe:open-runs", {"run": run_id})
+    narrow_runs_view(page, 300)
+    run = page.locator(f'.cp-Run[data-run="{run_id}"]')
+    run.locator('.cp-Step[data-step="first"].cp-status-running').wait_for(timeout=RUN_TIMEOUT_MS)
+    running = page.evaluate(RUN_LAYOUT_JS, run_id)
+    ui.shot("25a-narrow-run-running")
+    wait_for_run_status(page, run_id, "succeeded")
+    run.locator(".cp-Step-open button").nth(1).wait_for()
+    page.wait_for_timeout(300)  # past the last poll's render
+    finished = page.evaluate(RUN_LAYOUT_JS, run_id)
+    ui.shot("25b-narrow-run-succeeded")
+    for layout in (running, finished):
+        assert_laid_out_cleanly(layout)
+    assert finished["summary"] == running["summary"], (running, finished)
+    assert finished["parts"] == running["parts"], (running, finished)
+    assert finished["rows"] == running["rows"], (running, finished)
+    assert run.locator(".cp-Run-notebook").get_attribute("title") == (
+        "a_rather_long_notebook_name_for_a_side_panel.ipynb"
+    )  # cut short (…) in the view, whole on hover
+    # the button is its icon here; its name is still "Open notebook"
+    assert page.get_by_role("button", name="Open notebook").count() == 2
+
+    narrow_runs_view(page, 280)
+    assert_laid_out_cleanly(page.evaluate(RUN_LAYOUT_JS, run_id))
+    ui.shot("25c-narrow-run-280px")
