@@ -36,6 +36,18 @@ PUBLISH_THREADS = 8
 PUBLISH_BACKLOG = 256
 
 
+def deferred_limit() -> int:
+    """How many complete objects a batch that defers its syncs holds back (each an open file) before it
+    starts syncing them anyway: a quarter of the process's open-file limit, at least PUBLISH_BACKLOG."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return PUBLISH_BACKLOG
+    return PUBLISH_BACKLOG if soft == resource.RLIM_INFINITY else max(PUBLISH_BACKLOG, soft // 4)
+
+
 class TempObject:
     """A file being written under a temporary name (``temp_key``), or under none (an anonymous local
     file, ``temp_key`` None); ``commit`` gives it its name, leaving it unused discards it."""
@@ -117,10 +129,17 @@ class Backend:
         return temp.commit(key)
 
     @contextlib.contextmanager
-    def publishing(self) -> Iterator[None]:
+    def publishing(self, *, defer: bool = False) -> Iterator[None]:
         """A batch of writes: durable publishes may complete in the background meanwhile; on leaving,
-        every one has completed (the first failure is raised)."""
+        every one has completed (the first failure is raised). ``defer``: hold the syncs back until the
+        batch ends (at most :func:`deferred_limit` objects at a time), so that the disk's work does not compete
+        with the batch's own (a snapshot whose durable part finishes while a run starts)."""
         yield
+
+    @property
+    def deferring(self) -> bool:
+        """Whether a batch that holds its syncs back is open (then there is no point starting writeback)."""
+        return False
 
     def note_named(self, key: str) -> None:
         """``key`` is named now: :meth:`sync_directories` makes its name durable (where names need it)."""
@@ -166,6 +185,9 @@ class LocalBackend(Backend):
         self._batches = 0  # publishing() blocks open now (several threads may share this backend)
         self._pending: list[Future[bool]] = []
         self._backlog = threading.BoundedSemaphore(PUBLISH_BACKLOG)
+        self._deferring = 0  # open batches that hold their syncs back until they end (see publishing)
+        self._deferred: list[tuple[TempObject, str]] = []  # complete objects whose sync is held back
+        self._deferred_limit = deferred_limit()
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -245,18 +267,46 @@ class LocalBackend(Backend):
         temp.committed = True  # from here on _publish_now owns it (and discards it on failure)
         with self._lock:
             publisher = self._publisher
+            if publisher is not None and self._deferring:
+                self._deferred.append((temp, key))
+                if len(self._deferred) < self._deferred_limit:
+                    return True
+                held, self._deferred = self._deferred, []  # too many open files held: start on these
+            else:
+                held = [(temp, key)]
         if publisher is None:
             return self._publish_now(temp, key)
+        for item in held:
+            self._submit(publisher, *item)
+        return True
+
+    def _submit(self, publisher: ThreadPoolExecutor, temp: TempObject, key: str) -> None:
         self._backlog.acquire()  # the disk is behind: wait rather than hold ever more open files
         try:
             future = publisher.submit(self._publish_now, temp, key)
         except RuntimeError:  # every batch ended meanwhile (a put outside one): publish it here
             self._backlog.release()
-            return self._publish_now(temp, key)
+            self._publish_now(temp, key)
+            return
         future.add_done_callback(lambda _: self._backlog.release())
         with self._lock:
             self._pending.append(future)
-        return True
+
+    def _submit_deferred(self) -> None:
+        """Start the syncs that a deferring batch held back (every one: publishing a complete object is
+        always safe, and another batch may need it)."""
+        with self._lock:
+            held, self._deferred = self._deferred, []
+            publisher = self._publisher
+        for temp, key in held:
+            if publisher is None:
+                self._publish_now(temp, key)
+            else:
+                self._submit(publisher, temp, key)
+
+    @property
+    def deferring(self) -> bool:
+        return bool(self._deferring)
 
     def _publish_now(self, temp: TempObject, key: str) -> bool:
         """fsync, then name: an object is never visible with bytes a crash could still lose."""
@@ -275,9 +325,10 @@ class LocalBackend(Backend):
             self._unsynced_dirs.add(os.path.dirname(self._prefix + key))
 
     @contextlib.contextmanager
-    def publishing(self) -> Iterator[None]:
+    def publishing(self, *, defer: bool = False) -> Iterator[None]:
         with self._lock:
             self._batches += 1
+            self._deferring += defer
             if self._publisher is None:
                 self._publisher = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="cellpipe-fsync")
         try:
@@ -288,6 +339,7 @@ class LocalBackend(Backend):
             raise
         finally:
             with self._lock:
+                self._deferring -= defer
                 self._batches -= 1
                 publisher = self._publisher if not self._batches else None
                 if publisher is not None:
@@ -300,6 +352,7 @@ class LocalBackend(Backend):
         """Wait for every background publish started so far, also another batch's (which of them belongs
         to which batch is not known: waiting for more is harmless). A failed one stays listed until no
         batch is open, so that every batch open meanwhile raises it (the one whose object it was must)."""
+        self._submit_deferred()
         with self._lock:
             pending = list(self._pending)
         errors = [future.exception() for future in pending]

@@ -154,9 +154,10 @@ def take_snapshot(
             )
 
         # With fsync on, each new object is synced and then named by background threads while we go on
-        # hashing; leaving this batch waits for all of them (see _make_durable).
+        # hashing (in the background mode only once the data is captured: the disk's work does not compete
+        # with ours); leaving this batch waits for all of them (see _make_durable).
         batch = held.enter_context(contextlib.ExitStack())
-        batch.enter_context(store.writing())
+        batch.enter_context(store.writing(defer_syncs=durable == "background"))
         stored = _store_data(store, collection.files, label, collection.skipped, notes, progress, workers)
         notebook_put = store.put_bytes(content)
         # Listed while the last objects are still being synced: the disk works meanwhile, not the CPU.

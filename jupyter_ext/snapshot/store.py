@@ -339,7 +339,7 @@ class SnapshotStore:
                 temp.fileno(),
                 algorithm=self.algorithm,
                 on_bytes=on_bytes,
-                start_writeback=self.fsync,
+                start_writeback=self.fsync and not self.backend.deferring,
             )
         except WriteFailed as exc:
             raise self._write_error(exc.error) from exc.error
@@ -440,12 +440,14 @@ class SnapshotStore:
             return self.backend.size(self.object_key(digest))
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, *, defer_syncs: bool = False) -> Iterator[None]:
         """Store many objects: with fsync on, each is synced and then named in the background, by threads
         that wait for the disk while the callers go on hashing. On leaving, every object stored inside
-        is on stable storage under its name, or the first failure is raised."""
+        is on stable storage under its name, or the first failure is raised. ``defer_syncs``: the syncs
+        start only when the batch ends (when its caller no longer waits for it: take_snapshot's
+        ``durable="background"``), so that the disk's work does not compete with the copying."""
         try:
-            with self.backend.publishing():
+            with self.backend.publishing(defer=defer_syncs):
                 yield
         except OSError as exc:
             raise self._write_error(exc) from exc

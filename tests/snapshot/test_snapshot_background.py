@@ -206,14 +206,16 @@ real_fsync, stopped = os.fsync, threading.Lock()
 def fsync(fd):
     if threading.current_thread().name.startswith({stop_in!r}) and stat.S_ISREG(os.fstat(fd).st_mode):
         if stopped.acquire(blocking=False):
-            print("stopped", flush=True)
+            os.write(1, b"stopped\\n")  # one write: the main thread prints the id meanwhile
         time.sleep(600)
     real_fsync(fd)
 os.fsync = fsync
 
 store = SnapshotStore.open({str(store_root)!r})
 store.backend._anonymous = {anonymous!r}  # as on a filesystem without O_TMPFILE: named temporary files
-print(take_snapshot({str(big_files)!r}, store=store, durable="background").id, flush=True)
+snapshot_id = take_snapshot({str(big_files)!r}, store=store, durable="background").id
+os.write(1, snapshot_id.encode() + b"\\n")
+time.sleep(600)  # a run's steps execute meanwhile
 """
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -238,3 +240,14 @@ print(take_snapshot({str(big_files)!r}, store=store, durable="background").id, f
     assert list((store_root / "tmp").iterdir()) == []
     assert store.verify(snapshot.id).ok
     assert collect_garbage(store).removed_objects == []  # nothing of the killed snapshot was left over
+
+
+def test_held_back_syncs_start_early_when_too_many_objects_wait(big_files: Path, tmp_path: Path) -> None:
+    """Each held-back object is an open file: past the limit (here 2, as if the process could open only
+    a few files) the batch starts syncing them during the capture; the snapshot is the same."""
+    store = SnapshotStore.open(tmp_path / "store")
+    store.backend._deferred_limit = 2
+    snapshot = take_snapshot(big_files, store=store, durable="background")
+    assert snapshot.wait_durable(timeout=60)
+    assert store.verify(snapshot.id).ok and len(object_files(store.local_root)) == 5
+    assert list((store.local_root / "tmp").iterdir()) == []
