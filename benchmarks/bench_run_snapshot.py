@@ -137,6 +137,9 @@ def main() -> None:
     }
     for name, values in medians.items():
         print(f"{name:<28}" + "".join(f"{values[key]:>16.3f}s" for key in keys))
+    for name, runs in samples.items():
+        each = ", ".join(f"{run['first step']:.2f}/{run['end']:.2f}" for run in runs)
+        print(f"{name}: first step / end of each run, in order: {each}")
     now, before = medians["background (now)"], medians["waits for durable (before)"]
     print(
         f"first step's code starts {before['first step'] - now['first step']:.3f} s earlier "

@@ -66,7 +66,9 @@ def _sendfile(source: int, target: int, offset: int, count: int) -> int:
     return os.sendfile(target, source, offset, count)
 
 
-SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the dirty pages of the range, do not wait
+# from <fcntl.h>: wait for writes of the range already in flight / start writing its dirty pages / wait
+# for those writes to end
+SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE, SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
 
 
 @functools.cache
@@ -90,6 +92,16 @@ def start_writeback(fd: int, offset: int, count: int) -> None:
     sync_file_range = _sync_file_range()
     if sync_file_range is not None:
         sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)
+
+
+def write_out(fd: int, offset: int, count: int) -> bool:
+    """Write a range's dirty pages to the disk and wait until they are written (the data only: an fsync
+    must follow for the file's size and the disk's cache). False where unsupported (nothing was done)."""
+    sync_file_range = _sync_file_range()
+    if sync_file_range is None:
+        return False
+    flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
+    return sync_file_range(fd, offset, count, flags) == 0
 
 
 # In the order tried; a method that answers "unsupported" is not asked again for the same copy.

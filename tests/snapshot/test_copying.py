@@ -185,3 +185,19 @@ def test_across_filesystems_the_copy_falls_back_and_stays_exact(tmp_path: Path, 
     finally:
         source.unlink(missing_ok=True)
         source.with_name(source.name + ".restored").unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="sync_file_range is Linux's")
+def test_write_out_writes_a_range_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """The paced writer of a snapshot's deferred syncs (backends.PACED_WINDOW) relies on it."""
+    data = write(tmp_path / "file", SIZE)
+    with open(tmp_path / "file", "r+b", buffering=0) as stream:
+        stream.write(b"changed")  # a dirty page to write
+        assert copying.write_out(stream.fileno(), 0, SIZE) is True
+    assert (tmp_path / "file").read_bytes() == b"changed" + data[7:]
+    reader, writer = os.pipe()
+    try:
+        assert copying.write_out(writer, 0, 4096) is False  # not a file: nothing done, nothing raised
+    finally:
+        os.close(reader)
+        os.close(writer)

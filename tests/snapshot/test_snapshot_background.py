@@ -19,6 +19,7 @@ import pytest
 
 from jupyter_ext.errors import SnapshotError
 from jupyter_ext.snapshot import SnapshotStore, durability, restore, take_snapshot
+from jupyter_ext.snapshot.backends import PACED_WINDOW
 from jupyter_ext.snapshot.gc import collect_garbage
 from tests.snapshot.test_snapshot_durability import BIG, assert_every_object_is_whole, object_files
 
@@ -27,10 +28,12 @@ BACKGROUND_THREADS = ("cellpipe-fsync", durability.THREAD_NAME)
 
 @pytest.fixture
 def big_files(tmp_path: Path, write_nb, write_data, settle) -> Path:
-    """A notebook declaring 3 large files (kernel-copied) and a small one."""
+    """A notebook declaring 3 large files (kernel-copied; the first written out in paced windows) and a
+    small one."""
     root = tmp_path / "project"
     for index in range(3):
-        write_data(root / "data" / f"big-{index}.bin", os.urandom(BIG))
+        size = PACED_WINDOW * 2 + 12345 if index == 0 else BIG
+        write_data(root / "data" / f"big-{index}.bin", os.urandom(size))
     write_data(root / "data" / "small.txt", "small\n")
     notebook = write_nb(root / "nb.ipynb", [("code", "x = 1", ["data:data"])])
     settle()
@@ -61,6 +64,7 @@ def test_it_returns_with_the_data_captured_before_the_disk_part_and_readers_wait
     held = HeldSyncs(monkeypatch)
     store_root = tmp_path / "store"
     original = (big_files.parent / "data" / "big-0.bin").read_bytes()
+    assert len(original) > PACED_WINDOW
 
     snapshot = take_snapshot(big_files, store=SnapshotStore.open(store_root), durable="background")
 
