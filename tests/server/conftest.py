@@ -17,7 +17,7 @@ import requests
 
 from jupyter_ext.tracking.background import stop_worker
 from tests.support.loopback import free_port
-from tests.support.processes import ending_with_this_process
+from tests.support.processes import ending_with_this_process, stop_process
 from tests.support.waiting import wait_until
 
 TOKEN = "cellpipe-test-token"
@@ -60,13 +60,7 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         stop_worker(self.root / ".cellpipe")  # the MLflow tracking worker outlives a server on purpose
 
 

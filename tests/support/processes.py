@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 
 from jupyter_ext.util import end_with_parent
@@ -16,3 +17,15 @@ def ending_with_this_process() -> Callable[[], None]:
     thread's exit): the test's main thread."""
     tests = os.getpid()
     return lambda: end_with_parent(tests, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM a test's server and wait for it; SIGKILL it if it has not exited within ``timeout`` s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

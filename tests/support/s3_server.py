@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.loopback import free_port
-from tests.support.processes import ending_with_this_process
+from tests.support.processes import ending_with_this_process, stop_process
 
 START_TIMEOUT_S = 60.0  # moto imports a lot; on a loaded two-core machine its start takes seconds
 # Dummy credentials and a region, and no instance-metadata lookups (they time out slowly off AWS).
@@ -73,12 +73,7 @@ class MotoServer:
         raise RuntimeError(f"moto_server did not answer on {self.endpoint} in {START_TIMEOUT_S:.0f}s")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=10)
 
 
 @dataclass

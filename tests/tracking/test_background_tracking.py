@@ -4,6 +4,7 @@ final record, nothing is lost or duplicated when a worker is killed, and an idle
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from jupyter_ext.records.models import RunStatus, TrackingStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.tracking import background
+from tests.support import waiting
 from tests.support.mlflow_server import mlflow_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -51,14 +53,7 @@ def served_by(data_dir) -> list[str]:
     return [line for line in log.read_text().splitlines() if "serving" in line] if log.exists() else []
 
 
-def wait_until(condition, timeout=120.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+wait_until = functools.partial(waiting.wait_until, timeout=120.0)  # a worker imports MLflow first (~2 s)
 
 
 def test_the_final_record_has_the_mlflow_run_and_the_worker_finishes_it(write_notebook, data_dir):

@@ -22,7 +22,7 @@ import pytest
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.support.processes import ending_with_this_process
+from tests.support.processes import ending_with_this_process, stop_process
 
 REPO = Path(__file__).parents[2]
 EXAMPLES = REPO / "examples"
@@ -151,12 +151,7 @@ def wait_for_lab(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def stop_lab(lab: Lab) -> None:
-    lab.process.terminate()
-    try:
-        lab.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        lab.process.kill()
-        lab.process.wait(timeout=10)
+    stop_process(lab.process)
 
 
 def copy_notebooks(root: Path) -> None:
