@@ -250,7 +250,7 @@ export class RunsView extends ReactWidget {
                   .join('  ')}
               </p>
             )}
-            <table className="cp-Steps">
+            <table className="cp-Steps cp-RunSteps">
               <thead>
                 <tr>
                   <th>Step</th>

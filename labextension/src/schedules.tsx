@@ -340,73 +340,83 @@ export class SchedulesView extends ReactWidget {
             : null
         }
       >
-        <table className="cp-Steps cp-ScheduleTable">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Notebook</th>
-              <th>When</th>
-              <th>Next</th>
-              <th>Target</th>
-              <th>Last runs</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {this.schedules.map(s => (
-              <tr key={s.id} data-schedule={s.id} className={s.enabled ? '' : 'cp-mod-paused'}>
-                <td>{s.name}</td>
-                <td>{s.notebook}</td>
-                <td title={`${s.cron} (${s.timezone})`}>
-                  {s.description /* it ends with the time zone: "At 07:00 (UTC)" */}
-                  {!s.survives_server_cull && (
-                    <span
-                      className="cp-Muted"
-                      title="Local schedules fire only while this Jupyter server runs"
-                    >
-                      {' '}
-                      · while the server runs
-                    </span>
-                  )}
-                </td>
-                <td>
-                  {s.enabled ? (
-                    formatTime(s.next_fire_times[0])
-                  ) : (
-                    <span className="cp-Badge cp-status-cancelled">paused</span>
-                  )}
-                </td>
-                <td>{s.target}</td>
-                <td>
-                  <span className="cp-StepDots">
-                    {s.recent_runs.map(r => (
-                      <span
-                        key={r.id}
-                        className={`cp-StepDot cp-status-${r.status}`}
-                        title={`${shortId(r.id)}: ${r.status}`}
-                      />
-                    ))}
-                  </span>
-                </td>
-                <td className="cp-Row-actions">
-                  <Button
-                    small
-                    minimal
-                    onClick={() => void this.change(s, { enabled: !s.enabled })}
-                  >
-                    {s.enabled ? 'Pause' : 'Resume'}
-                  </Button>
-                  <Button small minimal onClick={() => void this.edit(s)}>
-                    Edit
-                  </Button>
-                  <Button small minimal className="cp-Danger" onClick={() => void this.remove(s)}>
-                    Delete
-                  </Button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        {/* a wide table: in a narrow view it scrolls sideways on its own, under the view's header */}
+        {this.schedules.length > 0 && (
+          <div className="cp-TableScroll">
+            <table className="cp-Steps cp-ScheduleTable">
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Notebook</th>
+                  <th>When</th>
+                  <th>Next</th>
+                  <th>Target</th>
+                  <th>Last runs</th>
+                  <th />
+                </tr>
+              </thead>
+              <tbody>
+                {this.schedules.map(s => (
+                  <tr key={s.id} data-schedule={s.id} className={s.enabled ? '' : 'cp-mod-paused'}>
+                    <td>{s.name}</td>
+                    <td>{s.notebook}</td>
+                    <td title={`${s.cron} (${s.timezone})`}>
+                      {s.description /* it ends with the time zone: "At 07:00 (UTC)" */}
+                      {!s.survives_server_cull && (
+                        <span
+                          className="cp-Muted"
+                          title="Local schedules fire only while this Jupyter server runs"
+                        >
+                          {' '}
+                          · while the server runs
+                        </span>
+                      )}
+                    </td>
+                    <td>
+                      {s.enabled ? (
+                        formatTime(s.next_fire_times[0])
+                      ) : (
+                        <span className="cp-Badge cp-status-cancelled">paused</span>
+                      )}
+                    </td>
+                    <td>{s.target}</td>
+                    <td>
+                      <span className="cp-StepDots">
+                        {s.recent_runs.map(r => (
+                          <span
+                            key={r.id}
+                            className={`cp-StepDot cp-status-${r.status}`}
+                            title={`${shortId(r.id)}: ${r.status}`}
+                          />
+                        ))}
+                      </span>
+                    </td>
+                    <td className="cp-Row-actions">
+                      <Button
+                        small
+                        minimal
+                        onClick={() => void this.change(s, { enabled: !s.enabled })}
+                      >
+                        {s.enabled ? 'Pause' : 'Resume'}
+                      </Button>
+                      <Button small minimal onClick={() => void this.edit(s)}>
+                        Edit
+                      </Button>
+                      <Button
+                        small
+                        minimal
+                        className="cp-Danger"
+                        onClick={() => void this.remove(s)}
+                      >
+                        Delete
+                      </Button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
         <AfterRender then={() => this.keepFocus()} />
       </ListChrome>
     );

@@ -45,6 +45,19 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
     when = row.locator("td").nth(2).inner_text()
     assert when.count("UTC") == 1, when  # the description names the time zone; nothing repeats it
     ui.shot("15-schedules-list")
+    # in a narrow window the table scrolls sideways in a box of its own: the view and its header stay put
+    page.click('.jp-SideBar.jp-mod-right li[data-id="cellpipe-pipeline"]')  # the pipeline panel closes
+    page.set_viewport_size({"width": 600, "height": 900})
+    page.wait_for_function(
+        "() => document.querySelector('.cp-Schedules').getBoundingClientRect().width < 480"
+    )
+    view_overflow, table_overflow = page.evaluate(
+        "() => [document.querySelector('.cp-Schedules'), document.querySelector('.cp-Schedules table').parentNode]"
+        ".map(node => node.scrollWidth - node.clientWidth)"
+    )
+    assert view_overflow == 0 and table_overflow > 0, (view_overflow, table_overflow)
+    ui.shot("15b-schedules-list-narrow")
+    page.set_viewport_size({"width": 1440, "height": 900})
 
     row.locator("button", has_text="Pause").click()
     row.locator(".cp-Badge", has_text="paused").wait_for()
@@ -71,3 +84,5 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
         timeout=10_000,
     )
     assert lab.api("GET", f"schedules/{schedule['id']}").status_code == 404
+    assert page.locator(".cp-Schedules table").count() == 0  # no empty table's header under "No schedules"
+    assert page.locator(".cp-Schedules .cp-Runs-empty").is_visible()
