@@ -14,6 +14,7 @@ import functools
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,7 @@ async def wait_until_ready(client: Any, timeout: float = 60.0) -> dict:
 
 
 _shared_context: tuple[int, Any] | None = None  # (pid, context): see shared_zmq_context
+_shared_context_lock = threading.Lock()  # runs start kernels from several threads (the server's)
 
 
 def shared_zmq_context() -> Any:
@@ -197,9 +199,10 @@ def shared_zmq_context() -> Any:
     import zmq.asyncio
 
     global _shared_context
-    if _shared_context is None or _shared_context[0] != os.getpid():  # a forked child makes its own
-        _shared_context = (os.getpid(), zmq.asyncio.Context())
-    return _shared_context[1]
+    with _shared_context_lock:
+        if _shared_context is None or _shared_context[0] != os.getpid():  # a forked child makes its own
+            _shared_context = (os.getpid(), zmq.asyncio.Context())
+        return _shared_context[1]
 
 
 @functools.cache
