@@ -5,7 +5,13 @@
  */
 import * as React from 'react';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
-import { Button, notebookIcon, ReactWidget } from '@jupyterlab/ui-components';
+import {
+  Button,
+  caretDownIcon,
+  caretRightIcon,
+  notebookIcon,
+  ReactWidget
+} from '@jupyterlab/ui-components';
 import { AfterRender, focusLost, ListChrome } from './components';
 import {
   ApiError,
@@ -165,7 +171,12 @@ export class RunsView extends ReactWidget {
         >
           {/* A grid of fixed places (base.css): what changes while a run goes on (status, the
               moving duration, "cancelling") never moves or re-wraps what is beside it */}
-          <span className="cp-Caret">{open ? '▾' : '▸'}</span>
+          {/* JupyterLab's caret, as its running-sessions and extension lists draw one */}
+          {open ? (
+            <caretDownIcon.react tag="span" className="cp-Caret" />
+          ) : (
+            <caretRightIcon.react tag="span" className="cp-Caret" />
+          )}
           {cancelling ? (
             <span
               className="cp-Badge cp-status-running cp-Run-cancelling"

@@ -368,6 +368,7 @@ def test_the_run_summary_fits_a_narrow_view_and_stays_put_when_the_run_ends(page
     assert run.locator(".cp-Run-notebook").get_attribute("title") == (
         "a_rather_long_notebook_name_for_a_side_panel.ipynb"
     )  # cut short (…) in the view, whole on hover
+    assert run.locator(".cp-Run-summary .cp-Caret svg").count() == 1  # JupyterLab's caret icon, not a "▾"
     # the button is its icon here; its name is still "Open notebook"
     assert page.get_by_role("button", name="Open notebook").count() == 2
 
