@@ -1,10 +1,11 @@
 """The time line of one run started from the Jupyter server ("Run as pipeline"): where its wall time goes.
 
-    python benchmarks/profile_server_run.py [--work 1.0] [--pool 2] [--runs 2]
+    python benchmarks/profile_server_run.py [--work 1.0] [--pool N] [--runs 2] [--think 3]
 
-Starts a real `jupyter server` with a warm kernel pool of POOL kernels, makes one untimed run (the server's
-imports and its MLflow worker warm, as on a server in use), then POSTs the two-branch notebook of
-bench_server_runs.py RUNS times (tracking on, cache off) and prints, for each, in order and in seconds from
+Starts a real `jupyter server` on the default settings (or with a kernel pool of POOL kernels); RUNS + 1
+times (run 0 is the server's first: it also pays the server's first-use imports and the MLflow worker's start),
+opens the two-branch notebook of bench_server_runs.py (POST analyse, as the front end does: the default
+pool's kernels start then), waits THINK seconds and POSTs it (tracking on, cache off), and prints, for each, in order and in seconds from
 the POST: the record's creation and start, every step's cells (prelude, parameters, inputs, the user's code,
 outputs, from nbclient's own timestamps in the executed step notebooks), each step's end as recorded, the
 record's end and when the client's poll (GET runs/{id} every 0.05 s) first read it final. The load average
@@ -13,6 +14,7 @@ is printed with them: on a shared machine compare phases, not totals.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from datetime import datetime
@@ -41,10 +43,12 @@ def cell_events(server: Server, route: str, step: str) -> list[tuple[float, floa
     return events
 
 
-def one_run(server: Server, nb: Path, pool: int) -> tuple[float, float, dict]:
-    if not wait_until(lambda: len(kernel_children(server.process.pid)) >= pool, timeout=300):
-        raise SystemExit("the pool did not fill")
-    time.sleep(0.5)  # the last kernel's start-up out of the way
+def one_run(server: Server, nb: Path, think: float) -> tuple[float, float, dict]:
+    answer = server.api("POST", "analyse", json={"path": nb.name})  # the notebook is opened
+    if answer.status_code != 200:
+        raise SystemExit(f"POST analyse: {answer.status_code} {answer.text}")
+    time.sleep(think)
+    print(f"{len(kernel_children(server.process.pid))} kernels waiting at the POST")
     posted = time.time()
     answer = server.api("POST", "runs", json={"path": nb.name, "use_cache": False, "track": True})
     if answer.status_code != 202:
@@ -62,18 +66,24 @@ def one_run(server: Server, nb: Path, pool: int) -> tuple[float, float, dict]:
 def main() -> None:
     parser = common.arguments(__doc__)
     parser.add_argument("--work", type=float, default=1.0)
-    parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument(
+        "--pool", type=int, default=None, help="kernel_pool_size (default: the server's default)"
+    )
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--think", type=float, default=3.0, help="seconds from POST analyse to POST runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         root.mkdir()
         nb = notebook(root / "branches.ipynb", args.work)
-        server = Server(root, f"--CellpipeApp.kernel_pool_size={args.pool}")
+        os.environ.pop("CELLPIPE_KERNEL_POOL_SIZE", None)  # the default is the product's, not this shell's
+        pool = [] if args.pool is None else [f"--CellpipeApp.kernel_pool_size={args.pool}"]
+        server = Server(root, *pool)
         try:
-            one_run(server, nb, args.pool)  # untimed: imports, the MLflow worker's start
-            for number in range(1, args.runs + 1):
-                posted, seen, record = one_run(server, nb, args.pool)
+            for number in range(
+                args.runs + 1
+            ):  # run 0: the server's first (its imports, the MLflow worker's start)
+                posted, seen, record = one_run(server, nb, args.think)
                 events = [
                     (posted, posted, "POST runs"),
                     (record["created"], record["created"], "record created"),

@@ -14,6 +14,9 @@ NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 # MLflow tracking workers started by the tests' runs exit soon after their last run (default: 5 minutes)
 os.environ.setdefault("CELLPIPE_TRACKING_IDLE_S", "5")
+# The tests' many Jupyter servers keep no warm kernels (the default keeps 3 from the first analysis or run):
+# tests of the pool ask for it (tests/server/test_kernel_pool.py: the default, with this variable emptied)
+os.environ.setdefault("CELLPIPE_KERNEL_POOL_SIZE", "0")
 
 
 @pytest.fixture

@@ -135,6 +135,12 @@ class CellpipeHandler(ExtensionHandlerMixin, APIHandler):
                 raise CellpipeError("is not valid UTF-8", field=name) from None
         return Fields(values, allowed=allowed, text_values=True)
 
+    async def may_execute(self) -> bool:
+        """Whether the current user may also do what :data:`executes` guards (start runs), as the Authorizer
+        says: a route that only reads may prepare for that (start kernels) only for such a user."""
+        allowed = self.authorizer.is_authorized(self, self.current_user, "execute", "kernels")
+        return bool(await allowed if inspect.isawaitable(allowed) else allowed)
+
     # -- answers ---------------------------------------------------------------------------------------
     def reply(self, data: Any, status: int = 200) -> None:
         """Send ``data`` as JSON, with server paths, host names and pids taken out."""

@@ -59,7 +59,11 @@ class AnalyseHandler(CellpipeHandler):
         fields = self.body("path", "content")
         notebook = self.app.paths.resolve(fields.string("path", required=True))
         content = await asyncio.to_thread(fields.notebook_content, "content")  # a notebook object: re-encoded
-        self.reply(await self.app.analyser.analyse(str(notebook), self.app.paths.relative(notebook), content))
+        result = await self.app.analyser.analyse(str(notebook), self.app.paths.relative(notebook), content)
+        prelude = [cell["source"] for cell in result["pipeline"].get("prelude", [])]
+        self.reply(result)
+        if await self.may_execute():  # a run may follow: have kernels waiting for it (after the answer)
+            await self.app.notebook_opened(notebook, prelude)
 
 
 class RunsHandler(RunHandlerBase):

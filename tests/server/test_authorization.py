@@ -9,6 +9,7 @@ gets past authorization (to a 2xx, or a 4xx about the request itself, never 403)
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -52,19 +53,26 @@ POLICIES = {
 }
 
 
-@pytest.fixture(scope="module")
-def guarded(launch, tmp_path_factory):
-    """A server asking the policy Authorizer, and a function that sets the policy."""
+def policy_server(launch, tmp_path_factory, allowed: str, env: dict[str, str] | None = None):
+    """A server asking the policy Authorizer, and its policy file (one ``resource:action`` a line)."""
     policy = tmp_path_factory.mktemp("policy") / "allowed.txt"
-    policy.write_text("")
+    policy.write_text(allowed)
     support = str(Path(__file__).parent / "support")
     server = launch(
         "--ServerApp.authorizer_class=policy_authorizer.PolicyAuthorizer",
         env={
+            **(env or {}),
             "CELLPIPE_TEST_POLICY": str(policy),
             "PYTHONPATH": os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH", "")) if p),
         },
     )
+    return server, policy
+
+
+@pytest.fixture(scope="module")
+def guarded(launch, tmp_path_factory):
+    """A server asking the policy Authorizer, and a function that sets the policy."""
+    server, policy = policy_server(launch, tmp_path_factory, "")
 
     def allow(permissions: set[str]) -> None:
         policy.write_text("\n".join(sorted(permissions)))
@@ -96,3 +104,16 @@ def test_a_refused_start_runs_nothing(guarded):
     assert response.status_code == 403
     listed = server.api("GET", "runs").json()
     assert listed["total"] == 0 and listed["runs"] == []
+
+
+def test_analysis_by_a_user_who_may_not_run_starts_no_kernels(launch, tmp_path_factory):
+    """Analysing starts the warm kernel pool (a run may follow), but only for a user who may start runs."""
+    from tests.server.test_kernel_pool import DEFAULT, kernel_children, wait_for
+
+    server, policy = policy_server(launch, tmp_path_factory, READ, env=DEFAULT)
+    assert server.api("POST", "analyse", json={"path": "branches.ipynb"}).status_code == 200
+    time.sleep(2.0)  # a pool started by that analysis has forked by now
+    assert kernel_children(server.process.pid) == set()
+    policy.write_text(f"{READ}\n{EXECUTE}")
+    assert server.api("POST", "analyse", json={"path": "branches.ipynb"}).status_code == 200
+    wait_for(lambda: len(kernel_children(server.process.pid)) >= 3)

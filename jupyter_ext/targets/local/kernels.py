@@ -36,6 +36,7 @@ class KernelPool:
         self.modules = imported_modules(warmup) if shared is not None else []  # what the warm-up imports
         if shared is not None:  # the shared pool's next kernels import this run's installed modules
             shared.preload(self.modules, local=[self.cwd])
+            shared.begin_run()  # ended in close()
         self._ready: asyncio.Queue = asyncio.Queue()
         self._starting: set[asyncio.Task] = set()
         self._handed_out: set = set()
@@ -47,6 +48,7 @@ class KernelPool:
         self._changed = asyncio.Event()  # a start ended (a kernel is ready, or a start failed)
         self._closed = False
         self._holding = False  # the shared pool's refills wait while this run's kernels start
+        self._ended = False  # told the shared pool this run no longer uses its fork server
 
     def expect(self, count: int) -> None:
         """Tell the pool how many kernels will be asked for in total (it never starts more)."""
@@ -159,6 +161,9 @@ class KernelPool:
         await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping, return_exceptions=True)
         if self._own_forker:
             await asyncio.to_thread(self.forker.close)
+        elif self.shared is not None and not self._ended:
+            self._ended = True
+            self.shared.end_run()
 
 
 def leading_imports(sources: list[str]) -> str:
@@ -203,17 +208,23 @@ class WarmKernelPool:
     """Kernels started ahead of any run, for a long-lived process (the Jupyter server): a run's first step
     need not wait a second or more for its kernel.
 
-    ``size`` kernels of ``kernel_name`` wait, started in ``cwd``. :meth:`take` hands one out and starts a
-    replacement in the background. A kernel is handed out once and never comes back (the taker shuts it
-    down), so every step still runs in a fresh kernel, exactly as without the pool. Replacements import the
-    installed modules of the latest run's prelude (:meth:`preload`), with the user's namespace untouched.
+    ``size`` kernels of ``kernel_name`` wait, started in ``cwd``, from the first :meth:`wake` (a notebook
+    opened for analysis, a run) on. :meth:`take` hands one out and starts a replacement in the background. A
+    kernel is handed out once and never comes back (the taker shuts it down), so every step still runs in a
+    fresh kernel, exactly as without the pool. New kernels import the installed modules of the latest
+    notebook's leading imports (:meth:`preload`), with the user's namespace untouched.
+
+    ``idle_timeout`` seconds after the last wake with no run in progress (0: never), the pool gives its
+    waiting kernels and its fork server back, so a server nobody uses holds no kernels; the next wake
+    starts them again.
     """
 
     def __init__(
         self, size: int, *, cwd: str | Path, kernel_name: str = "python3", log: str | Path | None = None,
-        preload: bool = True,
+        preload: bool = True, idle_timeout: float = 0.0,
     ) -> None:  # fmt: skip
         self.size = max(0, int(size))
+        self.idle_timeout = max(0.0, float(idle_timeout))
         self.preloading = preload  # False: waiting kernels import nothing ahead (:meth:`preload` is ignored)
         self.kernel_name = kernel_name
         self.cwd = str(cwd)
@@ -227,10 +238,64 @@ class WarmKernelPool:
         self._preload: tuple[str, ...] = ()  # modules new kernels import while they wait (runtime/preload.py)
         self._local: list[str] = []  # directories of the user's project: nothing there is imported ahead
         self._holds = 0  # runs whose kernels are starting: refills wait for them (KernelPool)
+        self._awake = False  # kernels are kept (from the first wake until given back when idle)
+        self._runs = 0  # runs using the pool's fork server now: never given back under them
+        self._last_used = 0.0  # event-loop time of the latest wake or run end
+        self._idle_watch: asyncio.Task | None = None
+        self.given_back = 0  # times the pool gave its kernels back when idle (for tests and the log)
 
     def start(self) -> None:
-        """Begin filling the pool (call on the event loop that will use it)."""
+        """Begin filling the pool now (call on the event loop that will use it); the same as :meth:`wake`."""
+        self.wake()
+
+    def wake(self) -> None:
+        """Someone is about to run a notebook (it was opened, or a run begins): keep ``size`` kernels waiting
+        from now on, and count the idle time from now."""
+        if self._closed:
+            return
+        self._awake = True
+        self._last_used = asyncio.get_running_loop().time()
+        if self.idle_timeout > 0 and self._idle_watch is None:
+            self._idle_watch = asyncio.ensure_future(self._give_back_when_idle())
         self._fill()
+
+    def begin_run(self) -> None:
+        """A run's kernels are about to come from this pool and its fork server (KernelPool): wake up, and
+        give nothing back until :meth:`end_run`."""
+        self._runs += 1
+        self.wake()
+
+    def end_run(self) -> None:
+        self._runs = max(0, self._runs - 1)
+        if not self._closed:
+            self._last_used = asyncio.get_running_loop().time()  # idle from the run's end
+
+    async def _give_back_when_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._closed:
+                due = self._last_used + self.idle_timeout
+                if loop.time() >= due and not self._runs:
+                    await self._give_back()
+                    return
+                await asyncio.sleep(max(due - loop.time(), min(self.idle_timeout, 1.0)))
+        finally:
+            self._idle_watch = None
+
+    async def _give_back(self) -> None:
+        """Stop the waiting kernels and the fork server. Nothing else uses them: no run is in progress (a
+        run's kernels fork from the server, and die with it). A later wake forks from a new fork server;
+        everything is detached before the first await, so a wake meanwhile never gets a kernel of the old one."""
+        self._awake = False
+        self.given_back += 1
+        starting, self._starting = set(self._starting), set()
+        kernels, self._ready = self.waiting, []
+        forker, self.forker = self.forker, KernelForkServer(log=self.log)
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
+        await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        await asyncio.to_thread(forker.close)
 
     @property
     def ready(self) -> int:
@@ -254,7 +319,9 @@ class WarmKernelPool:
         self._fill()
 
     def _fill(self) -> None:
-        if self._closed or self._failures >= 3 or self._holds:  # failing: runs start their own kernels
+        if (
+            not self._awake or self._closed or self._failures >= 3 or self._holds
+        ):  # failing: runs start theirs
             return
         while len(self._ready) + len(self._starting) < self.size:
             task = asyncio.ensure_future(self._start_one(self._preload))
@@ -274,13 +341,15 @@ class WarmKernelPool:
         return kernel, modules
 
     def _started(self, task: asyncio.Task) -> None:
+        ours = task in self._starting  # not when given back while it started (a kernel of the old forker)
         self._starting.discard(task)
         if task.cancelled():
             return
         if task.exception() is not None:
             self._failures += 1
-        elif self._closed:
+        elif self._closed or not ours:
             asyncio.ensure_future(task.result()[0].shutdown())
+            return
         else:
             self._failures = 0
             self._ready.append(task.result())
@@ -331,6 +400,8 @@ class WarmKernelPool:
 
     async def close(self) -> None:
         self._closed = True
+        if self._idle_watch is not None:
+            self._idle_watch.cancel()
         for task in list(self._starting):
             task.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
