@@ -8,7 +8,7 @@ opens the two-branch notebook of bench_server_runs.py (POST analyse, as the fron
 pool's kernels start then), waits THINK seconds and POSTs it (tracking on, cache off), and prints, for each, in order and in seconds from
 the POST: the record's creation and start, every step's cells (prelude, parameters, inputs, the user's code,
 outputs, from nbclient's own timestamps in the executed step notebooks), each step's end as recorded, the
-record's end and when the client's poll (GET runs/{id} every 0.05 s) first read it final. The load average
+record's end and when the client's poll (GET runs/{id} every POLL s, default 0.25) first read it final. The load average
 is printed with them: on a shared machine compare phases, not totals.
 """
 
@@ -17,18 +17,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import common  # puts this checkout first on sys.path
 from bench_server import Server
-from bench_server_runs import FINAL, notebook, read, wait_until
+from bench_server_runs import FINAL, notebook, read, stamp, wait_until
 
 from tests.server.test_kernel_pool import kernel_children
-
-
-def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def cell_events(server: Server, route: str, step: str) -> list[tuple[float, float, str]]:
@@ -43,7 +38,7 @@ def cell_events(server: Server, route: str, step: str) -> list[tuple[float, floa
     return events
 
 
-def one_run(server: Server, nb: Path, think: float) -> tuple[float, float, dict]:
+def one_run(server: Server, nb: Path, think: float, poll: float) -> tuple[float, float, dict]:
     answer = server.api("POST", "analyse", json={"path": nb.name})  # the notebook is opened
     if answer.status_code != 200:
         raise SystemExit(f"POST analyse: {answer.status_code} {answer.text}")
@@ -54,7 +49,7 @@ def one_run(server: Server, nb: Path, think: float) -> tuple[float, float, dict]
     if answer.status_code != 202:
         raise SystemExit(f"POST runs: {answer.status_code} {answer.text}")
     run_id = answer.json()["id"]
-    wait_until(lambda: read(server, run_id)["status"] in FINAL)
+    wait_until(lambda: read(server, run_id)["status"] in FINAL, step=poll)
     seen = time.time()
     record = read(server, run_id)
     if record["status"] != "succeeded":
@@ -71,6 +66,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--think", type=float, default=3.0, help="seconds from POST analyse to POST runs")
+    parser.add_argument(
+        "--poll", type=float, default=0.25, help="seconds between GET runs/{id} (default 0.25)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
@@ -83,7 +81,7 @@ def main() -> None:
             for number in range(
                 args.runs + 1
             ):  # run 0: the server's first (its imports, the MLflow worker's start)
-                posted, seen, record = one_run(server, nb, args.think)
+                posted, seen, record = one_run(server, nb, args.think, args.poll)
                 events = [
                     (posted, posted, "POST runs"),
                     (record["created"], record["created"], "record created"),

@@ -55,6 +55,7 @@ class CellpipeApp(ExtensionApp):
     load_other_extensions = True
     _tracking_keeper: asyncio.Future | None = None
     _cluster_follower: asyncio.Future | None = None
+    _run_path_imported = False
 
     data_dir = Unicode(
         config=True,
@@ -315,18 +316,22 @@ class CellpipeApp(ExtensionApp):
         """A user who may run it had ``notebook`` analysed (the front end does when it opens one): start the
         kernel pool if it waits for its first use, its kernels importing the installed modules the notebook's
         prelude begins with (``prelude``: its cells' sources), as a run of it would. Not on the server's
-        start: a server on a hub that nobody uses holds no kernels."""
+        start: a server on a hub that nobody uses holds no kernels. The first call also imports what a run
+        imports on first use."""
+        from jupyter_ext.services.runs import import_run_path
         from jupyter_ext.targets.local.kernels import imported_modules, leading_imports
 
         pool = self.run_service.kernel_pool
-        if pool is None:
-            return
-        try:  # parsing a large functions cell takes the event loop milliseconds
-            modules = await asyncio.to_thread(lambda: imported_modules(leading_imports(prelude)))
-        except (SyntaxError, ValueError):  # a run would report it; nothing to import ahead meanwhile
-            modules = []
-        pool.preload(modules, local=[str(notebook.parent)])
-        pool.wake()
+        if pool is not None:
+            try:  # parsing a large functions cell takes the event loop milliseconds
+                modules = await asyncio.to_thread(lambda: imported_modules(leading_imports(prelude)))
+            except (SyntaxError, ValueError):  # a run would report it; nothing to import ahead meanwhile
+                modules = []
+            pool.preload(modules, local=[str(notebook.parent)])
+            pool.wake()
+        if not self._run_path_imported:
+            self._run_path_imported = True
+            await asyncio.to_thread(import_run_path)
 
     def initialize_handlers(self) -> None:
         for module in self._route_modules:

@@ -43,7 +43,13 @@ from typing import IO, Any
 from jupyter_ext.records.models import RunRecord, Tracking, TrackingStatus
 from jupyter_ext.records.owner import owner_alive
 from jupyter_ext.records.store import RecordStore
-from jupyter_ext.util import open_private, private_dir, write_json_atomic
+from jupyter_ext.util import (
+    IDLE_AUTOGROUP_NICE,
+    open_private,
+    private_dir,
+    set_autogroup_nice,
+    write_json_atomic,
+)
 
 JOB_FILE = "tracking-job.json"
 WORKER_LOCK = "tracking-worker.lock"
@@ -56,7 +62,6 @@ POLL_S = 0.05  # one indexed query: ~0.1 ms
 ALIVE_CHECK_S = 2.0  # how often a running run's owner is checked (a dead one turns the run crashed)
 RESUME_WITHIN_S = 7 * 24 * 3600  # older pending runs are left alone (their MLflow store may be gone)
 SERVING_NICE = 10  # the warm worker's nice value: the runs it serves come first
-IDLE_AUTOGROUP_NICE = 19  # a starting worker's session's scheduling group (see yielding_to_runs)
 SERVING_AUTOGROUP_NICE = 0  # once it serves: what every new session gets
 YIELD_FOR_S = 10.0  # the longest a starting worker yields: runs that short pay nothing for its start
 
@@ -213,27 +218,17 @@ def yielding_to_runs(for_at_most: float = YIELD_FOR_S) -> Iterator[None]:
     at most once. Without autogroups (a container's cgroup, autogroups off) the nice value ranks it
     (weight 110 against 1024 at nice 0). A worker started by hand shares its terminal's group: left alone."""
     pid = os.getpid()
-    if os.getsid(0) != pid or not _set_autogroup_nice(pid, IDLE_AUTOGROUP_NICE):
+    if os.getsid(0) != pid or not set_autogroup_nice(pid, IDLE_AUTOGROUP_NICE):
         yield
         return
-    deadline = threading.Timer(for_at_most, _set_autogroup_nice, (pid, SERVING_AUTOGROUP_NICE))
+    deadline = threading.Timer(for_at_most, set_autogroup_nice, (pid, SERVING_AUTOGROUP_NICE))
     deadline.daemon = True
     deadline.start()
     try:
         yield
     finally:
         deadline.cancel()
-        _set_autogroup_nice(pid, SERVING_AUTOGROUP_NICE)
-
-
-def _set_autogroup_nice(pid: int, nice: int) -> bool:
-    """Rank process ``pid``'s session's scheduling group; False where the kernel has no autogroups. Any
-    value from 0 to 19 needs no privilege."""
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
-    except OSError:
-        return False
-    return True
+        set_autogroup_nice(pid, SERVING_AUTOGROUP_NICE)
 
 
 class Worker:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jupyter_ext.runtime.kernel import Kernel, start_kernel, warm_up
 from jupyter_ext.runtime.kernel_fork import KernelForkServer
+from jupyter_ext.util import IDLE_AUTOGROUP_NICE, set_autogroup_nice
 
 
 class KernelPool:
@@ -166,6 +167,15 @@ class KernelPool:
             self.shared.end_run()
 
 
+def kernel_pid(kernel: Kernel) -> int | None:
+    """The pid of a kernel that leads a session of its own (forked and spawned kernels do), else None."""
+    try:
+        pid = kernel.km.provisioner.process.pid
+        return pid if os.getsid(pid) == pid else None
+    except (AttributeError, OSError):
+        return None
+
+
 def leading_imports(sources: list[str]) -> str:
     """The import statements the prelude begins with, as code: those before its first statement of any
     other kind (an assignment, a call, a magic), across its cells in order.
@@ -243,6 +253,7 @@ class WarmKernelPool:
         self._last_used = 0.0  # event-loop time of the latest wake or run end
         self._idle_watch: asyncio.Task | None = None
         self.given_back = 0  # times the pool gave its kernels back when idle (for tests and the log)
+        self._yielding: set[int] = set()  # pids of kernels importing ahead at idle CPU priority
 
     def start(self) -> None:
         """Begin filling the pool now (call on the event loop that will use it); the same as :meth:`wake`."""
@@ -267,6 +278,8 @@ class WarmKernelPool:
 
     def end_run(self) -> None:
         self._runs = max(0, self._runs - 1)
+        if not self._runs:
+            self._stop_yielding()
         if not self._closed:
             self._last_used = asyncio.get_running_loop().time()  # idle from the run's end
 
@@ -329,16 +342,41 @@ class WarmKernelPool:
             task.add_done_callback(self._started)
 
     async def _start_one(self, modules: tuple[str, ...]) -> tuple[Kernel, tuple[str, ...]]:
-        warmup = (
+        kernel = await start_kernel(self.kernel_name, self.cwd, log=self.log, forker=self.forker)
+        if modules:
+            try:
+                await self._preload_into(kernel, modules)
+            except BaseException:  # cancelled (given back, closed): a kernel nobody will take
+                await kernel.shutdown()
+                raise
+        return kernel, modules
+
+    async def _preload_into(self, kernel: Kernel, modules: tuple[str, ...]) -> None:
+        """Import ``modules`` into a waiting kernel (:mod:`jupyter_ext.runtime.preload`). While a run of this
+        process is in progress, at idle CPU priority: the kernel's session's scheduling group goes to
+        autogroup nice 19, so the import (numpy ~0.1 s of CPU, pandas and scikit-learn seconds) takes only
+        CPU time the run's steps do not want, instead of a core's share from them. Back to 0 when done, when
+        the runs end (so that other users' work cannot starve it), or when a run waits for it (:meth:`take`)."""
+        code = (
             "__import__('jupyter_ext.runtime.preload', fromlist=['_']).import_installed("
             f"{list(modules)!r}, {self._local!r})"
-            if modules
-            else ""
         )
-        kernel = await start_kernel(
-            self.kernel_name, self.cwd, warmup=warmup, log=self.log, forker=self.forker
-        )
-        return kernel, modules
+        pid = kernel_pid(kernel)
+        if pid is not None and self._runs:
+            self._yielding.add(pid)
+            set_autogroup_nice(pid, IDLE_AUTOGROUP_NICE)
+        try:
+            await warm_up(kernel.client, code)
+        finally:
+            if pid in self._yielding:
+                self._yielding.discard(pid)
+                set_autogroup_nice(pid, 0)
+
+    def _stop_yielding(self) -> None:
+        """Kernels importing at idle priority get a core's share again (a run waits for one, or none runs)."""
+        for pid in self._yielding:
+            set_autogroup_nice(pid, 0)
+        self._yielding.clear()
 
     def _started(self, task: asyncio.Task) -> None:
         ours = task in self._starting  # not when given back while it started (a kernel of the old forker)
@@ -366,6 +404,7 @@ class WarmKernelPool:
         if kernel_name != self.kernel_name:
             return None
         if not self._ready and self._starting and not self._closed:
+            self._stop_yielding()  # this run waits for it
             # One on its way is ready sooner than a new one: both fork from the same server, and a new start
             # would compete with it for the cores. Only the starts under way now are waited for (once), so a
             # busy server cannot keep a run waiting on refills that other runs take.

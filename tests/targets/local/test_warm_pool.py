@@ -4,6 +4,7 @@ notebook's directory, and is gone after it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import psutil
@@ -11,7 +12,8 @@ import pytest
 
 from jupyter_ext.records.models import RunStatus
 from jupyter_ext.services.runs import RunRequest, RunService
-from jupyter_ext.targets.local.kernels import WarmKernelPool
+from jupyter_ext.targets.local.kernels import WarmKernelPool, kernel_pid
+from tests.tracking.test_background_tracking import autogroup_nice, autogroups_on
 
 pytestmark = pytest.mark.slow
 
@@ -268,3 +270,45 @@ def test_a_preloaded_kernel_never_serves_where_the_project_shadows_what_it_impor
     while any(psutil.pid_exists(pid) for pid in waiting) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(psutil.pid_exists(pid) for pid in waiting)  # the refused kernels were shut down
+
+
+@pytest.mark.skipif(
+    not autogroups_on(), reason="the kernel gives new sessions no scheduling group of their own"
+)
+def test_a_kernel_importing_ahead_during_a_run_yields_the_cpu_until_a_run_waits_for_it(tmp_path, monkeypatch):
+    """While a run is in progress, a waiting kernel imports the notebook's modules at autogroup nice 19 (the
+    run's steps get the CPU first); at 0 again as soon as a run waits for it, or when the runs end."""
+    site, root = tmp_path / "site", tmp_path / "root"
+    site.mkdir()
+    root.mkdir()
+    (site / "slowmod.py").write_text("import time\ntime.sleep(3)\n")  # an installed module, slow to import
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+
+    async def importing(pool: WarmKernelPool) -> int:
+        for _ in range(1200):
+            if pool._yielding:
+                return next(iter(pool._yielding))
+            await asyncio.sleep(0.02)
+        raise AssertionError("no kernel imported ahead at idle priority")
+
+    async def scenario():
+        pool = WarmKernelPool(1, cwd=root)
+        pool.preload(["slowmod"], local=[])
+        pool.begin_run()  # a run is in progress: the pool starts, its kernel imports at idle priority
+        try:
+            first = await importing(pool)
+            during_the_run = autogroup_nice(first)
+            taking = asyncio.ensure_future(pool.take("python3", root, ["slowmod"]))
+            await asyncio.sleep(0.3)
+            once_a_run_waits = autogroup_nice(first)
+            kernel = await taking
+            handed_out = kernel_pid(kernel)
+            await kernel.shutdown()
+            second = await importing(pool)  # the refill, while the run still runs
+            pool.end_run()
+            once_the_runs_end = autogroup_nice(second)
+            return during_the_run, once_a_run_waits, handed_out == first, once_the_runs_end
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()) == (19, 0, True, 0)
