@@ -12,6 +12,7 @@ between them, as the benchmark does), printing for each:
     disk          pages dirtied and written (/proc/vmstat) during the snapshot, and how many were still
                   dirty or under writeback when the objects were done
     idle          wall x cores - CPU: core time nobody used (waiting for the disk, or for the GIL)
+    --background  as a local run takes it: the time take_snapshot returned (ready) and the durable end
     create probe  the CPU of creating as many empty files in a fresh directory right after: the per-file
                   cost of the filesystem at that moment (on ext4 without a journal it grows with the
                   inodes deleted nearby in the last minutes)
@@ -155,8 +156,8 @@ def probing() -> Iterator[Probe]:
     real_writing = SnapshotStore.writing
 
     @contextmanager
-    def writing(store: Any) -> Iterator[None]:
-        with real_writing(store):
+    def writing(store: Any, **options: Any) -> Iterator[None]:
+        with real_writing(store, **options):
             yield
             probe.mark("all objects hashed and copied; waiting for the fsync pool")
             probe.vm_done = vmstat()
@@ -202,6 +203,11 @@ def main() -> None:
     parser = data_arguments(__doc__, workers="snapshot threads (default: one per core, at most 4)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync objects before the manifest")
     parser.add_argument("--repeat", type=int, default=1, help="snapshots to profile (default 1)")
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="as a local run takes it (durable='background'): marks when take_snapshot returns, then waits",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="profile-snapshot-", dir=args.dir))
@@ -226,7 +232,16 @@ def main() -> None:
             vm_before = vmstat()
             with probing() as probe:
                 started_cpu = os.times()
-                take_snapshot(project / "bench.ipynb", store=store, workers=args.workers)
+                snapshot = take_snapshot(
+                    project / "bench.ipynb",
+                    store=store,
+                    workers=args.workers,
+                    durable="background" if args.background else "wait",
+                )
+                if args.background:
+                    probe.mark("take_snapshot returned: ready for the run")
+                    snapshot.wait_durable()
+                    probe.mark("durable (wait_durable returned)")
                 wall = time.perf_counter() - probe.start
                 ended_cpu = os.times()
             spent = os.times_result(
