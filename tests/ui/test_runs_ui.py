@@ -375,3 +375,10 @@ def test_the_run_summary_fits_a_narrow_view_and_stays_put_when_the_run_ends(page
     narrow_runs_view(page, 280)
     assert_laid_out_cleanly(page.evaluate(RUN_LAYOUT_JS, run_id))
     ui.shot("25c-narrow-run-280px")
+
+    # from 720 px a run is one line, still clean
+    narrow_runs_view(page, 730)
+    wide = page.evaluate(RUN_LAYOUT_JS, run_id)
+    assert_laid_out_cleanly(wide)
+    assert max(top for _, top, _, _ in wide["parts"]) - min(top for _, top, _, _ in wide["parts"]) < 8, wide
+    ui.shot("25d-run-one-line-730px")
