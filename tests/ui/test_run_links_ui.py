@@ -7,6 +7,7 @@ MLflow run id and how to open it; a record whose link is not http(s) never becom
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -195,6 +196,15 @@ def test_a_kfp_link_recorded_as_a_path_opens_where_the_browser_reaches_the_kfp_u
 
     plugin = f"{lab.url}/lab/api/settings/cellpipe-labextension:plugin"
     headers = {"Authorization": f"token {lab.token}"}
+    for wrong in ("kubeflow.example.com", "javascript:alert(1)"):  # the Settings Editor names the mistake
+        answer = requests.put(
+            plugin, headers=headers, json={"raw": json.dumps({"kfpUiBase": wrong})}, timeout=30
+        )
+        assert answer.status_code == 400 and "kfpUiBase" in answer.text, (
+            wrong,
+            answer.status_code,
+            answer.text,
+        )
     answer = requests.put(
         plugin, headers=headers, json={"raw": '{"kfpUiBase": "https://kubeflow.example.com"}'}, timeout=30
     )
