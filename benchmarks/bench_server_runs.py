@@ -173,7 +173,7 @@ def measure(
             record = read(server, run_id)
             if record["status"] != "succeeded":
                 raise SystemExit(f"run failed: {record}")
-            runs.wholes.append(stamp(record["finished"]) - started)  # the status turned final then
+            runs.wholes.append(float(record["finished"]) - started)  # epoch s: when it turned final
             TRACKING.append(
                 (record["timings"].get("tracking_wait_s", 0.0), bool(record["tracking"]["mlflow_run_id"]))
             )
@@ -222,10 +222,12 @@ def main() -> None:
             (str(pool), [f"--CellpipeApp.kernel_pool_size={pool}"]) for pool in args.pool
         ]
         rows = [
-            measure(root, nb, label, server_args, args.repeat, args.think) for label, server_args in servers
+            measure(root, nb, label, server_args, repeat=args.repeat, think=args.think, poll=args.poll)
+            for label, server_args in servers
         ]
     print(
-        f"two-branch notebook, work {args.work}s, cores {os.cpu_count()}, repeats {args.repeat}, think {args.think}s"
+        f"two-branch notebook, work {args.work}s ({'CPU work' if args.cpu else 'wall-clock busy loop'}), "
+        f"cores {os.cpu_count()}, repeats {args.repeat}, think {args.think}s, poll {args.poll}s"
     )
     print(f"papermill (baseline, same run): {papermill:.2f} s wall, {papermill_cpu:.2f} s CPU")
     print("medians of each server's runs after its first; its first run (the server's first use) beside")

@@ -254,6 +254,7 @@ class WarmKernelPool:
         self._idle_watch: asyncio.Task | None = None
         self.given_back = 0  # times the pool gave its kernels back when idle (for tests and the log)
         self._yielding: set[int] = set()  # pids of kernels importing ahead at idle CPU priority
+        self._takers = 0  # runs waiting in take() for a kernel still starting (it must not yield the CPU)
 
     def start(self) -> None:
         """Begin filling the pool now (call on the event loop that will use it); the same as :meth:`wake`."""
@@ -362,7 +363,7 @@ class WarmKernelPool:
             f"{list(modules)!r}, {self._local!r})"
         )
         pid = kernel_pid(kernel)
-        if pid is not None and self._runs:
+        if pid is not None and self._runs and not self._takers:  # nobody waits for this kernel now
             self._yielding.add(pid)
             set_autogroup_nice(pid, IDLE_AUTOGROUP_NICE)
         try:
@@ -404,11 +405,16 @@ class WarmKernelPool:
         if kernel_name != self.kernel_name:
             return None
         if not self._ready and self._starting and not self._closed:
-            self._stop_yielding()  # this run waits for it
             # One on its way is ready sooner than a new one: both fork from the same server, and a new start
             # would compete with it for the cores. Only the starts under way now are waited for (once), so a
-            # busy server cannot keep a run waiting on refills that other runs take.
-            await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
+            # busy server cannot keep a run waiting on refills that other runs take. Meanwhile none of them
+            # imports at idle priority: this run waits for it.
+            self._takers += 1
+            self._stop_yielding()
+            try:
+                await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._takers -= 1
         while self._ready and not self._closed:
             kernel, imported_ahead = self._ready.pop(0)
             self._fill()

@@ -312,3 +312,19 @@ def test_a_kernel_importing_ahead_during_a_run_yields_the_cpu_until_a_run_waits_
             await pool.close()
 
     assert asyncio.run(scenario()) == (19, 0, True, 0)
+
+    async def waited_for():
+        pool = WarmKernelPool(1, cwd=root)
+        pool.preload(["slowmod"], local=[])
+        pool.begin_run()
+        try:  # a run waits for the kernel from its start: it never imports at idle priority
+            taking, yielded = asyncio.ensure_future(pool.take("python3", root, ["slowmod"])), set()
+            while not taking.done():
+                yielded |= pool._yielding
+                await asyncio.sleep(0.02)
+            await taking.result().shutdown()
+            return yielded
+        finally:
+            await pool.close()
+
+    assert asyncio.run(waited_for()) == set()
