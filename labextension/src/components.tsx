@@ -1,6 +1,6 @@
 /** Pieces the runs and schedules views share: their chrome (title, refresh, error, empty state). */
 import * as React from 'react';
-import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import { Button, caretDownEmptyIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { ApiError } from './api';
 
 /** A failed server call, said where the user is looking. */
@@ -60,4 +60,17 @@ export function AfterRender(props: { then: () => void }): null {
 export function focusLost(): boolean {
   const active = document.activeElement;
   return !active || active === document.body || (active as HTMLButtonElement).disabled === true;
+}
+
+/**
+ * A form's drop-down as JupyterLab's own dialogs draw one (`Styling.wrapSelect`): the styled select in its
+ * wrapper with the caret icon; a bare `select.jp-mod-styled` has no caret and reads as a text field.
+ */
+export function StyledSelect(props: React.SelectHTMLAttributes<HTMLSelectElement>): JSX.Element {
+  return (
+    <div className="jp-select-wrapper cp-Select">
+      <select {...props} className="jp-mod-styled" />
+      <caretDownEmptyIcon.react tag="span" stylesheet="select" right="8px" top="5px" width="18px" />
+    </div>
+  );
 }

@@ -19,7 +19,7 @@ import { PipelineActions } from './actions';
 import { BOX, IEdgePath, LABEL_CHARS, layoutPipeline } from './dag';
 import { NotebookState, warningText } from './tracker';
 import { pipelineIcon } from './icons';
-import { ErrorBanner } from './components';
+import { ErrorBanner, StyledSelect } from './components';
 
 /** rjsf's AJV validator, typed for JupyterLab's form (same rjsf version; the generics differ only). */
 const formValidator = validator as unknown as IFormComponentProps['validator'];
@@ -358,8 +358,7 @@ function TargetSelect(props: { host: IPanelHost; path: string }): JSX.Element {
     <div className="cp-Target">
       <label>
         <span>Run on</span>
-        <select
-          className="jp-mod-styled"
+        <StyledSelect
           value={current}
           onChange={e => actions.setTarget(props.path, e.target.value)}
           aria-label="Target"
@@ -370,7 +369,7 @@ function TargetSelect(props: { host: IPanelHost; path: string }): JSX.Element {
               {t.available ? '' : ' (unavailable)'}
             </option>
           ))}
-        </select>
+        </StyledSelect>
       </label>
       {unavailable.length > 0 && (
         <ul className="cp-Target-reasons">

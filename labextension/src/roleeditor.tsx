@@ -7,6 +7,7 @@ import * as React from 'react';
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { stepsAbove, stepsStartingElsewhere } from './chips';
+import { StyledSelect } from './components';
 import {
   ICellRole,
   RoleKind,
@@ -128,8 +129,7 @@ function RoleEditor(props: IEditorProps): JSX.Element {
             {field('memory', 'Memory', 'e.g. 4Gi')}
             <label className="cp-RoleEditor-field">
               <span>Cache</span>
-              <select
-                className="jp-mod-styled"
+              <StyledSelect
                 name="cache"
                 value={role.cache}
                 onChange={e => update({ cache: e.target.value as ICellRole['cache'] })}
@@ -137,7 +137,7 @@ function RoleEditor(props: IEditorProps): JSX.Element {
                 <option value="default">default</option>
                 <option value="enabled">enabled</option>
                 <option value="disabled">disabled</option>
-              </select>
+              </StyledSelect>
             </label>
           </div>
           {field('image', 'Image', 'default: the notebook image')}

@@ -6,7 +6,7 @@
 import * as React from 'react';
 import { Dialog, Notification, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { Button } from '@jupyterlab/ui-components';
-import { AfterRender, focusLost, ListChrome } from './components';
+import { AfterRender, focusLost, ListChrome, StyledSelect } from './components';
 import {
   ApiError,
   CellpipeClient,
@@ -143,8 +143,7 @@ function ScheduleForm(props: {
       <div className="cp-RoleEditor-grid">
         <label className="cp-RoleEditor-field">
           <span>Timezone</span>
-          <select
-            className="jp-mod-styled"
+          <StyledSelect
             name="timezone"
             value={draft.timezone}
             onChange={e => update({ timezone: e.target.value })}
@@ -152,12 +151,11 @@ function ScheduleForm(props: {
             {timezones().map(z => (
               <option key={z}>{z}</option>
             ))}
-          </select>
+          </StyledSelect>
         </label>
         <label className="cp-RoleEditor-field">
           <span>Run on</span>
-          <select
-            className="jp-mod-styled"
+          <StyledSelect
             name="target"
             value={draft.target}
             onChange={e => update({ target: e.target.value })}
@@ -167,19 +165,18 @@ function ScheduleForm(props: {
                 {t.label}
               </option>
             ))}
-          </select>
+          </StyledSelect>
         </label>
         <label className="cp-RoleEditor-field">
           <span>Missed while the server was down</span>
-          <select
-            className="jp-mod-styled"
+          <StyledSelect
             name="catch_up"
             value={draft.catch_up}
             onChange={e => update({ catch_up: e.target.value as IDraft['catch_up'] })}
           >
             <option value="skip">skip them</option>
             <option value="once">run once</option>
-          </select>
+          </StyledSelect>
         </label>
       </div>
       {props.parameters.length > 0 && (

@@ -288,6 +288,21 @@ class UI:
             entry.wait_for(timeout=15_000)
             return entry
 
+    def assert_drop_downs_look_like_jupyterlabs(self, scope) -> None:
+        """Every drop-down in `scope` is drawn as in JupyterLab's own dialogs: a styled select with the caret
+        icon inside its right end (a bare styled select has none and reads as a text field)."""
+        carets = scope.locator("select").evaluate_all(
+            """selects => selects.map(select => {
+              const icon = select.parentElement.querySelector(':scope > span > svg');
+              if (!icon || !select.matches('.jp-select-wrapper > select.jp-mod-styled')) return select.name || 'select';
+              const s = select.getBoundingClientRect(), i = icon.getBoundingClientRect();
+              const inside = i.width > 0 && i.left >= s.left + s.width / 2 && i.right <= s.right
+                && i.top >= s.top && i.bottom <= s.bottom;
+              return inside ? null : select.name || 'select';
+            })"""
+        )
+        assert carets and not any(carets), f"drop-downs without JupyterLab's caret: {carets}"
+
     def copy_notebook(self, source: str, name: str) -> None:
         (self.lab.root / name).write_text((self.lab.root / source).read_text())
 

@@ -25,6 +25,7 @@ def test_example_notebook_shows_roles_and_its_pipeline(page, lab, ui):
     edge_labels = page.eval_on_selector_all(".cp-Dag-edge text", "nodes => nodes.map(n => n.textContent)")
     assert any("model" in label for label in edge_labels), edge_labels
     ui.shot("01-example-notebook-chips-and-dag")
+    ui.assert_drop_downs_look_like_jupyterlabs(page.locator(".cp-Panel .cp-Target"))
     assert not page.console_errors
 
 

@@ -32,6 +32,7 @@ def test_create_pause_and_delete_a_schedule(page, lab, ui):
     # the fields of a row line up, also below a label that wraps ("Missed while the server was down")
     boxes = [form.locator(f'select[name="{n}"]').bounding_box() for n in ("timezone", "target", "catch_up")]
     assert len({round(b["y"]) for b in boxes}) == 1 and len({round(b["height"]) for b in boxes}) == 1, boxes
+    ui.assert_drop_downs_look_like_jupyterlabs(form)
     ui.shot("14-schedule-dialog")
     with page.expect_response(
         lambda r: r.url.endswith("/cellpipe/api/schedules") and r.request.method == "POST"
