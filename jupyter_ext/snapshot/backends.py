@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from jupyter_ext.snapshot.copying import write_out
+from jupyter_ext.snapshot.durability import lower_priority
 from jupyter_ext.snapshot.hashing import write_all
 from jupyter_ext.util import PRIVATE_FILE_MODE, open_private, private_dir, writer_unique_name
 
@@ -354,7 +355,12 @@ class LocalBackend(Backend):
             self._batches += 1
             self._deferring += defer
             if self._publisher is None:
-                self._publisher = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="cellpipe-fsync")
+                # a deferring batch's syncs run beside a starting run: they give way to it (durability.py)
+                self._publisher = ThreadPoolExecutor(
+                    PUBLISH_THREADS,
+                    thread_name_prefix="cellpipe-fsync",
+                    initializer=lower_priority if defer else None,
+                )
         try:
             yield
             self._wait_pending(raise_errors=True)

@@ -49,8 +49,11 @@ class HeldSyncs:
         self.waiting = threading.Event()  # some background fsync is held
         real_fsync = os.fsync
 
+        self.niceness: set[int] = set()  # of the background threads that synced
+
         def fsync(fd: int) -> None:
             if threading.current_thread().name.startswith(BACKGROUND_THREADS):
+                self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
                 self.waiting.set()
                 self.released.wait(60)
             real_fsync(fd)
@@ -87,6 +90,8 @@ def test_it_returns_with_the_data_captured_before_the_disk_part_and_readers_wait
     assert snapshot.wait_durable(timeout=60) and snapshot.is_durable
     reader.join(60)
     assert looked_up == [snapshot.id]
+    own = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's
+    assert held.niceness == {min(19, own + durability.BACKGROUND_NICENESS)}  # they give way to the run
     store = SnapshotStore.open(store_root)
     assert store.ids() == [snapshot.id] and store.verify(snapshot.id).ok
     restore(store, snapshot.id, tmp_path / "copy")
