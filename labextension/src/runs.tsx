@@ -170,8 +170,8 @@ export class RunsView extends ReactWidget {
           }}
         >
           {/* A grid of fixed places (base.css): what changes while a run goes on (status, the
-              moving duration, "cancelling") never moves or re-wraps what is beside it */}
-          {/* JupyterLab's caret, as its running-sessions and extension lists draw one */}
+              moving duration, "cancelling") never moves or re-wraps what is beside it. The caret
+              is JupyterLab's, as its running-sessions and extension lists draw one. */}
           {open ? (
             <caretDownIcon.react tag="span" className="cp-Caret" />
           ) : (

@@ -155,7 +155,7 @@ def test_cancel_a_long_run(page, lab, ui):
 
 def test_a_terminal_run_cancelled_from_the_browser_shows_cancelling_until_it_stops(page, lab, ui):
     """A `cellpipe run` in a terminal, cancelled from JupyterLab: while its process has not acted on the
-    request (held with SIGSTOP here, so the state lasts) the run shows "cancelling…"; then it is cancelled."""
+    request (held with SIGSTOP here, so the state lasts) the run shows a "cancelling" badge; then it is cancelled."""
     ui.write_notebook(
         "terminal.ipynb",
         [(["step:wait"], "import time\ntime.sleep(300)\ndone = True"), (["step:after"], "print(done)")],
