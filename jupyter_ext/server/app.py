@@ -316,9 +316,9 @@ class CellpipeApp(ExtensionApp):
         """A user who may run it had ``notebook`` analysed (the front end does when it opens one): start the
         kernel pool if it waits for its first use, its kernels importing the installed modules the notebook's
         prelude begins with (``prelude``: its cells' sources), as a run of it would. Not on the server's
-        start: a server on a hub that nobody uses holds no kernels. The first call also imports what a run
-        imports on first use."""
-        from jupyter_ext.services.runs import import_run_path
+        start: a server on a hub that nobody uses holds no kernels. The first call also does what a run does
+        once per process (imports, nbformat's validator), so that the first run does not."""
+        from jupyter_ext.services.runs import warm_up_run_path
         from jupyter_ext.targets.local.kernels import imported_modules, leading_imports
 
         pool = self.run_service.kernel_pool
@@ -331,7 +331,7 @@ class CellpipeApp(ExtensionApp):
             pool.wake()
         if not self._run_path_imported:
             self._run_path_imported = True
-            await asyncio.to_thread(import_run_path)
+            await asyncio.to_thread(warm_up_run_path)
 
     def initialize_handlers(self) -> None:
         for module in self._route_modules:
