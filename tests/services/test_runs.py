@@ -3,6 +3,7 @@ that do not fail the run, background runs with a queue, cancel, delete, rerun.""
 
 import asyncio
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from jupyter_ext.records.models import RunStatus, StepStatus, TrackingStatus
 from jupyter_ext.services.runs import RunRequest, RunService
 from jupyter_ext.snapshot import SnapshotStore, restore
 from jupyter_ext.tracking import background
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -259,14 +261,37 @@ def test_a_local_run_starts_before_its_snapshot_is_durable_and_ends_after(write_
     assert (restored.directory / "data.txt").read_text() == "as it was\n"
 
 
-def test_a_snapshot_that_cannot_be_stored_fails_the_run_keeping_its_results(write_notebook, data_dir):
+def test_a_snapshot_that_cannot_be_stored_fails_the_run_keeping_its_results(
+    write_notebook, data_dir, tmp_path
+):
     """A real failure of the snapshot's disk part (the store's snapshots/ is a file: no manifest can be
-    written) after the run started: the record says so and names no snapshot, the steps' results stay."""
+    written) after the run started: the record says so and names no snapshot, the steps' results stay,
+    and the MLflow run (created while the run executed, when the id was still expected) is corrected."""
     store_root = data_dir / "store"
     store_root.mkdir(parents=True)
     (store_root / "snapshots").write_text("not a directory")
+    flag = tmp_path / "mlflow-run-exists"
+    notebook = write_notebook(
+        [
+            (["step:make"], f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)"),
+            (["step:total"], "total = 1"),
+            (["pipeline-metrics"], "total"),
+        ]
+    )
     service = RunService(data_dir)
-    record = service.run(RunRequest(notebook=write_notebook(CELLS), track=False))
+    prepared = service.prepare(RunRequest(notebook=notebook))
+    record = service.create_record(prepared)
+    finished = []
+    running = threading.Thread(target=lambda: finished.append(service.run_prepared(record, prepared)))
+    running.start()
+    wait_until(
+        lambda: getattr(service.store.tracking_of(record.id), "mlflow_run_id", None),
+        timeout=120,
+        what="the tracking worker to create the MLflow run while the run executes",
+    )
+    flag.touch()
+    running.join(120)
+    record = finished[0]
     assert record.status is RunStatus.FAILED and record.metrics == {"total": 1.0}
     assert [step.status for step in record.steps] == [StepStatus.SUCCEEDED, StepStatus.SUCCEEDED]
     assert record.snapshot_id is None
@@ -277,6 +302,15 @@ def test_a_snapshot_that_cannot_be_stored_fails_the_run_keeping_its_results(writ
     assert len(not_stored["id"]) == 64 and not_stored["reason"].startswith(
         "cannot write to the snapshot store"
     )
-    assert service.get(record.id) == record
     with pytest.raises(CellpipeError, match="has no snapshot to run from"):
         service.rerun_request(record.id)
+    from mlflow.tracking import MlflowClient
+
+    tracked = service.wait_for_tracking(record.id)
+    assert tracked.tracking.status is TrackingStatus.OK and tracked.snapshot_id is None
+    tags = (
+        MlflowClient(tracking_uri=tracked.tracking.tracking_uri)
+        .get_run(tracked.tracking.mlflow_run_id)
+        .data.tags
+    )
+    assert tags["cellpipe.snapshot_id"] == "" and tags["cellpipe.run_id"] == record.id
