@@ -92,6 +92,15 @@ def fork_servers(pid: int) -> set[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """Whether a process exists and has not ended (an ended one waits as a zombie until its parent, or
+    whoever adopted it, reaps it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def analyse(server, path: str = "branches.ipynb") -> None:
     answer = server.api("POST", "analyse", json={"path": path})
     assert answer.status_code == 200, answer.text
@@ -127,7 +136,7 @@ def test_an_idle_pool_gives_its_kernels_back_and_starts_again_when_used(launch):
     forker = fork_servers(server.process.pid)
     assert len(forker) == 1
     wait_for(lambda: not kernel_children(server.process.pid) and not fork_servers(server.process.pid))
-    assert not any(psutil.pid_exists(pid) for pid in first | forker)
+    wait_for(lambda: not any(running(pid) for pid in first | forker), timeout=30)
     analyse(server)  # the user is back
     again = wait_for(lambda: (found := kernel_children(server.process.pid)) and len(found) >= 3 and found)
     assert not again & first
@@ -155,4 +164,4 @@ def test_stopping_the_server_stops_the_pools_kernels_and_fork_server(launch):
     kernels = wait_for(lambda: (found := kernel_children(server.process.pid)) and len(found) >= 3 and found)
     processes = kernels | fork_servers(server.process.pid)
     server.stop()
-    wait_for(lambda: not any(psutil.pid_exists(pid) for pid in processes), timeout=30)
+    wait_for(lambda: not any(running(pid) for pid in processes), timeout=30)

@@ -291,7 +291,9 @@ class WarmKernelPool:
                 due = self._last_used + self.idle_timeout
                 if loop.time() >= due and not self._runs:
                     await self._give_back()
-                    return
+                    if not self._awake:  # else woken while giving back: watch that use too
+                        return
+                    continue
                 await asyncio.sleep(max(due - loop.time(), min(self.idle_timeout, 1.0)))
         finally:
             self._idle_watch = None
