@@ -1,6 +1,6 @@
 """The time line of one run started from the Jupyter server ("Run as pipeline"): where its wall time goes.
 
-    python benchmarks/profile_server_run.py [--work 1.0] [--pool N] [--runs 2] [--think 3]
+    python benchmarks/profile_server_run.py [--work 1.0] [--pool N] [--runs 2] [--think 3] [--cpu]
 
 Starts a real `jupyter server` on the default settings (or with a kernel pool of POOL kernels); RUNS + 1
 times (run 0 is the server's first: it also pays the server's first-use imports and the MLflow worker's start),
@@ -69,11 +69,14 @@ def main() -> None:
     parser.add_argument(
         "--poll", type=float, default=0.25, help="seconds between GET runs/{id} (default 0.25)"
     )
+    parser.add_argument(
+        "--cpu", action="store_true", help="branches do a fixed amount of CPU work, not a busy wait"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         root.mkdir()
-        nb = notebook(root / "branches.ipynb", args.work)
+        nb = notebook(root / "branches.ipynb", args.work, cpu=args.cpu)
         os.environ.pop("CELLPIPE_KERNEL_POOL_SIZE", None)  # the default is the product's, not this shell's
         pool = [] if args.pool is None else [f"--CellpipeApp.kernel_pool_size={args.pool}"]
         server = Server(root, *pool)
