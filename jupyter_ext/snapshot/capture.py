@@ -121,9 +121,8 @@ def take_snapshot(
     store = store if isinstance(store, SnapshotStore) else open_store(store, notebook_path=path)
 
     with contextlib.ExitStack() as held:
-        held.enter_context(
-            store.backend.lock(exclusive=False)
-        )  # 'cellpipe gc' waits: our objects are not garbage yet
+        # 'cellpipe gc' waits: our objects are not garbage yet (held until the manifest names them)
+        held.enter_context(store.backend.lock(exclusive=False))
         store.clean_temp()  # what a killed snapshot left behind
         collector = Collector(
             path,

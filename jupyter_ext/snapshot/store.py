@@ -192,7 +192,7 @@ class SnapshotStore:
     def identity(self) -> str:
         """What names this store among the snapshots this process is still making durable (durability.py):
         its directory when local, else its URL."""
-        return str(self.backend.root) if isinstance(self.backend, LocalBackend) else self.url
+        return str(self.local_root) if self.local_root is not None else self.url
 
     @property
     def local_root(self) -> Path | None:

@@ -201,6 +201,13 @@ def leading_imports(sources: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _preload_call(function: str, *args: object) -> str:
+    """Code that calls ``function`` of :mod:`jupyter_ext.runtime.preload` in a kernel with literal ``args``,
+    binding no name in the user's namespace."""
+    arguments = ", ".join(repr(arg) for arg in args)
+    return f"__import__('jupyter_ext.runtime.preload', fromlist=['_']).{function}({arguments})"
+
+
 def imported_modules(statements: str) -> list[str]:
     """The absolute module names some import statements (:func:`leading_imports`'s code) load, in order."""
     import ast
@@ -300,13 +307,18 @@ class WarmKernelPool:
 
     async def _give_back(self) -> None:
         """Stop the waiting kernels and the fork server. Nothing else uses them: no run is in progress (a
-        run's kernels fork from the server, and die with it). A later wake forks from a new fork server;
-        everything is detached before the first await, so a wake meanwhile never gets a kernel of the old one."""
+        run's kernels fork from the server, and die with it). A later wake forks from a new fork server,
+        in place before the first await, so a wake meanwhile never gets a kernel of the old one."""
         self._awake = False
         self.given_back += 1
+        forker, self.forker = self.forker, KernelForkServer(log=self.log)
+        await self._stop_kernels(forker)
+
+    async def _stop_kernels(self, forker: KernelForkServer) -> None:
+        """Stop the kernels starting and waiting (detached from the pool before the first await), then
+        ``forker``, the fork server they came from."""
         starting, self._starting = set(self._starting), set()
         kernels, self._ready = self.waiting, []
-        forker, self.forker = self.forker, KernelForkServer(log=self.log)
         for task in starting:
             task.cancel()
         await asyncio.gather(*starting, return_exceptions=True)
@@ -335,9 +347,8 @@ class WarmKernelPool:
         self._fill()
 
     def _fill(self) -> None:
-        if (
-            not self._awake or self._closed or self._failures >= 3 or self._holds
-        ):  # failing: runs start theirs
+        # asleep, closed, failing (runs start their own kernels) or a run's kernels are starting
+        if not self._awake or self._closed or self._failures >= 3 or self._holds:
             return
         while len(self._ready) + len(self._starting) < self.size:
             task = asyncio.ensure_future(self._start_one(self._preload))
@@ -360,10 +371,7 @@ class WarmKernelPool:
         autogroup nice 19, so the import (numpy ~0.1 s of CPU, pandas and scikit-learn seconds) takes only
         CPU time the run's steps do not want, instead of a core's share from them. Back to 0 when done, when
         the runs end (so that other users' work cannot starve it), or when a run waits for it (:meth:`take`)."""
-        code = (
-            "__import__('jupyter_ext.runtime.preload', fromlist=['_']).import_installed("
-            f"{list(modules)!r}, {self._local!r})"
-        )
+        code = _preload_call("import_installed", list(modules), self._local)
         pid = kernel_pid(kernel)
         if pid is not None and self._runs and not self._takers:  # nobody waits for this kernel now
             self._yielding.add(pid)
@@ -426,7 +434,7 @@ class WarmKernelPool:
             if imported_ahead:
                 # into the run's directory, refused where a module it imported ahead is shadowed by one of
                 # the project's (the step must import the project's own): a new kernel serves instead
-                code = f"__import__('jupyter_ext.runtime.preload', fromlist=['_']).enter({str(cwd)!r})"
+                code = _preload_call("enter", str(cwd))
             elif str(cwd) != self.cwd:  # started before the run's directory was known
                 code = f"import os as _cellpipe_os; _cellpipe_os.chdir({str(cwd)!r}); del _cellpipe_os"
             else:
@@ -449,9 +457,4 @@ class WarmKernelPool:
         self._closed = True
         if self._idle_watch is not None:
             self._idle_watch.cancel()
-        for task in list(self._starting):
-            task.cancel()
-        await asyncio.gather(*self._starting, return_exceptions=True)
-        kernels, self._ready = self.waiting, []
-        await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
-        await asyncio.to_thread(self.forker.close)
+        await self._stop_kernels(self.forker)
